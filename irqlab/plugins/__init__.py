@@ -1,0 +1,1 @@
+"""Plugins: the contract (:mod:`.api`), discovery (:mod:`.registry`) and the built-ins."""

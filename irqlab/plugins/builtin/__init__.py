@@ -1,0 +1,1 @@
+"""irqlab's built-in plugins, registered through the ``irqlab.plugins`` entry points."""

@@ -1,0 +1,104 @@
+"""Built-in handler policies: what the receiving level's interrupt handler does.
+
+Each returns a program of :class:`~irqlab.plugins.api.Step` s for one vector,
+depending on whether the vector's devices are serviced at the receiving level
+(``site.serviced_locally``) or forwarded to the deeper level (L2).
+"""
+
+from __future__ import annotations
+
+from irqlab.plugins.api import HandlerPolicy, Param, Site, Step
+
+BODY = Param("body", "time", "costs.handler", "handler time before its first action", min=0)
+
+
+class LowerThenEoi(HandlerPolicy):
+    """A correct driver: the line is lowered before the EOI.
+
+    Serviced here: service the device (which lowers the line), then EOI.
+    Serviced by L2: forward to L2, keep the vector in service until L2 has
+    serviced the device, then EOI (what Liran Alon recommended in the seed
+    thread: "use vmcs12 to inject interrupt to L2 and allow L2 interrupt
+    handler to first lower the irq-line and only then perform EOI").
+    """
+
+    name = "lower_then_eoi"
+    version = "1.0"
+    params = (BODY,)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.serviced_locally:
+            return (Step("SERVICE", "body"), Step("EOI"), Step("RETURN", "costs.resume"))
+        return (Step("FORWARD", "body"), Step("WAIT"), Step("EOI"), Step("RETURN", "costs.resume"))
+
+
+class EoiBeforeLower(HandlerPolicy):
+    """The seed's Hyper-V: EOI while the level-triggered line is still asserted.
+
+    Serviced by L2: EOI, then forward the device to L2 and VMRESUME (the 2019
+    KVM thread: "Hyper-V does EOI for a still pending level-triggered interrupt
+    ... it needs Windows partition - L2 VM - to run and do the job").
+    Serviced here: EOI, then service (the broken level ISR behind KVM commit
+    184564efae4d: each interrupt is followed by one spurious re-delivery).
+    """
+
+    name = "eoi_before_lower"
+    version = "1.0"
+    params = (BODY,)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.serviced_locally:
+            return (Step("EOI", "body"), Step("SERVICE"), Step("RETURN", "costs.resume"))
+        return (Step("EOI", "body"), Step("FORWARD"), Step("RETURN", "costs.resume"))
+
+
+class MaskUntilServiced(HandlerPolicy):
+    """Mask the pin, EOI, unmask once the device has been serviced (VFIO-like).
+
+    Each mask and unmask is a write to an IOAPIC redirection entry: an MMIO
+    exit, to userspace with a split irqchip.
+    """
+
+    name = "mask_until_serviced"
+    version = "1.0"
+    params = (BODY,)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.delivery == "msi":
+            return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
+        if site.serviced_locally:
+            return (Step("MASK", "body"), Step("EOI"), Step("SERVICE"), Step("UNMASK"),
+                    Step("RETURN", "costs.resume"))
+        return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT"), Step("UNMASK"),
+                Step("RETURN", "costs.resume"))
+
+
+class DirectedEoi(HandlerPolicy):
+    """EOI the LAPIC, let the device be serviced, then EOI the IOAPIC directly.
+
+    What Windows does when the LAPIC advertises Directed EOI (suppress-EOI-
+    broadcast): the LAPIC EOI should not reach the IOAPIC; the later write to
+    the IOAPIC's EOI register (0xFEC00040) clears Remote IRR once the line is
+    low. If the machine only advertises the feature (``suppress_eoi_broadcast
+    quirk``, KVM's legacy split-irqchip behaviour) or does not offer it
+    (``off``), the LAPIC EOI still broadcasts and the line re-fires at once.
+    Needs an IOAPIC with an EOI register: the split irqchip (QEMU's 0x20).
+    """
+
+    name = "directed_eoi"
+    version = "1.0"
+    params = (BODY,)
+
+    @classmethod
+    def check(cls, site: Site):
+        if site.irqchip == "kernel" and site.delivery == "ioapic":
+            yield ("directed_eoi needs an IOAPIC with an EOI register; KVM's in-kernel "
+                   "IOAPIC is version 0x11 and has none (use irqchip split)", None)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.delivery == "msi" or site.trigger == "edge":
+            return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
+        if site.serviced_locally:
+            return (Step("EOI", "body"), Step("SERVICE"), Step("IOAPIC_EOI"), Step("RETURN", "costs.resume"))
+        return (Step("EOI", "body"), Step("FORWARD"), Step("WAIT"), Step("IOAPIC_EOI"),
+                Step("RETURN", "costs.resume"))

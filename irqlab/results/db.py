@@ -1,0 +1,109 @@
+"""Opening the results database: the driver's writable engine and read-only engines.
+
+``DB`` arguments on the command line may be an SQLAlchemy URL
+(``postgresql+psycopg://...``), a SQLite file, or a sweep output directory
+holding ``results.db``.
+
+SQLite specifics live only here (behind ``engine.dialect.name`` checks): WAL
+mode so readers never block the writer, a busy timeout, ``synchronous=FULL``
+for the driver, explicit ``BEGIN IMMEDIATE`` so DDL is transactional too, and
+``mode=ro`` + ``query_only`` for readers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from irqlab.errors import ScenarioError
+
+BUSY_TIMEOUT_MS = 30_000
+DB_FILE = "results.db"
+
+
+def is_url(target: str) -> bool:
+    """True if ``target`` looks like an SQLAlchemy URL rather than a path."""
+    return "://" in str(target)
+
+
+def resolve_target(target: str | os.PathLike) -> tuple[str, Path | None]:
+    """``(url, sqlite_path or None)`` for a DB argument; ScenarioError if there is no database."""
+    t = str(target)
+    if is_url(t):
+        if t.startswith("sqlite:///"):
+            p = Path(t[len("sqlite:///"):])
+            return t, p
+        return t, None
+    p = Path(t)
+    if p.is_dir():
+        p = p / DB_FILE
+    if not p.is_file():
+        raise ScenarioError(f"no results database at '{t}'",
+                            hint="give a results.db file, a sweep output directory or an SQLAlchemy URL")
+    return f"sqlite:///{p}", p
+
+
+def writer_engine(url: str) -> Any:
+    """An engine for the one writer (the sweep driver)."""
+    from sqlalchemy import create_engine, event
+
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000,
+                                                  "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _rec):  # pragma: no cover - exercised via every test
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (DDL included)
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # pragma: no cover
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def reader_engine(target: str | os.PathLike) -> Any:
+    """A read-only engine: SQLite opened with ``mode=ro`` and ``query_only``; other
+    databases with read-only sessions (PostgreSQL, MySQL)."""
+    import sqlite3
+
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
+
+    url, path = resolve_target(target)
+    if path is not None:
+        uri = f"file:{path.resolve().as_posix()}?mode=ro"
+
+        def creator():
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only=ON")
+            return conn
+
+        return create_engine("sqlite://", creator=creator, poolclass=NullPool)
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    if backend == "postgresql":
+        # every transaction of the session is READ ONLY, set at connection start-up
+        return create_engine(url, poolclass=NullPool,
+                             connect_args={"options": "-c default_transaction_read_only=on"})
+    engine = create_engine(url, poolclass=NullPool)
+
+    @event.listens_for(engine, "connect")
+    def _ro(dbapi_conn, _rec):  # pragma: no cover - needs a server
+        if backend in ("mysql", "mariadb"):
+            cur = dbapi_conn.cursor()
+            cur.execute("SET SESSION TRANSACTION READ ONLY")
+            cur.close()
+            dbapi_conn.commit()
+
+    return engine

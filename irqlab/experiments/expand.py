@@ -1,0 +1,366 @@
+"""Sweep expansion: a :class:`~irqlab.ir.Sweep` -> the list of its points.
+
+A *point* is a ``dict`` from canonical dotted path to value (a
+:class:`~irqlab.ir.Quantity`, ``str`` or ``bool``), in the order the paths
+first appear. Expansion is pure: the same sweep and scenario give the same
+points in the same order.
+
+* ``Axis``: one point per value, ``[{path: v1}, {path: v2}, ...]``.
+* ``Grid``: the Cartesian product of its items, the first item outermost
+  (like :func:`itertools.product`).
+* ``Zip``: the i-th point merges the i-th point of every item; the items must
+  have equal lengths.
+* ``Concat``: the points of each part, one part after the other (parts may
+  set different paths).
+* ``Sample``: ``n`` points drawn by a :func:`numpy.random.default_rng` seeded
+  with the sample's ``seed``: ``random`` draws each dimension uniformly
+  (in log space for ``log`` dims, integers inclusive of both bounds for
+  ``int`` dims, a uniform choice for choice dims); ``lhs`` is a Latin
+  hypercube: each dimension's ``n`` strata ``[k/n, (k+1)/n)`` are each hit
+  once, in an independent random order per dimension.
+* ``derived``: after the axes, each ``path = expr`` is evaluated per point,
+  in order, in the point's environment (below) and added to the point.
+* ``constraints``: a point is kept when every constraint is true in its
+  environment (after the derived values).
+
+A point's *environment* holds every value of the scenario resolved at that
+point (with the command line's overrides): every canonical path, every named
+parameter by its bare name, and any shorthand :func:`irqlab.resolve.canonical_path`
+accepts. Named parameters that depend on a swept one are therefore seen with
+their values at the point.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any, Iterator
+
+from irqlab import ir
+from irqlab.errors import ScenarioError, Span
+
+Point = dict  # dict[str, ir.Value]
+
+
+def expand(sweep: ir.Sweep | None, scenario: ir.Scenario,
+           overrides: Mapping[str, object] | None = None) -> list[Point]:
+    """Every point of ``sweep`` over ``scenario`` (``[{}]``: no sweep, one point).
+
+    ``overrides`` (canonical path -> value) apply under every point. A
+    ScenarioError (with the span of the offending node) for an unknown path, a
+    path swept twice, zipped axes of different lengths, a bad sample range, or
+    a derived value or constraint that cannot be evaluated.
+    """
+    ex = _Expander(scenario, dict(overrides or {}))
+    if sweep is None or sweep.root is None:
+        points: list[Point] = [{}]
+    else:
+        points = ex.node(sweep.root)
+    if sweep is not None and (sweep.derived or sweep.constraints):
+        points = [p for p in (ex.finish(sweep, p) for p in points) if p is not None]
+    return points
+
+
+def count_points(sweep: ir.Sweep | None, scenario: ir.Scenario) -> int:
+    """How many points ``sweep`` has after its constraints (without replications)."""
+    return len(expand(sweep, scenario))
+
+
+def axis_paths(sweep: ir.Sweep | None, scenario: ir.Scenario) -> list[str]:
+    """The canonical paths the sweep sets (axes, sample dims, derived), in order."""
+    if sweep is None:
+        return []
+    ex = _Expander(scenario, {})
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ir.Axis):
+            out.append(ex.canon(node.path, node.span))
+        elif isinstance(node, ir.Sample):
+            out.extend(ex.canon(d.path, d.span) for d in node.dims)
+        elif isinstance(node, (ir.Grid, ir.Zip, ir.Concat)):
+            for item in node.items:
+                walk(item)
+
+    if sweep.root is not None:
+        walk(sweep.root)
+    out.extend(ex.canon(d.path, d.span) for d in sweep.derived)
+    return list(dict.fromkeys(out))
+
+
+def swept_spans(sweep: ir.Sweep | None, scenario: ir.Scenario) -> dict[str, Span]:
+    """Canonical path -> the span of the first axis/dim/derived that sets it."""
+    if sweep is None:
+        return {}
+    ex = _Expander(scenario, {})
+    out: dict[str, Span] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ir.Axis):
+            out.setdefault(ex.canon(node.path, node.span), node.span)
+        elif isinstance(node, ir.Sample):
+            for d in node.dims:
+                out.setdefault(ex.canon(d.path, d.span), d.span)
+        elif isinstance(node, (ir.Grid, ir.Zip, ir.Concat)):
+            for item in node.items:
+                walk(item)
+
+    if sweep.root is not None:
+        walk(sweep.root)
+    for d in sweep.derived:
+        out.setdefault(ex.canon(d.path, d.span), d.span)
+    return out
+
+
+# --------------------------------------------------------------------------- environment
+
+
+class Env(Mapping):
+    """The values of a resolved scenario by path, bare parameter name or shorthand."""
+
+    def __init__(self, scenario: ir.Scenario, resolved: ir.Scenario) -> None:
+        from irqlab import resolve
+
+        self._scenario = scenario
+        self._values: dict[str, Any] = {}
+        for path, info in resolve.paths(resolved).items():
+            self._values[path] = info.value
+        for path in list(self._values):
+            if path.startswith("param."):
+                self._values.setdefault(path[len("param."):], self._values[path])
+
+    def set(self, path: str, value: Any) -> None:
+        self._values[path] = value
+        if path.startswith("param."):
+            self._values[path[len("param."):]] = value
+
+    def _lookup(self, name: str) -> str | None:
+        if name in self._values:
+            return name
+        from irqlab import resolve
+
+        try:
+            path = resolve.canonical_path(self._scenario, name)
+        except ScenarioError:
+            return None
+        return path if path in self._values else None
+
+    def __getitem__(self, name: str) -> Any:
+        key = self._lookup(name)
+        if key is None:
+            raise KeyError(name)
+        return self._values[key]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._lookup(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+class _Expander:
+    def __init__(self, scenario: ir.Scenario, overrides: dict[str, object]) -> None:
+        self.scenario = scenario
+        self.overrides = overrides
+        self._base_env: Env | None = None
+
+    def canon(self, path: str, span: Span | None) -> str:
+        from irqlab import resolve
+
+        return resolve.canonical_path(self.scenario, path, span)
+
+    @property
+    def base_env(self) -> Env:
+        if self._base_env is None:
+            from irqlab import resolve
+
+            self._base_env = Env(self.scenario, resolve.resolve(self.scenario, self.overrides))
+        return self._base_env
+
+    def value(self, v: Any) -> Any:
+        if isinstance(v, ir.Expr):
+            from irqlab import resolve
+
+            return resolve.evaluate(v, self.base_env)
+        return v
+
+    # -- nodes
+
+    def node(self, node: Any) -> list[Point]:
+        if isinstance(node, ir.Axis):
+            return self.axis(node)
+        if isinstance(node, ir.Grid):
+            parts = [self.node(item) for item in node.items]
+            out = []
+            for combo in itertools.product(*parts):
+                out.append(self.merge(combo, node.span))
+            return out
+        if isinstance(node, ir.Zip):
+            parts = [self.node(item) for item in node.items]
+            lengths = {len(p) for p in parts}
+            if len(lengths) > 1:
+                sizes = ", ".join(str(len(p)) for p in parts)
+                raise ScenarioError(f"zipped items have different lengths ({sizes})", node.span,
+                                    hint="every item of a zip needs the same number of values")
+            return [self.merge(combo, node.span) for combo in zip(*parts)]
+        if isinstance(node, ir.Concat):
+            return [dict(p) for item in node.items for p in self.node(item)]
+        if isinstance(node, ir.Sample):
+            return self.sample(node)
+        raise ScenarioError(f"cannot expand a {type(node).__name__} in a sweep",
+                            getattr(node, "span", None))
+
+    def axis(self, axis: ir.Axis) -> list[Point]:
+        path = self.canon(axis.path, axis.span)
+        if not axis.values:
+            raise ScenarioError(f"axis '{axis.path}' has no values", axis.span)
+        return [{path: self.value(v)} for v in axis.values]
+
+    def merge(self, parts: tuple[Point, ...], span: Span) -> Point:
+        out: Point = {}
+        for p in parts:
+            for k, v in p.items():
+                if k in out:
+                    raise ScenarioError(f"'{k}' is swept twice in one point", span,
+                                        hint="use concat for alternatives, or one axis per path")
+                out[k] = v
+        return out
+
+    # -- sampling
+
+    def sample(self, node: ir.Sample) -> list[Point]:
+        import numpy as np
+
+        if node.n < 1:
+            raise ScenarioError("a sample needs at least one point", node.span)
+        if node.method not in ("random", "lhs"):
+            raise ScenarioError(f"unknown sampling method '{node.method}'", node.span,
+                                hint="use 'random' or 'lhs'")
+        if not node.dims:
+            raise ScenarioError("a sample needs at least one dimension", node.span)
+        rng = np.random.default_rng(node.seed)
+        n = node.n
+        columns: list[tuple[str, list[Any]]] = []
+        seen: set[str] = set()
+        for dim in node.dims:
+            path = self.canon(dim.path, dim.span)
+            if path in seen:
+                raise ScenarioError(f"'{dim.path}' is sampled twice", dim.span)
+            seen.add(path)
+            if node.method == "lhs":
+                u = (rng.permutation(n) + rng.random(n)) / n
+            else:
+                u = rng.random(n)
+            columns.append((path, self.dim_values(dim, u)))
+        return [{path: vals[i] for path, vals in columns} for i in range(n)]
+
+    def dim_values(self, dim: ir.Dist, u: Any) -> list[Any]:
+        """Map uniforms ``u`` (float64[n] in [0, 1)) onto the dimension's values."""
+        import numpy as np
+
+        if dim.choices:
+            k = len(dim.choices)
+            idx = np.minimum((u * k).astype(np.int64), k - 1)
+            choices = [self.value(c) for c in dim.choices]
+            return [choices[i] for i in idx]
+        if dim.low is None or dim.high is None:
+            raise ScenarioError(f"'{dim.path}' needs a range [low, high] or choices", dim.span)
+        low, high = self.value(dim.low), self.value(dim.high)
+        if not isinstance(low, ir.Quantity) or not isinstance(high, ir.Quantity):
+            raise ScenarioError(f"the range of '{dim.path}' must be numbers", dim.span)
+        low, high = self._same_unit(low, high, dim)
+        lo, hi = low.value, high.value
+        if hi < lo:
+            raise ScenarioError(f"empty range: {low} > {high}", dim.span)
+        if dim.log and lo <= 0:
+            raise ScenarioError("a log-scale range must be positive", dim.span)
+        if dim.integer:
+            if not (float(lo).is_integer() and float(hi).is_integer()):
+                raise ScenarioError("an int range needs whole-number bounds", dim.span)
+            if dim.log:
+                x = np.exp(np.log(lo) + u * (np.log(hi + 1) - np.log(lo)))
+            else:
+                x = lo + u * (hi - lo + 1)
+            vals = np.clip(np.floor(x), lo, hi)
+        elif dim.log:
+            vals = np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo)))
+        else:
+            vals = lo + u * (hi - lo)
+        return [ir.Quantity(float(v), low.unit) for v in vals]
+
+    def _same_unit(self, low: ir.Quantity, high: ir.Quantity, dim: ir.Dist) -> tuple[ir.Quantity, ir.Quantity]:
+        if low.unit == high.unit:
+            return low, high
+        if low.dimension != high.dimension:
+            raise ScenarioError(f"the range of '{dim.path}' mixes a {low.dimension} and a "
+                                f"{high.dimension}", dim.span)
+        tsc = self.base_env["machine.tsc"]
+        hz = tsc.value if isinstance(tsc, ir.Quantity) else float(tsc)
+
+        def secs(q: ir.Quantity) -> ir.Quantity:
+            return q if q.unit == "s" else ir.Quantity(q.value / hz, "s")
+
+        return secs(low), secs(high)
+
+    # -- derived values and constraints
+
+    def finish(self, sweep: ir.Sweep, point: Point) -> Point | None:
+        """Add the derived values to ``point``; None if a constraint rejects it.
+
+        A point the scenario cannot be resolved at is kept as it is: planning
+        resolves it again and records its runs as failed with that error.
+        """
+        from irqlab import resolve
+
+        point = dict(point)
+        if sweep.derived:
+            try:
+                env = Env(self.scenario, resolve.resolve(self.scenario, {**self.overrides, **point}))
+            except ScenarioError:
+                return point
+            for d in sweep.derived:
+                path = self.canon(d.path, d.span)
+                if path in point:
+                    raise ScenarioError(f"'{d.path}' is both swept and derived", d.span)
+                v = resolve.evaluate(d.expr, env)
+                point[path] = v
+                env.set(path, v)
+        if sweep.constraints:
+            try:
+                env = Env(self.scenario, resolve.resolve(self.scenario, {**self.overrides, **point}))
+            except ScenarioError:
+                return point
+            for c in sweep.constraints:
+                ok = resolve.evaluate(c, env)
+                if not isinstance(ok, bool):
+                    raise ScenarioError("a constraint must be true or false", c.span,
+                                        hint="compare values, e.g. 'delay * threshold < 1s'")
+                if not ok:
+                    return None
+        return point
+
+
+def plain(value: Any, tsc_hz: float | None = None) -> Any:
+    """A point value as stored: times in seconds (float), frequencies in Hz, numbers
+    (int when whole), choices as ``str``, ``bool`` as is."""
+    if isinstance(value, ir.Quantity):
+        if value.unit == "cycles":
+            if not tsc_hz:
+                raise ValueError("cycles need the TSC frequency")
+            return value.value / tsc_hz
+        if value.unit in ("s", "Hz"):
+            return float(value.value)
+        v = value.value
+        if isinstance(v, float) and math.isfinite(v) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        return v
+    if isinstance(value, (bool, str, int, float)):
+        return value
+    return str(value)

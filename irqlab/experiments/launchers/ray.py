@@ -1,0 +1,165 @@
+"""The Ray launcher: batches as Ray tasks, on this machine or on a cluster.
+
+Two modes behind one class:
+
+* **embedded** (``address=None``): ``ray.init(address="local", num_cpus=N)``
+  starts a private Ray on this machine's cores; :meth:`close` stops it. A
+  ``RAY_ADDRESS`` in the environment is ignored here: the driver only picks
+  this mode when no cluster address was given.
+* **cluster** (``address="host:port"``, from ``--address`` or ``RAY_ADDRESS``):
+  connects to a running cluster (``ray start --head`` ...); :meth:`close` only
+  disconnects. Every node must have the same irqlab (and plugin) versions
+  installed; the launcher checks irqlab's version on one worker at start.
+
+What is shipped: the compiled :class:`~irqlab.engine.program.Program`, put
+once per ``Program.key`` into the object store with ``ray.put`` and passed to
+every task of that key by reference, plus each task's list of lanes. The
+driver has already compiled every point to validate it, so compiling again
+on the workers would only repeat work; and a worker then needs neither the
+scenario file nor the DSL.
+
+Failure handling: a task whose worker process dies (OOM killer, node lost)
+is retried by Ray up to ``max_retries`` times; after that its outcome is the
+exception, and the driver records the batch's runs as failed. Exceptions
+raised by the engine are caught on the worker (see :mod:`..worker`), so Ray
+never retries a deterministic bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Sequence
+
+from irqlab.experiments.launchers.base import Launcher
+from irqlab.experiments.worker import execute
+
+
+class RayLauncher(Launcher):
+    """Runs batches as Ray tasks (embedded local Ray, or an existing cluster)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, *,
+                 max_retries: int = 3, run_fn=None, quiet: bool = True) -> None:
+        super().__init__(run_fn)
+        self.address = address
+        self.requested_workers = workers
+        self.max_retries = max_retries
+        self.quiet = quiet
+        self._owned = False
+        self._started = False
+        self._remote = None
+        self._pending: dict[Any, int] = {}
+        self.workers = workers or 1
+        self.slots = 2 * self.workers
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self._started:
+            return
+        import ray
+
+        level = logging.ERROR if self.quiet else logging.INFO
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, logging_level=level)
+            else:
+                ray.init(address="local", num_cpus=self.requested_workers or os.cpu_count() or 1,
+                         include_dashboard=False, log_to_driver=False, logging_level=level)
+            self._owned = True
+        cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
+        self.workers = min(self.requested_workers, cpus) if self.requested_workers else cpus
+        self.slots = 2 * self.workers
+        self._remote = ray.remote(num_cpus=1, max_retries=self.max_retries,
+                                  retry_exceptions=False)(execute)
+        self._started = True
+        if self.address:
+            self._check_versions()
+
+    def _check_versions(self) -> None:
+        import ray
+
+        from irqlab import __version__
+
+        remote = ray.remote(num_cpus=1)(_worker_versions)
+        theirs = ray.get(remote.remote())
+        if theirs["irqlab"] != __version__:
+            from irqlab.errors import ScenarioError
+
+            self.close()
+            raise ScenarioError(
+                f"the Ray cluster's workers run irqlab {theirs['irqlab']} (python "
+                f"{theirs['python']}, on {theirs['host']}), this driver irqlab {__version__}",
+                hint="install the same irqlab version on every node of the cluster")
+
+    def close(self) -> None:
+        if not self._started:
+            return
+        import ray
+
+        self._pending.clear()
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+        self._started = False
+        self._owned = False
+
+    # ------------------------------------------------------------------ tasks
+
+    def put_program(self, program: Any) -> Any:
+        import ray
+
+        return ray.put(program)
+
+    def submit(self, task_id: int, program: Any, lanes: Sequence[Any]) -> None:
+        ref = self._remote.remote(program, list(lanes), self.run_fn)
+        self._pending[ref] = task_id
+
+    def wait(self, timeout: float | None) -> list[tuple[int, Any]]:
+        import ray
+
+        if not self._pending:
+            return []
+        refs = list(self._pending)
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if not ready:
+            return []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        out = []
+        for ref in ready:
+            task_id = self._pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                outcome = e
+            out.append((task_id, outcome))
+        return out
+
+    @property
+    def inflight(self) -> int:
+        return len(self._pending)
+
+    def cancel(self) -> None:
+        import ray
+
+        for ref in list(self._pending):
+            try:
+                ray.cancel(ref, force=self._owned)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        self._pending.clear()
+
+    def describe(self) -> str:
+        if self.address:
+            return f"ray cluster at {self.address} ({self.workers} CPUs)"
+        return f"ray (embedded, {self.workers} workers)"
+
+
+def _worker_versions() -> dict[str, str]:
+    import platform
+    import socket
+
+    from irqlab import __version__
+
+    return {"irqlab": __version__, "python": platform.python_version(), "host": socket.gethostname()}

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from irqlab.engine.result import BatchResult
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CHUNK = 500  # ids per IN (...) list
+_CHUNK = 2000  # ids per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -462,7 +462,8 @@ class ResultStore:
                 elif name == "seed":
                     out[name] = [str(int(r.seed)) for r in runs]
                 elif name == "spawn_key":
-                    out[name] = [json.dumps([int(x) for x in r.spawn_key]) for r in runs]
+                    out[name] = ["[" + ", ".join(str(int(x)) for x in r.spawn_key) + "]"
+                                 for r in runs]
                 elif name == "status":
                     out[name] = [result.status[i] for i in lanes.tolist()]
                 elif name == "error":
@@ -581,7 +582,7 @@ class ResultStore:
             "wall_s": data["wall_s"],
             "events": data[ev] if ev else [None] * n,
             "truncated": data[tr] if tr else [None] * n,
-            "params": [json.dumps(r.params, sort_keys=True, default=_json_default) for r in runs],
+            "params": [params_json(r.params) for r in runs],
             "shard": [grp] * n,
         }
         bulk_insert(conn, rt, run_cols)
@@ -610,6 +611,23 @@ def _pa_strings(values: list[str]) -> Any:
     import pyarrow as pa
 
     return pa.array(values, type=pa.string())
+
+
+def params_json(params: dict[str, Any]) -> str:
+    """``params`` as JSON with sorted keys, keeping ints and floats apart (exact floats)."""
+    parts = []
+    for k in sorted(params):
+        v = params[k]
+        if v is True or v is False:
+            js = "true" if v else "false"
+        elif type(v) is float and math.isfinite(v):
+            js = float.__repr__(v)
+        elif type(v) is int:
+            js = int.__repr__(v)
+        else:
+            js = json.dumps(v, default=_json_default)
+        parts.append(f"{json.dumps(k)}: {js}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _json_default(x: Any) -> Any:

@@ -1,0 +1,155 @@
+"""``irqlab query | runs | show | reproduce | plot``: reading a results database.
+
+``DB`` is a sweep output directory, its ``results.db`` or an SQLAlchemy URL.
+Everything here opens the database read-only; the logic lives in
+:mod:`irqlab.results`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from irqlab.cli.main import cli
+
+
+def _echo_table(res, title: str | None = None) -> None:
+    from irqlab.results.query import write_output
+
+    if title:
+        click.secho(title, bold=True)
+    write_output(res, "table", None)
+
+
+@cli.command("query")
+@click.argument("db")
+@click.argument("sql")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Write to FILE instead of standard output (required for parquet).")
+def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
+    """Run one read-only SQL statement on DB.
+
+    Each sweep has a wide view sweep_<no> (one column per parameter and
+    metric), e.g.:
+
+      irqlab query out/ "SELECT threshold, delay, avg(time_to_l2_progress_ns)
+      FROM sweep_1 GROUP BY 1, 2"
+
+    Write statements are refused; see docs/results.md for the schema.
+    """
+    from irqlab.results.query import run_query, write_output
+
+    write_output(run_query(db, sql), fmt, out)
+
+
+@cli.command("runs")
+@click.argument("db")
+@click.option("--sweep", "-s", help="Only this sweep (id, number, name or view).")
+@click.option("--status", type=click.Choice(["ok", "failed"]), help="Only runs with this status.")
+@click.option("--limit", "-n", type=int, default=50, show_default=True,
+              help="Runs to list (0: all).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]),
+              default="table", show_default=True)
+def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: str) -> None:
+    """List the sweeps and runs in DB."""
+    from irqlab.results import catalog
+    from irqlab.results.query import write_output
+
+    sw = catalog.sweeps(db)
+    res, total = catalog.runs(db, sweep, status, limit or None)
+    if fmt != "table":
+        write_output(res, fmt, None)
+        return
+    _echo_table(sw, "Sweeps")
+    _echo_table(res, f"Runs ({len(res.rows)} of {total})")
+    if total > len(res.rows):
+        click.echo(f"... {total - len(res.rows)} more (use --limit 0, --sweep or --status)")
+
+
+@cli.command("show")
+@click.argument("db")
+@click.argument("run_id")
+@click.option("--scenario", is_flag=True, help="Also print the sweep's scenario text.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
+    """Show a run's parameters, metrics and provenance (RUN_ID may be a unique prefix)."""
+    import json
+
+    from irqlab.results.catalog import run_record
+    from irqlab.results.query import QueryResult
+
+    rec = run_record(db, run_id)
+    prov_keys = ("sweep_id", "name", "status", "scenario_file", "scenario_hash", "command",
+                 "irqlab_version", "plugin_versions", "git_commit", "git_dirty", "host",
+                 "started_at", "ended_at", "base_seed", "view_name")
+    if as_json:
+        out = {"run": {k: v for k, v in rec.run.items() if k != "params"},
+               "params": rec.params,
+               "metrics": {p: v for p, _, v, _, _ in rec.metrics},
+               "units": {p: u for p, _, _, _, u in rec.metrics if u},
+               "sweep": {k: rec.sweep.get(k) for k in prov_keys}}
+        if scenario:
+            out["scenario_text"] = rec.sweep["scenario_text"]
+        click.echo(json.dumps(out, indent=1, default=str))
+        return
+    r = rec.run
+    click.secho(f"run {r['run_id']}", bold=True)
+    for k in ("sweep_id", "point", "replication", "seed", "spawn_key", "status", "error",
+              "wall_s", "events", "truncated", "shard"):
+        click.echo(f"  {k:12} {r[k]}")
+    _echo_table(QueryResult(["path", "column", "value", "unit"],
+                            [(p, c, rec.params.get(p, v), u) for p, c, v, u in rec.param_cols]),
+                "Parameters")
+    _echo_table(QueryResult(["metric", "value", "unit"],
+                            [(p, v, u) for p, _, v, _, u in rec.metrics]), "Metrics")
+    if rec.series_fields:
+        click.echo("Time series: " + ", ".join(rec.series_fields))
+    click.secho("Provenance", bold=True)
+    for k in prov_keys:
+        click.echo(f"  {k:15} {rec.sweep.get(k)}")
+    if scenario:
+        click.secho("Scenario", bold=True)
+        click.echo(rec.sweep["scenario_text"])
+
+
+@cli.command("reproduce")
+@click.argument("db")
+@click.argument("run_id")
+def reproduce_cmd(db: str, run_id: str) -> None:
+    """Rerun RUN_ID from its stored scenario, parameters and seed; exit 1 unless every
+    stored metric is bit-identical."""
+    from irqlab.results.reproduce import reproduce
+
+    rec, diffs = reproduce(db, run_id)
+    n = len(rec.metrics)
+    if not diffs:
+        click.echo(f"{rec.run['run_id']}: reproduced: {n} metrics bit-identical")
+        return
+    click.echo(f"{rec.run['run_id']}: NOT reproduced: {len(diffs)} of {n} metrics differ")
+    for d in diffs:
+        click.echo(f"  {d.name}: stored {d.stored!r}, rerun {d.new!r}")
+    raise click.exceptions.Exit(1)
+
+
+@cli.command("plot")
+@click.argument("db")
+@click.argument("metric")
+@click.option("-x", "x", required=True, help="Parameter on the x axis.")
+@click.option("--by", "hue", help="Second parameter: one line per value.")
+@click.option("-y", "y", help="Second parameter on the y axis: a heatmap of means.")
+@click.option("--sweep", "-s", help="Sweep (id, number, name or view); default: the latest.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="PNG or SVG file to write.")
+@click.option("--logx", is_flag=True)
+@click.option("--logy", is_flag=True)
+@click.option("--title")
+def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep: str | None,
+             out: str, logx: bool, logy: bool, title: str | None) -> None:
+    """Plot METRIC against parameter -x: lines (95% CI over replications, one per --by
+    value) or, with -y, a heatmap."""
+    from irqlab.results.plot import plot
+
+    s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
+             title=title)
+    click.echo(f"wrote {out} ({s['rows']} runs)")

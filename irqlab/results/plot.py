@@ -1,0 +1,205 @@
+"""Plots of a metric against one parameter (lines with 95% confidence intervals over
+replications, one line per value of a second parameter) or two (a heatmap of means).
+
+Axes carry units: metrics from ``METRICS``/``DEVICE_METRICS`` (through the
+``sweep_columns`` catalog), parameters from the units stored with their
+values. Times and frequencies are shown in a readable scale (ns/us/ms/s,
+Hz/kHz/MHz/GHz). matplotlib runs with the Agg backend; PNG or SVG by suffix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irqlab.errors import ScenarioError, did_you_mean
+from irqlab.results import catalog
+from irqlab.results.query import run_query
+
+# two-sided 95% Student t quantiles for 1..30 degrees of freedom
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_SCALES = {
+    "s": [(1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")],
+    "ns": [(1e9, "s"), (1e6, "ms"), (1e3, "us"), (1.0, "ns")],
+    "Hz": [(1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz")],
+}
+
+
+@dataclass
+class Col:
+    """A column of a sweep's wide view as the plot sees it."""
+
+    name: str
+    path: str
+    role: str
+    unit: str
+
+
+def t95(n: int) -> float:
+    """The 95% two-sided t quantile for a mean of ``n`` samples."""
+    return _T95[n - 2] if 2 <= n <= 31 else 1.96
+
+
+def scale_for(unit: str, values: Any) -> tuple[float, str]:
+    """``(divisor, display unit)`` so that the values read well."""
+    import numpy as np
+
+    if unit not in _SCALES:
+        return 1.0, unit
+    v = np.asarray(values, np.float64)
+    v = np.abs(v[np.isfinite(v) & (v != 0)])
+    if not v.size:
+        return _SCALES[unit][-1 if unit != "s" else 0]
+    m = float(np.median(v))
+    for div, name in _SCALES[unit]:
+        if m >= div:
+            return div, name
+    return _SCALES[unit][-1]
+
+
+def label(col: Col, unit: str) -> str:
+    """An axis label: the column name and its unit in brackets."""
+    return f"{col.name} [{unit}]" if unit else col.name
+
+
+def resolve_column(cols: list[Col], name: str, role: str | None = None) -> Col:
+    """A column by name, dotted path or unique dotted suffix; ScenarioError otherwise."""
+    pool = [c for c in cols if role is None or c.role == role]
+    for c in pool:
+        if name in (c.name, c.path):
+            return c
+    hits = [c for c in pool if c.path.endswith("." + name) or c.name.endswith("_" + name)]
+    if len(hits) == 1:
+        return hits[0]
+    kind = {"param": "parameter", "metric": "metric"}.get(role or "", "column")
+    if len(hits) > 1:
+        raise ScenarioError(f"'{name}' matches several {kind}s: "
+                            + ", ".join(c.name for c in hits))
+    raise ScenarioError(f"no {kind} '{name}' in this sweep",
+                        hint=did_you_mean(name, [c.name for c in pool] + [c.path for c in pool])
+                        or f"{kind}s: " + ", ".join(c.name for c in pool))
+
+
+def sweep_columns(target: str, sweep_id: str) -> list[Col]:
+    """The catalog of a sweep's wide view."""
+    res = run_query(target, "SELECT column_name, path, role, unit FROM sweep_columns "
+                            "WHERE sweep_id = :s ORDER BY ordinal", {"s": sweep_id})
+    return [Col(a, b, c, d or "") for a, b, c, d in res.rows]
+
+
+def plot(target: str, metric: str, x: str, *, out: str, hue: str | None = None,
+         y: str | None = None, sweep: str | None = None, logx: bool = False,
+         logy: bool = False, title: str | None = None) -> dict[str, Any]:
+    """Draw ``metric`` against parameter ``x`` (lines, one per ``hue`` value, 95% CI bands)
+    or, with ``y``, a heatmap over ``x`` and ``y``. Only runs with status ``ok`` count.
+    Returns a summary (rows used, groups)."""
+    import numpy as np
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ScenarioError(f"cannot write a plot to '{out}'", hint="use a .png or .svg file")
+    if hue and y:
+        raise ScenarioError("give either a second parameter for lines (--by) or for a heatmap "
+                            "(-y), not both")
+    sw = catalog.find_sweep(target, sweep) if sweep else catalog.latest_sweep(target)
+    cols = sweep_columns(target, sw["sweep_id"])
+    if not cols:
+        raise ScenarioError(f"sweep '{sw['sweep_id']}' has no stored runs yet")
+    m = resolve_column(cols, metric, "metric")
+    cx = resolve_column(cols, x, "param")
+    second = resolve_column(cols, hue or y, "param") if (hue or y) else None
+    q = lambda c: '"' + c.name + '"'  # noqa: E731
+    sel = [q(cx), q(m)] + ([q(second)] if second else [])
+    res = run_query(target, f"SELECT {', '.join(sel)} FROM \"{sw['view_name']}\" "
+                            f"WHERE status = 'ok'")
+    if not res.rows:
+        raise ScenarioError(f"sweep '{sw['sweep_id']}' has no successful runs to plot")
+    xs = [r[0] for r in res.rows]
+    vals = np.array([np.nan if r[1] is None else float(r[1]) for r in res.rows])
+    gs = [r[2] for r in res.rows] if second else [None] * len(xs)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mdiv, munit = scale_for(m.unit, vals)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    numeric_x = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs
+                    if v is not None)
+    xdiv, xunit = scale_for(cx.unit, [v for v in xs if v is not None]) if numeric_x else (1.0, "")
+    summary: dict[str, Any] = {"rows": len(xs), "sweep": sw["sweep_id"], "metric": m.path}
+    if y:
+        xv = sorted({v for v in xs if v is not None}, key=_key)
+        yv = sorted({v for v in gs if v is not None}, key=_key)
+        grid = np.full((len(yv), len(xv)), np.nan)
+        acc: dict[tuple, list[float]] = {}
+        for a, b, v in zip(xs, gs, vals):
+            if a is not None and b is not None and not math.isnan(v):
+                acc.setdefault((a, b), []).append(v)
+        for (a, b), v in acc.items():
+            grid[yv.index(b), xv.index(a)] = np.mean(v) / mdiv
+        ydiv, yunit = scale_for(second.unit, yv) if all(
+            isinstance(v, (int, float)) for v in yv) else (1.0, "")
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(xv)), [_fmt(v, xdiv) for v in xv], rotation=45, ha="right")
+        ax.set_yticks(range(len(yv)), [_fmt(v, ydiv) for v in yv])
+        ax.set_xlabel(label(cx, xunit))
+        ax.set_ylabel(label(second, yunit))
+        cb = fig.colorbar(im, ax=ax)
+        cb.set_label(f"mean {label(m, munit)}")
+        summary["cells"] = len(acc)
+    else:
+        groups: dict[Any, dict[Any, list[float]]] = {}
+        for a, g, v in zip(xs, gs, vals):
+            if a is not None and not math.isnan(v):
+                groups.setdefault(g, {}).setdefault(a, []).append(v)
+        hdiv, hunit = (scale_for(second.unit, [g for g in groups if g is not None])
+                       if second and all(isinstance(g, (int, float)) for g in groups
+                                         if g is not None) else (1.0, ""))
+        for g in sorted(groups, key=_key):
+            pts = sorted(groups[g], key=_key)
+            mean = np.array([np.mean(groups[g][p]) for p in pts]) / mdiv
+            half = np.array([t95(len(groups[g][p])) * np.std(groups[g][p], ddof=1)
+                             / math.sqrt(len(groups[g][p])) if len(groups[g][p]) > 1 else 0.0
+                             for p in pts]) / mdiv
+            xp = [p / xdiv for p in pts] if numeric_x else [str(p) for p in pts]
+            name = None if g is None else f"{second.name} = {_fmt(g, hdiv)}" + (
+                f" {hunit}" if hunit else "")
+            line, = ax.plot(xp, mean, marker="o", label=name)
+            if np.any(half > 0):
+                ax.fill_between(xp, mean - half, mean + half, alpha=0.2, color=line.get_color(),
+                                linewidth=0)
+        if second is not None:
+            ax.legend(fontsize="small")
+        ax.set_xlabel(label(cx, xunit))
+        ax.set_ylabel(f"{label(m, munit)} (mean, 95% CI)")
+        ax.grid(True, alpha=0.3)
+        summary["lines"] = len(groups)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title or f"{m.name} - sweep {sw['sweep_no']} ({sw['name']})", fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(out, format=suffix[1:])
+    plt.close(fig)
+    return summary
+
+
+def _key(v: Any) -> tuple:
+    if v is None:
+        return (0, 0)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (1, v)
+    return (2, str(v))
+
+
+def _fmt(v: Any, div: float) -> str:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v / div:g}"
+    return str(v)

@@ -27,8 +27,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
                                "code that runs for a positive time; null if never"),
     "time_to_progress_ns": ("float", "ns", "the same for the innermost level (L2, L1 or bare "
                             "metal L0); null if never"),
-    "livelock": ("bool", "", "some window (run.livelock_window, default 10 ms, or the whole run if "
-                 "shorter) passed with device work pending and no innermost-level progress"),
+    "livelock": ("bool", "", "after a vCPU's first interrupt, some window (run.livelock_window, "
+                 "default 10 ms, or the whole run if shorter) passed without its innermost level "
+                 "(L2, or L1, or bare-metal L0) executing guest code"),
     "livelock_max_ns": ("float", "ns", "the longest such stall"),
     "eoi_count": ("int", "", "LAPIC EOIs written by the guests"),
     "interrupts_raised": ("int", "", "device arrivals"),

@@ -29,7 +29,7 @@ class LowerThenEoi(HandlerPolicy):
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.serviced_locally:
             return (Step("SERVICE", "body"), Step("EOI"), Step("RETURN", "costs.resume"))
-        return (Step("FORWARD", "body"), Step("WAIT"), Step("EOI"), Step("RETURN", "costs.resume"))
+        return (Step("FORWARD", "body"), Step("WAIT", "costs.resume"), Step("EOI"), Step("RETURN", "costs.resume"))
 
 
 class EoiBeforeLower(HandlerPolicy):
@@ -69,7 +69,7 @@ class MaskUntilServiced(HandlerPolicy):
         if site.serviced_locally:
             return (Step("MASK", "body"), Step("EOI"), Step("SERVICE"), Step("UNMASK"),
                     Step("RETURN", "costs.resume"))
-        return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT"), Step("UNMASK"),
+        return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("UNMASK"),
                 Step("RETURN", "costs.resume"))
 
 
@@ -100,5 +100,5 @@ class DirectedEoi(HandlerPolicy):
             return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
         if site.serviced_locally:
             return (Step("EOI", "body"), Step("SERVICE"), Step("IOAPIC_EOI"), Step("RETURN", "costs.resume"))
-        return (Step("EOI", "body"), Step("FORWARD"), Step("WAIT"), Step("IOAPIC_EOI"),
+        return (Step("EOI", "body"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("IOAPIC_EOI"),
                 Step("RETURN", "costs.resume"))

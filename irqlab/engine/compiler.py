@@ -1,0 +1,249 @@
+"""Compile a resolved scenario into a :class:`~irqlab.engine.program.Program`.
+
+The compiler splits the scenario into *structure* (what the executor's arrays
+and code paths look like: levels, vector groups and their handler programs,
+pins, plugins) and *lane parameters* (every numeric value, converted to engine
+units). The structure is hashed into ``Program.key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from irqlab import __version__
+from irqlab.errors import ErrorSink, ScenarioError
+from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario
+from irqlab.plugins.api import HandlerPolicy, Plugin, Site
+from irqlab.plugins.registry import PluginValidationError, check_program, registry
+from irqlab.engine.program import DeviceInfo, GroupInfo, MitigationInfo, Program
+
+DEFAULT_POLICY = PluginUse("policy", "lower_then_eoi")
+
+
+def compile_scenario(scenario: Scenario) -> Program:
+    """Compile ``scenario`` (resolved: no expressions left) for the executors."""
+    scenario = _ensure_resolved(scenario)
+    c = _Compiler(scenario)
+    return c.build()
+
+
+def _ensure_resolved(scenario: Scenario) -> Scenario:
+    if _has_expr(scenario):
+        from irqlab.resolve import resolve  # type: ignore[attr-defined]
+
+        scenario = resolve(scenario)
+    return scenario
+
+
+def _has_expr(obj: object) -> bool:
+    if isinstance(obj, Expr):
+        return True
+    if isinstance(obj, tuple):
+        return any(_has_expr(x) for x in obj)
+    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, Quantity):
+        return any(_has_expr(getattr(obj, f)) for f in obj.__dataclass_fields__ if f not in ("span", "source"))
+    return False
+
+
+class _Compiler:
+    def __init__(self, scenario: Scenario) -> None:
+        self.s = scenario
+        self.m = scenario.machine
+        self.tsc = float(self.m.tsc.value)
+        self.params: dict[str, float | int] = {}
+        self.types: dict[str, str] = {}
+        self.errors = ErrorSink()
+
+    # ------------------------------------------------------------------ values
+
+    def add(self, path: str, typ: str, value: object) -> None:
+        """Record a lane parameter, converting ``value`` to engine units."""
+        self.params[path] = self.convert(typ, value, path)
+        self.types[path] = typ
+
+    def convert(self, typ: str, value: object, path: str) -> float | int:
+        if isinstance(value, str) and value.startswith("costs."):
+            value = self.s.cost(value[6:])
+        if typ == "time":
+            if isinstance(value, Quantity):
+                if value.unit not in ("s", "cycles"):
+                    raise ScenarioError(f"{path} must be a time, not {value}")
+                return value.to_ps(self.tsc)
+            return int(round(float(value) * 1e12))  # a bare number in a default means seconds
+        v = value.value if isinstance(value, Quantity) else value
+        if typ == "int":
+            return int(v)
+        return float(v)
+
+    def plugin_params(self, cls: type[Plugin], use: PluginUse, path: str) -> None:
+        for p in cls.params:
+            if not p.numeric:
+                continue
+            value = use.get(p.name, None)
+            if value is None:
+                if p.required:
+                    raise ScenarioError(f"{use.kind} '{use.name}' needs parameter '{p.name}'", use.span)
+                value = p.default
+            self.add(f"{path}.{p.name}", p.type, value)
+
+    def instance(self, kind: str, use: PluginUse, path: str) -> Plugin:
+        cls = registry().get(kind, use.name, use.span)
+        self.plugin_params(cls, use, path)
+        config = {}
+        for p in cls.params:
+            if not p.numeric:
+                v = use.get(p.name, None)
+                config[p.name] = p.default if v is None and not p.required else v
+        try:
+            return cls(config, label=use.name)
+        except ScenarioError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a plugin's constructor failing is the user's setup
+            raise ScenarioError(f"{kind} '{use.name}' could not start: {type(e).__name__}: {e}",
+                                use.span) from None
+
+    # ------------------------------------------------------------------ build
+
+    def build(self) -> Program:
+        s, m = self.s, self.m
+        stack = self.stack()
+        n_vcpus = max(m.vcpus, len(s.vcpus), 1)
+        for name in COSTS:
+            self.add(f"costs.{name}", "time", s.cost(name))
+        self.add("machine.tsc", "frequency", m.tsc)
+        self.add("machine.preemption_timer_rate", "int", m.preemption_timer_rate)
+        self.add("run.duration", "time", s.run.duration)
+        self.add("run.max_events", "int", s.run.max_events)
+        self.add("run.livelock_window", "time", s.run.livelock_window)
+        series_fields: tuple[str, ...] = ()
+        if s.run.series is not None:
+            self.add("run.series.every", "time", s.run.series.every)
+            series_fields = tuple(s.run.series.fields)
+
+        receiving = "L0" if stack == ("L0",) else "L1"
+        devices = []
+        vectors = sorted({d.vector for d in s.devices})
+        group_of_vector = {v: i for i, v in enumerate(vectors)}
+        for i, d in enumerate(s.devices):
+            if d.dest >= n_vcpus:
+                raise ScenarioError(f"device '{d.name}' targets vCPU {d.dest}, but the machine has "
+                                    f"{n_vcpus}", d.span)
+            base = f"device.{d.name}"
+            self.add(f"{base}.service", "time", d.service)
+            arrival = self.instance("arrival", d.arrival, f"{base}.arrival")
+            model = self.instance("device", d.model, f"{base}.model")
+            pin = d.gsi if d.delivery == "ioapic" else -1
+            if pin is not None and pin >= m.ioapic_pins:
+                raise ScenarioError(f"gsi {pin} is beyond the IOAPIC's {m.ioapic_pins} pins", d.span)
+            devices.append(DeviceInfo(
+                index=i, name=d.name, delivery=d.delivery, pin=-1 if pin is None else pin,
+                vector=d.vector, trigger=d.trigger, dest=d.dest, group=group_of_vector[d.vector],
+                local=d.serviced_by == receiving, lowers_line=d.lowers_line,
+                service=f"{base}.service", arrival=arrival, arrival_path=f"{base}.arrival",
+                model=model, model_path=f"{base}.model"))
+        groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
+                  for gi, v in enumerate(vectors)]
+        pin_group = [-1] * m.ioapic_pins
+        pin_level = [False] * m.ioapic_pins
+        for d in devices:
+            if d.pin >= 0:
+                pin_group[d.pin] = d.group
+                pin_level[d.pin] = d.trigger == "level"
+        mitigations, n_timers = [], 0
+        for i, use in enumerate(s.mitigations):
+            path = f"mitigation.{use.name}"
+            plugin = self.instance("mitigation", use, path)
+            mitigations.append(MitigationInfo(i, use.name, plugin, path, n_timers))
+            n_timers += type(plugin).timers
+        metrics = []
+        for use in s.run.metrics:
+            plugin = self.instance("metric", use, f"run.metrics.{use.name}")
+            metrics.append((use.name, plugin, f"run.metrics.{use.name}"))
+        self.errors.raise_if_any()
+
+        structure = (
+            __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
+            m.suppress_eoi_broadcast, m.ack_on_exit,
+            tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line,
+                   d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
+                   sorted(d.model.config.items())) for d in devices),
+            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress) for g in groups),
+            tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
+            tuple(name for name, _, _ in metrics), series_fields, s.run.trace,
+            tuple(sorted(self.types.items())),
+        )
+        key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
+        return Program(
+            scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
+            stack=stack, n_pins=m.ioapic_pins, split=m.irqchip == "split", apicv=m.apicv,
+            x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
+            devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
+            n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
+            series_fields=series_fields, trace=s.run.trace)
+
+    def stack(self) -> tuple[str, ...]:
+        stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])
+                  if any(lv.level != "L0" for lv in v.levels) else ("L0",)
+                  for v in self.s.vcpus} or {("L0", "L1")}
+        if len(stacks) != 1:
+            raise ScenarioError("every vCPU must have the same stack of levels", self.s.span)
+        stack = stacks.pop()
+        if stack not in (("L0",), ("L0", "L1"), ("L0", "L1", "L2")):
+            raise ScenarioError(f"levels {' '.join(stack)} are not a stack (L0; L1; or L1 and L2)",
+                                self.s.vcpus[0].span if self.s.vcpus else self.s.span)
+        return stack
+
+    def policy_use(self, dev_names: list[str], dest: int, receiving: str) -> tuple[PluginUse, str]:
+        for d in self.s.devices:
+            if d.name in dev_names and d.policy is not None:
+                return d.policy, f"device.{d.name}.policy"
+        for v in self.s.vcpus:
+            if v.index == dest:
+                lv = v.level(receiving)
+                if lv is not None and lv.policy is not None:
+                    return lv.policy, f"vcpu.{dest}.{receiving}.policy"
+        return DEFAULT_POLICY, f"vcpu.{dest}.{receiving}.policy"
+
+    def group(self, gi: int, vector: int, devs: list[DeviceInfo], stack, receiving) -> GroupInfo:
+        m = self.m
+        first = devs[0]
+        for d in devs[1:]:
+            if (d.dest, d.local) != (first.dest, first.local):
+                raise ScenarioError(f"devices '{first.name}' and '{d.name}' share vector {vector:#x} "
+                                    "but not their destination vCPU and servicing level",
+                                    self.s.device(d.name).span)
+        level = any(d.trigger == "level" for d in devs)
+        delivery = "msi" if all(d.delivery == "msi" for d in devs) else "ioapic"
+        use, path = self.policy_use([d.name for d in devs], first.dest, receiving)
+        cls = registry().get("policy", use.name, use.span)
+        assert issubclass(cls, HandlerPolicy)
+        policy = self.instance("policy", use, path)
+        site = Site(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+                    suppress_eoi_broadcast=m.suppress_eoi_broadcast, nested=stack[-1] == "L2",
+                    receiving_level=receiving, serviced_locally=first.local,
+                    trigger="level" if level else "edge", delivery=delivery, levels=stack)
+        steps = tuple(policy.program(site))  # type: ignore[attr-defined]
+        try:
+            check_program(steps, site, {p.name for p in cls.params if p.type == "time"})
+        except PluginValidationError as e:
+            raise ScenarioError(f"policy '{use.name}' gives an invalid program: {e}", use.span) from None
+        before = tuple(None if st.before is None else
+                       st.before if st.before.startswith("costs.") else f"{path}.{st.before}"
+                       for st in steps)
+        ioapic_level = level and delivery == "ioapic"
+        suppress = (ioapic_level and m.suppress_eoi_broadcast in ("quirk", "on")
+                    and any(st.action == "IOAPIC_EOI" for st in steps))
+        return GroupInfo(
+            index=gi, vector=vector, level=level, delivery=delivery,
+            pins=tuple(sorted({d.pin for d in devs if d.pin >= 0})),
+            devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
+            steps=steps, before=before, policy=use.name,
+            eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=suppress)
+
+
+def with_params(program: Program, **values: float | int) -> Program:
+    """A copy of ``program`` with some lane parameters changed (for tests)."""
+    params = dict(program.params)
+    params.update(values)
+    return replace(program, params=params)

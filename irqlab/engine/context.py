@@ -1,0 +1,148 @@
+"""The context object a plugin's hooks receive.
+
+One class serves every executor backend: it forwards to a small set of
+*engine operations* (``op_*`` methods, ``now``, ``params``, ``draw``) that each
+backend implements over lane arrays. A plugin therefore sees the same API in
+the lockstep executor (many lanes) and the reference interpreter (one lane).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from irqlab.engine.rng import exponential
+from irqlab.plugins.api import NEVER
+
+
+class PluginState:
+    """Per-lane arrays a plugin owns: ``alloc(name, tail, dtype, fill)`` -> ``[L, *tail]``."""
+
+    def __init__(self, n_lanes: int) -> None:
+        self.n_lanes = n_lanes
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def alloc(self, name: str, tail: tuple[int, ...] = (), dtype: Any = np.int64, fill: Any = 0) -> np.ndarray:
+        arr = np.full((self.n_lanes, *tail), fill, dtype=dtype)
+        self._arrays[name] = arr
+        return arr
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._arrays
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def take(self, rows: np.ndarray) -> "PluginState":
+        """A copy holding only ``rows`` (for rerunning a subset of lanes)."""
+        out = PluginState(len(rows))
+        out._arrays = {k: v[rows].copy() for k, v in self._arrays.items()}
+        return out
+
+
+class PluginContext:
+    """What a plugin may touch. See :mod:`irqlab.plugins.api` for the contract.
+
+    ``label`` names the plugin in errors; ``path`` is the prefix of its
+    parameters (``mitigation.qemu_eoi_throttle``); ``stream`` its random stream.
+    """
+
+    NEVER = NEVER
+
+    def __init__(self, engine: Any, *, label: str, path: str, stream: int, n_lanes: int,
+                 index: int = -1, timer_base: int = 0, device: int = -1) -> None:
+        self.engine = engine
+        self.label = label
+        self.path = path
+        self.stream = stream
+        self.index = index
+        self.timer_base = timer_base
+        self.device = device
+        self.state = PluginState(n_lanes)
+        self.n_pins: int = engine.program.n_pins
+        self.n_vcpus: int = engine.program.n_vcpus
+
+    # parameters and randomness
+    def param(self, name: str, lanes: np.ndarray) -> np.ndarray:
+        return self.engine.params[f"{self.path}.{name}"][lanes]
+
+    def uniform(self, lanes: np.ndarray) -> np.ndarray:
+        return self.engine.draw(lanes, self.stream)
+
+    def exponential(self, lanes: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        return exponential(self.uniform(lanes), np.asarray(mean, dtype=np.float64))
+
+    def timer_unit_ps(self, lanes: np.ndarray) -> np.ndarray:
+        """Picoseconds per VMX preemption-timer unit (2**rate TSC cycles)."""
+        p = self.engine.params
+        return np.ldexp(1e12, p["machine.preemption_timer_rate"][lanes]) / p["machine.tsc"][lanes]
+
+    # time and timers
+    def now(self, lanes: np.ndarray) -> np.ndarray:
+        return self.engine.now[lanes]
+
+    def timer(self, lanes: np.ndarray, k: int) -> np.ndarray:
+        return self.engine.op_timer(lanes, self.timer_base + k)
+
+    def set_timer(self, lanes: np.ndarray, k: int, t: np.ndarray) -> None:
+        self.engine.op_set_timer(lanes, self.timer_base + k, np.asarray(t, dtype=np.int64))
+
+    # the IOAPIC
+    def line(self, lanes, pins):
+        return self.engine.op_pin(lanes, pins, "line")
+
+    def irr(self, lanes, pins):
+        return self.engine.op_pin(lanes, pins, "irr")
+
+    def remote_irr(self, lanes, pins):
+        return self.engine.op_pin(lanes, pins, "remote_irr")
+
+    def masked(self, lanes, pins):
+        return self.engine.op_pin(lanes, pins, "masked")
+
+    def service_ioapic(self, lanes: np.ndarray, level_only: bool = False) -> None:
+        self.engine.op_service_all(lanes, level_only)
+
+    def set_mask(self, lanes: np.ndarray, pins: np.ndarray, masked: bool) -> None:
+        self.engine.op_set_mask(lanes, np.asarray(pins, dtype=np.int64), bool(masked))
+
+    def poll(self, lanes: np.ndarray, pins: np.ndarray) -> None:
+        self.engine.op_poll(lanes, np.asarray(pins, dtype=np.int64))
+
+    # bookkeeping
+    def activated(self, lanes: np.ndarray) -> None:
+        self.engine.op_activated(lanes, self.index)
+
+    def trace(self, lanes: np.ndarray, event: str, text: Any) -> None:
+        self.engine.op_trace(lanes, event, text)
+
+    # device models
+    def pending(self, lanes: np.ndarray) -> np.ndarray:
+        return self.engine.op_pending(lanes, self.device)
+
+    def set_pending(self, lanes: np.ndarray, values: np.ndarray) -> None:
+        self.engine.op_set_pending(lanes, self.device, np.asarray(values, dtype=np.int64))
+
+
+class PluginFailure(Exception):
+    """A plugin raised during a run; carries the plugin's label."""
+
+    def __init__(self, label: str, kind: str, error: BaseException) -> None:
+        self.label = label
+        self.kind = kind
+        self.error = error
+        super().__init__(f"{kind} plugin '{label}' raised {type(error).__name__}: {error}")
+
+
+def call_plugin(ctx: PluginContext, kind: str, fn, *args):
+    """Call a plugin hook, turning any exception into a :class:`PluginFailure`."""
+    try:
+        return fn(ctx, *args)
+    except PluginFailure:
+        raise
+    except Exception as e:  # noqa: BLE001 - a plugin's bug fails its runs, not the sweep
+        raise PluginFailure(ctx.label, kind, e) from e

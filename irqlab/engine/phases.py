@@ -1,0 +1,36 @@
+"""What a vCPU does next: the phases of its state machine, shared by executors.
+
+A vCPU is always in one phase with a time ``t`` at which the phase's action
+happens. Actions are instantaneous and may emit several trace records; the
+time between actions is the cost of what the vCPU is doing (a VM exit, an
+entry, a handler body, an exit to userspace), attributed to a mode
+(:data:`~irqlab.engine.program.MODES`). docs/model.md describes each one.
+"""
+
+RUN_IDLE = 0  # innermost guest code, nothing scheduled (only an interrupt stops it)
+RUN_SVC = 1  # L2 guest code; at t the device it is servicing is done
+RUN_PT = 2  # L2 guest code; at t the VMX preemption timer fires
+KICK = 3  # an interrupt arrived while the guest ran: the guest exits (EXTERNAL_INTERRUPT)
+TAKE = 4  # the guest takes an interrupt itself (posted interrupt, iret, bare metal)
+L0_CHECK = 5  # nested: L0 after an L2 exit: reflect an interrupt to L1, or re-enter L2
+L0_INJECT = 6  # L0 after an exit of a single-level guest: inject an interrupt, or re-enter
+ACT = 7  # the handler executes its current step (ACT + action index in the lockstep executor)
+SERVICE_DONE = 8  # the handler's local service of its devices ends
+EOI_L0 = 9  # L0 handles an EOI exit
+EOI_USER = 10  # QEMU handles the IOAPIC EOI (split irqchip), then back into the guest
+MMIO_L0 = 11  # L0 handles an IOAPIC MMIO write
+MMIO_USER = 12  # QEMU handles it (split irqchip)
+VMRESUME_L0 = 13  # L0 has emulated L1's VMRESUME and enters L2
+REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
+
+RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
+
+NAMES = {v: k for k, v in dict(globals()).items() if k.isupper() and isinstance(v, int)}
+
+# Guest instruction pointers shown in kvm_exit (the first two are the seed trace's).
+RIP_L1_VMRESUME = 0xFFFFF80006A40115
+RIP_L1_EOI = 0xFFFFF80006A17E1A
+RIP_L1_MMIO = 0xFFFFF80006A18C40
+RIP_L1_IRET = 0xFFFFF80006A17F02
+RIP_L2_BASE = 0xFFFFF8022F3D8350
+RIP_GUEST_BASE = 0xFFFFFFFF81000000

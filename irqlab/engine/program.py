@@ -1,0 +1,157 @@
+"""Compiled programs and lanes.
+
+A :class:`Program` is what the executors run: the scenario's structure
+(vCPUs, vector groups with their handler programs, pins, devices, plugin
+instances) plus ``params``, the numeric values that may differ from lane to
+lane, by canonical dotted path, in engine units (times ``int`` picoseconds,
+frequencies ``float`` Hz, counts ``int``). Two scenarios whose programs have
+the same ``key`` differ only in those numbers and can share one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from irqlab.ir import Scenario
+from irqlab.plugins.api import Plugin, Step
+
+MODES = ("L0", "L1", "L2", "USER")
+L0, L1, L2, USER = range(4)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One run: the seed of its random streams and its parameter values.
+
+    The lane's streams come from ``numpy.random.SeedSequence(seed,
+    spawn_key=spawn_key)``. ``params`` overrides ``Program.params`` by path
+    (values in engine units, as a compiled program gives them).
+    """
+
+    seed: int = 0
+    spawn_key: tuple[int, ...] = ()
+    params: Mapping[str, float | int] = field(default_factory=dict)
+
+
+@dataclass
+class DeviceInfo:
+    """One device as the executors see it."""
+
+    index: int
+    name: str
+    delivery: str  # ioapic | msi
+    pin: int  # gsi, or -1 for MSI
+    vector: int
+    trigger: str  # edge | level
+    dest: int
+    group: int
+    local: bool  # serviced at the receiving level (else forwarded to L2)
+    lowers_line: bool
+    service: str  # param path of the service time
+    arrival: Plugin
+    arrival_path: str  # param path prefix of the arrival's parameters
+    model: Plugin
+    model_path: str
+
+
+@dataclass
+class GroupInfo:
+    """One vector (its devices share it): the LAPIC bit and the handler program.
+
+    ``bit`` orders groups by vector, so the highest set bit of a LAPIC
+    register is the highest-priority vector.
+    """
+
+    index: int
+    vector: int
+    level: bool  # delivered level-triggered (TMR set on acceptance)
+    delivery: str
+    pins: tuple[int, ...]
+    devices: tuple[int, ...]
+    dest: int
+    local: bool
+    steps: tuple[Step, ...]
+    before: tuple[str | None, ...]  # param path of each step's delay, or None
+    policy: str
+    eoi_exit: bool  # the vector is in the EOI-exit bitmap (APICv)
+    suppress: bool  # the guest has set SPIV bit 12 for this vector's EOIs
+
+
+@dataclass
+class MitigationInfo:
+    index: int
+    label: str
+    plugin: Plugin
+    path: str
+    timer_base: int  # index of its first timer among all timers
+
+
+@dataclass
+class Program:
+    """A compiled scenario. See the module docstring."""
+
+    scenario: Scenario
+    key: str
+    params: dict[str, float | int]
+    param_types: dict[str, str]  # path -> int | float | time | frequency
+    n_vcpus: int
+    stack: tuple[str, ...]  # ("L0",), ("L0", "L1") or ("L0", "L1", "L2")
+    n_pins: int
+    split: bool
+    apicv: bool
+    x2apic: bool
+    suppress_mode: str
+    ack_on_exit: bool
+    devices: list[DeviceInfo]
+    groups: list[GroupInfo]
+    mitigations: list[MitigationInfo]
+    metrics: list[tuple[str, Plugin, str]]
+    n_timers: int
+    pin_group: tuple[int, ...]  # [n_pins] group index of a pin, -1 if unused
+    pin_level: tuple[bool, ...]  # [n_pins] the pin is level-triggered
+    series_fields: tuple[str, ...]
+    trace: bool
+
+    @property
+    def nested(self) -> bool:
+        return self.stack[-1] == "L2"
+
+    @property
+    def bare(self) -> bool:
+        return self.stack == ("L0",)
+
+    @property
+    def innermost(self) -> int:
+        return len(self.stack) - 1
+
+    @property
+    def receiving(self) -> int:
+        return 0 if self.bare else 1
+
+    def lane_params(self, lanes: Sequence[Lane]) -> dict[str, np.ndarray]:
+        """Every parameter as an array over ``lanes`` (int64 or float64)."""
+        out = {}
+        for path, default in self.params.items():
+            typ = self.param_types[path]
+            dtype = np.float64 if typ in ("float", "frequency") else np.int64
+            out[path] = np.array([ln.params.get(path, default) for ln in lanes], dtype=dtype)
+        return out
+
+    def lane_for(self, other: "Program", seed: int = 0, spawn_key: tuple[int, ...] = ()) -> Lane:
+        """A lane of this program's batch that runs ``other`` (same key)."""
+        if other.key != self.key:
+            raise ValueError("programs with different keys cannot share a batch")
+        return Lane(seed, spawn_key, dict(other.params))
+
+
+def run_program(program: Program, lanes: Sequence[Lane], *, trace_lanes: tuple[int, ...] = (),
+                backend: str | None = None) -> Any:
+    """Run lanes with the named backend plugin (see :func:`irqlab.engine.run`)."""
+    from irqlab.plugins.registry import registry
+
+    name = backend or program.scenario.run.backend
+    cls = registry().get("backend", name)
+    return cls().run(program, list(lanes), trace_lanes=trace_lanes)

@@ -1,0 +1,931 @@
+"""The reference interpreter: one lane, one event at a time, plain Python.
+
+This is the executable statement of irqlab's semantics (docs/model.md). It is
+deliberately simple: scalar state, a linear scan for the next event, one
+method per phase. The lockstep executor (:mod:`irqlab.engine.lockstep`) must
+produce exactly the same traces and metrics; differential tests check it.
+
+Order of simultaneous events: (time, slot), slots in the order END, SAMPLE,
+device arrivals (device order), timers (mitigation order), vCPUs (index).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from irqlab.engine import phases as P
+from irqlab.engine.context import PluginContext, PluginFailure, call_plugin
+from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
+from irqlab.engine.rng import lane_keys, uniform
+from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, build_result, latency_bin
+from irqlab.engine.trace import KWORKER, QEMU, Trace
+from irqlab.plugins.api import (
+    NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
+)
+
+ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
+
+
+class LaneSim:
+    """The state and behaviour of one lane."""
+
+    def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
+                 trace: Trace | None) -> None:
+        self.p = self.program = program
+        self.params = params  # path -> array[1]
+        self.v = {k: int(a[0]) if a.dtype.kind == "i" else float(a[0]) for k, a in params.items()}
+        self.keys = key.reshape(1, 2)
+        self.draws: dict[int, int] = {}
+        self.trace = trace
+        self.samples: list[tuple[float, ...]] = []
+        self.stats = Stats.zeros(1, program)
+        self.now = np.zeros(1, dtype=np.int64)
+        self.t = 0
+        self.thread = 0
+        pr = program
+        V, D, Pn = pr.n_vcpus, len(pr.devices), pr.n_pins
+        self.owner = QEMU if pr.split else KWORKER
+        # slots
+        self.end_t = self.v["run.duration"]
+        self.sample_t = NEVER
+        self.arr_t = [NEVER] * D
+        self.timer_t = [NEVER] * pr.n_timers
+        # vCPUs
+        inner = pr.innermost
+        self.phase = [P.RUN_IDLE] * V
+        self.vt = [NEVER] * V
+        self.mode = [inner] * V
+        self.since = [0] * V
+        self.pre: list[list[tuple[int, int]]] = [[] for _ in range(V)]
+        self.grp = [-1] * V
+        self.pc = [0] * V
+        self.run_start = [0] * V
+        self.pt_armed = [False] * V
+        self.pt_deadline = [NEVER] * V
+        self.rip = [0] * V  # innermost progress so far, ps: stands for its instruction pointer
+        self.eoi_vec = [-1] * V
+        self.mmio_action = [""] * V
+        self.irq_seen = [False] * V  # the vCPU has had its first interrupt
+        self.stall_start = [NEVER] * V
+        # LAPICs (bit g = vector group g)
+        self.irr = [0] * V
+        self.isr = [0] * V
+        self.tmr = [0] * V
+        # IOAPIC
+        self.p_irr = [False] * Pn
+        self.p_rirr = [False] * Pn
+        self.p_masked = [False] * Pn
+        self.p_line = [0] * Pn
+        self.used_pins = sorted({d.pin for d in pr.devices if d.pin >= 0})
+        # devices
+        self.pending = [0] * D
+        self.asserted = [False] * D
+        self.forwarded = [False] * D
+        self.svc_rem = [0] * D
+        self.episode = [NEVER] * D
+        # groups
+        self.waiting = [False] * len(pr.groups)
+        self.wait_pc = [0] * len(pr.groups)
+        self.ctx_arrival = [self._ctx(d.arrival.label, d.arrival_path, d.index, device=d.index)
+                            for d in pr.devices]
+        self.ctx_model = [self._ctx(d.model.label, d.model_path, 100 + d.index, device=d.index)
+                          for d in pr.devices]
+        self.ctx_mit = [self._ctx(m.label, m.path, 200 + m.index, index=m.index, timer_base=m.timer_base)
+                        for m in pr.mitigations]
+        for v in range(V):
+            self._trace_mode(v, 0, inner)
+
+    def _ctx(self, label, path, stream, **kw) -> PluginContext:
+        return PluginContext(self, label=label, path=path, stream=stream, n_lanes=1, **kw)
+
+    # ------------------------------------------------------------------ engine ops for plugins
+
+    def draw(self, lanes, stream):
+        c = self.draws.get(stream, 0)
+        self.draws[stream] = c + 1
+        return uniform(self.keys, stream, np.array([c], dtype=np.int64))
+
+    def op_timer(self, lanes, k):
+        return np.array([self.timer_t[k]], dtype=np.int64)
+
+    def op_set_timer(self, lanes, k, t):
+        if len(lanes):
+            self.timer_t[k] = int(t[0])
+
+    def op_pin(self, lanes, pins, what):
+        arr = {"line": self.p_line, "irr": self.p_irr, "remote_irr": self.p_rirr,
+               "masked": self.p_masked}[what]
+        out = np.array([arr[int(p)] for p in pins])
+        return out > 0 if what == "line" else out.astype(bool)
+
+    def op_service_all(self, lanes, level_only):
+        if len(lanes):
+            self.service_all(level_only)
+
+    def op_set_mask(self, lanes, pins, masked):
+        for p in pins:
+            self.redirect_write(int(p), masked)
+
+    def op_poll(self, lanes, pins):
+        for p in pins:
+            self.emit("irqlab_poll", f"pin {int(p)}")
+            for d in self.p.devices:
+                if d.pin == int(p) and self.pending[d.index] > 0:
+                    self.device_service(d.index)
+
+    def op_activated(self, lanes, m):
+        if len(lanes):
+            self.stats.act[0, m] += 1
+
+    def op_trace(self, lanes, event, text):
+        for i in range(len(lanes)):
+            self.emit(event, text if isinstance(text, str) else text[i])
+
+    def op_pending(self, lanes, d):
+        return np.array([self.pending[d]], dtype=np.int64)
+
+    def op_set_pending(self, lanes, d, values):
+        self.pending[d] = int(values[0])
+
+    # ------------------------------------------------------------------ records
+
+    def emit(self, event: str, text: str, t: int | None = None, thread: int | None = None) -> None:
+        self.stats.events[0] += 1
+        if self.trace is not None:
+            self.trace.add(self.t if t is None else t, self.thread if thread is None else thread,
+                           event, text)
+
+    def exit(self, v: int, reason: str, rip: int, info: int = 0) -> None:
+        self.stats.exits[0, EXIT_INDEX[reason]] += 1
+        self.emit("kvm_exit", f"reason {reason} rip 0x{rip:x} info {info:x} 0")
+
+    def l2_rip(self, v: int) -> int:
+        return P.RIP_L2_BASE + (self.rip[v] // 1000) * 4
+
+    def _trace_mode(self, v: int, t: int, mode: int) -> None:
+        if self.trace is not None:
+            self.trace.modes.append((t, v, mode))
+
+    # ------------------------------------------------------------------ time accounting
+
+    def switch(self, v: int, new_mode: int, prefix: Sequence[tuple[int, int]] = ()) -> int:
+        """Leave the current mode at ``self.t``; spend ``prefix`` [(mode, ps)], then be in
+        ``new_mode``. Returns the time the new mode starts."""
+        t = self.t
+        acc = self.stats.acc[0, v]
+        acc[self.mode[v]] += t - self.since[v]
+        for m, dt in prefix:
+            if dt:
+                self._trace_mode(v, t, m)
+            acc[m] += dt
+            t += dt
+        self.pre[v] = list(prefix)
+        self.mode[v] = new_mode
+        self.since[v] = t
+        self._trace_mode(v, t, new_mode)
+        return t
+
+    def cost(self, name: str) -> int:
+        return self.v[f"costs.{name}"]
+
+    def before(self, g: int, pc: int) -> int:
+        path = self.p.groups[g].before[pc]
+        return 0 if path is None else self.v[path]
+
+    # ------------------------------------------------------------------ LAPIC
+
+    def vec(self, g: int) -> int:
+        return self.p.groups[g].vector
+
+    @staticmethod
+    def high(bits: int) -> int:
+        return bits.bit_length() - 1
+
+    def deliverable(self, v: int) -> bool:
+        if not self.irr[v]:
+            return False
+        hi = self.high(self.irr[v])
+        if not self.isr[v]:
+            return True
+        return (self.vec(hi) >> 4) > (self.vec(self.high(self.isr[v])) >> 4)
+
+    def ack(self, v: int) -> int:
+        g = self.high(self.irr[v])
+        self.irr[v] &= ~(1 << g)
+        self.isr[v] |= 1 << g
+        return g
+
+    def lapic_eoi(self, v: int) -> int:
+        if not self.isr[v]:
+            return -1
+        g = self.high(self.isr[v])
+        self.isr[v] &= ~(1 << g)
+        return g
+
+    def accept(self, v: int, g: int, level: bool) -> None:
+        """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
+        trig = "level" if level else "edge"
+        if self.p.bare:
+            self.emit("irqlab_apic_accept", f"cpu {v} vec {self.vec(g)} ({trig})")
+        else:
+            self.emit("kvm_apic_accept_irq", f"apicid {v} vec {self.vec(g)} (Fixed|{trig})")
+        bit = 1 << g
+        if level:
+            self.tmr[v] |= bit
+        else:
+            self.tmr[v] &= ~bit
+        if self.irr[v] & bit:
+            self.stats.coalesced[0] += 1
+            return
+        self.irr[v] |= bit
+        self.stats.delivered[0] += 1
+        self.notify(v)
+
+    def notify(self, v: int) -> None:
+        """A new interrupt is pending at ``v``: a running guest is interrupted."""
+        if self.phase[v] not in P.RUN_PHASES:
+            return
+        at = max(self.t, self.since[v])
+        if self.p.nested or (not self.p.bare and not self.p.apicv):
+            self.phase[v], self.vt[v] = P.KICK, at
+        elif self.deliverable(v):
+            self.phase[v], self.vt[v] = P.TAKE, at
+
+    # ------------------------------------------------------------------ IOAPIC
+
+    def set_line(self, pin: int, level: int) -> None:
+        """A device line at ``pin`` changes (the OR of its devices' lines)."""
+        if self.p.bare:
+            self.emit("irqlab_line", f"gsi {pin} level {level}")
+        elif self.p.split:
+            self.emit("ioapic_set_irq", f"vector: {pin} level: {level}")
+        else:
+            self.emit("kvm_set_irq", f"gsi {pin} level {level} source 0")
+        if self.p.pin_level[pin]:
+            if level:
+                self.p_irr[pin] = True
+                if self.p.split:
+                    if not self.p_rirr[pin]:
+                        self.service_all()
+                else:
+                    self.service(pin)
+            else:
+                self.p_irr[pin] = False
+        elif level:
+            if self.p.split or self.p.bare:
+                if not self.p_masked[pin]:
+                    self.p_irr[pin] = True
+                    self.service_all() if self.p.split else self.service(pin)
+            else:
+                if self.p_irr[pin]:
+                    self.stats.coalesced[0] += 1
+                else:
+                    self.p_irr[pin] = True
+                    self.service(pin)
+
+    def service_all(self, level_only: bool = False) -> None:
+        for pin in self.used_pins:
+            if level_only and not self.p.pin_level[pin]:
+                continue
+            self.service(pin)
+
+    def service(self, pin: int) -> None:
+        """Deliver ``pin`` if it is pending and deliverable (QEMU/KVM ``ioapic_service``)."""
+        level = self.p.pin_level[pin]
+        if self.p_masked[pin] or not self.p_irr[pin] or (level and self.p_rirr[pin]):
+            return
+        if self.mit_deliver(pin):
+            return
+        if level:
+            self.p_rirr[pin] = True
+        else:
+            self.p_irr[pin] = False
+        g = self.p.pin_group[pin]
+        grp = self.p.groups[g]
+        trig = "level" if level else "edge"
+        if self.p.bare:
+            self.emit("irqlab_ioapic_deliver", f"pin {pin} vec {grp.vector} ({trig})")
+        elif self.p.split:
+            self.emit("kvm_set_irq", f"gsi {pin} level 1 source 0")
+            self.emit("kvm_msi_set_irq", f"dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
+        else:
+            self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
+        for d in self.p.devices:
+            if d.pin == pin:
+                self.stats.dev_delivered[0, d.index] += 1
+        self.accept(grp.dest, g, level)
+        if self.p.split and not level:
+            self.emit("kvm_set_irq", f"gsi {pin} level 0 source 0")
+
+    def eoi_broadcast(self, vector: int) -> None:
+        """An EOI for ``vector`` reaches the IOAPIC (QEMU ``ioapic_eoi_broadcast`` or
+        KVM ``kvm_ioapic_update_eoi``)."""
+        for pin in self.used_pins:
+            if not self.p.pin_level[pin] or self.vec(self.p.pin_group[pin]) != vector:
+                continue
+            if self.p.split and not self.p_rirr[pin]:
+                continue
+            self.p_rirr[pin] = False
+            asserted = (not self.p_masked[pin]) and self.p_irr[pin]
+            defer = self.mit_eoi(pin, asserted)
+            if asserted and not defer:
+                self.service_all() if self.p.split else self.service(pin)
+
+    def redirect_write(self, pin: int, masked: bool) -> None:
+        self.emit("irqlab_redirect", f"pin {pin} masked {int(masked)}")
+        self.p_masked[pin] = masked
+        self.mit_redirect(pin)
+        if self.p.split:
+            self.service_all()
+        elif (not masked and self.p.pin_level[pin] and self.p_irr[pin] and not self.p_rirr[pin]):
+            self.service(pin)
+
+    # ------------------------------------------------------------------ mitigation hooks
+
+    def _hook(self, hook: str):
+        for m in self.p.mitigations:
+            if hook in type(m.plugin).hooks:
+                yield m, self.ctx_mit[m.index]
+
+    def mit_deliver(self, pin: int) -> bool:
+        block = False
+        for m, ctx in self._hook("deliver"):
+            ev = DeliverEvent(ONE, np.array([pin]), np.zeros(1, bool))
+            call_plugin(ctx, "mitigation", m.plugin.on_deliver, ev)
+            block = block or bool(ev.block[0])
+        return block
+
+    def mit_eoi(self, pin: int, asserted: bool) -> bool:
+        defer = False
+        for m, ctx in self._hook("ioapic_eoi"):
+            ev = EoiEvent(ONE, np.array([pin]), np.array([asserted]), np.zeros(1, bool))
+            call_plugin(ctx, "mitigation", m.plugin.on_ioapic_eoi, ev)
+            defer = defer or bool(ev.defer[0])
+        return defer
+
+    def mit_redirect(self, pin: int) -> None:
+        for m, ctx in self._hook("redirect"):
+            call_plugin(ctx, "mitigation", m.plugin.on_redirect, RedirectEvent(ONE, np.array([pin])))
+
+    def mit_immediate(self, v: int) -> int:
+        timer = 0
+        for m, ctx in self._hook("immediate_exit"):
+            ev = ImmediateExitEvent(ONE, np.array([v]), np.array([self.rip[v]]), np.array([timer]))
+            call_plugin(ctx, "mitigation", m.plugin.on_immediate_exit, ev)
+            timer = int(ev.timer[0])
+        return timer
+
+    def mit_handler_done(self, v: int, pin: int, handled: bool) -> None:
+        for m, ctx in self._hook("handler_done"):
+            ev = HandlerEvent(ONE, np.array([v]), np.array([pin]), np.array([handled]))
+            call_plugin(ctx, "mitigation", m.plugin.on_handler_done, ev)
+
+    # ------------------------------------------------------------------ devices
+
+    def close_stall(self, v: int, t: int) -> None:
+        s = self.stall_start[v]
+        if s != NEVER:
+            self.stats.stall_max[0, v] = max(self.stats.stall_max[0, v], t - s)
+            self.stall_start[v] = NEVER
+
+    def arrival(self, di: int) -> None:
+        d = self.p.devices[di]
+        t = self.t
+        self.stats.raised[0] += 1
+        self.stats.dev_raised[0, di] += 1
+        if self.stats.first_irq[0] == NEVER:
+            self.stats.first_irq[0] = t
+        self.pending[di] += 1
+        if not self.irq_seen[d.dest]:
+            self.irq_seen[d.dest] = True
+            if self.run_start[d.dest] == NEVER:
+                self.stall_start[d.dest] = t
+        if self.episode[di] == NEVER:
+            self.episode[di] = t
+        raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])
+        if raise_now:
+            if d.delivery == "msi":
+                g = d.group
+                if self.p.bare:
+                    self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
+                else:
+                    self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
+                self.stats.dev_delivered[0, di] += 1
+                self.accept(d.dest, g, False)
+            elif d.trigger == "level":
+                if self.asserted[di]:
+                    self.stats.coalesced[0] += 1
+                    self.stats.dev_coalesced[0, di] += 1
+                else:
+                    self.asserted[di] = True
+                    self.p_line[d.pin] += 1
+                    if self.p_line[d.pin] == 1:
+                        self.set_line(d.pin, 1)
+            else:
+                before = self.stats.coalesced[0]
+                self.set_line(d.pin, 1)
+                if self.stats.coalesced[0] != before:
+                    self.stats.dev_coalesced[0, di] += 1
+                self.set_line(d.pin, 0)
+        nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
+        self.arr_t[di] = max(int(nxt[0]), t)
+
+    def device_service(self, di: int) -> bool:
+        """The driver finishes servicing device ``di``; returns whether it had work."""
+        d = self.p.devices[di]
+        handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, ONE)
+        handled, lower = bool(handled[0]), bool(lower[0]) and d.lowers_line
+        after = self.pending[di]
+        if handled:
+            self.stats.dev_serviced[0, di] += 1
+            if self.episode[di] != NEVER:
+                lat = self.t - self.episode[di]
+                s = self.stats
+                s.lat_hist[0, di, latency_bin(np.array([lat]))[0]] += 1
+                s.lat_max[0, di] = max(s.lat_max[0, di], lat)
+                s.lat_sum[0, di] += lat
+                s.lat_n[0, di] += 1
+            self.episode[di] = self.t if after > 0 else NEVER
+        if lower and self.asserted[di]:
+            self.asserted[di] = False
+            self.p_line[d.pin] -= 1
+            if self.p_line[d.pin] == 0:
+                self.set_line(d.pin, 0)
+        return handled
+
+    # ------------------------------------------------------------------ running guest code
+
+    def cur_fwd(self, v: int) -> int:
+        for d in self.p.devices:
+            if d.dest == v and self.forwarded[d.index]:
+                return d.index
+        return -1
+
+    def start_run(self, v: int, t0: int) -> None:
+        """The innermost level runs guest code from ``t0`` (>= now)."""
+        self.run_start[v] = t0
+        svc_t = NEVER
+        d = self.cur_fwd(v)
+        if d >= 0:
+            svc_t = t0 + self.svc_rem[d]
+        pt_t = self.pt_deadline[v] if self.pt_armed[v] else NEVER
+        if svc_t <= pt_t and svc_t != NEVER:
+            self.phase[v], self.vt[v] = P.RUN_SVC, svc_t
+        elif pt_t != NEVER:
+            self.phase[v], self.vt[v] = P.RUN_PT, pt_t
+        else:
+            self.phase[v], self.vt[v] = P.RUN_IDLE, NEVER
+
+    def end_run(self, v: int, t: int) -> None:
+        """The guest code run that began at ``run_start`` stops at ``t``."""
+        start = self.run_start[v]
+        self.run_start[v] = NEVER
+        elapsed = t - start
+        if elapsed > 0:
+            self.close_stall(v, start)
+            first = self.stats.first_irq[0]
+            if first != NEVER and t > first and self.stats.ttp[0] == NEVER:
+                self.stats.ttp[0] = max(start, first) - first
+                if self.p.nested:
+                    self.stats.ttp_l2[0] = self.stats.ttp[0]
+            d = self.cur_fwd(v)
+            if d >= 0:
+                self.svc_rem[d] -= elapsed
+            self.rip[v] += elapsed
+            if self.irq_seen[v]:
+                self.stall_start[v] = t
+        elif self.irq_seen[v] and self.stall_start[v] == NEVER:
+            self.stall_start[v] = start
+
+    # ------------------------------------------------------------------ the vCPU's phases
+
+    def vcpu_event(self, v: int) -> None:
+        ph = self.phase[v]
+        handler = {
+            P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick,
+            P.TAKE: self.ph_take, P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject,
+            P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
+            P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
+            P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+        }[ph]
+        handler(v)
+
+    def at(self, v: int, phase: int, t: int) -> None:
+        self.phase[v], self.vt[v] = phase, t
+
+    def enter(self, v: int, level: int, prefix: Sequence[tuple[int, int]] = (), entry_t: int | None = None) -> int:
+        """kvm_entry into ``level`` (after ``prefix``); returns when its code starts."""
+        self.emit("kvm_entry", f"vcpu {v}", t=self.t + sum(dt for _, dt in prefix) if entry_t is None else entry_t)
+        return self.switch(v, level, list(prefix) + [(L0, self.cost("vmentry"))])
+
+    def ph_run_svc(self, v: int) -> None:
+        """L2 has finished servicing a forwarded device."""
+        t = self.t
+        self.end_run(v, t)
+        d = self.cur_fwd(v)
+        self.svc_rem[d] = 0
+        self.forwarded[d] = False
+        self.device_service(d)
+        g = self.p.devices[d].group
+        done = not any(self.forwarded[i] for i in self.p.groups[g].devices)
+        if self.waiting[g] and done:
+            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+            self.exit(v, reason, self.l2_rip(v), 0x80B if self.p.x2apic else 0xB0)
+            self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
+                      "int_info 0 int_info_err 0")
+            self.pt_armed[v] = False
+            self.switch(v, L0)
+            self.grp[v] = g
+            self.at(v, P.REFLECT, t + self.cost("vmexit"))
+        else:
+            self.start_run(v, t)
+
+    def ph_run_pt(self, v: int) -> None:
+        """The preemption timer fires in L2 (an immediate exit, or a throttled one)."""
+        self.end_run(v, self.t)
+        self.pt_armed[v] = False
+        self.exit(v, "PREEMPTION_TIMER", self.l2_rip(v))
+        self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason PREEMPTION_TIMER info1 0 "
+                  "info2 0 int_info 0 int_info_err 0")
+        self.switch(v, L0)
+        self.at(v, P.L0_CHECK, self.t + self.cost("vmexit"))
+
+    def ph_kick(self, v: int) -> None:
+        """A new interrupt made the running guest exit (EXTERNAL_INTERRUPT)."""
+        self.end_run(v, self.t)
+        self.pt_armed[v] = False
+        if self.p.nested:
+            self.exit(v, "EXTERNAL_INTERRUPT", self.l2_rip(v))
+            self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason EXTERNAL_INTERRUPT info1 0 "
+                      "info2 0 int_info 0 int_info_err 0")
+            self.switch(v, L0)
+            self.at(v, P.L0_CHECK, self.t + self.cost("vmexit"))
+        else:
+            self.exit(v, "EXTERNAL_INTERRUPT", P.RIP_GUEST_BASE + (self.rip[v] // 1000) * 4)
+            self.switch(v, L0)
+            self.at(v, P.L0_INJECT, self.t + self.cost("vmexit"))
+
+    def ph_take(self, v: int) -> None:
+        """The guest takes the highest deliverable interrupt itself (no exit)."""
+        if self.run_start[v] != NEVER:
+            self.end_run(v, self.t)
+        if not self.deliverable(v):
+            self.start_run(v, self.t)
+            return
+        g = self.ack(v)
+        if self.p.bare:
+            grp = self.p.groups[g]
+            irq = grp.pins[0] if grp.pins else grp.vector
+            name = self.p.devices[grp.devices[0]].name
+            self.emit("irq_handler_entry", f"irq={irq} name={name}")
+        self.start_handler(v, g, self.t)
+
+    def ph_l0_check(self, v: int) -> None:
+        """Nested: L0's check_nested_events after an L2 exit."""
+        t = self.t
+        if self.deliverable(v):
+            if self.p.ack_on_exit:
+                g = self.ack(v)
+                info = 0x80000000 | self.vec(g)
+            else:
+                g, info = -1, 0
+            self.emit("kvm_nested_vmexit_inject", f"reason EXTERNAL_INTERRUPT info1 0 info2 0 "
+                      f"int_info {info:x} int_info_err 0")
+            entry_t = t + self.cost("nested_exit")
+            if g < 0:
+                g = self.ack(v)
+                self.emit("kvm_inj_virq", f"irq {self.vec(g)}", t=entry_t)
+            start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
+            self.start_handler(v, g, start)
+        else:
+            start = self.enter(v, L2)
+            self.start_run(v, start)
+
+    def ph_l0_inject(self, v: int) -> None:
+        """Single-level guest: L0 injects a pending interrupt on entry, or just re-enters."""
+        if self.deliverable(v):
+            g = self.ack(v)
+            self.emit("kvm_inj_virq", f"irq {self.vec(g)}")
+            start = self.enter(v, L1)
+            self.start_handler(v, g, start)
+        else:
+            start = self.enter(v, L1)
+            self.start_run(v, start)
+
+    # handler programs
+
+    def start_handler(self, v: int, g: int, t0: int) -> None:
+        self.grp[v] = g
+        self.pc[v] = 0
+        self.schedule_step(v, t0)
+
+    def schedule_step(self, v: int, t0: int) -> None:
+        """Run the handler's step at ``pc`` after its delay, from ``t0``; FORWARD steps
+        without a delay happen at once."""
+        g = self.grp[v]
+        steps = self.p.groups[g].steps
+        while steps[self.pc[v]].action == "FORWARD" and self.before(g, self.pc[v]) == 0:
+            self.forward(g)
+            self.pc[v] += 1
+        self.at(v, P.ACT, t0 + self.before(g, self.pc[v]))
+
+    def advance(self, v: int, t0: int) -> None:
+        self.pc[v] += 1
+        self.schedule_step(v, t0)
+
+    def forward(self, g: int) -> None:
+        for di in self.p.groups[g].devices:
+            if not self.forwarded[di]:
+                self.forwarded[di] = True
+                self.svc_rem[di] = self.v[self.p.devices[di].service]
+
+    def ph_act(self, v: int) -> None:
+        g, pc, t = self.grp[v], self.pc[v], self.t
+        action = self.p.groups[g].steps[pc].action
+        if action == "FORWARD":
+            self.forward(g)
+            self.advance(v, t)
+        elif action == "SERVICE":
+            dur = sum(self.v[self.p.devices[di].service] for di in self.p.groups[g].devices
+                      if self.pending[di] > 0)
+            self.at(v, P.SERVICE_DONE, t + dur)
+        elif action == "EOI":
+            self.guest_eoi(v)
+        elif action in ("IOAPIC_EOI", "MASK", "UNMASK"):
+            self.guest_mmio(v, action)
+        elif action == "WAIT":
+            self.waiting[g] = True
+            self.wait_pc[g] = pc + 1
+            self.vmresume(v)
+        else:  # RETURN
+            self.handler_return(v)
+
+    def ph_service_done(self, v: int) -> None:
+        g = self.grp[v]
+        grp = self.p.groups[g]
+        any_handled = False
+        handled_pin: dict[int, bool] = {}
+        for di in grp.devices:
+            h = self.device_service(di)
+            any_handled = any_handled or h
+            pin = self.p.devices[di].pin
+            if pin >= 0:
+                handled_pin[pin] = handled_pin.get(pin, False) or h
+        if not any_handled:
+            self.stats.spurious[0] += 1
+        for pin in sorted(handled_pin):
+            self.mit_handler_done(v, pin, handled_pin[pin])
+        self.advance(v, self.t)
+
+    def guest_eoi(self, v: int) -> None:
+        """The handler writes the LAPIC EOI register."""
+        self.stats.eoi_count[0] += 1
+        t = self.t
+        if self.p.bare:
+            g = self.lapic_eoi(v)
+            if g >= 0:
+                self.emit("irqlab_eoi", f"cpu {v} vector {self.vec(g)}")
+                if self.tmr[v] >> g & 1:
+                    self.eoi_broadcast(self.vec(g))
+            self.advance(v, t + self.cost("eoi"))
+            return
+        rip = P.RIP_L1_EOI
+        if self.p.apicv:
+            g = self.high(self.isr[v]) if self.isr[v] else -1
+            if g >= 0 and self.p.groups[g].eoi_exit:
+                self.lapic_eoi(v)
+                self.exit(v, "EOI_INDUCED", rip, self.vec(g))
+                self.eoi_vec[v] = g
+                self.switch(v, L0)
+                self.at(v, P.EOI_L0, t + self.cost("vmexit") + self.cost("eoi"))
+            else:
+                self.lapic_eoi(v)
+                self.advance(v, t)
+            return
+        self.exit(v, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", rip, 0x80B if self.p.x2apic else 0xB0)
+        self.eoi_vec[v] = -2
+        self.switch(v, L0)
+        self.at(v, P.EOI_L0, t + self.cost("vmexit") + self.cost("eoi"))
+
+    def ph_eoi_l0(self, v: int) -> None:
+        """L0 emulates the EOI; a level vector's EOI goes on to the IOAPIC."""
+        g = self.eoi_vec[v]
+        if g == -2:
+            g = self.lapic_eoi(v)
+        broadcast = False
+        if g >= 0:
+            self.emit("kvm_eoi", f"apicid {v} vector {self.vec(g)}")
+            level = bool(self.tmr[v] >> g & 1)
+            grp = self.p.groups[g]
+            honoured = grp.suppress and (self.p.suppress_mode == "on" or not self.p.split)
+            broadcast = level and grp.delivery == "ioapic" and not honoured
+        self.eoi_vec[v] = g
+        if broadcast and self.p.split:
+            self.stats.uexits[0, UEXIT_INDEX["KVM_EXIT_IOAPIC_EOI"]] += 1
+            self.emit("kvm_userspace_exit", "reason KVM_EXIT_IOAPIC_EOI (26)")
+            self.switch(v, USER)
+            self.at(v, P.EOI_USER, self.t + self.cost("userspace_exit") // 2)
+        elif broadcast:
+            self.eoi_broadcast(self.vec(g))
+            start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
+            self.advance(v, start)
+        else:
+            start = self.enter(v, L1)
+            self.advance(v, start)
+
+    def ph_eoi_user(self, v: int) -> None:
+        """QEMU: ioapic_eoi_broadcast, then back to KVM and into the guest."""
+        self.eoi_broadcast(self.vec(self.eoi_vec[v]))
+        rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
+        start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
+        self.advance(v, start)
+
+    def guest_mmio(self, v: int, action: str) -> None:
+        """The handler writes an IOAPIC register (EOI register or redirection entry)."""
+        t = self.t
+        self.mmio_action[v] = action
+        if self.p.bare:
+            self.ioapic_write(v, action)
+            self.advance(v, t + self.cost("mmio"))
+            return
+        self.exit(v, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
+        self.switch(v, L0)
+        self.at(v, P.MMIO_L0, t + self.cost("vmexit") + self.cost("mmio"))
+
+    def ioapic_write(self, v: int, action: str) -> None:
+        g = self.grp[v]
+        grp = self.p.groups[g]
+        if action == "IOAPIC_EOI":
+            self.emit("irqlab_ioapic_eoi", f"vector {grp.vector}")
+            self.eoi_broadcast(grp.vector)
+        else:
+            for pin in grp.pins:
+                self.redirect_write(pin, action == "MASK")
+
+    def ph_mmio_l0(self, v: int) -> None:
+        if self.p.split:
+            self.stats.uexits[0, UEXIT_INDEX["KVM_EXIT_MMIO"]] += 1
+            self.emit("kvm_userspace_exit", "reason KVM_EXIT_MMIO (6)")
+            self.switch(v, USER)
+            self.at(v, P.MMIO_USER, self.t + self.cost("userspace_exit") // 2)
+        else:
+            self.ioapic_write(v, self.mmio_action[v])
+            start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
+            self.advance(v, start)
+
+    def ph_mmio_user(self, v: int) -> None:
+        self.ioapic_write(v, self.mmio_action[v])
+        rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
+        start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
+        self.advance(v, start)
+
+    def handler_return(self, v: int) -> None:
+        """End of the handler: VMRESUME (nested L1) or iret."""
+        g = self.grp[v]
+        if self.p.nested:
+            self.vmresume(v)
+            return
+        if self.p.bare:
+            grp = self.p.groups[g]
+            irq = grp.pins[0] if grp.pins else grp.vector
+            self.emit("irq_handler_exit", f"irq={irq} ret=handled")
+        self.grp[v] = -1
+        if self.deliverable(v):
+            if self.p.bare or self.p.apicv:
+                self.at(v, P.TAKE, self.t)
+            else:
+                self.exit(v, "INTERRUPT_WINDOW", P.RIP_L1_IRET)
+                self.switch(v, L0)
+                self.at(v, P.L0_INJECT, self.t + self.cost("vmexit"))
+        else:
+            self.start_run(v, self.t)
+
+    def vmresume(self, v: int) -> None:
+        self.grp[v] = -1
+        self.exit(v, "VMRESUME", P.RIP_L1_VMRESUME)
+        self.switch(v, L0)
+        self.at(v, P.VMRESUME_L0, self.t + self.cost("vmexit") + self.cost("nested_entry"))
+
+    def ph_vmresume_l0(self, v: int) -> None:
+        """L0 enters L2; with an interrupt pending for L1 it asks for an immediate exit."""
+        if self.deliverable(v):
+            self.stats.immediate[0] += 1
+            timer = self.mit_immediate(v)
+            start = self.enter(v, L2)
+            self.pt_armed[v] = True
+            self.pt_deadline[v] = start + max(timer, 0)
+        else:
+            start = self.enter(v, L2)
+        self.start_run(v, start)
+
+    def ph_reflect(self, v: int) -> None:
+        """L0 reflects L2's completion exit to L1, which continues the waiting handler."""
+        g = self.grp[v]
+        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        self.emit("kvm_nested_vmexit_inject", f"reason {reason} info1 0 info2 0 int_info 0 int_info_err 0")
+        start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
+        self.waiting[g] = False
+        self.pc[v] = self.wait_pc[g]
+        self.schedule_step(v, start)
+
+    # ------------------------------------------------------------------ the loop
+
+    def finish(self, t_end: int) -> None:
+        """Close the books at ``t_end``."""
+        self.t = t_end
+        self.now[0] = t_end
+        for v in range(self.p.n_vcpus):
+            if self.run_start[v] != NEVER:
+                self.end_run(v, max(t_end, self.run_start[v]))
+            acc = self.stats.acc[0, v]
+            over = self.since[v] - t_end
+            if over <= 0:
+                acc[self.mode[v]] += t_end - self.since[v]
+            else:
+                for m, dt in reversed(self.pre[v]):
+                    take = min(dt, over)
+                    acc[m] -= take
+                    over -= take
+            self.close_stall(v, t_end)
+        self.stats.end_t[0] = t_end
+        if self.trace is not None:
+            self.trace.end_ps = t_end
+
+    def run(self) -> Stats:
+        pr = self.p
+        max_events = self.v["run.max_events"]
+        for d in pr.devices:
+            call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.init)
+            call_plugin(self.ctx_model[d.index], "device", d.model.init)
+        for m in pr.mitigations:
+            call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.init)
+        for d in pr.devices:
+            self.arr_t[d.index] = int(call_plugin(self.ctx_arrival[d.index], "arrival",
+                                                  d.arrival.first, ONE)[0])
+        if pr.series_fields:
+            self.sample_t = 0
+        n_dev = len(pr.devices)
+        n_tim = pr.n_timers
+        while True:
+            # the next event: (time, slot) with slots END, SAMPLE, arrivals, timers, vCPUs
+            best_t, best = self.end_t, ("end", 0)
+            if self.sample_t < best_t:
+                best_t, best = self.sample_t, ("sample", 0)
+            for i in range(n_dev):
+                if self.arr_t[i] < best_t:
+                    best_t, best = self.arr_t[i], ("arrival", i)
+            for i in range(n_tim):
+                if self.timer_t[i] < best_t:
+                    best_t, best = self.timer_t[i], ("timer", i)
+            for v in range(pr.n_vcpus):
+                if self.vt[v] < best_t:
+                    best_t, best = self.vt[v], ("vcpu", v)
+            self.t = best_t
+            self.now[0] = best_t
+            kind, i = best
+            if kind == "end":
+                self.finish(self.end_t)
+                break
+            if kind == "vcpu":
+                self.thread = i
+                self.vt[i] = NEVER
+                self.vcpu_event(i)
+            elif kind == "arrival":
+                self.thread = QEMU
+                self.arrival(i)
+            elif kind == "timer":
+                self.thread = self.owner
+                self.timer_t[i] = NEVER
+                for m in pr.mitigations:
+                    if m.timer_base <= i < m.timer_base + type(m.plugin).timers:
+                        call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.on_timer,
+                                    TimerEvent(ONE, i - m.timer_base))
+            else:
+                self.sample()
+            if self.stats.events[0] >= max_events:
+                self.stats.truncated[0] = True
+                self.finish(self.t)
+                break
+        return self.stats
+
+    def sample(self) -> None:
+        """Record the series fields at this instant (before this instant's events)."""
+        t = self.t
+        acc = self.stats.acc[0].copy()
+        for v in range(self.p.n_vcpus):
+            if t > self.since[v]:
+                acc[v, self.mode[v]] += t - self.since[v]
+        s = self.stats
+        values = {
+            "t_ns": t / 1000.0,
+            "l2_time_ns": acc[:, 2].sum() / 1000.0, "l1_time_ns": acc[:, 1].sum() / 1000.0,
+            "l0_time_ns": acc[:, 0].sum() / 1000.0, "userspace_time_ns": acc[:, 3].sum() / 1000.0,
+            "eoi_count": s.eoi_count[0], "exits_total": s.exits[0].sum(),
+            "interrupts_raised": s.raised[0], "interrupts_delivered": s.delivered[0],
+            "pending": sum(self.pending), "irr": sum(bin(x).count("1") for x in self.irr),
+            "line": sum(1 for x in self.p_line if x > 0),
+        }
+        self.samples.append(tuple(float(values[f]) for f in ("t_ns",) + self.p.series_fields))
+        self.sample_t = t + max(self.v.get("run.series.every", 1), 1)

@@ -1,0 +1,244 @@
+"""Per-lane counters both executors fill, and their conversion to a BatchResult.
+
+Shapes: ``L`` lanes, ``V`` vCPUs, ``D`` devices, ``M`` mitigations, ``NB``
+latency bins. Times are int64 picoseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from irqlab.engine.program import Program
+from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
+from irqlab.engine.rng import det_log
+from irqlab.plugins.api import NEVER
+
+LN10 = 2.302585092994046
+BINS_PER_DECADE = 10
+LAT_MIN_PS = 1000.0  # 1 ns: the first bin's lower edge
+N_BINS = 2 + 11 * BINS_PER_DECADE  # underflow, 1 ns .. 100 s, overflow
+EXIT_INDEX = {r: i for i, r in enumerate(EXIT_REASONS)}
+UEXIT_INDEX = {r: i for i, r in enumerate(USERSPACE_EXITS)}
+SERIES_FIELDS = ("l2_time_ns", "l1_time_ns", "l0_time_ns", "userspace_time_ns", "eoi_count",
+                 "exits_total", "interrupts_raised", "interrupts_delivered", "pending", "irr", "line")
+
+
+@dataclass
+class Stats:
+    """Counters of ``n`` lanes."""
+
+    acc: np.ndarray  # [L, V, 4] time per mode
+    stall_max: np.ndarray  # [L, V]
+    first_irq: np.ndarray  # [L]
+    ttp: np.ndarray  # [L] time to innermost progress, NEVER = none
+    ttp_l2: np.ndarray  # [L]
+    eoi_count: np.ndarray
+    raised: np.ndarray
+    delivered: np.ndarray
+    coalesced: np.ndarray
+    spurious: np.ndarray
+    immediate: np.ndarray
+    events: np.ndarray
+    end_t: np.ndarray
+    truncated: np.ndarray  # [L] bool
+    exits: np.ndarray  # [L, R]
+    uexits: np.ndarray  # [L, 2]
+    act: np.ndarray  # [L, M]
+    dev_raised: np.ndarray  # [L, D]
+    dev_delivered: np.ndarray
+    dev_coalesced: np.ndarray
+    dev_serviced: np.ndarray
+    lat_hist: np.ndarray  # [L, D, NB] uint32
+    lat_max: np.ndarray  # [L, D]
+    lat_sum: np.ndarray  # [L, D] float64 (ps)
+    lat_n: np.ndarray  # [L, D]
+
+    @classmethod
+    def zeros(cls, n: int, program: Program) -> "Stats":
+        V, D, M = program.n_vcpus, len(program.devices), len(program.mitigations)
+        i64 = np.int64
+        return cls(
+            acc=np.zeros((n, V, 4), i64), stall_max=np.zeros((n, V), i64),
+            first_irq=np.full(n, NEVER, i64), ttp=np.full(n, NEVER, i64), ttp_l2=np.full(n, NEVER, i64),
+            eoi_count=np.zeros(n, i64), raised=np.zeros(n, i64), delivered=np.zeros(n, i64),
+            coalesced=np.zeros(n, i64), spurious=np.zeros(n, i64), immediate=np.zeros(n, i64),
+            events=np.zeros(n, i64), end_t=np.zeros(n, i64), truncated=np.zeros(n, bool),
+            exits=np.zeros((n, len(EXIT_REASONS)), i64), uexits=np.zeros((n, len(USERSPACE_EXITS)), i64),
+            act=np.zeros((n, M), i64),
+            dev_raised=np.zeros((n, D), i64), dev_delivered=np.zeros((n, D), i64),
+            dev_coalesced=np.zeros((n, D), i64), dev_serviced=np.zeros((n, D), i64),
+            lat_hist=np.zeros((n, D, N_BINS), np.uint32), lat_max=np.zeros((n, D), i64),
+            lat_sum=np.zeros((n, D), np.float64), lat_n=np.zeros((n, D), i64),
+        )
+
+    @classmethod
+    def concat(cls, parts: list["Stats"]) -> "Stats":
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+    def take(self, rows: np.ndarray) -> "Stats":
+        return Stats(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
+    def nbytes_per_lane(self) -> int:
+        return sum(getattr(self, f.name)[0:1].nbytes for f in fields(self))
+
+
+def latency_bin(lat_ps: np.ndarray) -> np.ndarray:
+    """Histogram bin of latencies (int64 ps): 10 log-spaced bins per decade from 1 ns."""
+    x = np.maximum(lat_ps.astype(np.float64), 1.0) / LAT_MIN_PS
+    b = np.floor(det_log(x) / LN10 * BINS_PER_DECADE).astype(np.int64) + 1
+    return np.clip(np.where(lat_ps < LAT_MIN_PS, 0, b), 0, N_BINS - 1)
+
+
+def bin_edges_ps() -> np.ndarray:
+    """Lower edge of every latency bin, in ps (bin 0 starts at 0)."""
+    k = np.arange(N_BINS - 1, dtype=np.float64)
+    return np.concatenate([[0.0], LAT_MIN_PS * 10.0 ** (k / BINS_PER_DECADE)])
+
+
+def hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray) -> np.ndarray:
+    """Quantile ``q`` of histograms ``[..., NB]`` (geometric interpolation in a bin),
+    capped at the exact maximum; NaN where empty."""
+    edges = bin_edges_ps()
+    upper = np.concatenate([edges[1:], [np.inf]])
+    cum = np.cumsum(hist.astype(np.int64), axis=-1)
+    total = cum[..., -1]
+    target = q * total
+    b = np.argmax(cum >= np.maximum(target, 1e-9)[..., None], axis=-1)
+    below = np.take_along_axis(cum, b[..., None], -1)[..., 0] - np.take_along_axis(hist, b[..., None], -1)[..., 0]
+    inbin = np.maximum(np.take_along_axis(hist, b[..., None], -1)[..., 0], 1)
+    frac = np.clip((target - below) / inbin, 0.0, 1.0)
+    lo, hi = np.maximum(edges[b], 1.0), upper[b]
+    hi = np.where(np.isinf(hi), np.maximum(lat_max, lo), hi)
+    val = lo * (hi / lo) ** frac
+    val = np.minimum(val, np.maximum(lat_max, 0))
+    return np.where(total > 0, val, np.nan)
+
+
+def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
+                 status: list[str], error: list[str | None], traces: dict,
+                 extra: dict[str, np.ndarray] | None = None,
+                 series: dict[str, np.ndarray] | None = None) -> BatchResult:
+    """Turn counters into the metric arrays of a :class:`BatchResult`."""
+    n = len(status)
+    ns = 1e-3
+    acc = stats.acc.astype(np.float64)
+    total = acc.sum(axis=(1, 2))
+    V = program.n_vcpus
+    duration = stats.end_t.astype(np.float64)
+    window = np.minimum(params["run.livelock_window"], params["run.duration"])
+    stall = stats.stall_max.max(axis=1) if V else np.zeros(n, np.int64)
+    failed = np.array([s != "ok" for s in status], dtype=bool)
+
+    def nan_never(x: np.ndarray) -> np.ndarray:
+        return np.where(x == NEVER, np.nan, x.astype(np.float64) * ns)
+
+    metrics = {
+        "l2_time_ns": acc[:, :, 2].sum(1) * ns,
+        "l1_time_ns": acc[:, :, 1].sum(1) * ns,
+        "l0_time_ns": acc[:, :, 0].sum(1) * ns,
+        "userspace_time_ns": acc[:, :, 3].sum(1) * ns,
+        "l2_fraction": np.where(total > 0, acc[:, :, 2].sum(1) / np.maximum(duration * V, 1), 0.0),
+        "time_to_l2_progress_ns": nan_never(stats.ttp_l2),
+        "time_to_progress_ns": nan_never(stats.ttp),
+        "livelock": (stall >= window) & (stall > 0),
+        "livelock_max_ns": stall.astype(np.float64) * ns,
+        "eoi_count": stats.eoi_count,
+        "interrupts_raised": stats.raised,
+        "interrupts_delivered": stats.delivered,
+        "interrupts_coalesced": stats.coalesced,
+        "spurious_count": stats.spurious,
+        "immediate_exits": stats.immediate,
+        "exits_total": stats.exits.sum(1),
+        "events": stats.events,
+        "truncated": stats.truncated,
+        "sim_time_ns": duration * ns,
+    }
+    if not program.nested:
+        metrics["time_to_l2_progress_ns"] = np.full(n, np.nan)
+    for k, v in metrics.items():
+        if failed.any():
+            v = v.astype(np.float64) if v.dtype.kind == "f" else v.copy()
+            v[failed] = np.nan if v.dtype.kind == "f" else 0
+            metrics[k] = v
+    exits = {r: stats.exits[:, i] for r, i in EXIT_INDEX.items()}
+    uexits = {r: stats.uexits[:, i] for r, i in UEXIT_INDEX.items()}
+    acts = {mi.label: stats.act[:, mi.index] for mi in program.mitigations}
+    devices = {}
+    for d in program.devices:
+        i = d.index
+        lat_n = stats.lat_n[:, i]
+        devices[d.name] = {
+            "raised": stats.dev_raised[:, i],
+            "delivered": stats.dev_delivered[:, i],
+            "coalesced": stats.dev_coalesced[:, i],
+            "serviced": stats.dev_serviced[:, i],
+            "latency_p50_ns": hist_quantile(stats.lat_hist[:, i], 0.5, stats.lat_max[:, i]) * ns,
+            "latency_p99_ns": hist_quantile(stats.lat_hist[:, i], 0.99, stats.lat_max[:, i]) * ns,
+            "latency_max_ns": np.where(lat_n > 0, stats.lat_max[:, i] * ns, np.nan),
+            "latency_mean_ns": np.where(lat_n > 0, stats.lat_sum[:, i] / np.maximum(lat_n, 1) * ns, np.nan),
+        }
+    return BatchResult(n=n, status=status, error=error, metrics=metrics, exits=exits,
+                       userspace_exits=uexits, mitigation_activations=acts, devices=devices,
+                       extra=extra or {}, series=series, traces=traces)
+
+
+class MetricView:
+    """What a metric plugin's ``compute`` sees: built-in metrics and raw counters."""
+
+    def __init__(self, result: BatchResult, stats: Stats, rows: np.ndarray | None = None) -> None:
+        self._result = result
+        self._stats = stats
+        self._rows = rows
+
+    def metric(self, name: str) -> np.ndarray:
+        arr = np.asarray(self._result.metrics[name], dtype=np.float64)
+        return arr if self._rows is None else arr[self._rows]
+
+    def counter(self, name: str) -> np.ndarray:
+        arr = getattr(self._stats, name)
+        return arr if self._rows is None else arr[self._rows]
+
+
+def series_arrays(program: Program, samples: list[list[tuple[float, ...]]]) -> dict[str, np.ndarray] | None:
+    """Per-lane sample lists -> ``{field: float64[L, S]}`` padded with NaN."""
+    if not program.series_fields:
+        return None
+    names = ("t_ns",) + program.series_fields
+    width = max((len(s) for s in samples), default=0)
+    out = {f: np.full((len(samples), width), np.nan) for f in names}
+    for i, rows in enumerate(samples):
+        if rows:
+            block = np.asarray(rows, dtype=np.float64)
+            for j, f in enumerate(names):
+                out[f][i, : len(rows)] = block[:, j]
+    return out
+
+
+def finish_batch(program: Program, stats: Stats, params: dict[str, np.ndarray], status: list[str],
+                 error: list[str | None], traces: dict, series: dict | None) -> BatchResult:
+    """Build the BatchResult and add the metric plugins' columns.
+
+    A metric plugin that raises is retried lane by lane, so only the lanes it
+    fails on are marked failed (the others' values do not depend on the batch).
+    """
+    result = build_result(program, stats, params, status, error, traces, series=series)
+    for label, plugin, _ in program.metrics:
+        cols = type(plugin).columns
+        try:
+            values = plugin.compute(MetricView(result, stats))  # type: ignore[attr-defined]
+            for c in cols:
+                result.extra[c.name] = np.asarray(values[c.name], dtype=np.float64)
+        except Exception:  # noqa: BLE001 - isolate the failing lanes below
+            for c in cols:
+                result.extra[c.name] = np.full(result.n, np.nan)
+            for i in range(result.n):
+                try:
+                    values = plugin.compute(MetricView(result, stats, np.array([i])))  # type: ignore[attr-defined]
+                    for c in cols:
+                        result.extra[c.name][i] = float(np.asarray(values[c.name])[0])
+                except Exception as e:  # noqa: BLE001
+                    result.status[i] = "failed"
+                    result.error[i] = f"metric plugin '{label}' raised {type(e).__name__}: {e}"
+    return result

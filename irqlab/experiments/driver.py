@@ -109,6 +109,7 @@ class SweepReport:
     points: int
     replications: int
     param_paths: tuple[str, ...]
+    param_units: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
     ok: int = 0
     failed: int = 0
@@ -234,7 +235,7 @@ def sweep_info(req: SweepRequest, prep: planning.Prepared, started_at: str) -> A
         command=req.command or shlex.join(["irqlab", *sys.argv[1:]]),
         irqlab_version=__version__, plugin_versions=prep.plugins, git_commit=commit,
         git_dirty=dirty, host=host(), started_at=started_at, planned_runs=prep.planned_runs,
-        param_paths=prep.param_paths, base_seed=prep.base_seed,
+        param_paths=prep.param_paths, base_seed=prep.base_seed, param_units=dict(prep.param_units),
     )
 
 
@@ -262,7 +263,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         scenario = parse_scenario(req.text, req.file)
     prep = planning.prepare(scenario, req.text, req.overrides, req.axes)
     report = SweepReport(prep.sweep_id, req.out_dir, scenario.name, prep.planned_runs,
-                         len(prep.points), prep.replications, prep.param_paths)
+                         len(prep.points), prep.replications, prep.param_paths, prep.param_units)
 
     own_store = store is None
     if own_store:
@@ -421,3 +422,14 @@ def summary_text(report: SweepReport) -> str:
         lines.append(f"  first failure: {first[0] if first else ''}")
     lines.append(f"  results: {report.out_dir}")
     return "\n".join(lines)
+
+
+def load_rows(report: SweepReport, req: SweepRequest) -> list[RunRow]:
+    """Every run of the sweep for the answer table: this invocation's from memory,
+    and, after a resume, the earlier ones read back from the store."""
+    if not report.skipped:
+        return list(report.rows)
+    from irqlab.experiments.readback import stored_rows
+
+    return stored_rows(req.db_url or req.out_dir, report.sweep_id, report.param_paths,
+                       TABLE_METRICS, fallback=report.rows)

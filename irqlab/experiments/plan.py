@@ -59,6 +59,7 @@ class Prepared:
     replications: int
     sweep_id: str
     plugins: dict[str, str]
+    param_units: dict[str, str]  # path -> "s" | "Hz" | "" (how a stored value reads)
 
     @property
     def planned_runs(self) -> int:
@@ -145,8 +146,11 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
     base_seed = int(base.run.seed)
     sid = identity.sweep_id(text, cli_set, cli_axes, base_seed)
     plugins = identity.plugin_versions(identity.plugin_uses(base))
+    infos = resolve.paths(base)
+    units = {p: {"time": "s", "frequency": "Hz"}.get(infos[p].kind, "")
+             for p in param_paths if p in infos}
     return Prepared(scenario, text, sweep, base_overrides, cli_set, cli_axes, points, param_paths,
-                    base, base_seed, replications, sid, plugins)
+                    base, base_seed, replications, sid, plugins, units)
 
 
 # --------------------------------------------------------------------------- validate

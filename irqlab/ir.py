@@ -51,6 +51,19 @@ def _span() -> Span:
     return field(default=NO_SPAN, compare=False, repr=False)
 
 
+def _field_spans():
+    return field(default=(), compare=False, repr=False)
+
+
+def field_span(node: object, name: str) -> Span:
+    """The span of field ``name`` of a node with ``field_spans`` (where the user
+    wrote it), else the node's own span."""
+    for n, sp in getattr(node, "field_spans", ()):
+        if n == name:
+            return sp
+    return getattr(node, "span", NO_SPAN)
+
+
 # --------------------------------------------------------------------------- values
 
 
@@ -209,6 +222,7 @@ class Machine:
     ioapic_pins: int = 24
     ack_on_exit: bool = True
     span: Span = _span()
+    field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
 
 # Transition costs: name -> (default, meaning). Defaults are in cycles so
@@ -292,6 +306,7 @@ class Device:
     policy: PluginUse | None = None
     lowers_line: bool = True
     span: Span = _span()
+    field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
 
 @dataclass(frozen=True)
@@ -317,6 +332,7 @@ class RunSpec:
     trace: bool = False
     backend: str = "numpy"
     span: Span = _span()
+    field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -1,0 +1,222 @@
+"""Cross-checks of a scenario whose values are known (resolved or literal).
+
+:func:`check_scenario` runs when a file is lowered and again at every
+:func:`irqlab.resolve.resolve` (a sweep point may move a device onto another
+vector or switch the irqchip). Each problem is added to the sink at the span
+of the field that causes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from irqlab import ir
+from irqlab.errors import ErrorSink, ScenarioError, Span
+from irqlab.ir import field_span
+
+DIRECTED_EOI_NOTE = ("KVM advertises Directed EOI only with the split irqchip and x2APIC "
+                     "(0bcc3fb95b97, 6517dfbcc918)")
+
+
+def _known(*values: Any) -> bool:
+    return not any(isinstance(v, ir.Expr) or v is None for v in values)
+
+
+def allowed_service_levels(vcpu: ir.Vcpu) -> tuple[str, ...]:
+    """Levels that may service a device delivered to ``vcpu``: the receiving level
+    and the levels it runs (bare metal: L0; a guest: L1, and L2 if nested)."""
+    names = tuple(lv.level for lv in vcpu.levels)
+    recv = vcpu.receiving_level
+    if recv not in names:
+        return ()
+    return names[names.index(recv):]
+
+
+def handling_policy(s: ir.Scenario, d: ir.Device) -> ir.PluginUse | None:
+    """The handler policy that runs for ``d``'s vector: the device's own, else the
+    receiving level's of its destination vCPU."""
+    if d.policy is not None:
+        return d.policy
+    vc = _vcpu(s, d.dest)
+    if vc is None:
+        return None
+    lv = vc.level(vc.receiving_level)
+    return lv.policy if lv is not None else None
+
+
+def _vcpu(s: ir.Scenario, index: Any) -> ir.Vcpu | None:
+    for v in s.vcpus:
+        if v.index == index:
+            return v
+    return None
+
+
+def site_for(s: ir.Scenario, vcpu: ir.Vcpu | None, d: ir.Device | None):
+    """The :class:`~irqlab.plugins.api.Site` a plugin's ``check`` sees."""
+    from irqlab.plugins.api import Site
+
+    m = s.machine
+    levels = tuple(lv.level for lv in vcpu.levels) if vcpu is not None else ("L0",)
+    recv = vcpu.receiving_level if vcpu is not None else "L0"
+    kw: dict[str, Any] = dict(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+                              suppress_eoi_broadcast=m.suppress_eoi_broadcast,
+                              nested="L2" in levels, receiving_level=recv, levels=levels)
+    if d is not None:
+        kw.update(serviced_locally=d.serviced_by == recv, trigger=d.trigger, delivery=d.delivery)
+    else:
+        kw.update(serviced_locally="L2" not in levels)
+    return Site(**kw)
+
+
+def plugin_check(use: ir.PluginUse, site: Any, sink: ErrorSink, seen: set, note: str = "") -> None:
+    """Run a plugin's ``check(site)``; its messages become errors at the plugin use
+    (or the named parameter)."""
+    from irqlab.plugins.registry import registry
+
+    try:
+        cls = registry().get(use.kind, use.name, use.span)
+    except ScenarioError:
+        return  # reported where the plugin was named
+    try:
+        found: Iterable = cls.check(site) or ()
+        found = list(found)
+    except Exception as e:  # noqa: BLE001 - a plugin's bug is reported, not raised
+        found = [(f"{use.kind} '{use.name}' failed to check this scenario: "
+                  f"{type(e).__name__}: {e}", None)]
+    for item in found:
+        try:
+            message, param = item
+        except (TypeError, ValueError):
+            message, param = str(item), None
+        span = use.span
+        if param:
+            a = use.arg(param)
+            if a is not None and a.span.line > 0:
+                span = a.span
+        key = (str(message), span)
+        if key in seen:
+            continue
+        seen.add(key)
+        sink.add(str(message), span, hint=note or None)
+
+
+def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
+    """Every cross-field rule of a scenario (see the module doc)."""
+    m = s.machine
+    if _known(m.suppress_eoi_broadcast, m.x2apic, m.irqchip) and m.suppress_eoi_broadcast in ("on", "quirk"):
+        if not m.x2apic or m.irqchip != "split":
+            need = " and ".join(x for x, bad in (("x2apic on", not m.x2apic),
+                                                 ("irqchip split", m.irqchip != "split")) if bad)
+            sink.add(f"suppress_eoi_broadcast {m.suppress_eoi_broadcast} needs {need}",
+                     field_span(m, "suppress_eoi_broadcast"), hint=DIRECTED_EOI_NOTE)
+    stacks = {}
+    for v in s.vcpus:
+        stacks.setdefault(tuple(lv.level for lv in v.levels), v)
+    if len(stacks) > 1:
+        (first, v0), *rest = stacks.items()
+        for stack, v in rest:
+            sink.add(f"vcpu {v.index} has levels {', '.join(stack)} but vcpu {v0.index} has "
+                     f"{', '.join(first)}", v.span,
+                     hint="every vCPU must have the same levels (an engine restriction for now)")
+    if _known(m.vcpus) and s.vcpus and m.vcpus != len(s.vcpus):
+        sink.add(f"machine.vcpus is {m.vcpus} but {len(s.vcpus)} vcpu block(s) are given",
+                 field_span(m, "vcpus"), hint="write 'vcpu all { ... }' to give every vCPU the same levels")
+    _check_devices(s, sink)
+    seen: set = set()
+    for d in s.devices:
+        vc = _vcpu(s, d.dest)
+        if vc is None or not _known(d.trigger, d.delivery, d.serviced_by):
+            continue
+        site = site_for(s, vc, d)
+        pol = handling_policy(s, d)
+        if pol is not None:
+            plugin_check(pol, site, sink, seen, f"for device {d.name}")
+        plugin_check(d.arrival, site, sink, seen)
+        plugin_check(d.model, site, sink, seen)
+    if s.mitigations:
+        site = site_for(s, s.vcpus[0] if s.vcpus else None, None)
+        for mu in s.mitigations:
+            plugin_check(mu, site, sink, seen)
+
+
+def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
+    m = s.machine
+    by_vector: dict[Any, ir.Device] = {}
+    by_gsi: dict[Any, ir.Device] = {}
+    for d in s.devices:
+        if d.delivery == "ioapic":
+            if d.gsi is None:
+                sink.add(f"device {d.name} has no gsi", d.span,
+                         hint="write 'gsi N' for an IOAPIC pin, or 'msi'")
+            elif _known(d.gsi, m.ioapic_pins) and d.gsi >= m.ioapic_pins:
+                sink.add(f"gsi {d.gsi} is beyond the IOAPIC's {m.ioapic_pins} pins "
+                         f"(0-{m.ioapic_pins - 1})", field_span(d, "gsi"),
+                         hint="raise machine.ioapic_pins or use another pin")
+        elif d.delivery == "msi" and d.trigger == "level":
+            sink.add("an MSI cannot be level-triggered", field_span(d, "trigger"),
+                     hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line")
+        vc = _vcpu(s, d.dest)
+        if _known(d.dest) and vc is None:
+            have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
+            sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
+                     field_span(d, "dest"))
+        elif vc is not None and _known(d.serviced_by):
+            ok = allowed_service_levels(vc)
+            if d.serviced_by not in ok:
+                names = tuple(lv.level for lv in vc.levels)
+                if d.serviced_by not in names:
+                    msg = f"serviced_by {d.serviced_by}: vcpu {vc.index} has no level {d.serviced_by}"
+                else:
+                    msg = (f"serviced_by {d.serviced_by}: interrupts arrive at {vc.receiving_level}, "
+                           f"so only {' or '.join(ok)} can service this device")
+                sink.add(msg, field_span(d, "serviced_by"),
+                         hint=f"vcpu {vc.index} has levels {', '.join(names)}")
+        if _known(d.vector):
+            other = by_vector.get(d.vector)
+            if other is None:
+                by_vector[d.vector] = d
+            else:
+                _shared_vector(other, d, sink)
+        if d.delivery == "ioapic" and _known(d.gsi):
+            other = by_gsi.get(d.gsi)
+            if other is None:
+                by_gsi[d.gsi] = d
+            else:
+                _shared_pin(other, d, sink)
+
+
+def _shared_vector(a: ir.Device, b: ir.Device, sink: ErrorSink) -> None:
+    vec = f"0x{b.vector:X}" if isinstance(b.vector, int) else str(b.vector)
+    where = f"first at {field_span(a, 'vector')}"
+    if _known(a.trigger, b.trigger) and a.trigger != b.trigger:
+        sink.add(f"devices {a.name} and {b.name} share vector {vec} with conflicting trigger "
+                 f"modes ({a.trigger} and {b.trigger})", field_span(b, "trigger")
+                 if field_span(b, "trigger") != b.span else field_span(b, "vector"),
+                 hint=f"{a.name}'s vector is {where}; the LAPIC keeps one trigger mode per vector (TMR)")
+    if _known(a.dest, b.dest) and a.dest != b.dest:
+        sink.add(f"devices {a.name} and {b.name} share vector {vec} but not their dest vCPU "
+                 f"({a.dest} and {b.dest})", field_span(b, "dest") if field_span(b, "dest") != b.span
+                 else field_span(b, "vector"), hint=f"{a.name}'s vector is {where}")
+    if _known(a.serviced_by, b.serviced_by) and a.serviced_by != b.serviced_by:
+        sink.add(f"devices {a.name} and {b.name} share vector {vec} but are serviced by different "
+                 f"levels ({a.serviced_by} and {b.serviced_by})", field_span(b, "serviced_by"),
+                 hint=f"one handler runs per vector; {a.name}'s vector is {where}")
+    if a.policy != b.policy:
+        sink.add(f"devices {a.name} and {b.name} share vector {vec} but not their handler policy",
+                 b.policy.span if b.policy is not None else field_span(b, "vector"),
+                 hint=f"one handler runs per vector; {a.name}'s vector is {where}")
+
+
+def _shared_pin(a: ir.Device, b: ir.Device, sink: ErrorSink) -> None:
+    for f in ("vector", "trigger", "polarity", "dest"):
+        x, y = getattr(a, f), getattr(b, f)
+        if _known(x, y) and x != y:
+            show = (lambda v: f"0x{v:X}") if f == "vector" else str
+            sink.add(f"devices {a.name} and {b.name} share gsi {b.gsi} but not their {f} "
+                     f"({show(x)} and {show(y)})", field_span(b, f),
+                     hint="one IOAPIC pin has one redirection entry; "
+                     f"{a.name}'s gsi is at {field_span(a, 'gsi')}")
+
+
+def spans_equal(a: Span, b: Span) -> bool:  # pragma: no cover - helper for tests
+    return (a.file, a.line, a.col) == (b.file, b.line, b.col)

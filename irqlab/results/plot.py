@@ -127,6 +127,13 @@ def plot(target: str, metric: str, x: str, *, out: str, hue: str | None = None,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
+        return _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, logy,
+                     title)
+
+
+def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, logy, title):
+
     mdiv, munit = scale_for(m.unit, vals)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     numeric_x = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs

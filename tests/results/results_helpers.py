@@ -65,3 +65,33 @@ def run_infos(n: int, *, start: int = 0, prefix: str = "r", reps: int = 2) -> li
             params={PATHS[0]: [10, 100, 1000][point % 3], PATHS[1]: [0.001, 0.01][point // 3 % 2]},
             wall_s=0.01 * k))
     return out
+
+
+def lane_of(res: BatchResult, i: int) -> BatchResult:
+    """Lane ``i`` of ``res`` as a one-lane BatchResult."""
+    sl = slice(i, i + 1)
+    return BatchResult(
+        n=1, status=[res.status[i]], error=[res.error[i]],
+        metrics={k: v[sl] for k, v in res.metrics.items()},
+        exits={k: v[sl] for k, v in res.exits.items()},
+        userspace_exits={k: v[sl] for k, v in res.userspace_exits.items()},
+        mitigation_activations={k: v[sl] for k, v in res.mitigation_activations.items()},
+        devices={d: {m: v[sl] for m, v in c.items()} for d, c in res.devices.items()},
+        extra={k: v[sl] for k, v in res.extra.items()},
+        series=None if res.series is None else
+        {k: (v[sl] if k != "t_ns" else v) for k, v in res.series.items()})
+
+
+def fake_rerun(calls: list | None = None, tweak=None):
+    """A stand-in for irqlab.experiments.rerun that recomputes the ``written`` fixture's lanes."""
+    def rerun(scenario_text, scenario_file, params, seed, spawn_key):
+        if calls is not None:
+            calls.append((scenario_text, scenario_file, dict(params), seed, tuple(spawn_key)))
+        k = int(seed) - 1000
+        res = (make_result(6, fail=(4,), series=True) if k < 6
+               else make_result(6, seed=1, series=True))
+        out = lane_of(res, k % 6)
+        if tweak:
+            tweak(out)
+        return out
+    return rerun

@@ -119,7 +119,7 @@ def dry_run_text(scenario, req, first: int = 5) -> str:
              f"  base seed {prep.base_seed}; replication r runs with spawn key (r,) at every point"]
     shown = 0
     for index, point in enumerate(prep.points):
-        _, _, error, runs = planning.plan_point(prep, index, point)
+        _, error, runs = planning.plan_point(prep, index, point)
         for r in runs:
             if shown == first:
                 break

@@ -16,18 +16,20 @@ run's identity only.
 
 Run identity
 ------------
-``run_id`` is a stable hash (16 hex digits of SHA-256) of the canonical form
-of the resolved scenario (its ``sweep`` block dropped: the sweep is how the
-run was chosen, not what it is), the point's parameter values, the point
-index, the seed, the spawn key, the irqlab version, the versions of the
-plugins the scenario uses, and the ``sweep_id``. Rerunning a sweep gives every
-run the same id (that is how resume finds what is missing); two runs with
-equal ids produce equal results.
+``run_id`` is a stable hash (16 hex digits of SHA-256) of everything the
+run's resolved scenario and streams are made of: the ``sweep_id`` (scenario
+text, ``--set`` overrides, ``--grid`` axes, base seed, irqlab version), the
+point's resolved parameter values and its index, the seed, the spawn key
+and the versions of the plugins the scenario uses. The resolved scenario is
+a pure function of these, so hashing them identifies it without hashing the
+whole scenario at every point. Rerunning a sweep gives every run the same
+id (that is how resume finds what is missing); two runs with equal ids
+produce equal results.
 
-The sweep id is in the hash because a results database keys runs by
-``run_id`` across all the sweeps it holds: two sweeps that share a point
-(an axis extended and run again into the same ``--out``) must not share a
-row, or the second sweep could never complete.
+Runs of different sweeps never share an id, on purpose: a results database
+keys runs by ``run_id`` across all the sweeps it holds, and two sweeps that
+share a point (an axis extended and run again into the same ``--out``) must
+not share a row, or the second sweep could never complete.
 
 ``sweep_id`` hashes the scenario text, the command-line overrides and axes,
 the base seed and the irqlab version: running the same sweep into the same
@@ -44,7 +46,7 @@ import math
 from typing import Any, Iterable, Mapping
 
 from irqlab import __version__
-from irqlab.ir import PluginUse, Quantity, Scenario
+from irqlab.ir import PluginUse, Quantity
 
 ID_HEX = 16
 
@@ -86,11 +88,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def scenario_fingerprint(resolved: Scenario) -> str:
-    """A hash of what a resolved scenario runs (its sweep block left out)."""
-    return digest(dataclasses.replace(resolved, sweep=None), 32)
-
-
 def plugin_uses(scenario: Any) -> set[tuple[str, str]]:
     """Every ``(kind, name)`` of a plugin the scenario uses."""
     found: set[tuple[str, str]] = set()
@@ -127,13 +124,12 @@ def plugin_versions(uses: Iterable[tuple[str, str]] | None = None) -> dict[str, 
     return out
 
 
-def run_id(sweep: str, fingerprint: str, params: Mapping[str, Any], point: int, seed: int,
+def run_id(sweep: str, params: Mapping[str, Any], point: int, seed: int,
            spawn_key: tuple[int, ...], plugins: Mapping[str, str] | None = None,
            version: str = __version__) -> str:
     """The stable identity of one run (see the module docstring)."""
     return digest({
         "sweep": sweep,
-        "scenario": fingerprint,
         "params": dict(params),
         "point": point,
         "seed": seed,

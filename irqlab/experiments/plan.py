@@ -187,9 +187,8 @@ def _unify_numbers(runs: Sequence[PlannedRun], paths: Sequence[str]) -> None:
 
 
 def plan_point(prep: Prepared, index: int, point: Mapping[str, Any]
-               ) -> tuple[ir.Scenario | None, str, str | None, list[PlannedRun]]:
-    """Resolve one point: ``(resolved or None, fingerprint, error or None, its runs)``
-    (not compiled)."""
+               ) -> tuple[ir.Scenario | None, str | None, list[PlannedRun]]:
+    """Resolve one point: ``(resolved or None, error or None, its runs)`` (not compiled)."""
     from irqlab import resolve
 
     try:
@@ -198,20 +197,17 @@ def plan_point(prep: Prepared, index: int, point: Mapping[str, Any]
     except ScenarioError as e:
         resolved, error = None, e.with_sources({s: prep.text for s in _files(e)}).format()
     if resolved is not None:
-        fp = identity.scenario_fingerprint(resolved)
         params = _point_params(resolved, prep.param_paths)
         seed = int(resolved.run.seed)
     else:
-        fp = identity.digest({"invalid": identity.text_hash(prep.text), "point": dict(point),
-                              "set": prep.cli_overrides}, 32)
         params = _fallback_params(point, prep.param_paths, prep.base.machine.tsc.value)
         seed = prep.base_seed
     runs = []
     for rep in range(prep.replications):
         s, key = identity.lane_seed(seed, rep)
-        rid = identity.run_id(prep.sweep_id, fp, params, index, s, key, prep.plugins)
+        rid = identity.run_id(prep.sweep_id, params, index, s, key, prep.plugins)
         runs.append(PlannedRun(rid, index, rep, s, key, dict(params), error=error))
-    return resolved, fp, error, runs
+    return resolved, error, runs
 
 
 def _files(e: ScenarioError) -> set[str]:
@@ -239,11 +235,10 @@ def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_fai
     todo: list[PlannedRun] = []
     invalid: list[PlannedRun] = []
     programs: dict[str, Any] = {}
-    by_fp: dict[str, Any] = {}
     skipped = 0
     all_runs: list[PlannedRun] = []
     for index, point in enumerate(prep.points):
-        resolved, fp, error, runs = plan_point(prep, index, point)
+        resolved, error, runs = plan_point(prep, index, point)
         all_runs.extend(runs)
         needed = [r for r in runs if not finished(r)]
         skipped += len(runs) - len(needed)
@@ -252,13 +247,8 @@ def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_fai
         if not needed:
             continue
         if error is None:
-            program = by_fp.get(fp)
             try:
-                if program is None:
-                    program = compile_fn(resolved)
-                    if len(by_fp) >= 64:  # only to share programs between duplicate points
-                        by_fp.clear()
-                    by_fp[fp] = program
+                program = compile_fn(resolved)
             except ScenarioError as e:
                 error = e.with_sources({s: prep.text for s in _files(e)}).format()
             except Exception as e:  # noqa: BLE001 - an engine bug fails this point, not the sweep
@@ -296,7 +286,8 @@ class Batcher:
     measurement uses the latest of any key), at most 8 times the key's
     previous batch, at most ``max_lanes`` (memory), and at most
     ``pending / (2 x workers)`` so the sweep's tail splits across workers
-    instead of leaving one worker with a last long batch. A Ray task costs
+    instead of leaving one worker with a last long batch (with more than one
+    worker). A Ray task costs
     about a millisecond, so with ``target_s`` = 2 s the per-run overhead of
     scheduling is negligible.
 
@@ -326,7 +317,9 @@ class Batcher:
             size = int(self.target_s / max(est, 1e-9))
             if key in self.last_size:
                 size = min(size, 8 * self.last_size[key])
-        size = min(size, self.max_lanes, max(1, math.ceil(self.pending / (2 * max(1, workers)))))
+        size = min(size, self.max_lanes)
+        if workers > 1:
+            size = min(size, math.ceil(self.pending / (2 * workers)))
         return max(1, size)
 
     def next_batch(self, workers: int = 1) -> tuple[str, list[PlannedRun]] | None:

@@ -8,7 +8,7 @@ from irqlab.experiments import identity
 
 
 def _rid(**kw):
-    args = dict(sweep="s", fingerprint="f", params={"a": 1.0}, point=0, seed=1, spawn_key=(0,))
+    args = dict(sweep="s", params={"a": 1.0}, point=0, seed=1, spawn_key=(0,))
     args.update(kw)
     return identity.run_id(**args)
 
@@ -30,7 +30,7 @@ def test_canonical_form_sees_every_value():
 def test_run_id_is_stable_and_depends_on_every_input():
     """The same inputs give the same id; changing any one of them changes it."""
     assert _rid() == _rid()
-    variants = [dict(sweep="t"), dict(fingerprint="g"), dict(params={"a": 2.0}), dict(point=1),
+    variants = [dict(sweep="t"), dict(params={"a": 2.0}), dict(point=1),
                 dict(seed=2), dict(spawn_key=(1,)), dict(plugins={"policy.x": "2"})]
     ids = {_rid(**v) for v in variants}
     assert _rid() not in ids and len(ids) == len(variants)

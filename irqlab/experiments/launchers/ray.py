@@ -62,12 +62,18 @@ class RayLauncher(Launcher):
         import ray
 
         level = logging.ERROR if self.quiet else logging.INFO
-        if not ray.is_initialized():
+        if ray.is_initialized():
             if self.address:
+                self._check_same_cluster()
+        elif self.address:
+            try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=level)
-            else:
-                ray.init(address="local", num_cpus=self.requested_workers or os.cpu_count() or 1,
-                         include_dashboard=False, log_to_driver=False, logging_level=level)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise _cluster_error(self.address, e) from None
+            self._owned = True
+        else:
+            ray.init(address="local", num_cpus=self.requested_workers or os.cpu_count() or 1,
+                     include_dashboard=False, log_to_driver=False, logging_level=level)
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         self.workers = min(self.requested_workers, cpus) if self.requested_workers else cpus
@@ -77,6 +83,17 @@ class RayLauncher(Launcher):
         self._started = True
         if self.address:
             self._check_versions()
+
+    def _check_same_cluster(self) -> None:
+        import ray
+
+        from irqlab.errors import ScenarioError
+
+        current = ray.get_runtime_context().gcs_address
+        want = self.address.replace("ray://", "")
+        if want not in ("auto",) and want.split(":")[-1] != current.split(":")[-1]:
+            raise ScenarioError(f"this process is already connected to Ray at {current}, "
+                                f"not {self.address}")
 
     def _check_versions(self) -> None:
         import ray
@@ -163,3 +180,17 @@ def _worker_versions() -> dict[str, str]:
     from irqlab import __version__
 
     return {"irqlab": __version__, "python": platform.python_version(), "host": socket.gethostname()}
+
+
+def _cluster_error(address: str, e: BaseException) -> Exception:
+    from irqlab.errors import ScenarioError
+
+    auth = os.environ.get("RAY_AUTH_MODE", "")
+    hint = ("is the cluster running (ray status --address ...)? If it was started with "
+            "RAY_AUTH_MODE=token, set RAY_AUTH_MODE=token here too, with its token in "
+            "RAY_AUTH_TOKEN, in a file named by RAY_AUTH_TOKEN_PATH, or in ~/.ray/auth_token"
+            if auth.lower() != "token" else
+            "is the cluster running, and is this the cluster's token (RAY_AUTH_TOKEN, "
+            "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)?")
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ScenarioError(f"cannot connect to the Ray cluster at {address}: {first}", hint=hint)

@@ -117,18 +117,18 @@ def swept_spans(sweep: ir.Sweep | None, scenario: ir.Scenario) -> dict[str, Span
 
 
 class Env(Mapping):
-    """The values of a resolved scenario by path, bare parameter name or shorthand."""
+    """A point's values (:func:`irqlab.resolve.values`: canonical paths and bare
+    parameter names), also reachable by any shorthand ``canonical_path`` accepts."""
 
-    def __init__(self, scenario: ir.Scenario, resolved: ir.Scenario) -> None:
+    def __init__(self, scenario: ir.Scenario, values: Mapping[str, Any]) -> None:
+        self._scenario = scenario
+        self._values = dict(values)
+
+    @classmethod
+    def at(cls, scenario: ir.Scenario, overrides: Mapping[str, Any]) -> "Env":
         from irqlab import resolve
 
-        self._scenario = scenario
-        self._values: dict[str, Any] = {}
-        for path, info in resolve.paths(resolved).items():
-            self._values[path] = info.value
-        for path in list(self._values):
-            if path.startswith("param."):
-                self._values.setdefault(path[len("param."):], self._values[path])
+        return cls(scenario, resolve.values(scenario, overrides))
 
     def set(self, path: str, value: Any) -> None:
         self._values[path] = value
@@ -179,9 +179,7 @@ class _Expander:
     @property
     def base_env(self) -> Env:
         if self._base_env is None:
-            from irqlab import resolve
-
-            self._base_env = Env(self.scenario, resolve.resolve(self.scenario, self.overrides))
+            self._base_env = Env.at(self.scenario, self.overrides)
         return self._base_env
 
     def value(self, v: Any) -> Any:
@@ -322,7 +320,7 @@ class _Expander:
         point = dict(point)
         if sweep.derived:
             try:
-                env = Env(self.scenario, resolve.resolve(self.scenario, {**self.overrides, **point}))
+                env = Env.at(self.scenario, {**self.overrides, **point})
             except ScenarioError:
                 return point
             for d in sweep.derived:
@@ -334,7 +332,7 @@ class _Expander:
                 env.set(path, v)
         if sweep.constraints:
             try:
-                env = Env(self.scenario, resolve.resolve(self.scenario, {**self.overrides, **point}))
+                env = Env.at(self.scenario, {**self.overrides, **point})
             except ScenarioError:
                 return point
             for c in sweep.constraints:

@@ -66,3 +66,28 @@ def register_by_value() -> None:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def run_failing_where(program, lanes, path="mitigation.qemu_eoi_throttle.threshold", value=13):
+    """The real engine, but lanes whose ``path`` equals ``value`` come back failed
+    (as a lane whose plugin raised does)."""
+    from irqlab import engine
+
+    result = engine.run(program, lanes)
+    vals = program.lane_params(lanes)[path]
+    for i, v in enumerate(vals):
+        if v == value:
+            result.status[i] = "failed"
+            result.error[i] = f"plugin raised: {path} = {value}"
+    return result
+
+
+def run_dying_once(program, lanes, marker=None):
+    """The real engine, after killing the worker process the first time (per marker file)."""
+    from irqlab import engine
+
+    if marker is not None and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        os._exit(1)
+    return engine.run(program, lanes)

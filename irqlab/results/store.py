@@ -613,20 +613,27 @@ def _pa_strings(values: list[str]) -> Any:
     return pa.array(values, type=pa.string())
 
 
+_KEY_JSON: dict[str, str] = {}
+
+
 def params_json(params: dict[str, Any]) -> str:
     """``params`` as JSON with sorted keys, keeping ints and floats apart (exact floats)."""
     parts = []
     for k in sorted(params):
         v = params[k]
-        if v is True or v is False:
-            js = "true" if v else "false"
-        elif type(v) is float and math.isfinite(v):
+        t = type(v)
+        if t is float and v - v == 0.0:  # finite
             js = float.__repr__(v)
-        elif type(v) is int:
+        elif t is int:
             js = int.__repr__(v)
+        elif t is bool:
+            js = "true" if v else "false"
         else:
             js = json.dumps(v, default=_json_default)
-        parts.append(f"{json.dumps(k)}: {js}")
+        key = _KEY_JSON.get(k)
+        if key is None:
+            key = _KEY_JSON[k] = json.dumps(k) + ": "
+        parts.append(key + js)
     return "{" + ", ".join(parts) + "}"
 
 

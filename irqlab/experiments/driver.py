@@ -280,8 +280,14 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         done = store.completed(prep.sweep_id)
         progress.start("validating")
         stop.install()
+        n_points = len(prep.points)
+
+        def validating(index: int) -> None:
+            if index % 100 == 0 or index + 1 == n_points:
+                progress.phase(f"validating {index + 1}/{n_points} points")
+
         the_plan = planning.validate(prep, done, retry_failed=req.retry_failed,
-                                     compile_fn=compile_fn)
+                                     compile_fn=compile_fn, on_point=validating)
         report.skipped = the_plan.skipped
         report.plan_s = time.perf_counter() - t_start
         progress.advance(the_plan.skipped, 0, 0)

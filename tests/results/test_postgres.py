@@ -1,0 +1,85 @@
+"""The same store and queries on PostgreSQL (set IRQLAB_TEST_PG_URL to run, e.g.
+postgresql+psycopg://user:pw@localhost/db; the database's public schema is wiped)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from irqlab.errors import ScenarioError
+from irqlab.results.query import run_query
+from irqlab.results.store import ResultStore
+from tests.results.results_helpers import fake_rerun, make_result, run_infos, sweep_info
+
+URL = os.environ.get("IRQLAB_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="IRQLAB_TEST_PG_URL not set")
+
+
+@pytest.fixture
+def pg(tmp_path):
+    """A PostgreSQL results database holding the same sweep as the ``written`` fixture."""
+    from sqlalchemy import create_engine
+
+    eng = create_engine(URL)
+    with eng.begin() as c:
+        c.exec_driver_sql("DROP SCHEMA public CASCADE")
+        c.exec_driver_sql("CREATE SCHEMA public")
+    eng.dispose()
+    with ResultStore(tmp_path, db_url=URL) as store:
+        store.begin_sweep(sweep_info())
+        store.write_batch("s1", run_infos(6), make_result(6, fail=(4,), series=True,
+                                                           histogram=True))
+        store.write_batch("s1", run_infos(6, start=6), make_result(6, seed=1, series=True))
+        store.write_batch("s1", run_infos(6), make_result(6, seed=5))  # retries r000004
+        store.begin_sweep(sweep_info("s2", "storm"))
+        store.write_batch("s2", run_infos(2, prefix="q"), make_result(2, devices=("a", "b")))
+        store.finish_sweep("s1", "2024-01-01T01:00:00+00:00", "done")
+    return tmp_path
+
+
+def test_grouped_query_on_postgres(pg):
+    """The wide view answers the grouped question on PostgreSQL."""
+    res = run_query(URL, "SELECT threshold, delay, avg(time_to_l2_progress_ns), count(*) "
+                         "FROM sweep_1 GROUP BY 1, 2 ORDER BY 1, 2")
+    assert [r[3] for r in res.rows] == [2] * 6
+    assert run_query(URL, "SELECT count(*), count(DISTINCT run_id) FROM runs").rows == [(14, 14)]
+
+
+def test_long_and_alias_views_on_postgres(pg):
+    """results_long covers both sweeps; sweep_storm is the latest 'storm' sweep."""
+    res = run_query(URL, "SELECT sweep_id, count(DISTINCT run_id) FROM results_long "
+                         "WHERE role = 'param' GROUP BY 1 ORDER BY 1")
+    assert res.rows == [("s1", 12), ("s2", 2)]
+    assert run_query(URL, "SELECT count(*) FROM sweep_storm").rows == [(2,)]
+    v = run_query(URL, "SELECT value FROM results_long WHERE column_name = 'livelock' "
+                       "AND run_id = 'q000000'").rows[0][0]
+    assert v in (0.0, 1.0)
+
+
+def test_postgres_session_is_read_only(pg):
+    """A write that bypasses the statement check fails in PostgreSQL's read-only session."""
+    from sqlalchemy import text
+
+    from irqlab.results.db import reader_engine
+
+    eng = reader_engine(URL)
+    with eng.connect() as conn, pytest.raises(Exception, match="read-only"):
+        conn.execute(text("DELETE FROM runs"))
+    with pytest.raises(ScenarioError, match="read-only"):
+        run_query(URL, "DELETE FROM runs")
+    assert run_query(URL, "SELECT count(*) FROM runs").rows == [(14,)]
+
+
+def test_show_plot_reproduce_on_postgres(pg, tmp_path, monkeypatch):
+    """show, plot and reproduce work against a PostgreSQL URL."""
+    import irqlab.results.reproduce as rp
+    from irqlab.results.catalog import run_record
+    from irqlab.results.plot import plot
+
+    rec = run_record(URL, "r000007")
+    assert rec.params["mitigation.qemu_eoi_throttle.threshold"] == 10
+    plot(URL, "l2_time_ns", "threshold", hue="delay", sweep="s1", out=str(tmp_path / "p.svg"))
+    monkeypatch.setattr(rp, "load_rerun", lambda: fake_rerun())
+    _, diffs = rp.reproduce(URL, "r000007")
+    assert diffs == []

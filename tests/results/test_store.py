@@ -221,3 +221,19 @@ def test_int_metrics_are_exact(written):
     assert t["exits_total"][i].as_py() == want and t.schema.field("exits_total").type == "int64"
     assert np.isnan(res.metrics["time_to_l2_progress_ns"][0])
     assert t["time_to_l2_progress_ns"][i].as_py() is None
+
+
+def test_pandas_reads_the_parquet_without_irqlab(written):
+    """pandas reads one sweep's partition and answers the grouped question."""
+    pd = pytest.importorskip("pandas")
+    df = pd.read_parquet(written / "parquet" / "runs" / "sweep_id=s1")
+    means = df.groupby(["threshold", "delay"])["time_to_l2_progress_ns"].mean()
+    assert len(df) == 12 and len(means) == 6
+
+
+def test_polars_reads_the_parquet_without_irqlab(written):
+    """polars scans the hive-partitioned dataset, sweep_id included."""
+    pl = pytest.importorskip("polars")
+    df = pl.scan_parquet(str(written / "parquet" / "runs" / "**" / "*.parquet"),
+                         hive_partitioning=True).collect()
+    assert df.height == 12 and df["sweep_id"].unique().to_list() == ["s1"]

@@ -1,0 +1,1215 @@
+"""The lockstep executor: many lanes advance together, one event per lane per step.
+
+State is a set of NumPy arrays shaped ``[L, ...]`` (lanes first; vCPU state
+flattened to ``[L*V]`` with ``f = lane*V + v``). Each step:
+
+1. every active lane picks its next event: the earliest of its slots
+   ``T[S, L]`` (END, SAMPLE, device arrivals, timers, vCPUs; ties go to the
+   lower slot), exactly as the reference interpreter orders them;
+2. lanes are grouped by *event code* (the slot kind, or the vCPU's phase);
+3. each group's handler updates its lanes' rows with element-wise operations.
+
+A lane's rows are only ever touched by its own events, and every operation is
+element-wise, so a lane computes the same bits whichever batch it runs in.
+The semantics are those of :mod:`irqlab.engine.reference`, method for method.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from irqlab.engine import phases as P
+from irqlab.engine.context import PluginContext, PluginFailure, call_plugin
+from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
+from irqlab.engine.result import BatchResult
+from irqlab.engine.rng import lane_keys, uniform
+from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, finish_batch, latency_bin
+from irqlab.engine.trace import KWORKER, QEMU, Trace
+from irqlab.plugins.api import (
+    ACTIONS, NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
+)
+
+I64 = np.int64
+A_SERVICE, A_EOI, A_IOAPIC_EOI, A_MASK, A_UNMASK, A_FORWARD, A_WAIT, A_RETURN = (
+    ACTIONS.index(a) for a in ("SERVICE", "EOI", "IOAPIC_EOI", "MASK", "UNMASK", "FORWARD", "WAIT", "RETURN"))
+ACT0 = 20  # phase of handler action a is ACT0 + a
+N_PHASES = ACT0 + len(ACTIONS)
+ONE = I64(1)
+
+
+def sub(v, mask):
+    """``v[mask]`` for a per-lane vCPU array; a scalar vCPU index stays as it is."""
+    return v[mask] if isinstance(v, np.ndarray) else v
+
+
+def high_bit(x: np.ndarray) -> np.ndarray:
+    """Index of the highest set bit of each int64 (< 2**53), -1 for 0."""
+    return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
+
+
+class Lockstep:
+    """One batch of lanes of one program."""
+
+    def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
+        pr = self.p = self.program = program
+        L = self.L = len(lanes)
+        V = self.V = pr.n_vcpus
+        D, G, Pn, K = len(pr.devices), len(pr.groups), pr.n_pins, pr.n_timers
+        if G > 52:
+            raise ValueError("at most 52 distinct vectors per scenario")
+        self.params = pr.lane_params(lanes)
+        self.keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes])
+        self.counters: dict[int, np.ndarray] = {}
+        self.stats = Stats.zeros(L, pr)
+        self.now = np.zeros(L, I64)
+        self.thread = 0
+        self.owner = QEMU if pr.split else KWORKER
+        # slots
+        self.c_sample = 1
+        self.c_arr = 2
+        self.c_tim = 2 + D
+        self.c_vcpu = 2 + D + K
+        S = self.S = self.c_vcpu + V
+        self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
+        self.T[0] = self.params["run.duration"]
+        # The earliest non-vCPU slot of each lane, cached: those slots change rarely
+        # (arrivals, timers), so a step mostly compares it with the vCPU's time.
+        self.t_other = np.zeros(L, I64)
+        self.s_other = np.zeros(L, I64)
+        self.dirty = np.ones(L, bool)
+        # vCPUs, flat [L*V]
+        LV = L * V
+        inner = pr.innermost
+        self.phase = np.full(LV, P.RUN_IDLE, I64)
+        self.mode = np.full(LV, inner, I64)
+        self.since = np.zeros(LV, I64)
+        # the last entry's prefix segments (mode, ps), to undo what lies beyond the run's end
+        # whether the last entry came from userspace (its time before L0's vmentry)
+        self.pre_user = np.zeros(LV, bool)
+        self.grp = np.full(LV, -1, I64)
+        self.pc = np.zeros(LV, I64)
+        self.run_start = np.zeros(LV, I64)
+        self.pt_armed = np.zeros(LV, bool)
+        self.pt_deadline = np.full(LV, NEVER, I64)
+        self.rip = np.zeros(LV, I64)
+        self.eoi_vec = np.full(LV, -1, I64)
+        self.mmio_action = np.zeros(LV, I64)
+        self.irq_seen = np.zeros(LV, bool)
+        self.stall_start = np.full(LV, NEVER, I64)
+        self.accm = [np.zeros(LV, I64) for _ in range(4)]  # time per mode, [L*V] each
+        self.stall_max = self.stats.stall_max.reshape(LV)
+        # LAPICs
+        self.irr = np.zeros(LV, I64)
+        self.isr = np.zeros(LV, I64)
+        self.tmr = np.zeros(LV, I64)
+        # IOAPIC [L, P]
+        self.p_irr = np.zeros((L, Pn), bool)
+        self.p_rirr = np.zeros((L, Pn), bool)
+        self.p_masked = np.zeros((L, Pn), bool)
+        self.p_line = np.zeros((L, Pn), I64)
+        self.used_pins = sorted({d.pin for d in pr.devices if d.pin >= 0})
+        # devices [L, D]
+        self.pending = np.zeros((L, D), I64)
+        self.asserted = np.zeros((L, D), bool)
+        self.forwarded = np.zeros((L, D), bool)
+        self.svc_rem = np.zeros((L, D), I64)
+        self.episode = np.full((L, D), NEVER, I64)
+        self.service_ps = np.stack([self.params[d.service] for d in pr.devices], 1) if D else np.zeros((L, 0), I64)
+        # groups
+        self.waiting = np.zeros((L, max(G, 1)), bool)
+        self.wait_pc = np.zeros((L, max(G, 1)), I64)
+        maxpc = max((len(g.steps) for g in pr.groups), default=1)
+        self.act_code = np.full((max(G, 1), maxpc), A_RETURN, I64)
+        self.before_ps = np.zeros((L, max(G, 1), maxpc), I64)
+        for g in pr.groups:
+            for k, st in enumerate(g.steps):
+                self.act_code[g.index, k] = ACTIONS.index(st.action)
+                if g.before[k] is not None:
+                    self.before_ps[:, g.index, k] = self.params[g.before[k]]
+        self.maxpc = maxpc
+        self.act_flat = self.act_code.ravel()
+        self.before_flat = self.before_ps.reshape(-1)
+        self.G1 = max(G, 1)
+        self.gcls = np.array([g.vector >> 4 for g in pr.groups] + [-1], I64)
+        self.gvec = np.array([g.vector for g in pr.groups] + [0], I64)
+        self.g_eoi_exit = np.array([g.eoi_exit for g in pr.groups] + [False], bool)
+        self.g_broadcast_ok = np.array(
+            [g.delivery == "ioapic" and not (g.suppress and (pr.suppress_mode == "on" or not pr.split))
+             for g in pr.groups] + [False], bool)
+        self.dev_dest = np.array([d.dest for d in pr.devices], I64)
+        self.dev_group = np.array([d.group for d in pr.devices], I64)
+        # costs [L]
+        self.c = {name[6:]: self.params[name] for name in self.params if name.startswith("costs.")}
+        self.c_half_user = self.c["userspace_exit"] // 2
+        self.c_rest_user = self.c["userspace_exit"] - self.c_half_user
+        self.max_events = self.params["run.max_events"]
+        # tracing
+        self.traced = np.zeros(L, bool)
+        self.traces: dict[int, Trace] = {}
+        for i in trace_lanes:
+            if 0 <= i < L:
+                self.traced[i] = True
+                self.traces[i] = Trace()
+        self.tracing = bool(self.traces)
+        if self.tracing:
+            for i in self.traces:
+                for v in range(V):
+                    self.traces[i].modes.append((0, v, inner))
+        # series
+        self.samples: list[list[tuple[float, ...]]] = [[] for _ in range(L)]
+        # plugins
+        self.ctx_arrival = [self._ctx(d.arrival.label, d.arrival_path, d.index, device=d.index) for d in pr.devices]
+        self.ctx_model = [self._ctx(d.model.label, d.model_path, 100 + d.index, device=d.index) for d in pr.devices]
+        self.ctx_mit = [self._ctx(m.label, m.path, 200 + m.index, index=m.index, timer_base=m.timer_base)
+                        for m in pr.mitigations]
+        self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
+                      for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
+        self.timer_owner = []
+        for m in pr.mitigations:
+            for j in range(type(m.plugin).timers):
+                self.timer_owner.append((m, j))
+        self.handlers = self._phase_table()
+
+    def _ctx(self, label, path, stream, **kw) -> PluginContext:
+        return PluginContext(self, label=label, path=path, stream=stream, n_lanes=self.L, **kw)
+
+    # ================================================================== plugin-facing operations
+
+    def draw(self, lanes, stream):
+        c = self.counters.get(stream)
+        if c is None:
+            c = self.counters[stream] = np.zeros(self.L, I64)
+        u = uniform(self.keys[lanes], stream, c[lanes])
+        c[lanes] += 1
+        return u
+
+    def op_timer(self, lanes, k):
+        return self.T[self.c_tim + k][lanes]
+
+    def op_set_timer(self, lanes, k, t):
+        self.set_other(self.c_tim + k, lanes, t)
+
+    def set_other(self, col: int, lanes, t) -> None:
+        """Set a non-vCPU slot (arrival, timer, sample) and refresh the lanes' cache."""
+        self.T[col][lanes] = t
+        self.dirty[lanes] = True
+
+    def op_pin(self, lanes, pins, what):
+        arr = {"line": self.p_line, "irr": self.p_irr, "remote_irr": self.p_rirr, "masked": self.p_masked}[what]
+        out = arr[lanes, pins]
+        return out > 0 if what == "line" else out
+
+    def op_service_all(self, lanes, level_only):
+        self.service_all(lanes, level_only)
+
+    def op_set_mask(self, lanes, pins, masked):
+        for p in np.unique(pins):
+            sel = lanes[pins == p]
+            self.redirect_write(sel, int(p), masked)
+
+    def op_poll(self, lanes, pins):
+        for p in np.unique(pins):
+            sel = lanes[pins == p]
+            self.emit(sel, "irqlab_poll", "pin {}", int(p))
+            for d in self.p.devices:
+                if d.pin == int(p):
+                    has = sel[self.pending[sel, d.index] > 0]
+                    if len(has):
+                        self.device_service(has, d.index)
+
+    def op_activated(self, lanes, m):
+        self.stats.act[lanes, m] += 1
+
+    def op_trace(self, lanes, event, text):
+        if isinstance(text, str):
+            self.emit(lanes, event, "{}", text)
+        else:
+            self.emit(lanes, event, "{}", np.asarray(text, dtype=object))
+
+    def op_pending(self, lanes, d):
+        return self.pending[lanes, d]
+
+    def op_set_pending(self, lanes, d, values):
+        self.pending[lanes, d] = values
+
+    # ================================================================== records
+
+    def emit(self, lanes, event: str, fmt: str, *cols, t=None, thread=None) -> None:
+        """Count one record per lane; trace it for traced lanes (``cols``: arrays
+        aligned with ``lanes`` or scalars)."""
+        self.stats.events[lanes] += 1
+        if not self.tracing:
+            return
+        sel = np.flatnonzero(self.traced[lanes])
+        for i in sel:
+            lane = int(lanes[i])
+            args = [c[i] if isinstance(c, np.ndarray) else c for c in cols]
+            tt = self.now[lane] if t is None else (t[i] if isinstance(t, np.ndarray) else t)
+            th = self.thread if thread is None else thread
+            th = th[i] if isinstance(th, np.ndarray) else th
+            self.traces[lane].add(int(tt), int(th), event, fmt.format(*args))
+
+    def exit(self, lanes, reason: str, rip, info=0) -> None:
+        self.stats.exits[lanes, EXIT_INDEX[reason]] += 1
+        self.emit(lanes, "kvm_exit", "reason {} rip 0x{:x} info {:x} 0", reason, rip, info)
+
+    def rip_of(self, f, base: int):
+        """Guest instruction pointers for trace text: ``base`` + progress (only when tracing,
+        since the addresses do not fit in int64)."""
+        if not self.tracing:
+            return 0
+        return (self.rip[f] // 1000 * 4).astype(object) + base
+
+    def l2_rip(self, f):
+        return self.rip_of(f, P.RIP_L2_BASE)
+
+    # ================================================================== time accounting
+
+    def exit_to(self, lanes, f, old: int, new: int) -> None:
+        """Leave mode ``old`` now for ``new`` (an exit: no time in between)."""
+        t = self.now[lanes]
+        self.accm[old][f] += t - self.since[f]
+        if self.tracing:
+            self._trace_modes(lanes, f, t, new, ())
+        self.mode[f] = new
+        self.since[f] = t
+
+    def _trace_modes(self, lanes, f, t, new_mode, prefix):
+        for i in np.flatnonzero(self.traced[lanes]):
+            lane = int(lanes[i])
+            v = int(f[i]) % self.V
+            tt = int(t[i])
+            for m, dt in prefix:
+                d = int(dt[i]) if isinstance(dt, np.ndarray) else int(dt)
+                if d:
+                    self.traces[lane].modes.append((tt, v, m))
+                tt += d
+            self.traces[lane].modes.append((tt, v, new_mode))
+
+    def enter(self, lanes, f, level: int, old: int, extra=None):
+        """kvm_entry into ``level``: from mode ``old`` (L0 or userspace), after ``extra``
+        more time in ``old``, then L0's vmentry. Returns when the guest's code starts."""
+        t = self.now[lanes]
+        since = self.since[f]
+        vmentry = self.c["vmentry"][lanes]
+        entry_t = t if extra is None else t + extra
+        self.emit(lanes, "kvm_entry", "vcpu {}", f % self.V, t=entry_t)
+        if old == L0:
+            self.accm[L0][f] += entry_t - since + vmentry
+        else:
+            self.accm[old][f] += entry_t - since
+            self.accm[L0][f] += vmentry
+        self.pre_user[f] = old == USER
+        start = entry_t + vmentry
+        if self.tracing:
+            prefix = [(old, t - t if extra is None else extra), (L0, vmentry)]
+            self._trace_modes(lanes, f, t, level, prefix)
+        self.mode[f] = level
+        self.since[f] = start
+        return start
+
+    def at(self, lanes, v, phase, t):
+        if self.V == 1:
+            self.phase[lanes] = phase
+            self.T[self.c_vcpu][lanes] = t
+        else:
+            self.phase[lanes * self.V + v] = phase
+            self.tset(self.c_vcpu + v, lanes, t)
+
+    def tset(self, col, lanes, t):
+        """Set slot times; ``col`` a slot index or an array of them (one per lane)."""
+        if isinstance(col, np.ndarray) and col.ndim:
+            self.T[col, lanes] = t
+        else:
+            self.T[int(col)][lanes] = t
+
+    # ================================================================== LAPIC
+
+    def deliverable(self, f):
+        return self.gcls[high_bit(self.irr[f])] > self.gcls[high_bit(self.isr[f])]
+
+    def ack(self, f):
+        g = high_bit(self.irr[f])
+        bit = np.left_shift(ONE, g)
+        self.irr[f] &= ~bit
+        self.isr[f] |= bit
+        return g
+
+    def lapic_eoi(self, f):
+        g = high_bit(self.isr[f])
+        bit = np.where(g >= 0, np.left_shift(ONE, np.maximum(g, 0)), 0)
+        self.isr[f] &= ~bit
+        return g
+
+    def accept(self, lanes, v: int, g: int, level: bool) -> None:
+        """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``."""
+        trig = "level" if level else "edge"
+        vec = self.p.groups[g].vector
+        if self.p.bare:
+            self.emit(lanes, "irqlab_apic_accept", "cpu {} vec {} ({})", v, vec, trig)
+        else:
+            self.emit(lanes, "kvm_apic_accept_irq", "apicid {} vec {} (Fixed|{})", v, vec, trig)
+        f = lanes * self.V + v
+        bit = I64(1 << g)
+        if level:
+            self.tmr[f] |= bit
+        else:
+            self.tmr[f] &= ~bit
+        dup = (self.irr[f] & bit) != 0
+        if dup.any():
+            self.stats.coalesced[lanes[dup]] += 1
+            lanes, f = lanes[~dup], f[~dup]
+        self.irr[f] |= bit
+        self.stats.delivered[lanes] += 1
+        self.notify(lanes, v)
+
+    def notify(self, lanes, v: int) -> None:
+        f = lanes * self.V + v
+        run = self.phase[f] <= P.RUN_PT
+        if not run.all():
+            lanes, f = lanes[run], f[run]
+        if not len(lanes):
+            return
+        at = np.maximum(self.now[lanes], self.since[f])
+        if self.p.nested or (not self.p.bare and not self.p.apicv):
+            self.phase[f] = P.KICK
+            self.tset(self.c_vcpu + v, lanes, at)
+        else:
+            ok = self.deliverable(f)
+            self.phase[f[ok]] = P.TAKE
+            self.T[self.c_vcpu + v][lanes[ok]] = at[ok]
+
+    # ================================================================== IOAPIC
+
+    def set_line(self, lanes, pin: int, level: int) -> None:
+        if self.p.bare:
+            self.emit(lanes, "irqlab_line", "gsi {} level {}", pin, level)
+        elif self.p.split:
+            self.emit(lanes, "ioapic_set_irq", "vector: {} level: {}", pin, level)
+        else:
+            self.emit(lanes, "kvm_set_irq", "gsi {} level {} source 0", pin, level)
+        if self.p.pin_level[pin]:
+            if level:
+                self.p_irr[lanes, pin] = True
+                if self.p.split:
+                    go = lanes[~self.p_rirr[lanes, pin]]
+                    if len(go):
+                        self.service_all(go)
+                else:
+                    self.service(lanes, pin)
+            else:
+                self.p_irr[lanes, pin] = False
+        elif level:
+            if self.p.split or self.p.bare:
+                go = lanes[~self.p_masked[lanes, pin]]
+                self.p_irr[go, pin] = True
+                if len(go):
+                    self.service_all(go) if self.p.split else self.service(go, pin)
+            else:
+                old = self.p_irr[lanes, pin]
+                if old.any():
+                    self.stats.coalesced[lanes[old]] += 1
+                go = lanes[~old]
+                self.p_irr[go, pin] = True
+                if len(go):
+                    self.service(go, pin)
+
+    def service_all(self, lanes, level_only: bool = False) -> None:
+        for pin in self.used_pins:
+            if level_only and not self.p.pin_level[pin]:
+                continue
+            if len(lanes):
+                self.service(lanes, pin)
+
+    def service(self, lanes, pin: int) -> None:
+        level = self.p.pin_level[pin]
+        ok = ~self.p_masked[lanes, pin] & self.p_irr[lanes, pin]
+        if level:
+            ok &= ~self.p_rirr[lanes, pin]
+        lanes = lanes[ok]
+        if not len(lanes):
+            return
+        if self.hooks["deliver"]:
+            block = self.mit_deliver(lanes, pin)
+            lanes = lanes[~block]
+            if not len(lanes):
+                return
+        if level:
+            self.p_rirr[lanes, pin] = True
+        else:
+            self.p_irr[lanes, pin] = False
+        g = self.p.pin_group[pin]
+        grp = self.p.groups[g]
+        trig = "level" if level else "edge"
+        if self.p.bare:
+            self.emit(lanes, "irqlab_ioapic_deliver", "pin {} vec {} ({})", pin, grp.vector, trig)
+        elif self.p.split:
+            self.emit(lanes, "kvm_set_irq", "gsi {} level 1 source 0", pin)
+            self.emit(lanes, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|{})", grp.dest, grp.vector, trig)
+        else:
+            self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} (Fixed|physical|{})",
+                      pin, grp.dest, grp.vector, trig)
+        for d in self.p.devices:
+            if d.pin == pin:
+                self.stats.dev_delivered[lanes, d.index] += 1
+        self.accept(lanes, grp.dest, g, level)
+        if self.p.split and not level:
+            self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
+
+    def eoi_broadcast(self, lanes, vec) -> None:
+        """EOI of vector ``vec`` (array aligned with ``lanes``) reaches the IOAPIC."""
+        for pin in self.used_pins:
+            if not self.p.pin_level[pin]:
+                continue
+            sel = lanes[vec == self.p.groups[self.p.pin_group[pin]].vector]
+            if self.p.split:
+                sel = sel[self.p_rirr[sel, pin]]
+            if not len(sel):
+                continue
+            self.p_rirr[sel, pin] = False
+            asserted = ~self.p_masked[sel, pin] & self.p_irr[sel, pin]
+            defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
+            go = sel[asserted & ~defer]
+            if len(go):
+                self.service_all(go) if self.p.split else self.service(go, pin)
+
+    def redirect_write(self, lanes, pin: int, masked: bool) -> None:
+        self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
+        self.p_masked[lanes, pin] = masked
+        if self.hooks["redirect"]:
+            for m, ctx in self.hooks["redirect"]:
+                call_plugin(ctx, "mitigation", m.plugin.on_redirect,
+                            RedirectEvent(lanes, np.full(len(lanes), pin, I64)))
+        if self.p.split:
+            self.service_all(lanes)
+        elif not masked and self.p.pin_level[pin]:
+            go = lanes[self.p_irr[lanes, pin] & ~self.p_rirr[lanes, pin]]
+            if len(go):
+                self.service(go, pin)
+
+    # ================================================================== mitigation hooks
+
+    def mit_deliver(self, lanes, pin):
+        block = np.zeros(len(lanes), bool)
+        for m, ctx in self.hooks["deliver"]:
+            ev = DeliverEvent(lanes, np.full(len(lanes), pin, I64), np.zeros(len(lanes), bool))
+            call_plugin(ctx, "mitigation", m.plugin.on_deliver, ev)
+            block |= ev.block
+        return block
+
+    def mit_eoi(self, lanes, pin, asserted):
+        defer = np.zeros(len(lanes), bool)
+        for m, ctx in self.hooks["ioapic_eoi"]:
+            ev = EoiEvent(lanes, np.full(len(lanes), pin, I64), asserted.copy(), np.zeros(len(lanes), bool))
+            call_plugin(ctx, "mitigation", m.plugin.on_ioapic_eoi, ev)
+            defer |= ev.defer
+        return defer
+
+    def mit_immediate(self, lanes, f):
+        timer = np.zeros(len(lanes), I64)
+        for m, ctx in self.hooks["immediate_exit"]:
+            ev = ImmediateExitEvent(lanes, f % self.V, self.rip[f].copy(), timer.copy())
+            call_plugin(ctx, "mitigation", m.plugin.on_immediate_exit, ev)
+            timer = np.asarray(ev.timer, I64)
+        return timer
+
+    # ================================================================== devices
+
+    def arrival(self, lanes, di: int) -> None:
+        d = self.p.devices[di]
+        t = self.now[lanes]
+        s = self.stats
+        s.raised[lanes] += 1
+        s.dev_raised[lanes, di] += 1
+        first = s.first_irq[lanes] == NEVER
+        s.first_irq[lanes[first]] = t[first]
+        self.pending[lanes, di] += 1
+        f = lanes * self.V + d.dest
+        new = ~self.irq_seen[f]
+        if new.any():
+            fn = f[new]
+            self.irq_seen[fn] = True
+            idle = self.run_start[fn] == NEVER
+            self.stall_start[fn[idle]] = t[new][idle]
+        ep = self.episode[lanes, di] == NEVER
+        self.episode[lanes[ep], di] = t[ep]
+        raise_now = np.asarray(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, lanes), bool)
+        up = lanes[raise_now]
+        if len(up):
+            if d.delivery == "msi":
+                if self.p.bare:
+                    self.emit(up, "irqlab_msi", "dst {} vec {}", d.dest, d.vector)
+                else:
+                    self.emit(up, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", d.dest, d.vector)
+                s.dev_delivered[up, di] += 1
+                self.accept(up, d.dest, d.group, False)
+            elif d.trigger == "level":
+                already = self.asserted[up, di]
+                if already.any():
+                    s.coalesced[up[already]] += 1
+                    s.dev_coalesced[up[already], di] += 1
+                up = up[~already]
+                self.asserted[up, di] = True
+                self.p_line[up, d.pin] += 1
+                first_up = up[self.p_line[up, d.pin] == 1]
+                if len(first_up):
+                    self.set_line(first_up, d.pin, 1)
+            else:
+                before = s.coalesced[up].copy()
+                self.set_line(up, d.pin, 1)
+                changed = s.coalesced[up] != before
+                s.dev_coalesced[up[changed], di] += 1
+                self.set_line(up, d.pin, 0)
+        nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
+        self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
+
+    def device_service(self, lanes, di: int):
+        """The driver finishes servicing device ``di`` in ``lanes``; returns handled[n]."""
+        d = self.p.devices[di]
+        handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, lanes)
+        handled = np.asarray(handled, bool)
+        lower = np.asarray(lower, bool) & d.lowers_line
+        after = self.pending[lanes, di]
+        s = self.stats
+        h = lanes[handled]
+        if len(h):
+            s.dev_serviced[h, di] += 1
+            ep = self.episode[h, di]
+            has = ep != NEVER
+            hh = h[has]
+            if len(hh):
+                lat = self.now[hh] - ep[has]
+                s.lat_hist[hh, di, latency_bin(lat)] += 1
+                s.lat_max[hh, di] = np.maximum(s.lat_max[hh, di], lat)
+                s.lat_sum[hh, di] += lat
+                s.lat_n[hh, di] += 1
+            self.episode[h, di] = np.where(after[handled] > 0, self.now[h], NEVER)
+        low = lanes[lower & self.asserted[lanes, di]]
+        if len(low):
+            self.asserted[low, di] = False
+            self.p_line[low, d.pin] -= 1
+            zero = low[self.p_line[low, d.pin] == 0]
+            if len(zero):
+                self.set_line(zero, d.pin, 0)
+        return handled
+
+    # ================================================================== running guest code
+
+    def cur_fwd(self, lanes, v):
+        """The device the innermost level is servicing: the lowest forwarded one, or -1."""
+        cur = np.full(len(lanes), -1, I64)
+        for d in reversed(self.p.devices):
+            hit = self.forwarded[lanes, d.index] & (v == d.dest)
+            cur[hit] = d.index
+        return cur
+
+    def start_run(self, lanes, f, t0) -> None:
+        self.run_start[f] = t0
+        v = f % self.V
+        cur = self.cur_fwd(lanes, v) if self.p.nested else np.full(len(lanes), -1, I64)
+        has = cur >= 0
+        svc_t = np.where(has, t0 + self.svc_rem[lanes, np.maximum(cur, 0)], NEVER)
+        pt_t = np.where(self.pt_armed[f], self.pt_deadline[f], NEVER)
+        svc = has & (svc_t <= pt_t)
+        ph = np.where(svc, P.RUN_SVC, np.where(pt_t != NEVER, P.RUN_PT, P.RUN_IDLE))
+        self.phase[f] = ph
+        self.tset(self.c_vcpu + v, lanes, np.where(svc, svc_t, pt_t))
+
+    def end_run(self, lanes, f, t) -> None:
+        start = self.run_start[f]
+        self.run_start[f] = NEVER
+        elapsed = t - start
+        pos = elapsed > 0
+        s = self.stats
+        if pos.any():
+            pl, pf, pstart, pt = lanes[pos], f[pos], start[pos], t[pos]
+            self.close_stall(pf, pstart)
+            first = s.first_irq[pl]
+            new = (first != NEVER) & (pt > first) & (s.ttp[pl] == NEVER)
+            if new.any():
+                val = np.maximum(pstart[new], first[new]) - first[new]
+                s.ttp[pl[new]] = val
+                if self.p.nested:
+                    s.ttp_l2[pl[new]] = val
+            if self.p.nested:
+                cur = self.cur_fwd(pl, pf % self.V)
+                c = cur >= 0
+                self.svc_rem[pl[c], cur[c]] -= elapsed[pos][c]
+            self.rip[pf] += elapsed[pos]
+            self.stall_start[pf] = np.where(self.irq_seen[pf], pt, NEVER)
+        neg = ~pos
+        if neg.any():
+            nf = f[neg]
+            st = self.irq_seen[nf] & (self.stall_start[nf] == NEVER)
+            self.stall_start[nf[st]] = start[neg][st]
+
+    def close_stall(self, f, t) -> None:
+        s = self.stall_start[f]
+        has = s != NEVER
+        if has.any():
+            fh = f[has]
+            self.stall_max[fh] = np.maximum(self.stall_max[fh], t[has] - s[has])
+            self.stall_start[fh] = NEVER
+
+    # ================================================================== phases
+
+    def _phase_table(self):
+        tab = {
+            P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick, P.TAKE: self.ph_take,
+            P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
+            P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
+            P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+            ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
+            ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
+            ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
+        }
+        return [tab.get(i) for i in range(N_PHASES)]
+
+    def ph_run_svc(self, lanes, f, v):
+        t = self.now[lanes]
+        self.end_run(lanes, f, t)
+        cur = self.cur_fwd(lanes, v)
+        self.svc_rem[lanes, cur] = 0
+        self.forwarded[lanes, cur] = False
+        for d in self.p.devices:
+            sel = cur == d.index
+            if sel.any():
+                self.device_service(lanes[sel], d.index)
+        g = self.dev_group[cur]
+        done = np.ones(len(lanes), bool)
+        for d in self.p.devices:
+            done &= ~((g == d.group) & self.forwarded[lanes, d.index])
+        ex = self.waiting[lanes, g] & done
+        if ex.any():
+            el, ef, eg = lanes[ex], f[ex], g[ex]
+            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+            rip = self.l2_rip(ef)
+            self.exit(el, reason, rip, 0x80B if self.p.x2apic else 0xB0)
+            self.emit(el, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
+                      rip, reason)
+            self.pt_armed[ef] = False
+            self.exit_to(el, ef, L2, L0)
+            self.grp[ef] = eg
+            self.at(el, ef % self.V, P.REFLECT, self.now[el] + self.c["vmexit"][el])
+        go = ~ex
+        if go.any():
+            self.start_run(lanes[go], f[go], t[go])
+
+    def ph_run_pt(self, lanes, f, v):
+        t = self.now[lanes]
+        self.end_run(lanes, f, t)
+        self.pt_armed[f] = False
+        rip = self.l2_rip(f)
+        self.exit(lanes, "PREEMPTION_TIMER", rip)
+        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason PREEMPTION_TIMER info1 0 info2 0 int_info 0 "
+                  "int_info_err 0", rip)
+        self.exit_to(lanes, f, L2, L0)
+        self.at(lanes, v, P.L0_CHECK, t + self.c["vmexit"][lanes])
+
+    def ph_kick(self, lanes, f, v):
+        t = self.now[lanes]
+        self.end_run(lanes, f, t)
+        self.pt_armed[f] = False
+        if self.p.nested:
+            rip = self.l2_rip(f)
+            self.exit(lanes, "EXTERNAL_INTERRUPT", rip)
+            self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason EXTERNAL_INTERRUPT info1 0 info2 0 "
+                      "int_info 0 int_info_err 0", rip)
+            self.exit_to(lanes, f, L2, L0)
+            self.at(lanes, v, P.L0_CHECK, t + self.c["vmexit"][lanes])
+        else:
+            self.exit(lanes, "EXTERNAL_INTERRUPT", self.rip_of(f, P.RIP_GUEST_BASE))
+            self.exit_to(lanes, f, L1, L0)
+            self.at(lanes, v, P.L0_INJECT, t + self.c["vmexit"][lanes])
+
+    def ph_take(self, lanes, f, v):
+        t = self.now[lanes]
+        open_run = self.run_start[f] != NEVER
+        if open_run.any():
+            self.end_run(lanes[open_run], f[open_run], t[open_run])
+        ok = self.deliverable(f)
+        if (~ok).any():
+            self.start_run(lanes[~ok], f[~ok], t[~ok])
+        if ok.any():
+            lanes, f, t = lanes[ok], f[ok], t[ok]
+            g = self.ack(f)
+            if self.p.bare:
+                self.irq_handler_event(lanes, g, "irq_handler_entry", "irq={} name={}")
+            self.start_handler(lanes, f, g, t)
+
+    def irq_handler_event(self, lanes, g, event, fmt):
+        if not self.tracing:
+            self.stats.events[lanes] += 1
+            return
+        irq = np.array([grp.pins[0] if grp.pins else grp.vector for grp in self.p.groups], I64)[g]
+        name = np.array([self.p.devices[grp.devices[0]].name for grp in self.p.groups], object)[g]
+        self.emit(lanes, event, fmt, irq, name)
+
+    def ph_l0_check(self, lanes, f, v):
+        t = self.now[lanes]
+        ok = self.deliverable(f)
+        if ok.any():
+            al, af, at_ = lanes[ok], f[ok], t[ok]
+            if self.p.ack_on_exit:
+                g = self.ack(af)
+                info = 0x80000000 | self.gvec[g]
+            else:
+                g, info = None, 0
+            self.emit(al, "kvm_nested_vmexit_inject", "reason EXTERNAL_INTERRUPT info1 0 info2 0 int_info {:x} "
+                      "int_info_err 0", info)
+            nexit = self.c["nested_exit"][al]
+            if g is None:
+                g = self.ack(af)
+                self.emit(al, "kvm_inj_virq", "irq {}", self.gvec[g], t=at_ + nexit)
+            start = self.enter(al, af, L1, L0, nexit)
+            self.start_handler(al, af, g, start)
+        no = ~ok
+        if no.any():
+            nl, nf = lanes[no], f[no]
+            start = self.enter(nl, nf, L2, L0)
+            self.start_run(nl, nf, start)
+
+    def ph_l0_inject(self, lanes, f, v):
+        ok = self.deliverable(f)
+        if ok.any():
+            al, af = lanes[ok], f[ok]
+            g = self.ack(af)
+            self.emit(al, "kvm_inj_virq", "irq {}", self.gvec[g])
+            start = self.enter(al, af, L1, L0)
+            self.start_handler(al, af, g, start)
+        no = ~ok
+        if no.any():
+            nl, nf = lanes[no], f[no]
+            start = self.enter(nl, nf, L1, L0)
+            self.start_run(nl, nf, start)
+
+    # handler programs
+
+    def start_handler(self, lanes, f, g, t0):
+        self.grp[f] = g
+        self.pc[f] = 0
+        self.schedule_step(lanes, f, t0)
+
+    def schedule_step(self, lanes, f, t0):
+        gp = self.grp[f] * self.maxpc + self.pc[f]
+        code = self.act_flat[gp]
+        delay = self.before_flat[lanes * (self.G1 * self.maxpc) + gp]
+        inline = (code == A_FORWARD) & (delay == 0)
+        while inline.any():
+            il, ifl = lanes[inline], f[inline]
+            self.forward(il, self.grp[ifl])
+            self.pc[ifl] += 1
+            gp = self.grp[f] * self.maxpc + self.pc[f]
+            code = self.act_flat[gp]
+            delay = self.before_flat[lanes * (self.G1 * self.maxpc) + gp]
+            inline = (code == A_FORWARD) & (delay == 0)
+        self.phase[f] = ACT0 + code
+        self.tset(self.c_vcpu + (f % self.V if self.V > 1 else 0), lanes, t0 + delay)
+
+    def advance(self, lanes, f, t0):
+        self.pc[f] += 1
+        self.schedule_step(lanes, f, t0)
+
+    def forward(self, lanes, g):
+        for grp in self.p.groups:
+            sel = lanes[g == grp.index] if len(self.p.groups) > 1 else lanes
+            for di in grp.devices:
+                new = sel[~self.forwarded[sel, di]]
+                self.forwarded[new, di] = True
+                self.svc_rem[new, di] = self.service_ps[new, di]
+
+    def act_forward(self, lanes, f, v):
+        self.forward(lanes, self.grp[f])
+        self.advance(lanes, f, self.now[lanes])
+
+    def act_service(self, lanes, f, v):
+        g = self.grp[f]
+        dur = np.zeros(len(lanes), I64)
+        for grp in self.p.groups:
+            ing = g == grp.index
+            for di in grp.devices:
+                dur += np.where(ing & (self.pending[lanes, di] > 0), self.service_ps[lanes, di], 0)
+        self.at(lanes, v, P.SERVICE_DONE, self.now[lanes] + dur)
+
+    def ph_service_done(self, lanes, f, v):
+        g = self.grp[f]
+        for grp in self.p.groups:
+            sel = g == grp.index
+            if not sel.any():
+                continue
+            gl, gf = lanes[sel], f[sel]
+            any_h = np.zeros(len(gl), bool)
+            handled_pin: dict[int, np.ndarray] = {}
+            for di in grp.devices:
+                h = self.device_service(gl, di)
+                any_h |= h
+                pin = self.p.devices[di].pin
+                if pin >= 0:
+                    handled_pin[pin] = handled_pin.get(pin, np.zeros(len(gl), bool)) | h
+            self.stats.spurious[gl[~any_h]] += 1
+            for pin in sorted(handled_pin):
+                for m, ctx in self.hooks["handler_done"]:
+                    ev = HandlerEvent(gl, gf % self.V, np.full(len(gl), pin, I64), handled_pin[pin].copy())
+                    call_plugin(ctx, "mitigation", m.plugin.on_handler_done, ev)
+        self.advance(lanes, f, self.now[lanes])
+
+    def act_eoi(self, lanes, f, v):
+        self.stats.eoi_count[lanes] += 1
+        t = self.now[lanes]
+        if self.p.bare:
+            g = self.lapic_eoi(f)
+            has = g >= 0
+            if has.any():
+                hl, hg = lanes[has], g[has]
+                self.emit(hl, "irqlab_eoi", "cpu {} vector {}", sub(v, has), self.gvec[hg])
+                lvl = ((self.tmr[f[has]] >> hg) & 1) == 1
+                if lvl.any():
+                    self.eoi_broadcast(hl[lvl], self.gvec[hg[lvl]])
+            self.advance(lanes, f, t + self.c["eoi"][lanes])
+            return
+        if self.p.apicv:
+            g = high_bit(self.isr[f])
+            ex = (g >= 0) & self.g_eoi_exit[g]
+            self.lapic_eoi(f)
+            if (~ex).any():
+                nl, nf = lanes[~ex], f[~ex]
+                self.advance(nl, nf, t[~ex])
+            if ex.any():
+                el, ef = lanes[ex], f[ex]
+                self.exit(el, "EOI_INDUCED", P.RIP_L1_EOI, self.gvec[g[ex]])
+                self.eoi_vec[ef] = g[ex]
+                self.exit_to(el, ef, L1, L0)
+                self.at(el, sub(v, ex), P.EOI_L0, t[ex] + self.c["vmexit"][el] + self.c["eoi"][el])
+            return
+        self.exit(lanes, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", P.RIP_L1_EOI,
+                  0x80B if self.p.x2apic else 0xB0)
+        self.eoi_vec[f] = -2
+        self.exit_to(lanes, f, L1, L0)
+        self.at(lanes, v, P.EOI_L0, t + self.c["vmexit"][lanes] + self.c["eoi"][lanes])
+
+    def ph_eoi_l0(self, lanes, f, v):
+        g = self.eoi_vec[f]
+        trap = g == -2
+        if trap.any():
+            g[trap] = self.lapic_eoi(f[trap])
+        has = g >= 0
+        if has.any():
+            self.emit(lanes[has], "kvm_eoi", "apicid {} vector {}", sub(v, has), self.gvec[g[has]])
+        level = has & (((self.tmr[f] >> np.maximum(g, 0)) & 1) == 1)
+        broadcast = level & self.g_broadcast_ok[g]
+        self.eoi_vec[f] = g
+        if broadcast.any():
+            bl, bf = lanes[broadcast], f[broadcast]
+            if self.p.split:
+                self.stats.uexits[bl, UEXIT_INDEX["KVM_EXIT_IOAPIC_EOI"]] += 1
+                self.emit(bl, "kvm_userspace_exit", "reason KVM_EXIT_IOAPIC_EOI (26)")
+                self.exit_to(bl, bf, L0, USER)
+                self.at(bl, sub(v, broadcast), P.EOI_USER, self.now[bl] + self.c_half_user[bl])
+            else:
+                self.eoi_broadcast(bl, self.gvec[g[broadcast]])
+                start = self.enter(bl, bf, L1, L0, self.c["ioapic"][bl])
+                self.advance(bl, bf, start)
+        rest = ~broadcast
+        if rest.any():
+            rl, rf = lanes[rest], f[rest]
+            start = self.enter(rl, rf, L1, L0)
+            self.advance(rl, rf, start)
+
+    def ph_eoi_user(self, lanes, f, v):
+        self.eoi_broadcast(lanes, self.gvec[self.eoi_vec[f]])
+        start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
+        self.advance(lanes, f, start)
+
+    def act_mmio(self, lanes, f, v):
+        t = self.now[lanes]
+        self.mmio_action[f] = self.act_flat[self.grp[f] * self.maxpc + self.pc[f]]
+        if self.p.bare:
+            self.ioapic_write(lanes, f)
+            self.advance(lanes, f, t + self.c["mmio"][lanes])
+            return
+        self.exit(lanes, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
+        self.exit_to(lanes, f, L1, L0)
+        self.at(lanes, v, P.MMIO_L0, t + self.c["vmexit"][lanes] + self.c["mmio"][lanes])
+
+    def ioapic_write(self, lanes, f):
+        action = self.mmio_action[f]
+        g = self.grp[f]
+        ioeoi = action == A_IOAPIC_EOI
+        if ioeoi.any():
+            self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {}", self.gvec[g[ioeoi]])
+            self.eoi_broadcast(lanes[ioeoi], self.gvec[g[ioeoi]])
+        for grp in self.p.groups:
+            for code, masked in ((A_MASK, True), (A_UNMASK, False)):
+                sel = lanes[(action == code) & (g == grp.index)]
+                if len(sel):
+                    for pin in grp.pins:
+                        self.redirect_write(sel, pin, masked)
+
+    def ph_mmio_l0(self, lanes, f, v):
+        if self.p.split:
+            self.stats.uexits[lanes, UEXIT_INDEX["KVM_EXIT_MMIO"]] += 1
+            self.emit(lanes, "kvm_userspace_exit", "reason KVM_EXIT_MMIO (6)")
+            self.exit_to(lanes, f, L0, USER)
+            self.at(lanes, v, P.MMIO_USER, self.now[lanes] + self.c_half_user[lanes])
+        else:
+            self.ioapic_write(lanes, f)
+            start = self.enter(lanes, f, L1, L0, self.c["ioapic"][lanes])
+            self.advance(lanes, f, start)
+
+    def ph_mmio_user(self, lanes, f, v):
+        self.ioapic_write(lanes, f)
+        start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
+        self.advance(lanes, f, start)
+
+    def act_wait(self, lanes, f, v):
+        g = self.grp[f]
+        self.waiting[lanes, g] = True
+        self.wait_pc[lanes, g] = self.pc[f] + 1
+        self.vmresume(lanes, f, v)
+
+    def act_return(self, lanes, f, v):
+        if self.p.nested:
+            self.vmresume(lanes, f, v)
+            return
+        if self.p.bare:
+            self.irq_handler_event(lanes, self.grp[f], "irq_handler_exit", "irq={} ret=handled")
+        self.grp[f] = -1
+        t = self.now[lanes]
+        ok = self.deliverable(f)
+        if ok.any():
+            al = lanes[ok]
+            if self.p.bare or self.p.apicv:
+                self.at(al, sub(v, ok), P.TAKE, t[ok])
+            else:
+                af = f[ok]
+                self.exit(al, "INTERRUPT_WINDOW", P.RIP_L1_IRET)
+                self.exit_to(al, af, L1, L0)
+                self.at(al, sub(v, ok), P.L0_INJECT, t[ok] + self.c["vmexit"][al])
+        no = ~ok
+        if no.any():
+            self.start_run(lanes[no], f[no], t[no])
+
+    def vmresume(self, lanes, f, v):
+        self.grp[f] = -1
+        self.exit(lanes, "VMRESUME", P.RIP_L1_VMRESUME)
+        self.exit_to(lanes, f, L1, L0)
+        self.at(lanes, v, P.VMRESUME_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["nested_entry"][lanes])
+
+    def ph_vmresume_l0(self, lanes, f, v):
+        ok = self.deliverable(f)
+        timer = None
+        if ok.any():
+            self.stats.immediate[lanes[ok]] += 1
+            if self.hooks["immediate_exit"]:
+                timer = self.mit_immediate(lanes[ok], f[ok])
+        start = self.enter(lanes, f, L2, L0)
+        if ok.any():
+            af = f[ok]
+            self.pt_armed[af] = True
+            self.pt_deadline[af] = start[ok] + (np.maximum(timer, 0) if timer is not None else 0)
+        self.start_run(lanes, f, start)
+
+    def ph_reflect(self, lanes, f, v):
+        g = self.grp[f]
+        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        self.emit(lanes, "kvm_nested_vmexit_inject", "reason {} info1 0 info2 0 int_info 0 int_info_err 0", reason)
+        start = self.enter(lanes, f, L1, L0, self.c["nested_exit"][lanes])
+        self.waiting[lanes, g] = False
+        self.pc[f] = self.wait_pc[lanes, g]
+        self.schedule_step(lanes, f, start)
+
+    # ================================================================== slots other than vCPUs
+
+    def on_timer(self, lanes, k):
+        self.set_other(self.c_tim + k, lanes, NEVER)
+        m, j = self.timer_owner[k]
+        call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.on_timer, TimerEvent(lanes, j))
+
+    def on_sample(self, lanes):
+        t = self.now[lanes]
+        V = self.V
+        f = lanes[:, None] * V + np.arange(V)[None, :]
+        acc = np.stack([self.accm[m][f] for m in range(4)], axis=-1).astype(np.float64)  # [n, V, 4]
+        part = np.maximum(t[:, None] - self.since[f], 0).astype(np.float64)
+        mode = self.mode[f]
+        for m in range(4):
+            acc[:, :, m] += np.where(mode == m, part, 0.0)
+        s = self.stats
+        values = {
+            "t_ns": t / 1000.0,
+            "l2_time_ns": acc[:, :, 2].sum(1) / 1000.0, "l1_time_ns": acc[:, :, 1].sum(1) / 1000.0,
+            "l0_time_ns": acc[:, :, 0].sum(1) / 1000.0, "userspace_time_ns": acc[:, :, 3].sum(1) / 1000.0,
+            "eoi_count": s.eoi_count[lanes], "exits_total": s.exits[lanes].sum(1),
+            "interrupts_raised": s.raised[lanes], "interrupts_delivered": s.delivered[lanes],
+            "pending": self.pending[lanes].sum(1),
+            "irr": np.array([sum(bin(int(x)).count("1") for x in self.irr[row]) for row in f]),
+            "line": (self.p_line[lanes] > 0).sum(1),
+        }
+        names = ("t_ns",) + self.p.series_fields
+        cols = [np.asarray(values[n], dtype=np.float64) for n in names]
+        for i, lane in enumerate(lanes):
+            self.samples[int(lane)].append(tuple(float(c[i]) for c in cols))
+        self.set_other(self.c_sample, lanes, t + np.maximum(self.params["run.series.every"][lanes], 1))
+
+    def finish(self, lanes, t_end) -> None:
+        self.now[lanes] = t_end
+        for v in range(self.V):
+            f = lanes * self.V + v
+            open_run = self.run_start[f] != NEVER
+            if open_run.any():
+                ol, of = lanes[open_run], f[open_run]
+                self.end_run(ol, of, np.maximum(t_end[open_run], self.run_start[of]))
+            over = self.since[f] - t_end
+            ok = over <= 0
+            for m in range(4):
+                sel = ok & (self.mode[f] == m)
+                fo = f[sel]
+                self.accm[m][fo] += t_end[sel] - self.since[fo]
+            if (~ok).any():
+                # The last entry's transit reaches past the end: take back what lies beyond
+                # it, from L0's vmentry first, then from the userspace or L0 time before it.
+                of, ov = f[~ok], over[~ok]
+                take = np.minimum(self.c["vmentry"][lanes[~ok]], ov)
+                self.accm[L0][of] -= take
+                user = self.pre_user[of]
+                self.accm[USER][of[user]] -= (ov - take)[user]
+                self.accm[L0][of[~user]] -= (ov - take)[~user]
+            self.close_stall(f, t_end)
+        self.stats.end_t[lanes] = t_end
+        self.T[:, lanes] = NEVER
+        fl = (lanes[:, None] * self.V + np.arange(self.V)[None, :]).reshape(-1)
+        for m in range(4):
+            self.stats.acc[:, :, m].reshape(-1)[fl] = self.accm[m][fl]
+        if self.tracing:
+            for i, lane in enumerate(lanes):
+                if int(lane) in self.traces:
+                    self.traces[int(lane)].end_ps = int(t_end[i])
+
+    # ================================================================== the loop
+
+    def init(self) -> None:
+        pr = self.p
+        lanes = np.arange(self.L, dtype=I64)
+        for d in pr.devices:
+            call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.init)
+            call_plugin(self.ctx_model[d.index], "device", d.model.init)
+        for m in pr.mitigations:
+            call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.init)
+        for d in pr.devices:
+            self.T[self.c_arr + d.index] = np.asarray(
+                call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.first, lanes), I64)
+        if pr.series_fields:
+            self.T[self.c_sample] = 0
+
+    def run(self) -> Stats:
+        self.init()
+        L, V = self.L, self.V
+        T = self.T
+        c_arr, c_tim, c_vcpu = self.c_arr, self.c_tim, self.c_vcpu
+        handlers = self.handlers
+        n_codes = c_vcpu + N_PHASES
+        act = np.arange(L, dtype=I64)
+        full = True  # every lane is still running: use whole arrays, not gathers
+        phase, events, max_events, now = self.phase, self.stats.events, self.max_events, self.now
+        t_other, s_other, dirty = self.t_other, self.s_other, self.dirty
+        while len(act):
+            d = act[dirty[act]]
+            if len(d):
+                sub = T[:c_vcpu, d]
+                so = sub.argmin(axis=0)
+                s_other[d] = so
+                t_other[d] = np.take_along_axis(sub, so[None, :], 0)[0]
+                dirty[d] = False
+            if V == 1:
+                tv = T[c_vcpu] if full else T[c_vcpu][act]
+                vs = 0
+            else:
+                Tv = T[c_vcpu:] if full else T[c_vcpu:, act]
+                vs = Tv.argmin(axis=0)
+                tv = np.take_along_axis(Tv, vs[None, :], 0)[0]
+            to = t_other if full else t_other[act]
+            isv = tv < to  # ties go to the non-vCPU slot, which comes first
+            t = np.where(isv, tv, to)
+            so = s_other if full else s_other[act]
+            if full:
+                now[:] = t
+            else:
+                now[act] = t
+            s = np.where(isv, c_vcpu + vs, so)
+            if V == 1:
+                code = np.where(isv, c_vcpu + (phase if full else phase[act]), so)
+            else:
+                code = s.copy()
+                code[isv] = c_vcpu + phase[act[isv] * V + (s[isv] - c_vcpu)]
+            counts = np.bincount(code, minlength=n_codes)
+            present = np.flatnonzero(counts)
+            if len(present) == 1:
+                groups = [(present[0], act, s)]
+            else:
+                order = np.argsort(code, kind="stable")
+                bounds = np.cumsum(counts[present])
+                groups, lo = [], 0
+                for c, hi in zip(present, bounds):
+                    idx = order[lo:hi]
+                    groups.append((c, act[idx], s[idx]))
+                    lo = hi
+            finished = False
+            for c, lanes, sv in groups:
+                if c >= c_vcpu:
+                    if V == 1:
+                        v, f = 0, lanes
+                        T[c_vcpu][lanes] = NEVER
+                    else:
+                        v = sv - c_vcpu
+                        f = lanes * V + v
+                        T[c_vcpu + v, lanes] = NEVER
+                    self.thread = v
+                    handlers[c - c_vcpu](lanes, f, v)
+                elif c == 0:
+                    self.finish(lanes, now[lanes])
+                    finished = True
+                elif c == self.c_sample:
+                    self.on_sample(lanes)
+                elif c < c_tim:
+                    self.thread = QEMU
+                    self.arrival(lanes, int(c - c_arr))
+                else:
+                    self.thread = self.owner
+                    self.on_timer(lanes, int(c - c_tim))
+            over = (events >= max_events) if full else (events[act] >= max_events[act])
+            if over.any():
+                ol = act[over]
+                ol = ol[T[0][ol] != NEVER]
+                if len(ol):
+                    self.stats.truncated[ol] = True
+                    self.finish(ol, now[ol])
+                    finished = True
+            if finished:
+                act = act[T[0][act] != NEVER]
+                full = full and len(act) == L
+        return self.stats
+
+
+def run_lockstep(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> BatchResult:
+    """Run ``lanes`` in lockstep. A lane whose plugin raises is failed alone: the batch
+    is re-run in halves until the failing lanes are isolated (the other lanes'
+    results do not depend on the batch, so they come out the same)."""
+    lanes = list(lanes)
+    try:
+        sim = Lockstep(program, lanes, trace_lanes)
+        stats = sim.run()
+    except PluginFailure as e:
+        if len(lanes) == 1:
+            stats = Stats.zeros(1, program)
+            return finish_batch(program, stats, program.lane_params(lanes), ["failed"], [str(e)], {}, None)
+        mid = len(lanes) // 2
+        left = run_lockstep(program, lanes[:mid], tuple(i for i in trace_lanes if i < mid))
+        right = run_lockstep(program, lanes[mid:], tuple(i - mid for i in trace_lanes if i >= mid))
+        return BatchResult.concat([left, right])
+    from irqlab.engine.stats import series_arrays
+
+    n = len(lanes)
+    return finish_batch(program, stats, sim.params, ["ok"] * n, [None] * n, sim.traces,
+                        series_arrays(program, sim.samples))

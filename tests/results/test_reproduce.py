@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 import irqlab.results.reproduce as rp
-from irqlab.cli.main import cli, main
+from irqlab.cli.main import main
 from tests.results.results_helpers import fake_rerun
 
 
@@ -37,8 +38,9 @@ def test_one_ulp_difference_is_reported(written, monkeypatch, capsys):
         res.metrics["l2_time_ns"] = np.nextafter(res.metrics["l2_time_ns"], math.inf)
 
     monkeypatch.setattr(rp, "load_rerun", lambda: fake_rerun(tweak=tweak))
-    # cli.main directly: it returns the command's exit status (1)
-    assert cli.main(["reproduce", str(written), "r000001"], standalone_mode=False) == 1
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", str(written), "r000001"])
+    assert exc.value.code == 1
     out = capsys.readouterr().out
     assert "NOT reproduced: 1 of" in out and "l2_time_ns" in out
 

@@ -38,11 +38,31 @@ def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", " ", sql)
 
 
+def _outside_quotes(sql: str) -> str:
+    """``sql`` with the contents of '...' and "..." blanked out."""
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = None
+            out.append(" ")
+        elif ch in "'\"":
+            quote = ch
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def check_read_only(sql: str) -> None:
-    """Refuse a statement that would write (a ScenarioError naming the keyword)."""
+    """Refuse a statement that would write (a ScenarioError naming the keyword), and more
+    than one statement."""
     body = _strip_comments(sql).strip().rstrip(";").strip()
     if not body:
         raise ScenarioError("empty SQL statement")
+    if ";" in _outside_quotes(body):
+        raise ScenarioError("one SQL statement at a time, please",
+                            hint="irqlab query runs a single SELECT")
     m = _WRITE.match(body) or _PRAGMA_SET.match(body)
     if m is None and re.match(r"^\s*with\b", body, re.I):
         m = _WRITE_ANYWHERE.search(body)

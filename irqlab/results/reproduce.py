@@ -116,7 +116,8 @@ def reproduce(target: str, run_id: str,
     for path, col, value, _typ, _unit in rec.metrics:
         stored = ref[col] if ref is not None and col in ref else value
         if path not in flat:
-            diffs.append(Difference(path, stored, "<missing>"))
+            if stored is not None:  # NULL: a column added by later batches, not this run's
+                diffs.append(Difference(path, stored, "<missing>"))
             continue
         new = np.asarray(flat[path])[0]
         if not same(stored, new):

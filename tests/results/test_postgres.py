@@ -32,6 +32,7 @@ def pg(tmp_path):
                                                            histogram=True))
         store.write_batch("s1", run_infos(6, start=6), make_result(6, seed=1, series=True))
         store.write_batch("s1", run_infos(6), make_result(6, seed=5))  # retries r000004
+        store.write_batch("s1", run_infos(2, start=12), make_result(2, devices=("uhci", "nic")))
         store.begin_sweep(sweep_info("s2", "storm"))
         store.write_batch("s2", run_infos(2, prefix="q"), make_result(2, devices=("a", "b")))
         store.finish_sweep("s1", "2024-01-01T01:00:00+00:00", "done")
@@ -42,15 +43,16 @@ def test_grouped_query_on_postgres(pg):
     """The wide view answers the grouped question on PostgreSQL."""
     res = run_query(URL, "SELECT threshold, delay, avg(time_to_l2_progress_ns), count(*) "
                          "FROM sweep_1 GROUP BY 1, 2 ORDER BY 1, 2")
-    assert [r[3] for r in res.rows] == [2] * 6
-    assert run_query(URL, "SELECT count(*), count(DISTINCT run_id) FROM runs").rows == [(14, 14)]
+    assert [r[3] for r in res.rows] == [4, 2, 2, 2, 2, 2]
+    assert run_query(URL, "SELECT count(*), count(DISTINCT run_id) FROM runs").rows == [(16, 16)]
+    assert run_query(URL, "SELECT count(device_nic_raised) FROM sweep_1").rows == [(2,)]
 
 
 def test_long_and_alias_views_on_postgres(pg):
     """results_long covers both sweeps; sweep_storm is the latest 'storm' sweep."""
     res = run_query(URL, "SELECT sweep_id, count(DISTINCT run_id) FROM results_long "
                          "WHERE role = 'param' GROUP BY 1 ORDER BY 1")
-    assert res.rows == [("s1", 12), ("s2", 2)]
+    assert res.rows == [("s1", 14), ("s2", 2)]
     assert run_query(URL, "SELECT count(*) FROM sweep_storm").rows == [(2,)]
     v = run_query(URL, "SELECT value FROM results_long WHERE column_name = 'livelock' "
                        "AND run_id = 'q000000'").rows[0][0]
@@ -68,7 +70,7 @@ def test_postgres_session_is_read_only(pg):
         conn.execute(text("DELETE FROM runs"))
     with pytest.raises(ScenarioError, match="read-only"):
         run_query(URL, "DELETE FROM runs")
-    assert run_query(URL, "SELECT count(*) FROM runs").rows == [(14,)]
+    assert run_query(URL, "SELECT count(*) FROM runs").rows == [(16,)]
 
 
 def test_show_plot_reproduce_on_postgres(pg, tmp_path, monkeypatch):

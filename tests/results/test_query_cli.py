@@ -56,6 +56,13 @@ def test_check_read_only_allows_selects():
         check_read_only("   ")
 
 
+def test_more_than_one_statement_is_refused():
+    """A second statement after a semicolon is refused; a semicolon in a string is not one."""
+    with pytest.raises(ScenarioError, match="one SQL statement"):
+        check_read_only("SELECT 1; DELETE FROM runs")
+    check_read_only("SELECT 'a;b' FROM runs;")
+
+
 def test_sql_error_is_shown_without_traceback(written, capsys):
     """A bad query prints the database's message, status 2, no traceback."""
     assert main(["query", str(written), "SELECT nope FROM sweep_1"]) == 2

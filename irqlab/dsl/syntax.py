@@ -1,0 +1,603 @@
+"""Text -> statements: the Lark parser, its error messages, and the syntax tree.
+
+Two parsers share the grammar (``scn.lark``): one builds a ``lark.Tree`` (for
+``irqlab parse`` and the formatter), the other runs :class:`AstBuilder` inline
+while parsing (the fast path of :func:`irqlab.dsl.loads`). Both give the same
+statements (:class:`Stmt`, :class:`ParamStmt`, :class:`WhereStmt`) whose
+values are :mod:`irqlab.ir` expression nodes with spans.
+
+Syntax errors become a :class:`~irqlab.errors.ScenarioError` in the language's
+own words: the expected-token sets Lark reports are mapped to phrases such as
+"a value" or "'}'", never to raw terminal names.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterator
+
+import lark
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from irqlab.errors import ScenarioError, Span
+from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary
+
+MAX_BRACKETS = 32  # ( and [ nesting
+MAX_BLOCKS = 16  # { nesting
+MAX_OPERATORS = 100  # operators in one statement
+
+_BINOPS = {"or_": "or", "and_": "and", "add": "+", "sub": "-", "mul": "*", "div": "/",
+           "floordiv": "//", "mod": "%", "pow": "**"}
+
+# --------------------------------------------------------------------------- syntax tree
+
+
+@dataclass(slots=True)
+class StrLit:
+    """A quoted string (file names)."""
+
+    value: str
+    span: Span
+
+
+@dataclass(slots=True)
+class ListLit:
+    """``[a, b, c]``"""
+
+    items: list
+    span: Span
+
+
+@dataclass(slots=True)
+class Range:
+    """``low .. high flag*`` (a sample dimension)."""
+
+    low: Any
+    high: Any
+    flags: list  # [(word, span)]
+    span: Span
+
+
+@dataclass(slots=True)
+class Block:
+    """``{ statements }``"""
+
+    stmts: list
+    span: Span
+
+
+@dataclass(slots=True)
+class Assign:
+    """``= value``"""
+
+    value: Any
+    span: Span
+
+
+@dataclass(slots=True)
+class Within:
+    """``in range`` or ``in [choices]``"""
+
+    value: Any
+    span: Span
+
+
+@dataclass(slots=True)
+class Stmt:
+    """``head arg* [tail]``: the one shape of (almost) every statement."""
+
+    head: str
+    head_span: Span
+    args: list
+    tail: Any  # Block | Assign | Within | None
+    span: Span
+
+    @property
+    def block(self) -> Block | None:
+        return self.tail if isinstance(self.tail, Block) else None
+
+
+@dataclass(slots=True)
+class ParamStmt:
+    """``param name = expression``"""
+
+    name: str
+    name_span: Span
+    value: Any
+    span: Span
+
+
+@dataclass(slots=True)
+class WhereStmt:
+    """``where expression`` (a sweep constraint)."""
+
+    expr: Any
+    span: Span
+
+
+def span_of(x: Any) -> Span:
+    return x.span
+
+
+# --------------------------------------------------------------------------- building
+
+
+class _Ctx(threading.local):
+    file: str = "<string>"
+    errors: list = []
+
+
+_ctx = _Ctx()
+
+
+def _tok_span(t: Token) -> Span:
+    return Span(_ctx.file, t.line or 1, t.column or 1, t.end_line or t.line or 1,
+                t.end_column or (t.column or 1) + len(t))
+
+
+def _join(a: Span, b: Span) -> Span:
+    return Span(a.file, a.line, a.col, b.end_line, b.end_col)
+
+
+def _number(t: Token) -> Num:
+    from irqlab.resolve import parse_quantity
+
+    sp = _tok_span(t)
+    text = " ".join(str(t).split())
+    try:
+        q = parse_quantity(text)
+    except ValueError as e:
+        _ctx.errors.append(ScenarioError(str(e), sp))
+        q = Quantity(0.0, "", text)
+    return Num(span=sp, value=q)
+
+
+class AstBuilder(Transformer):
+    """Parse-tree rules -> statements and :mod:`irqlab.ir` expressions (also run
+    inline by the fast parser, so every method takes the children list)."""
+
+    # statements
+    def start(self, c: list) -> list:
+        return c
+
+    def expression(self, c: list) -> Any:
+        return c[0]
+
+    def stmt(self, c: list) -> Stmt:
+        head = c[0]
+        rest = c[1:]
+        tail = None
+        if rest and isinstance(rest[-1], (Block, Assign, Within)):
+            tail = rest.pop()
+        hs = _tok_span(head)
+        end = tail.span if tail is not None else (rest[-1].span if rest else hs)
+        return Stmt(str(head), hs, rest, tail, _join(hs, end))
+
+    def param(self, c: list) -> ParamStmt:
+        kw, name, value = c
+        return ParamStmt(str(name), _tok_span(name), value, _join(_tok_span(kw), value.span))
+
+    def where(self, c: list) -> WhereStmt:
+        kw, e = c
+        return WhereStmt(e, _join(_tok_span(kw), e.span))
+
+    def block(self, c: list) -> Block:
+        return Block(c[1:-1], _join(_tok_span(c[0]), _tok_span(c[-1])))
+
+    def assign(self, c: list) -> Assign:
+        return Assign(c[0], c[0].span)
+
+    def within(self, c: list) -> Within:
+        return Within(c[1], _join(_tok_span(c[0]), c[1].span))
+
+    def range(self, c: list) -> Range:
+        low, high, *flags = c
+        fl = [(str(f), _tok_span(f)) for f in flags]
+        end = fl[-1][1] if fl else high.span
+        return Range(low, high, fl, _join(low.span, end))
+
+    def list(self, c: list) -> ListLit:
+        items = [x for x in c[1:-1] if x is not None]
+        return ListLit(items, _join(_tok_span(c[0]), _tok_span(c[-1])))
+
+    # expressions
+    def number(self, c: list) -> Num:
+        return _number(c[0])
+
+    def name(self, c: list) -> Name:
+        return Name(span=_tok_span(c[0]), name=str(c[0]))
+
+    def string(self, c: list) -> StrLit:
+        t = c[0]
+        raw = str(t)[1:-1]
+        try:
+            value = raw.encode("latin-1", "backslashreplace").decode("unicode_escape") if "\\" in raw else raw
+        except UnicodeDecodeError:
+            value = raw
+        return StrLit(value, _tok_span(t))
+
+    def call(self, c: list) -> Call:
+        f, *args, rpar = c
+        args = [a for a in args if a is not None]
+        return Call(span=_join(_tok_span(f), _tok_span(rpar)), func=str(f)[:-1].strip(), args=tuple(args))
+
+    def paren(self, c: list) -> Any:
+        return c[1]
+
+    def cmp(self, c: list) -> Binary:
+        a, op, b = c
+        return Binary(span=_join(a.span, b.span), op=str(op), left=a, right=b)
+
+    def not_(self, c: list) -> Unary:
+        return Unary(span=c[0].span, op="not", operand=c[0])
+
+    def neg(self, c: list) -> Unary:
+        return Unary(span=c[0].span, op="-", operand=c[0])
+
+    def pos(self, c: list) -> Unary:
+        return Unary(span=c[0].span, op="+", operand=c[0])
+
+
+def _binary(op: str):
+    def make(self: AstBuilder, c: list) -> Binary:
+        a, b = c
+        return Binary(span=_join(a.span, b.span), op=op, left=a, right=b)
+
+    return make
+
+
+for _rule, _op in _BINOPS.items():
+    setattr(AstBuilder, _rule, _binary(_op))
+
+
+# --------------------------------------------------------------------------- the parsers
+
+
+class _PostLex:
+    """Drops new lines inside ( ) and [ ], folds repeated new lines, and bounds
+    nesting so that every later (recursive) pass stays shallow."""
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    @property
+    def open_braces(self) -> list:
+        return getattr(self.local, "braces", [])
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        brackets: list[Token] = []
+        braces: list[Token] = []
+        self.local.braces = braces
+        ops = 0
+        last_nl = True
+        for tok in stream:
+            t = tok.type
+            if t == "_NL":
+                if brackets or last_nl:
+                    continue
+                last_nl = True
+                ops = 0
+                yield tok
+                continue
+            last_nl = False
+            if t in ("LPAR", "LSQB", "FUNC"):
+                brackets.append(tok)
+                if len(brackets) > MAX_BRACKETS:
+                    raise ScenarioError(f"brackets nested more than {MAX_BRACKETS} deep", _tok_span(tok))
+            elif t in ("RPAR", "RSQB"):
+                if brackets:
+                    brackets.pop()
+            elif t == "LBRACE":
+                braces.append(tok)
+                ops = 0
+                if len(braces) > MAX_BLOCKS:
+                    raise ScenarioError(f"blocks nested more than {MAX_BLOCKS} deep", _tok_span(tok))
+            elif t == "RBRACE":
+                if braces:
+                    braces.pop()
+                ops = 0
+            elif t == "SEMICOLON":
+                ops = 0
+            elif t in _OPERATOR_TOKENS:
+                ops += 1
+                if ops > MAX_OPERATORS:
+                    raise ScenarioError(f"statement too long: more than {MAX_OPERATORS} operators",
+                                        _tok_span(tok), hint="split it with named parameters")
+            yield tok
+
+
+_OPERATOR_TOKENS = frozenset({"PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "CMP", "AND", "OR", "NOT",
+                              "__ANON_0", "__ANON_1", "__ANON_2", "DOUBLESTAR", "DOUBLESLASH"})
+
+_lock = threading.Lock()
+_parsers: dict[str, Lark] = {}
+_postlex = _PostLex()
+
+
+def grammar_text() -> str:
+    return resources.files("irqlab.dsl").joinpath("scn.lark").read_text(encoding="utf-8")
+
+
+def _parser(kind: str) -> Lark:
+    p = _parsers.get(kind)
+    if p is None:
+        with _lock:
+            p = _parsers.get(kind)
+            if p is None:
+                opts: dict[str, Any] = dict(parser="lalr", lexer="contextual", start=["start", "expression"],
+                                            postlex=_postlex, maybe_placeholders=True)
+                if kind == "ast":
+                    opts["transformer"] = AstBuilder()
+                p = Lark(grammar_text(), **opts)
+                _fix_operator_names(p)
+                _parsers[kind] = p
+    return p
+
+
+def _fix_operator_names(p: Lark) -> None:
+    global _OPERATOR_TOKENS
+    ops = {"+", "-", "*", "/", "//", "%", "**", "and", "or", "not"}
+    names = {t.name for t in p.terminals if getattr(t.pattern, "value", None) in ops}
+    _OPERATOR_TOKENS = frozenset(names | {"CMP"})
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def check_text(text: str, filename: str) -> str:
+    """``text`` ready for the lexer, or a located ScenarioError for NUL bytes."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise ScenarioError("the file contains a NUL byte (is it a binary file?)",
+                            Span(filename, line, col, line, col + 1), source_line=_line(text, line))
+    return text
+
+
+def decode(data: bytes, filename: str) -> str:
+    """UTF-8 bytes -> text; invalid UTF-8 is a located ScenarioError."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        head = data[: e.start]
+        line = head.count(b"\n") + 1
+        line_start = head.rfind(b"\n") + 1
+        col = len(data[line_start: e.start].decode("utf-8", "replace")) + 1
+        end = data.find(b"\n", e.start)
+        src = data[line_start: end if end >= 0 else len(data)].decode("utf-8", "replace")
+        raise ScenarioError(f"invalid UTF-8 (byte 0x{data[e.start]:02X}); scenario files are UTF-8 text",
+                            Span(filename, line, col, line, col + 1), source_line=src) from None
+
+
+def _line(text: str, line: int) -> str | None:
+    lines = text.split("\n")
+    return lines[line - 1] if 1 <= line <= len(lines) else None
+
+
+def parse_tree(text: str, filename: str = "<string>") -> lark.Tree:
+    """The lark parse tree of ``text`` (syntax errors as ScenarioError)."""
+    text = check_text(text, filename)
+    _ctx.file = filename
+    try:
+        return _parser("tree").parse(text, start="start")
+    except UnexpectedInput as e:
+        raise syntax_error(e, text, filename) from None
+    except ScenarioError as e:
+        raise e.with_sources({filename: text}) from None
+
+
+def parse_statements(text: str, filename: str = "<string>") -> list:
+    """The statements of ``text`` (the fast path: built while parsing)."""
+    text = check_text(text, filename)
+    _ctx.file = filename
+    _ctx.errors = []
+    try:
+        stmts = _parser("ast").parse(text, start="start")
+    except UnexpectedInput as e:
+        raise syntax_error(e, text, filename) from None
+    except VisitError as e:
+        raise _unwrap(e, text, filename) from None
+    except ScenarioError as e:
+        raise e.with_sources({filename: text}) from None
+    return _finish(stmts, text, filename)
+
+
+def tree_statements(tree: lark.Tree, filename: str, text: str = "") -> list:
+    """The statements of a parse tree from :func:`parse_tree`."""
+    _ctx.file = filename
+    _ctx.errors = []
+    try:
+        stmts = AstBuilder().transform(tree)
+    except VisitError as e:
+        raise _unwrap(e, text, filename) from None
+    return _finish(stmts, text, filename)
+
+
+def _finish(stmts: list, text: str, filename: str) -> list:
+    errors, _ctx.errors = _ctx.errors, []
+    if errors:
+        from irqlab.errors import collect
+
+        merged = collect(errors)
+        assert merged is not None
+        raise merged.with_sources({filename: text})
+    return stmts
+
+
+def _unwrap(e: VisitError, text: str, filename: str) -> ScenarioError:
+    inner = e.orig_exc
+    if isinstance(inner, ScenarioError):
+        return inner.with_sources({filename: text})
+    raise inner
+
+
+def parse_expression(text: str, span: Span | None = None) -> Any:
+    """An expression given as text (``--set`` values, overrides); errors at ``span``."""
+    filename = span.file if span is not None else "<value>"
+    _ctx.file = filename
+    _ctx.errors = []
+    try:
+        e = _parser("ast").parse(check_text(text, filename), start="expression")
+    except (UnexpectedInput, ScenarioError) as ex:
+        msg = syntax_error(ex, text, filename).message if isinstance(ex, UnexpectedInput) else ex.message
+        raise ScenarioError(f"cannot read the value '{text}': {msg}", span) from None
+    errors, _ctx.errors = _ctx.errors, []
+    if errors:
+        raise ScenarioError(f"cannot read the value '{text}': {errors[0].message}", span)
+    if isinstance(e, StrLit):
+        return e.value
+    if span is not None:
+        e = _respan(e, span)
+    return e
+
+
+def _respan(e: Any, span: Span) -> Any:
+    """Give an expression parsed from an override the override's span."""
+    from dataclasses import replace
+
+    if isinstance(e, Binary):
+        return replace(e, span=span, left=_respan(e.left, span), right=_respan(e.right, span))
+    if isinstance(e, Unary):
+        return replace(e, span=span, operand=_respan(e.operand, span))
+    if isinstance(e, Call):
+        return replace(e, span=span, args=tuple(_respan(a, span) for a in e.args))
+    if isinstance(e, Expr):
+        return replace(e, span=span)
+    return e
+
+
+# --------------------------------------------------------------------------- error wording
+
+_WORDS = {
+    "NAME": "a name",
+    "DOTTED": "a dotted path",
+    "NUMBER": "a number",
+    "STRING": "a quoted string",
+    "FUNC": "a function call",
+    "CMP": "a comparison",
+    "_NL": "a new line",
+    "$END": "the end of the file",
+    "PARAM": "'param'",
+    "WHERE": "'where'",
+    "IN": "'in'",
+}
+_VALUE_START = {"NUMBER", "NAME", "DOTTED", "STRING", "FUNC", "LPAR", "MINUS", "PLUS", "NOT"}
+
+
+def _word(term: str, p: Lark) -> str:
+    if term in _WORDS:
+        return _WORDS[term]
+    for t in p.terminals:
+        if t.name == term:
+            v = getattr(t.pattern, "value", None)
+            if t.pattern.type == "str" and v is not None:
+                return f"'{v}'"
+    return "a token"
+
+
+def _expected_words(expected: set[str], p: Lark) -> list[str]:
+    exp = set(expected)
+    out: list[str] = []
+    if exp & {"NUMBER", "FUNC", "LPAR"} and exp & {"NAME"}:
+        out.append("a value (a number such as 10us, a name or an expression)")
+        exp -= _VALUE_START | {"LSQB"} if "LSQB" in exp and False else _VALUE_START
+    ops = {n for n in exp if _word(n, p).strip("'") in ("+", "-", "*", "/", "//", "%", "**", "and",
+                                                          "or", "..")} | ({"CMP"} & exp)
+    if ops and (exp - ops):
+        exp -= ops
+        ops_note = True
+    else:
+        ops_note = False
+    if {"_NL", "SEMICOLON"} <= exp:
+        exp -= {"_NL", "SEMICOLON"}
+        out.append("a new line or ';'")
+    order = ["NAME", "DOTTED", "LBRACE", "RBRACE", "LSQB", "RSQB", "EQUAL", "IN", "COMMA", "RPAR"]
+    rest = sorted(exp, key=lambda n: (order.index(n) if n in order else 99, n))
+    out.extend(dict.fromkeys(_word(n, p) for n in rest))
+    if ops_note:
+        out.append("an operator")
+    return out
+
+
+def _or(words: list[str]) -> str:
+    if not words:
+        return "something else"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _found(tok: Token | None) -> str:
+    if tok is None or tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "_NL":
+        return "a new line"
+    s = str(tok)
+    if len(s) > 30:
+        s = s[:27] + "..."
+    return f"'{s}'"
+
+
+def syntax_error(e: UnexpectedInput | Exception, text: str, filename: str) -> ScenarioError:
+    """A lark error as the user should read it."""
+    p = _parsers.get("ast") or _parser("tree")
+    line = getattr(e, "line", None) or 1
+    col = getattr(e, "column", None) or 1
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else ""
+        span = Span(filename, line, col, line, col + 1)
+        if ch == '"':
+            return ScenarioError("unterminated string (a string ends on its own line)", span,
+                                 source_line=_line(text, line))
+        shown = f"'{ch}'" if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "end of file"
+        allowed = _expected_words(set(e.allowed or ()), p)
+        hint = f"expected {_or(allowed)}" if allowed else None
+        return ScenarioError(f"unexpected character {shown}", span, hint=hint,
+                             source_line=_line(text, line))
+    tok: Token | None = getattr(e, "token", None)
+    expected = set(getattr(e, "expected", None) or getattr(e, "accepts", None) or ())
+    at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
+    if at_end:
+        braces = _postlex.open_braces
+        if braces:
+            b = braces[-1]
+            return ScenarioError("this '{' is never closed", _tok_span_in(b, filename),
+                                 hint="add the missing '}'", source_line=_line(text, b.line))
+        lines = text.split("\n")
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
+        line = len(lines)
+        col = len(lines[-1]) + 1 if lines else 1
+        span = Span(filename, line, col, line, col + 1)
+        return ScenarioError(f"unexpected end of file; expected {_or(_expected_words(expected, p))}",
+                             span, source_line=_line(text, line))
+    assert tok is not None
+    span = Span(filename, tok.line or line, tok.column or col, tok.end_line or line,
+                tok.end_column or col + 1)
+    src = _line(text, span.line)
+    if tok.type == "RBRACE" and not _postlex.open_braces and "RBRACE" not in expected:
+        return ScenarioError("unmatched '}'", span, source_line=src)
+    words = _expected_words(expected, p)
+    msg = f"unexpected {_found(tok)}; expected {_or(words)}"
+    hint = None
+    if tok.type == "_NL" and expected & {"NUMBER", "NAME"}:
+        msg = f"unexpected end of line; expected {_or(words)}"
+    if tok.type in ("MINUS", "PLUS"):
+        hint = "a value that starts with a sign needs parentheses: (-1us)"
+    if tok.type == "EQUAL" and "CMP" in expected:
+        hint = "compare with '=='"
+    return ScenarioError(msg, span, hint=hint, source_line=src)
+
+
+def _tok_span_in(t: Token, filename: str) -> Span:
+    return Span(filename, t.line or 1, t.column or 1, t.end_line or 1, t.end_column or 2)

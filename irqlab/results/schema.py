@@ -68,6 +68,7 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Column("name", Text), Column("status", String(32)),
         Column("started_at", String(40)), Column("ended_at", String(40)),
         Column("planned_runs", BigInteger), Column("param_paths", Text),  # JSON list
+        Column("param_units", Text),  # JSON object: path -> unit, as given by the driver
         Column("base_seed", Text), Column("scenario_hash", String(128)),
         Column("scenario_file", Text), Column("scenario_text", Text), Column("command", Text),
         Column("irqlab_version", String(64)), Column("plugin_versions", Text),  # JSON object

@@ -211,13 +211,15 @@ class ResultStore:
                         f"scenario (hash {row['scenario_hash']} != {info.scenario_hash})",
                         hint="use a new output directory or sweep id")
                 conn.execute(sw.update().where(sw.c.sweep_id == info.sweep_id).values(
-                    status="running", ended_at=None, planned_runs=info.planned_runs))
+                    status="running", ended_at=None, planned_runs=info.planned_runs,
+                    param_units=json.dumps(dict(info.param_units), sort_keys=True)))
             else:
                 no = (conn.execute(select(func.max(sw.c.sweep_no))).scalar() or 0) + 1
                 conn.execute(sw.insert().values(
                     sweep_id=info.sweep_id, sweep_no=no, name=info.name, status="running",
                     started_at=info.started_at, ended_at=None, planned_runs=info.planned_runs,
                     param_paths=json.dumps(list(info.param_paths)), base_seed=str(info.base_seed),
+                    param_units=json.dumps(dict(info.param_units), sort_keys=True),
                     scenario_hash=info.scenario_hash, scenario_file=info.scenario_file,
                     scenario_text=info.scenario_text, command=info.command,
                     irqlab_version=info.irqlab_version,
@@ -226,8 +228,6 @@ class ResultStore:
                     view_name=naming.view_name(no), alias_view=None,
                     data_table=naming.data_table(no)))
         self._sweeps.pop(info.sweep_id, None)
-        st = self._sweep(info.sweep_id)
-        st.param_units = dict(info.param_units)
         self._write_sweep_parquet(info.sweep_id)
 
     def finish_sweep(self, sweep_id: str, ended_at: str, status: str) -> None:
@@ -263,7 +263,8 @@ class ResultStore:
             cols = conn.execute(select(sc).where(sc.c.sweep_id == sweep_id)
                                 .order_by(sc.c.ordinal)).mappings().all()
         st = _Sweep(sweep_id, row["sweep_no"], row["name"] or "",
-                    tuple(json.loads(row["param_paths"] or "[]")), {})
+                    tuple(json.loads(row["param_paths"] or "[]")),
+                    json.loads(row["param_units"] or "{}"))
         for c in cols:
             st.cols[c["column_name"]] = _Col(c["column_name"], c["role"], c["path"], c["type"],
                                              c["unit"] or "", c["description"] or "")

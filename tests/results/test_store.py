@@ -237,3 +237,17 @@ def test_polars_reads_the_parquet_without_irqlab(written):
     df = pl.scan_parquet(str(written / "parquet" / "runs" / "**" / "*.parquet"),
                          hive_partitioning=True).collect()
     assert df.height == 12 and df["sweep_id"].unique().to_list() == ["s1"]
+
+
+def test_stated_param_units_win_over_inference(tmp_path):
+    """A unit the driver states in SweepInfo.param_units is the one stored, across reopen."""
+    from dataclasses import replace
+
+    info = replace(sweep_info(), param_units={"mitigation.qemu_eoi_throttle.threshold": "1/s"})
+    with ResultStore(tmp_path) as store:
+        store.begin_sweep(info)
+    with ResultStore(tmp_path) as store:
+        store.write_batch("s1", run_infos(2), make_result(2))
+    units = dict(_db(tmp_path).execute(
+        "SELECT column_name, unit FROM sweep_columns WHERE role = 'param'"))
+    assert units == {"threshold": "1/s", "delay": "s"}

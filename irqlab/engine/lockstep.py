@@ -401,6 +401,9 @@ class Lockstep:
                     self.service(lanes, pin)
             else:
                 self.p_irr[lanes, pin] = False
+        elif not level:
+            if not (self.p.split or self.p.bare):
+                self.p_irr[lanes, pin] = False  # KVM: the pulse's falling half clears an edge pin's irr
         elif level:
             if self.p.split or self.p.bare:
                 go = lanes[~self.p_masked[lanes, pin]]

@@ -273,6 +273,9 @@ class LaneSim:
                     self.service(pin)
             else:
                 self.p_irr[pin] = False
+        elif not level:
+            if not (self.p.split or self.p.bare):
+                self.p_irr[pin] = False  # KVM: the pulse's falling half clears an edge pin's irr
         elif level:
             if self.p.split or self.p.bare:
                 if not self.p_masked[pin]:

@@ -298,6 +298,8 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
         value = Quantity(float(value), base)
     if not isinstance(value, Quantity):
         raise ScenarioError(f"{what} takes {expected(spec)}, not {describe(value)}", span)
+    if value.unit == "" and value.value == 0 and kind in ("time", "frequency"):
+        value = Quantity(0.0, "s" if kind == "time" else "Hz", value.text or "0")  # 0 needs no unit
     if value.dimension != kind:
         hint = None
         if value.unit == "" and kind in ("time", "frequency"):
@@ -309,6 +311,8 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
     if value.unit == "cycles" and tsc_hz:
         base_value = value.value / tsc_hz
     lo, hi = spec.min, spec.max
+    if value.unit == "cycles" and not tsc_hz:
+        lo = hi = None  # checked again once the TSC is known
     below = lo is not None and base_value < lo - 1e-12 * max(1.0, abs(lo))
     above = hi is not None and base_value > hi + 1e-12 * max(1.0, abs(hi))
     if below or above:

@@ -45,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("IRQLAB_DEBUG", "") not in ("", "0")
     try:
-        cli.main(args=args, prog_name="irqlab", standalone_mode=False)
-        return 0
+        rv = cli.main(args=args, prog_name="irqlab", standalone_mode=False)
+        # without standalone mode, click returns (not raises) a command's Exit status
+        return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

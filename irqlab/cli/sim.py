@@ -1,0 +1,185 @@
+"""``irqlab run``, ``irqlab trace`` and ``irqlab compile``: the engine's commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from irqlab.cli.main import cli, fail
+
+SET_HELP = "Override a parameter: --set path=value (repeatable; e.g. --set run.duration=10ms)."
+
+
+def load_resolved(path: str, sets: tuple[str, ...]):
+    """The scenario in ``path`` with ``--set`` overrides applied and every value resolved."""
+    from irqlab.dsl import load
+    from irqlab.resolve import resolve
+
+    scenario = load(path)
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise fail(f"--set wants path=value, got '{item}'")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    return resolve(scenario, overrides)
+
+
+def lanes_for(scenario, program, replications: int | None, seed: int | None):
+    """One lane per replication, seeded as a sweep seeds them (SeedSequence(seed, (r,)))."""
+    from irqlab.engine import Lane
+
+    n = replications if replications is not None else scenario.run.replications
+    base = scenario.run.seed if seed is None else seed
+    return [Lane(base, (r,), dict(program.params)) for r in range(n)], base
+
+
+def fmt_ns(x) -> str:
+    if x is None:
+        return "never"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g} {unit}"
+    return f"{x:.4g} ns"
+
+
+@cli.command("run")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "sets", multiple=True, help=SET_HELP)
+@click.option("-n", "--replications", type=click.IntRange(min=1), help="Runs (default: run.replications).")
+@click.option("--seed", type=int, help="Base seed (default: run.seed).")
+@click.option("--backend", type=str, help="Executor backend plugin (default: run.backend, normally numpy).")
+@click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
+def run_cmd(file, sets, replications, seed, backend, as_json):
+    """Run FILE's scenario (its replications; the sweep block is ignored: see `irqlab sweep`)."""
+    from irqlab import engine
+
+    scenario = load_resolved(file, sets)
+    program = engine.compile(scenario)
+    lanes, base = lanes_for(scenario, program, replications, seed)
+    result = engine.run(program, lanes, backend=backend)
+    runs = []
+    for r in range(result.n):
+        row = {"replication": r, "seed": base, "spawn_key": [r]}
+        row.update(result.lane(r))
+        runs.append(row)
+    if as_json:
+        json.dump({"scenario": scenario.name, "runs": runs}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_runs(scenario, runs)
+    if any(r["status"] != "ok" for r in runs):
+        raise SystemExit(1)
+
+
+def print_runs(scenario, runs: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 110)
+    t = Table(title=f"{scenario.name}: {len(runs)} run(s) of {scenario.run.duration}", title_justify="left")
+    for col in ("rep", "livelock", "progress after", "L2", "L1", "L0", "user", "EOIs", "exits", "events"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for r in runs:
+        if r["status"] != "ok":
+            t.add_row(str(r["replication"]), "[red]failed[/red]", r["error"] or "", *[""] * 7)
+            continue
+        sim = r["sim_time_ns"] or 1
+        pct = lambda k: f"{100 * r[k] / sim:.1f}%"  # noqa: E731
+        t.add_row(str(r["replication"]), "[red]yes[/red]" if r["livelock"] else "no",
+                  fmt_ns(r["time_to_l2_progress_ns"] if r["time_to_l2_progress_ns"] is not None
+                         else r["time_to_progress_ns"]),
+                  pct("l2_time_ns"), pct("l1_time_ns"), pct("l0_time_ns"), pct("userspace_time_ns"),
+                  str(r["eoi_count"]), str(r["exits_total"]),
+                  f"{r['events']}{' (truncated)' if r['truncated'] else ''}")
+    console.print(t)
+    ok = [r for r in runs if r["status"] == "ok"]
+    if not ok:
+        return
+    first = ok[0]
+    if first["exits"]:
+        console.print("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(first["exits"].items())) +
+                      ("; userspace: " + ", ".join(f"{k} {v}" for k, v in first["userspace_exits"].items())
+                       if first["userspace_exits"] else ""), highlight=False)
+    if first["mitigation_activations"]:
+        console.print("mitigation activations: " + ", ".join(
+            f"{k} {v}" for k, v in first["mitigation_activations"].items()), highlight=False)
+    d = Table(title="devices (first run)", title_justify="left")
+    for col in ("device", "raised", "delivered", "coalesced", "serviced", "latency p50", "p99", "max"):
+        d.add_column(col, justify="right", no_wrap=True)
+    for name, m in first["devices"].items():
+        d.add_row(name, str(m["raised"]), str(m["delivered"]), str(m["coalesced"]), str(m["serviced"]),
+                  fmt_ns(m["latency_p50_ns"]) if m["latency_p50_ns"] is not None else "-",
+                  fmt_ns(m["latency_p99_ns"]) if m["latency_p99_ns"] is not None else "-",
+                  fmt_ns(m["latency_max_ns"]) if m["latency_max_ns"] is not None else "-")
+    console.print(d)
+
+
+@cli.command("trace")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "sets", multiple=True, help=SET_HELP)
+@click.option("-r", "--replication", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which replication's lane to trace.")
+@click.option("--seed", type=int, help="Base seed (default: run.seed).")
+@click.option("-e", "--events", "event_filter", help="Only these events, comma-separated "
+              "(a trailing * matches a prefix, e.g. kvm_*).")
+@click.option("--limit", type=click.IntRange(min=1), help="Print at most this many records.")
+@click.option("--perfetto", type=click.Path(dir_okay=False, writable=True),
+              help="Also write a Chrome/Perfetto JSON trace here (open it in ui.perfetto.dev).")
+@click.option("--backend", type=str, help="Executor backend plugin.")
+def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, backend):
+    """Print one run's events like `trace-cmd report` prints the kvm trace events."""
+    from irqlab import engine
+    from irqlab.engine.trace import format_report, to_perfetto
+
+    scenario = load_resolved(file, sets)
+    program = engine.compile(scenario)
+    lanes, _ = lanes_for(scenario, program, replication + 1, seed)
+    result = engine.run(program, [lanes[replication]], trace_lanes=[0], backend=backend)
+    if result.status[0] != "ok":
+        raise fail(f"the run failed: {result.error[0]}")
+    trace = result.traces[0]
+    keep = [e.strip() for e in event_filter.split(",")] if event_filter else None
+    out = click.get_text_stream("stdout")
+    for line in format_report(trace, keep, limit):
+        out.write(line + "\n")
+    if perfetto:
+        with open(perfetto, "w", encoding="utf-8") as fh:
+            json.dump(to_perfetto(trace, program.n_vcpus, scenario.name), fh)
+        click.echo(f"wrote {perfetto}: open it in https://ui.perfetto.dev", err=True)
+
+
+@cli.command("compile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "sets", multiple=True, help=SET_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable form.")
+def compile_cmd(file, sets, as_json):
+    """Explain what the engine makes of FILE: vector groups, handler programs, plugins, lane
+    parameters, and the structure key that decides which runs share a batch."""
+    from irqlab import engine
+    from irqlab.engine.explain import explain
+
+    program = engine.compile(load_resolved(file, sets))
+    info = explain(program)
+    if as_json:
+        json.dump(info, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    click.echo(f"scenario {info['scenario']}  (structure key {info['key']})")
+    click.echo(f"  machine: {info['machine']}")
+    click.echo(f"  levels: {' -> '.join(info['stack'])}; interrupts arrive at {info['receiving']}")
+    for g in info["groups"]:
+        click.echo(f"  vector {g['vector']:#x} ({g['trigger']}, {g['delivery']}"
+                   f"{', pins ' + ','.join(map(str, g['pins'])) if g['pins'] else ''}) -> vCPU {g['dest']}: "
+                   f"devices {', '.join(g['devices'])}, serviced {'here' if g['local'] else 'by L2'}")
+        click.echo(f"    handler ({g['policy']}): " + " ; ".join(g["steps"]))
+        flags = [k for k in ("eoi_exit", "suppress") if g[k]]
+        if flags:
+            click.echo(f"    {' and '.join({'eoi_exit': 'in the EOI-exit bitmap', 'suppress': 'EOI broadcast suppressed by the guest'}[k] for k in flags)}")
+    for m in info["mitigations"]:
+        click.echo(f"  mitigation {m['name']}: hooks {', '.join(m['hooks'])}; timers {m['timers']}")
+    click.echo("  lane parameters (may differ per lane within one batch):")
+    for path, value in info["params"].items():
+        click.echo(f"    {path} = {value}")

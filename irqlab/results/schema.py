@@ -96,6 +96,8 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Column("ordinal", Integer), Column("role", String(16)),  # run | param | metric
         Column("path", Text), Column("type", String(8)), Column("unit", String(32)),
         Column("description", Text),
+        Column("device", String(255)),  # for device.<dev>.<metric>: <dev>, else NULL
+        Column("metric", String(255)),  # for device.<dev>.<metric>: <metric>, else NULL
     )
     t["series"] = Table(
         "series", md,

@@ -439,7 +439,8 @@ class ResultStore:
         sc = self.t["sweep_columns"]
         conn.execute(sc.insert(), [
             dict(sweep_id=st.sweep_id, column_name=c.name, ordinal=base + k, role=c.role,
-                 path=c.path, type=c.type, unit=c.unit, description=c.doc)
+                 path=c.path, type=c.type, unit=c.unit, description=c.doc,
+                 **_device_parts(c))
             for k, c in enumerate(new)])
         from irqlab.results.views import refresh_views
 
@@ -599,6 +600,14 @@ class ResultStore:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _device_parts(c: _Col) -> dict[str, str | None]:
+    """``device``/``metric`` catalog entries of a ``device.<dev>.<metric>`` column."""
+    if c.role == "metric" and c.path.startswith("device.") and c.path.count(".") >= 2:
+        dev, metric = c.path[len("device."):].rsplit(".", 1)
+        return {"device": dev, "metric": metric}
+    return {"device": None, "metric": None}
 
 
 def np_kind(arr: Any) -> str:

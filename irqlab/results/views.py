@@ -5,7 +5,9 @@
 ``sweep_<name>``   the same for the latest sweep with that name (sanitized,
                    lower case), when the name allows it
 ``results_long``   every sweep, long: one row per (run, parameter or metric)
-                   with ``value`` (DOUBLE; booleans as 0/1) or ``value_text``
+                   with ``value`` (DOUBLE; booleans as 0/1) or ``value_text``;
+                   ``device``/``metric`` split ``device.<dev>.<metric>`` names
+``device_metrics`` the per-device rows of ``results_long``: (run, device, metric, value)
 ``runs_ok``        the ``runs`` table restricted to status ``ok``
 
 Views are (re)created inside the writer's transaction whenever a sweep's
@@ -21,6 +23,7 @@ from typing import Any
 from irqlab.results import naming
 
 LONG_VIEW = "results_long"
+DEVICE_VIEW = "device_metrics"
 _GROUP = 100  # SELECTs per nested UNION ALL
 
 
@@ -109,6 +112,7 @@ def refresh_long_view(conn: Any) -> None:
             f"SELECT CAST({_lit(sid)} AS VARCHAR(128)) AS sweep_id, d.run_id AS run_id, "
             f"d.point AS point, d.replication AS replication, d.status AS status, "
             f"c.role AS role, c.path AS name, c.column_name AS column_name, c.unit AS unit, "
+            f"c.device AS device, c.metric AS metric, "
             f"{value} AS value, {value_text} AS value_text "
             f"FROM {q(naming.data_table(nos[sid]))} d CROSS JOIN {q('sweep_columns')} c "
             f"WHERE c.sweep_id = {_lit(sid)} AND c.role IN ('param', 'metric')")
@@ -117,7 +121,8 @@ def refresh_long_view(conn: Any) -> None:
                 "run_id, CAST(NULL AS BIGINT) AS point, CAST(NULL AS BIGINT) AS replication, "
                 "CAST(NULL AS VARCHAR(16)) AS status, CAST(NULL AS VARCHAR(16)) AS role, "
                 "CAST(NULL AS VARCHAR(255)) AS name, CAST(NULL AS VARCHAR(255)) AS column_name, "
-                "CAST(NULL AS VARCHAR(32)) AS unit, CAST(NULL AS DOUBLE PRECISION) AS value, "
+                "CAST(NULL AS VARCHAR(32)) AS unit, CAST(NULL AS VARCHAR(255)) AS device, "
+                "CAST(NULL AS VARCHAR(255)) AS metric, CAST(NULL AS DOUBLE PRECISION) AS value, "
                 "CAST(NULL AS VARCHAR(1)) AS value_text WHERE 1 = 0")
     elif len(selects) <= _GROUP:
         body = " UNION ALL ".join(selects)
@@ -125,5 +130,9 @@ def refresh_long_view(conn: Any) -> None:
         groups = [" UNION ALL ".join(selects[i:i + _GROUP])
                   for i in range(0, len(selects), _GROUP)]
         body = " UNION ALL ".join(f"SELECT * FROM ({g}) g{k}" for k, g in enumerate(groups))
+    _drop_view(conn, DEVICE_VIEW)
     _drop_view(conn, LONG_VIEW)
     conn.exec_driver_sql(f"CREATE VIEW {q(LONG_VIEW)} AS {body}")
+    conn.exec_driver_sql(
+        f"CREATE VIEW {q(DEVICE_VIEW)} AS SELECT sweep_id, run_id, point, replication, status, "
+        f"device, metric, unit, value FROM {q(LONG_VIEW)} WHERE device IS NOT NULL")

@@ -57,6 +57,9 @@ def test_long_and_alias_views_on_postgres(pg):
     v = run_query(URL, "SELECT value FROM results_long WHERE column_name = 'livelock' "
                        "AND run_id = 'q000000'").rows[0][0]
     assert v in (0.0, 1.0)
+    res = run_query(URL, "SELECT device, count(*) FROM device_metrics WHERE sweep_id = 's2' "
+                         "AND metric = 'raised' GROUP BY 1 ORDER BY 1")
+    assert res.rows == [("a", 2), ("b", 2)]
 
 
 def test_postgres_session_is_read_only(pg):

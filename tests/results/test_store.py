@@ -251,3 +251,16 @@ def test_stated_param_units_win_over_inference(tmp_path):
     units = dict(_db(tmp_path).execute(
         "SELECT column_name, unit FROM sweep_columns WHERE role = 'param'"))
     assert units == {"threshold": "1/s", "delay": "s"}
+
+
+def test_device_metrics_view_groups_by_device(tmp_path):
+    """device_metrics gives one row per (run, device, metric): per-device questions are one query."""
+    res = make_result(3, devices=("uhci", "nic"))
+    with ResultStore(tmp_path) as store:
+        store.begin_sweep(sweep_info())
+        store.write_batch("s1", run_infos(3), res)
+    rows = _db(tmp_path).execute(
+        "SELECT device, avg(value), count(*) FROM device_metrics WHERE metric = 'latency_p99_ns' "
+        "GROUP BY device ORDER BY device").fetchall()
+    assert [(d, n) for d, _, n in rows] == [("nic", 3), ("uhci", 3)]
+    assert rows[1][1] == pytest.approx(res.devices["uhci"]["latency_p99_ns"].mean())

@@ -129,9 +129,7 @@ def reproduce_cmd(db: str, run_id: str) -> None:
     click.echo(f"{rec.run['run_id']}: NOT reproduced: {len(diffs)} of {n} metrics differ")
     for d in diffs:
         click.echo(f"  {d.name}: stored {d.stored!r}, rerun {d.new!r}")
-    # SystemExit, not click's Exit: main() returns 0 for an Exit raised under
-    # standalone_mode=False, and this status must reach the shell
-    raise SystemExit(1)
+    raise click.exceptions.Exit(1)
 
 
 @cli.command("plot")

@@ -71,6 +71,7 @@ def _check_consistent(out: Path, recovered: bool) -> int:
     return len(ids)
 
 
+@pytest.mark.slow  # ~3 s alone, more on a loaded machine
 def test_sigkill_during_writes_leaves_readers_consistent(tmp_path):
     """Kill a writing process at random moments; sqlite3 and pyarrow see whole batches only,
     and reopening the store publishes every committed shard and removes the temp files."""

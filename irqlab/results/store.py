@@ -27,8 +27,7 @@ import math
 import os
 import re
 import secrets
-import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -778,13 +777,3 @@ def _arrays_long(runs: Sequence[RunInfo], arrays: dict[str, Any], lanes: Any) ->
         "idx": pa.array(np.concatenate(idx), pa.int64()),
         "value": pa.array(np.concatenate(value), pa.float64(), from_pandas=True),
     })
-
-
-def sweep_info_dict(info: SweepInfo) -> dict[str, Any]:
-    """``info`` as a plain dict (for logs and JSON)."""
-    return asdict(info)
-
-
-def default_host() -> str:
-    """This machine's host name (for :attr:`SweepInfo.host`)."""
-    return socket.gethostname()

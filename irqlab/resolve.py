@@ -257,6 +257,8 @@ def expected(spec: Spec) -> str:
 
 
 def _show(v: float, spec: Spec) -> str:
+    if v == 0:
+        return "0"
     if spec.kind == "time":
         return ir.format_quantity(Quantity(v, "s"))
     if spec.kind == "frequency":

@@ -156,7 +156,7 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
             sink.add("an MSI cannot be level-triggered", field_span(d, "trigger"),
                      hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line")
         vc = _vcpu(s, d.dest)
-        if _known(d.dest) and vc is None:
+        if _known(d.dest) and vc is None and s.vcpus:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
                      field_span(d, "dest"))

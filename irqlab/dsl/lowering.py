@@ -490,8 +490,7 @@ class Drafter:
                 table[key] = Entry(True, st.head_span)
             return
         v = self.value(a, spec, what)
-        if v is not None:
-            table[key] = Entry(v, a.span)
+        table[key] = Entry(v, a.span)  # None after an error: given, so not "missing"
 
     def block_of(self, st: Stmt, what: str) -> Block | None:
         if not isinstance(st.tail, Block):
@@ -873,13 +872,15 @@ class Drafter:
                     self.err(f"delivery is given twice (first at {fseen['delivery']})", inner.head_span)
                     continue
                 fseen["delivery"] = inner.head_span
+                if "gsi" in fseen:
+                    self.err("an MSI has no gsi", fseen["gsi"], hint="remove 'gsi', or 'msi' for an IOAPIC pin")
                 dd.fields["delivery"] = Entry("msi", inner.head_span)
                 dd.fields.pop("gsi", None)
             elif h == "gsi":
                 self.field(dd.fields, fseen, inner, DEVICE_SPECS["gsi"], "gsi")
                 if "delivery" not in fseen:
                     dd.fields["delivery"] = Entry("ioapic", inner.head_span)
-                elif "gsi" in dd.fields and dd.fields["delivery"].value == "msi":
+                elif dd.fields.get("delivery") and dd.fields["delivery"].value == "msi":
                     self.err("an MSI has no gsi", inner.head_span,
                              hint="remove 'gsi', or 'msi' for an IOAPIC pin")
             elif h == "delivery":
@@ -893,20 +894,21 @@ class Drafter:
                 pd = self.plugin(kind, inner, 0, dd.plugins.get(h))
                 if pd is not None:
                     dd.plugins[h] = pd
-                    if h == "policy":
-                        dd.fields.pop("lowers", None)
             elif h == "serviced_by":
                 self.serviced_by(dd, inner, fseen)
             elif h == "lowers":
                 self.field(dd.fields, fseen, inner, Spec("choice", choices=ir.LOWERS, store="raw"), "lowers")
-                if "lowers" in dd.fields and "policy" in fseen and dd.fields["lowers"].value != "never":
-                    self.err("'lowers' and 'policy' both choose this device's handler", inner.head_span,
-                             hint=f"lowers {dd.fields['lowers'].value} means policy "
-                             f"{LOWERS_POLICY[dd.fields['lowers'].value]}; keep one of them")
-                elif "lowers" in dd.fields:
-                    dd.plugins.pop("policy", None) if dd.fields["lowers"].value != "never" else None
             else:
                 self.field(dd.fields, fseen, inner, DEVICE_SPECS[h], h)
+        lowers = dd.fields.get("lowers")
+        chooses = lowers is not None and lowers.value in LOWERS_POLICY
+        if chooses and "policy" in fseen and "lowers" in fseen:
+            self.err("'lowers' and 'policy' both choose this device's handler", fseen["lowers"],
+                     hint=f"lowers {lowers.value} means policy {LOWERS_POLICY[lowers.value]}; keep one of them")
+        elif "policy" in fseen and lowers is not None and "lowers" not in fseen and lowers.value != "never":
+            del dd.fields["lowers"]  # this block's policy replaces the base's 'lowers'
+        elif chooses and "lowers" in fseen:
+            dd.plugins.pop("policy", None)  # this block's 'lowers' replaces the base's policy
         self.d.devices[name] = dd
 
     def serviced_by(self, dd: DeviceDraft, st: Stmt, seen: dict) -> None:
@@ -921,8 +923,7 @@ class Drafter:
             self.err("serviced_by needs a level: serviced_by L2 after 20us", st.head_span)
             return
         lv = self.value(args[0], DEVICE_SPECS["serviced_by"], "serviced_by")
-        if lv is not None:
-            dd.fields["serviced_by"] = Entry(lv, args[0].span)
+        dd.fields["serviced_by"] = Entry(lv, args[0].span)
         if len(args) == 1:
             return
         if not (isinstance(args[1], Name) and args[1].name == "after") or len(args) != 3:
@@ -934,8 +935,7 @@ class Drafter:
             return
         seen["service"] = args[2].span
         t = self.value(args[2], DEVICE_SPECS["service"], "service time")
-        if t is not None:
-            dd.fields["service"] = Entry(t, args[2].span)
+        dd.fields["service"] = Entry(t, args[2].span)
 
     def mitigation(self, st: Stmt, seen: dict) -> None:
         pd = self.plugin("mitigation", st, 0, self.d.mitigations.get(
@@ -1453,9 +1453,11 @@ class SweepBuilder:
             if not isinstance(st.tail, Block):
                 self.err(f"{h} needs a block: {h} {{ ... }}", st.span)
                 return None
+            if not st.tail.stmts:
+                self.err(f"an empty {h}", st.head_span)
+                return None
             items = [x for x in (self.node(i, h) for i in st.tail.stmts) if x is not None]
             if not items:
-                self.err(f"an empty {h}", st.head_span)
                 return None
             if h == "concat":
                 items = [ir.Grid(span=i.span, items=(i,)) if isinstance(i, ir.Axis) else i for i in items]

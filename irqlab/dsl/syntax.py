@@ -560,12 +560,17 @@ def syntax_error(e: UnexpectedInput | Exception, text: str, filename: str) -> Sc
             return ScenarioError("unterminated string (a string ends on its own line)", span,
                                  source_line=_line(text, line))
         shown = f"'{ch}'" if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "end of file"
-        allowed = _expected_words(set(e.allowed or ()), p)
-        hint = f"expected {_or(allowed)}" if allowed else None
-        return ScenarioError(f"unexpected character {shown}", span, hint=hint,
-                             source_line=_line(text, line))
+        return ScenarioError(f"unexpected character {shown}", span, source_line=_line(text, line),
+                             hint="scenario files hold names, numbers, quoted strings, operators, "
+                             "{ } [ ] ( ) = ; , and # comments")
     tok: Token | None = getattr(e, "token", None)
     expected = set(getattr(e, "expected", None) or getattr(e, "accepts", None) or ())
+    ip = getattr(e, "interactive_parser", None)
+    if ip is not None:
+        try:  # LALR lookahead sets are too wide; ask what can really come next
+            expected = set(ip.accepts()) or expected
+        except Exception:  # noqa: BLE001 - the wide set is still right, only longer
+            pass
     at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if at_end:
         braces = _postlex.open_braces
@@ -594,8 +599,8 @@ def syntax_error(e: UnexpectedInput | Exception, text: str, filename: str) -> Sc
         msg = f"unexpected end of line; expected {_or(words)}"
     if tok.type in ("MINUS", "PLUS"):
         hint = "a value that starts with a sign needs parentheses: (-1us)"
-    if tok.type == "EQUAL" and "CMP" in expected:
-        hint = "compare with '=='"
+    if tok.type == "EQUAL":
+        hint = "to compare two values, write '=='"
     return ScenarioError(msg, span, hint=hint, source_line=src)
 
 

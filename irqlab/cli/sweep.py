@@ -99,7 +99,7 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
 
         rows = load_rows(report, req)
         header, cells, total = answer_table(rows, report.param_paths, list(by) or None,
-                                            report.param_units)
+                                            report.param_units, report.nested)
         click.echo("")
         click.echo(format_table(header, cells, total))
     if report.status == "failed":

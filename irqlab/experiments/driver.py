@@ -110,6 +110,7 @@ class SweepReport:
     replications: int
     param_paths: tuple[str, ...]
     param_units: dict[str, str] = field(default_factory=dict)
+    nested: bool = True  # some vCPU runs an L2
     skipped: int = 0
     ok: int = 0
     failed: int = 0
@@ -263,7 +264,8 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         scenario = parse_scenario(req.text, req.file)
     prep = planning.prepare(scenario, req.text, req.overrides, req.axes)
     report = SweepReport(prep.sweep_id, req.out_dir, scenario.name, prep.planned_runs,
-                         len(prep.points), prep.replications, prep.param_paths, prep.param_units)
+                         len(prep.points), prep.replications, prep.param_paths, prep.param_units,
+                         any(v.innermost == "L2" for v in prep.base.vcpus))
 
     own_store = store is None
     if own_store:

@@ -294,7 +294,9 @@ class _Expander:
         return [ir.Quantity(float(v), low.unit) for v in vals]
 
     def _same_unit(self, low: ir.Quantity, high: ir.Quantity, dim: ir.Dist) -> tuple[ir.Quantity, ir.Quantity]:
-        if low.unit == high.unit:
+        """Both bounds in one unit; times in cycles become seconds, so a sampled
+        value is stored and rerun exactly as it ran."""
+        if low.unit == high.unit and low.unit != "cycles":
             return low, high
         if low.dimension != high.dimension:
             raise ScenarioError(f"the range of '{dim.path}' mixes a {low.dimension} and a "

@@ -7,8 +7,12 @@ parameter that takes more than one value), aggregated over the runs there
 * ``runs``: ok runs / runs (failed runs are counted, never averaged);
 * ``livelock``: the fraction of ok runs that livelocked;
 * ``time to L2 progress``: the mean over ok runs that progressed, and how
-  many never did (``time_to_progress_ns`` when the scenario has no L2);
-* ``L2 fraction``: the mean share of time spent running L2 guest code.
+  many never did (``time to progress`` of the innermost level when the
+  scenario has no L2);
+* ``L2 fraction``: the mean share of time spent running L2 guest code
+  (nested scenarios only).
+
+Values are shown to 4 significant digits.
 """
 
 from __future__ import annotations
@@ -21,18 +25,22 @@ from irqlab.ir import Quantity, format_quantity
 MAX_ROWS = 40
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
+
+
 def _fmt_param(v: Any, unit: str) -> str:
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, (int, float)) and unit in ("s", "Hz"):
-        return format_quantity(Quantity(float(v), unit))
+        return format_quantity(Quantity(_sig(float(v)), unit))
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return f"{v:.4g}"
     return str(v)
 
 
 def _fmt_ns(v: float) -> str:
-    return format_quantity(Quantity(round(v) * 1e-9 if v >= 1000 else v * 1e-9, "s"))
+    return format_quantity(Quantity(_sig(v * 1e-9), "s"))
 
 
 def short_names(paths: Sequence[str]) -> dict[str, str]:
@@ -56,9 +64,12 @@ def _mean(xs: Iterable[float]) -> float:
 
 
 def answer_table(rows: Sequence[Any], param_paths: Sequence[str], by: Sequence[str] | None = None,
-                 units: Mapping[str, str] | None = None) -> tuple[list[str], list[list[str]], int]:
+                 units: Mapping[str, str] | None = None, nested: bool = True
+                 ) -> tuple[list[str], list[list[str]], int]:
     """``(header, rows, groups)``: the table as text cells, at most :data:`MAX_ROWS` rows,
-    and the total number of groups. ``rows`` are :class:`~.driver.RunRow` s."""
+    and the total number of groups. ``rows`` are :class:`~.driver.RunRow` s; ``nested``:
+    the scenario runs an L2 (else progress is the innermost level's, and there is no
+    L2 fraction)."""
     units = dict(units or {})
     if by is None:
         by = [p for p in param_paths
@@ -66,14 +77,12 @@ def answer_table(rows: Sequence[Any], param_paths: Sequence[str], by: Sequence[s
     groups: dict[tuple, list[Any]] = {}
     for r in sorted(rows, key=lambda r: (r.point, r.replication)):
         groups.setdefault(tuple(repr(r.params.get(p)) for p in by), []).append(r)
-    ok_rows = [r for r in rows if r.status == "ok"]
-    l2 = any(not math.isnan(_mean([r.metrics.get("l2_fraction")])) for r in ok_rows) and \
-        any(r.metrics.get("time_to_l2_progress_ns") is not None for r in ok_rows)
-    progress_metric = "time_to_l2_progress_ns" if l2 else "time_to_progress_ns"
+    progress_metric = "time_to_l2_progress_ns" if nested else "time_to_progress_ns"
     names = short_names(list(by))
     header = [names[p] for p in by] + [
-        "runs", "livelock", "time to L2 progress" if l2 else "time to progress",
-        "never", "L2 fraction" if l2 else "innermost fraction"]
+        "runs", "livelock", "time to L2 progress" if nested else "time to progress", "never"]
+    if nested:
+        header.append("L2 fraction")
     out = []
     for rs in groups.values():
         oks = [r for r in rs if r.status == "ok"]
@@ -84,11 +93,12 @@ def answer_table(rows: Sequence[Any], param_paths: Sequence[str], by: Sequence[s
             prog = [r.metrics.get(progress_metric) for r in oks]
             never = sum(1 for x in prog if x is None or (isinstance(x, float) and math.isnan(x)))
             mp = _mean(prog)
-            frac = _mean([r.metrics.get("l2_fraction") for r in oks])
-            cells += [f"{ll:.2f}", "-" if math.isnan(mp) else _fmt_ns(mp), str(never),
-                      "-" if math.isnan(frac) else f"{frac:.3f}"]
+            cells += [f"{ll:.2f}", "-" if math.isnan(mp) else _fmt_ns(mp), str(never)]
+            if nested:
+                frac = _mean([r.metrics.get("l2_fraction") for r in oks])
+                cells.append("-" if math.isnan(frac) else f"{frac:.3f}")
         else:
-            cells += ["-", "-", "-", "-"]
+            cells += ["-"] * (len(header) - len(cells))
         out.append(cells)
     return header, out[:MAX_ROWS], len(out)
 

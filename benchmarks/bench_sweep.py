@@ -1,0 +1,147 @@
+"""Sweep throughput: runs/s and lane-events/s of a 10,000-run sweep, 1 and 2 Ray workers.
+
+    .venv/bin/python benchmarks/bench_sweep.py [--runs 10000] [--workers 1,2] [--inline]
+
+The sweep: a short scenario (a guest whose level-triggered device storms at
+a swept rate, with the QEMU EOI throttle's threshold and delay swept) as
+points x replications = ``--runs``. Each configuration sweeps into a fresh
+output directory with the real store (SQLite + Parquet), so the figures
+include planning (resolve + compile of every point), batching, shipping,
+and writing.
+
+Figures, per configuration:
+
+* runs/s and lane-events/s over the sweep's whole wall time;
+* engine time: the sum of ``engine.run`` times in the workers;
+* overhead per run = (wall - engine time / workers) / runs: everything
+  that is not simulation, per run (planning, scheduling, pickling, storage);
+* speedup of 2 workers over 1 (the baseline, measured in the same run).
+
+Ray's start-up (a few seconds, once per sweep) is timed and printed
+separately; it is not in the wall times: each Ray is started before its
+sweep and reused by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+SCENARIO = """\
+# bench_sweep: a short storm, swept over the throttle and the device rate
+scenario bench {
+  machine { irqchip split; apicv on }
+  vcpu 0 { L0 kvm; L1 linux { policy lower_then_eoi } }
+  device nic { gsi 10; vector 0x40; trigger level; serviced_by L1 after 2us
+               arrival poisson rate 20kHz }
+  mitigation qemu_eoi_throttle { threshold 100; delay 1ms }
+  run { duration 2ms; seed 1 }
+  sweep {
+    grid {
+      qemu_eoi_throttle.threshold = [2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000]
+      qemu_eoi_throttle.delay = [10us, 20us, 50us, 100us, 200us, 500us, 1ms, 2ms, 5ms, 10ms]
+      nic.arrival.rate = [1kHz, 2kHz, 5kHz, 10kHz, 20kHz, 50kHz, 100kHz, 200kHz, 500kHz, 1MHz]
+    }
+    replications 10
+  }
+}
+"""
+
+
+def machine() -> str:
+    model = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.node()}: {model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    import numpy
+    import pyarrow
+    import ray
+    import sqlalchemy
+
+    from irqlab import __version__
+
+    return (f"python {platform.python_version()}, irqlab {__version__}, numpy {numpy.__version__}, "
+            f"ray {ray.__version__}, pyarrow {pyarrow.__version__}, sqlalchemy {sqlalchemy.__version__}")
+
+
+def sweep_once(text: str, runs: int, launcher: str, workers: int, out: str):
+    from irqlab.experiments.driver import SweepRequest, run_sweep
+
+    req = SweepRequest(text=text, file="bench.scn", out_dir=out, launcher=launcher, workers=workers,
+                       progress=False, command="bench_sweep")
+    return run_sweep(req)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (default 1,2)")
+    ap.add_argument("--inline", action="store_true", help="also run the inline launcher")
+    ap.add_argument("--scenario", default=None, help="a .scn file instead of the built-in one")
+    args = ap.parse_args()
+
+    text = open(args.scenario).read() if args.scenario else SCENARIO
+    print(f"machine:  {machine()}")
+    print(f"versions: {versions()}")
+    rows = []
+    configs = [("inline", 1)] if args.inline else []
+    configs += [("ray", int(w)) for w in args.workers.split(",")]
+    for launcher, workers in configs:
+        import ray
+
+        start = 0.0
+        if launcher == "ray":
+            t = time.perf_counter()
+            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
+            start = time.perf_counter() - t
+        with tempfile.TemporaryDirectory(prefix="bench_sweep") as out:
+            rep = sweep_once(text, 0, launcher, workers, out)
+        if launcher == "ray":
+            ray.shutdown()
+        n = rep.ok + rep.failed
+        wall = rep.wall_s
+        eng = rep.engine_s
+        rows.append(dict(cfg=f"{launcher} x{workers}", workers=workers, runs=n, failed=rep.failed,
+                         wall=wall, plan=rep.plan_s, engine=eng, start=start,
+                         runs_s=n / wall, ev_s=rep.lane_events / wall,
+                         overhead_ms=(wall - eng / workers) / n * 1e3,
+                         batches=rep.batch_sizes))
+    print()
+    print(f"{'config':<10} {'runs':>6} {'wall s':>7} {'plan s':>6} {'engine s':>8} {'runs/s':>8} "
+          f"{'lane-ev/s':>10} {'overhead/run':>12} {'ray start':>9}  batches (n: min/median/max lanes)")
+    for r in rows:
+        b = r["batches"]
+        bs = f"{len(b)}: {min(b)}/{int(statistics.median(b))}/{max(b)}" if b else "-"
+        print(f"{r['cfg']:<10} {r['runs']:>6} {r['wall']:>7.2f} {r['plan']:>6.2f} {r['engine']:>8.2f} "
+              f"{r['runs_s']:>8.0f} {r['ev_s']:>10.3g} {r['overhead_ms']:>9.3f} ms "
+              f"{r['start']:>8.1f}s  {bs}")
+    base = next((r for r in rows if r["cfg"] == "ray x1"), None)
+    two = next((r for r in rows if r["cfg"] == "ray x2"), None)
+    if base and two:
+        sp = two["runs_s"] / base["runs_s"]
+        print(f"\nspeedup 1 -> 2 workers: {sp:.2f}x (target >= 1.8x); "
+              f"overhead per run: {base['overhead_ms']:.3f} ms (x1), {two['overhead_ms']:.3f} ms (x2) "
+              f"(target < 1 ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

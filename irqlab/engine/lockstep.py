@@ -60,7 +60,8 @@ class Lockstep:
         if G > 52:
             raise ValueError("at most 52 distinct vectors per scenario")
         self.params = pr.lane_params(lanes)
-        self.keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes])
+        self.seeds = [(ln.seed, tuple(ln.spawn_key)) for ln in lanes]
+        self.keys: np.ndarray | None = None  # derived on the first random draw
         self.counters: dict[int, np.ndarray] = {}
         self.stats = Stats.zeros(L, pr)
         self.now = np.zeros(L, I64)
@@ -104,12 +105,18 @@ class Lockstep:
         self.irr = np.zeros(LV, I64)
         self.isr = np.zeros(LV, I64)
         self.tmr = np.zeros(LV, I64)
-        # IOAPIC [L, P]
-        self.p_irr = np.zeros((L, Pn), bool)
-        self.p_rirr = np.zeros((L, Pn), bool)
-        self.p_masked = np.zeros((L, Pn), bool)
-        self.p_line = np.zeros((L, Pn), I64)
+        # IOAPIC: only the pins devices use, [L, n_used + 1]; pk maps gsi -> column, and
+        # pins nobody uses share the last column (reads are 0, writes are ignored)
         self.used_pins = sorted({d.pin for d in pr.devices if d.pin >= 0})
+        NP = len(self.used_pins) + 1
+        self.pk = [len(self.used_pins)] * Pn
+        for k, pin in enumerate(self.used_pins):
+            self.pk[pin] = k
+        self.pk_arr = np.array(self.pk, I64)
+        self.p_irr = np.zeros((L, NP), bool)
+        self.p_rirr = np.zeros((L, NP), bool)
+        self.p_masked = np.zeros((L, NP), bool)
+        self.p_line = np.zeros((L, NP), np.int16)
         # devices [L, D]
         self.pending = np.zeros((L, D), I64)
         self.asserted = np.zeros((L, D), bool)
@@ -130,6 +137,10 @@ class Lockstep:
                     self.before_ps[:, g.index, k] = self.params[g.before[k]]
         self.maxpc = maxpc
         self.act_flat = self.act_code.ravel()
+        # handler-step delays: one table if every lane has the same, else per lane
+        self.before_same = bool((self.before_ps == self.before_ps[:1]).all()) if L else True
+        if self.before_same:
+            self.before_ps = self.before_ps[:1]
         self.before_flat = self.before_ps.reshape(-1)
         self.G1 = max(G, 1)
         self.gcls = np.array([g.vector >> 4 for g in pr.groups] + [-1], I64)
@@ -181,6 +192,8 @@ class Lockstep:
         c = self.counters.get(stream)
         if c is None:
             c = self.counters[stream] = np.zeros(self.L, I64)
+        if self.keys is None:
+            self.keys = lane_keys(self.seeds)
         u = uniform(self.keys[lanes], stream, c[lanes])
         c[lanes] += 1
         return u
@@ -198,7 +211,7 @@ class Lockstep:
 
     def op_pin(self, lanes, pins, what):
         arr = {"line": self.p_line, "irr": self.p_irr, "remote_irr": self.p_rirr, "masked": self.p_masked}[what]
-        out = arr[lanes, pins]
+        out = arr[lanes, self.pk_arr[pins]]
         return out > 0 if what == "line" else out
 
     def op_service_all(self, lanes, level_only):
@@ -206,6 +219,8 @@ class Lockstep:
 
     def op_set_mask(self, lanes, pins, masked):
         for p in np.unique(pins):
+            if int(p) not in self.used_pins:
+                continue
             sel = lanes[pins == p]
             self.redirect_write(sel, int(p), masked)
 
@@ -392,30 +407,30 @@ class Lockstep:
             self.emit(lanes, "kvm_set_irq", "gsi {} level {} source 0", pin, level)
         if self.p.pin_level[pin]:
             if level:
-                self.p_irr[lanes, pin] = True
+                self.p_irr[lanes, self.pk[pin]] = True
                 if self.p.split:
-                    go = lanes[~self.p_rirr[lanes, pin]]
+                    go = lanes[~self.p_rirr[lanes, self.pk[pin]]]
                     if len(go):
                         self.service_all(go)
                 else:
                     self.service(lanes, pin)
             else:
-                self.p_irr[lanes, pin] = False
+                self.p_irr[lanes, self.pk[pin]] = False
         elif not level:
             if not (self.p.split or self.p.bare):
-                self.p_irr[lanes, pin] = False  # KVM: the pulse's falling half clears an edge pin's irr
+                self.p_irr[lanes, self.pk[pin]] = False  # KVM: the pulse's falling half clears an edge pin's irr
         elif level:
             if self.p.split or self.p.bare:
-                go = lanes[~self.p_masked[lanes, pin]]
-                self.p_irr[go, pin] = True
+                go = lanes[~self.p_masked[lanes, self.pk[pin]]]
+                self.p_irr[go, self.pk[pin]] = True
                 if len(go):
                     self.service_all(go) if self.p.split else self.service(go, pin)
             else:
-                old = self.p_irr[lanes, pin]
+                old = self.p_irr[lanes, self.pk[pin]]
                 if old.any():
                     self.stats.coalesced[lanes[old]] += 1
                 go = lanes[~old]
-                self.p_irr[go, pin] = True
+                self.p_irr[go, self.pk[pin]] = True
                 if len(go):
                     self.service(go, pin)
 
@@ -428,9 +443,9 @@ class Lockstep:
 
     def service(self, lanes, pin: int) -> None:
         level = self.p.pin_level[pin]
-        ok = ~self.p_masked[lanes, pin] & self.p_irr[lanes, pin]
+        ok = ~self.p_masked[lanes, self.pk[pin]] & self.p_irr[lanes, self.pk[pin]]
         if level:
-            ok &= ~self.p_rirr[lanes, pin]
+            ok &= ~self.p_rirr[lanes, self.pk[pin]]
         lanes = lanes[ok]
         if not len(lanes):
             return
@@ -440,9 +455,9 @@ class Lockstep:
             if not len(lanes):
                 return
         if level:
-            self.p_rirr[lanes, pin] = True
+            self.p_rirr[lanes, self.pk[pin]] = True
         else:
-            self.p_irr[lanes, pin] = False
+            self.p_irr[lanes, self.pk[pin]] = False
         g = self.p.pin_group[pin]
         grp = self.p.groups[g]
         trig = "level" if level else "edge"
@@ -468,11 +483,11 @@ class Lockstep:
                 continue
             sel = lanes[vec == self.p.groups[self.p.pin_group[pin]].vector]
             if self.p.split:
-                sel = sel[self.p_rirr[sel, pin]]
+                sel = sel[self.p_rirr[sel, self.pk[pin]]]
             if not len(sel):
                 continue
-            self.p_rirr[sel, pin] = False
-            asserted = ~self.p_masked[sel, pin] & self.p_irr[sel, pin]
+            self.p_rirr[sel, self.pk[pin]] = False
+            asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
             defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
             go = sel[asserted & ~defer]
             if len(go):
@@ -480,7 +495,7 @@ class Lockstep:
 
     def redirect_write(self, lanes, pin: int, masked: bool) -> None:
         self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
-        self.p_masked[lanes, pin] = masked
+        self.p_masked[lanes, self.pk[pin]] = masked
         if self.hooks["redirect"]:
             for m, ctx in self.hooks["redirect"]:
                 call_plugin(ctx, "mitigation", m.plugin.on_redirect,
@@ -488,7 +503,7 @@ class Lockstep:
         if self.p.split:
             self.service_all(lanes)
         elif not masked and self.p.pin_level[pin]:
-            go = lanes[self.p_irr[lanes, pin] & ~self.p_rirr[lanes, pin]]
+            go = lanes[self.p_irr[lanes, self.pk[pin]] & ~self.p_rirr[lanes, self.pk[pin]]]
             if len(go):
                 self.service(go, pin)
 
@@ -555,8 +570,8 @@ class Lockstep:
                     s.dev_coalesced[up[already], di] += 1
                 up = up[~already]
                 self.asserted[up, di] = True
-                self.p_line[up, d.pin] += 1
-                first_up = up[self.p_line[up, d.pin] == 1]
+                self.p_line[up, self.pk[d.pin]] += 1
+                first_up = up[self.p_line[up, self.pk[d.pin]] == 1]
                 if len(first_up):
                     self.set_line(first_up, d.pin, 1)
             else:
@@ -592,8 +607,8 @@ class Lockstep:
         low = lanes[lower & self.asserted[lanes, di]]
         if len(low):
             self.asserted[low, di] = False
-            self.p_line[low, d.pin] -= 1
-            zero = low[self.p_line[low, d.pin] == 0]
+            self.p_line[low, self.pk[d.pin]] -= 1
+            zero = low[self.p_line[low, self.pk[d.pin]] == 0]
             if len(zero):
                 self.set_line(zero, d.pin, 0)
         return handled
@@ -798,7 +813,7 @@ class Lockstep:
     def schedule_step(self, lanes, f, t0):
         gp = self.grp[f] * self.maxpc + self.pc[f]
         code = self.act_flat[gp]
-        delay = self.before_flat[lanes * (self.G1 * self.maxpc) + gp]
+        delay = self.before_flat[gp if self.before_same else lanes * (self.G1 * self.maxpc) + gp]
         inline = (code == A_FORWARD) & (delay == 0)
         while inline.any():
             il, ifl = lanes[inline], f[inline]
@@ -806,7 +821,7 @@ class Lockstep:
             self.pc[ifl] += 1
             gp = self.grp[f] * self.maxpc + self.pc[f]
             code = self.act_flat[gp]
-            delay = self.before_flat[lanes * (self.G1 * self.maxpc) + gp]
+            delay = self.before_flat[gp if self.before_same else lanes * (self.G1 * self.maxpc) + gp]
             inline = (code == A_FORWARD) & (delay == 0)
         self.phase[f] = ACT0 + code
         self.tset(self.c_vcpu + (f % self.V if self.V > 1 else 0), lanes, t0 + delay)
@@ -1089,6 +1104,28 @@ class Lockstep:
             for i, lane in enumerate(lanes):
                 if int(lane) in self.traces:
                     self.traces[int(lane)].end_ps = int(t_end[i])
+
+    def state_bytes(self) -> int:
+        """Bytes of the arrays this batch keeps for its whole run (shared arrays once,
+        zero-stride broadcasts as nothing)."""
+        seen: dict[int, int] = {}
+
+        def add(a):
+            if isinstance(a, np.ndarray):
+                base = a
+                while base.base is not None and isinstance(base.base, np.ndarray):
+                    base = base.base
+                seen[id(base)] = 0 if (a.ndim and a.strides[0] == 0) else base.nbytes
+
+        for v in vars(self).values():
+            for x in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else [v]):
+                add(x)
+        for f in self.stats.__dataclass_fields__:
+            add(getattr(self.stats, f))
+        for c in self.ctx_arrival + self.ctx_model + self.ctx_mit:
+            for a in c.state._arrays.values():
+                add(a)
+        return sum(seen.values())
 
     # ================================================================== the loop
 

@@ -134,10 +134,14 @@ class Program:
     def lane_params(self, lanes: Sequence[Lane]) -> dict[str, np.ndarray]:
         """Every parameter as an array over ``lanes`` (int64 or float64)."""
         out = {}
+        n = len(lanes)
         for path, default in self.params.items():
             typ = self.param_types[path]
             dtype = np.float64 if typ in ("float", "frequency") else np.int64
-            out[path] = np.array([ln.params.get(path, default) for ln in lanes], dtype=dtype)
+            arr = np.array([ln.params.get(path, default) for ln in lanes], dtype=dtype)
+            if n > 1 and (arr == arr[0]).all():
+                arr = np.broadcast_to(arr[:1].copy(), (n,))  # shared by every lane: no per-lane memory
+            out[path] = arr
         return out
 
     def lane_for(self, other: "Program", seed: int = 0, spawn_key: tuple[int, ...] = ()) -> Lane:

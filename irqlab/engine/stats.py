@@ -17,8 +17,8 @@ from irqlab.plugins.api import NEVER
 
 LN10 = 2.302585092994046
 BINS_PER_DECADE = 10
-LAT_MIN_PS = 1000.0  # 1 ns: the first bin's lower edge
-N_BINS = 2 + 11 * BINS_PER_DECADE  # underflow, 1 ns .. 100 s, overflow
+LAT_MIN_PS = 10_000.0  # 10 ns: the first bin's lower edge
+N_BINS = 2 + 9 * BINS_PER_DECADE  # under 10 ns, 10 ns .. 10 s, over 10 s (the exact max is kept)
 EXIT_INDEX = {r: i for i, r in enumerate(EXIT_REASONS)}
 UEXIT_INDEX = {r: i for i, r in enumerate(USERSPACE_EXITS)}
 SERIES_FIELDS = ("l2_time_ns", "l1_time_ns", "l0_time_ns", "userspace_time_ns", "eoi_count",
@@ -97,9 +97,17 @@ def bin_edges_ps() -> np.ndarray:
     return np.concatenate([[0.0], LAT_MIN_PS * 10.0 ** (k / BINS_PER_DECADE)])
 
 
-def hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray) -> np.ndarray:
-    """Quantile ``q`` of histograms ``[..., NB]`` (geometric interpolation in a bin),
-    capped at the exact maximum; NaN where empty."""
+def hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Quantile ``q`` of histograms ``[L, NB]`` (geometric interpolation in a bin),
+    capped at the exact maximum; NaN where empty. Works in chunks of lanes to keep
+    temporaries small."""
+    if len(hist) > chunk:
+        return np.concatenate([_hist_quantile(hist[i:i + chunk], q, lat_max[i:i + chunk])
+                               for i in range(0, len(hist), chunk)])
+    return _hist_quantile(hist, q, lat_max)
+
+
+def _hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray) -> np.ndarray:
     edges = bin_edges_ps()
     upper = np.concatenate([edges[1:], [np.inf]])
     cum = np.cumsum(hist.astype(np.int64), axis=-1)

@@ -2,12 +2,18 @@
 
 Built-in plugins are registered in irqlab's own ``pyproject.toml`` exactly as
 a third-party package registers its own: there is no private path. Each entry
-point names a class (``module:Class``). Discovery loads every entry point
-once per process and validates each class against its kind's contract when it
-registers, not when it is first used:
+point is named ``KIND.NAME`` and names a class (``module:Class``) whose
+``kind`` and ``name`` are those::
+
+    [project.entry-points."irqlab.plugins"]
+    "mitigation.token_bucket" = "irqlab_tokenbucket:TokenBucket"
+
+Discovery loads every entry point once per process and validates each class
+against its kind's contract when it registers, not when it is first used:
 
 * a class that fails to import or to validate is listed as ``broken`` with
-  its reason, and breaks nothing that does not use it;
+  its reason, and breaks nothing that does not use it (a scenario that uses
+  it gets an error at the line that names it);
 * two classes of one kind with one name are both marked ``conflict``; using
   that name is an error naming both distributions.
 """
@@ -16,21 +22,24 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Iterable
 
 from irqlab.errors import ScenarioError, Span, did_you_mean
-from irqlab.ir import COSTS
+from irqlab.ir import COSTS, Quantity
 from irqlab.plugins.api import (
     ACTIONS,
     BASES,
     HOOKS,
     KINDS,
     PARAM_TYPES,
+    Column,
     HandlerPolicy,
     Metric,
     Mitigation,
+    Param,
     Plugin,
     Site,
 )
@@ -51,6 +60,16 @@ class Entry:
     status: str = "ok"  # ok | broken | conflict
     reason: str = ""
     rivals: list[str] = field(default_factory=list)
+    dist: str = ""  # the distribution's name alone ("" for classes added at runtime)
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the plugin's documentation ("" if broken)."""
+        if self.cls is None:
+            return ""
+        para = " ".join(self.cls.doc().split("\n\n", 1)[0].split())
+        end = para.find(". ")
+        return para[: end + 1] if end >= 0 else para
 
 
 class PluginValidationError(Exception):
@@ -62,39 +81,65 @@ class Registry:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
+        self._conflicts: dict[tuple[str, str], list[Entry]] = {}  # rivals of _entries[key]
         self._broken: list[Entry] = []
 
     # ------------------------------------------------------------------ building
 
-    def add_class(self, cls: type[Plugin], origin: str = "<runtime>", target: str = "") -> Entry:
-        """Validate and register a plugin class (used by discovery and by tests)."""
-        target = target or f"{cls.__module__}:{cls.__qualname__}"
+    def add_class(self, cls: type[Plugin], origin: str = "<runtime>", target: str = "",
+                  dist: str = "", ep_name: str = "") -> Entry:
+        """Validate and register a plugin class (used by discovery and by tests).
+
+        ``ep_name`` is the entry point's name (``KIND.NAME``), checked against the
+        class; a class that fails validation is registered as ``broken``.
+        """
+        target = target or f"{getattr(cls, '__module__', '?')}:{getattr(cls, '__qualname__', repr(cls))}"
         try:
             validate(cls)
-        except PluginValidationError as e:
-            entry = Entry(getattr(cls, "kind", "?") or "?", getattr(cls, "name", "?") or target,
-                          None, str(getattr(cls, "version", "?")), origin, target, "broken", str(e))
+            if ep_name and ep_name != f"{cls.kind}.{cls.name}":
+                raise PluginValidationError(
+                    f"entry point '{ep_name}' must be named '{cls.kind}.{cls.name}' "
+                    f"(KIND.NAME of the class it loads)")
+        except Exception as e:  # noqa: BLE001 - whatever is wrong with it, the plugin is broken
+            if not isinstance(e, PluginValidationError):
+                e = PluginValidationError(f"validation raised {type(e).__name__}: {e}")
+            kind, name = _split_ep_name(ep_name)
+            kind = kind or _attr(cls, "kind") or "?"
+            name = name or _attr(cls, "name") or target
+            entry = Entry(kind, name, None, str(_attr(cls, "version") or "?"), origin, target,
+                          "broken", str(e), dist=dist)
             self._broken.append(entry)
             return entry
-        entry = Entry(cls.kind, cls.name, cls, str(cls.version), origin, target)
+        entry = Entry(cls.kind, cls.name, cls, str(cls.version), origin, target, dist=dist)
         key = (cls.kind, cls.name)
         old = self._entries.get(key)
         if old is not None and old.target != target:
-            old.status = entry.status = "conflict"
-            old.rivals.append(origin)
-            entry.rivals.extend([old.origin, *old.rivals[:-1]])
-            return old
+            group = [old, *self._conflicts.get(key, [])]
+            for e in group:
+                e.status = "conflict"
+                e.rivals.append(origin)
+            entry.status = "conflict"
+            entry.rivals.extend(e.origin for e in group)
+            self._conflicts.setdefault(key, []).append(entry)
+            return entry
         self._entries[key] = entry
         return entry
 
-    def add_broken(self, name: str, origin: str, target: str, reason: str) -> None:
-        self._broken.append(Entry("?", name, None, "?", origin, target, "broken", reason))
+    def add_broken(self, ep_name: str, origin: str, target: str, reason: str, dist: str = "") -> Entry:
+        """Record a plugin that could not be loaded (``ep_name``: ``KIND.NAME``)."""
+        kind, name = _split_ep_name(ep_name)
+        entry = Entry(kind or "?", name or ep_name, None, "?", origin, target, "broken", reason, dist=dist)
+        self._broken.append(entry)
+        return entry
 
     # ------------------------------------------------------------------ queries
 
     def entries(self) -> list[Entry]:
-        ok = sorted(self._entries.values(), key=lambda e: (KINDS.index(e.kind), e.name))
-        return ok + sorted(self._broken, key=lambda e: e.name)
+        """Every plugin, registered, conflicting or broken, by kind then name."""
+        rank = {k: i for i, k in enumerate(KINDS)}
+        out = list(self._entries.values()) + [e for c in self._conflicts.values() for e in c]
+        out += self._broken
+        return sorted(out, key=lambda e: (rank.get(e.kind, len(KINDS)), e.name, e.status != "ok", e.origin))
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for (k, n) in self._entries if k == kind)
@@ -106,7 +151,7 @@ class Registry:
         """The class for ``kind``/``name``, or a ScenarioError at ``span``."""
         entry = self._entries.get((kind, name))
         if entry is None:
-            broken = [b for b in self._broken if b.name == name]
+            broken = [b for b in self._broken if b.name == name and b.kind in (kind, "?")]
             if broken:
                 raise ScenarioError(
                     f"{kind} plugin '{name}' is installed but broken: {broken[0].reason}", span,
@@ -126,6 +171,18 @@ class Registry:
         return [e for e in self.entries() if e.name == name]
 
 
+def _split_ep_name(ep_name: str) -> tuple[str, str]:
+    """``"mitigation.token_bucket"`` -> ``("mitigation", "token_bucket")``; ``("", "")``
+    if the name does not start with a kind."""
+    kind, _, name = ep_name.partition(".")
+    return (kind, name) if kind in KINDS and name else ("", "")
+
+
+def _attr(cls: object, name: str) -> str:
+    v = getattr(cls, name, "")
+    return v if isinstance(v, str) else ""
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -138,38 +195,123 @@ def validate(cls: type) -> None:
     base = BASES[cls.kind]
     if not issubclass(cls, base):
         raise PluginValidationError(f"a {cls.kind} plugin must subclass {base.__name__}")
-    if not cls.name or not cls.name.replace("_", "a").isalnum() or not cls.name[0].isalpha():
+    if not isinstance(cls.name, str) or not cls.name.isidentifier() or not cls.name[0].isalpha():
         raise PluginValidationError(f"name {cls.name!r} is not an identifier")
+    if not isinstance(cls.version, str) or not cls.version:
+        raise PluginValidationError(f"version {cls.version!r} must be a non-empty string")
     if not cls.doc():
         raise PluginValidationError("a plugin needs a docstring (its documentation)")
+    if not isinstance(cls.params, tuple):
+        raise PluginValidationError("params must be a tuple of irqlab.plugins.api.Param")
     seen = set()
     for p in cls.params:
-        if p.type not in PARAM_TYPES:
-            raise PluginValidationError(f"parameter {p.name!r}: type {p.type!r} is not one of {PARAM_TYPES}")
+        if not isinstance(p, Param):
+            raise PluginValidationError(f"params holds {p!r}, which is not a Param")
         if p.name in seen:
             raise PluginValidationError(f"parameter {p.name!r} is declared twice")
         seen.add(p.name)
-        if p.type == "choice" and not p.choices:
-            raise PluginValidationError(f"choice parameter {p.name!r} has no choices")
-        if p.type == "choice" and not p.required and p.default not in p.choices:
-            raise PluginValidationError(f"default of {p.name!r} is not one of its choices")
+        validate_param(p)
     if issubclass(cls, HandlerPolicy):
         _validate_policy(cls)
     if issubclass(cls, Mitigation):
-        unknown = set(cls.hooks) - set(HOOKS)
+        hooks = cls.hooks
+        if not isinstance(hooks, (frozenset, set, tuple)):
+            raise PluginValidationError("hooks must be a frozenset of hook names")
+        unknown = set(hooks) - set(HOOKS)
         if unknown:
             raise PluginValidationError(f"unknown hooks {sorted(unknown)}; hooks are {HOOKS}")
-        for hook in cls.hooks:
-            if getattr(cls, f"on_{hook}") is getattr(Mitigation, f"on_{hook}"):
+        for hook in HOOKS:
+            defined = getattr(cls, f"on_{hook}") is not getattr(Mitigation, f"on_{hook}")
+            if hook in hooks and not defined:
                 raise PluginValidationError(f"declares hook {hook!r} but does not define on_{hook}")
-        if cls.timers and "timer" not in cls.hooks:
+            if defined and hook not in hooks:
+                raise PluginValidationError(f"defines on_{hook} but does not declare hook {hook!r} "
+                                            f"in hooks (it would never be called)")
+        if not isinstance(cls.timers, int) or isinstance(cls.timers, bool) or cls.timers < 0:
+            raise PluginValidationError(f"timers must be a whole number >= 0, not {cls.timers!r}")
+        if cls.timers and "timer" not in hooks:
             raise PluginValidationError("owns timers but does not declare the 'timer' hook")
+        if "timer" in hooks and not cls.timers:
+            raise PluginValidationError("declares the 'timer' hook but owns no timers (set timers = N)")
     if issubclass(cls, Metric):
         if not cls.columns:
             raise PluginValidationError("a metric plugin must declare its columns")
+        names = set()
+        for c in cls.columns:
+            if not isinstance(c, Column):
+                raise PluginValidationError(f"columns holds {c!r}, which is not a Column")
+            if c.type not in ("int", "float", "bool"):
+                raise PluginValidationError(f"column {c.name!r}: type {c.type!r} is not int, float or bool")
+            if not c.name.isidentifier() or c.name in names:
+                raise PluginValidationError(f"column name {c.name!r} is not a new identifier")
+            names.add(c.name)
     for method in _required_methods(cls.kind):
         if getattr(cls, method) is getattr(base, method):
             raise PluginValidationError(f"a {cls.kind} plugin must define {method}()")
+
+
+def validate_param(p: Param) -> None:
+    """Check one declared parameter: type, name, choices, range, and the default
+    against them (raise PluginValidationError)."""
+    where = f"parameter {p.name!r}"
+    if not isinstance(p.name, str) or not p.name.isidentifier():
+        raise PluginValidationError(f"{where}: the name is not an identifier")
+    if p.type not in PARAM_TYPES:
+        raise PluginValidationError(f"{where}: type {p.type!r} is not one of {', '.join(PARAM_TYPES)}")
+    if p.type == "choice":
+        if not p.choices or not all(isinstance(c, str) for c in p.choices):
+            raise PluginValidationError(f"{where}: a choice parameter needs its choices (strings)")
+    elif p.choices:
+        raise PluginValidationError(f"{where}: only a choice parameter has choices")
+    if (p.min is not None or p.max is not None) and not p.numeric:
+        raise PluginValidationError(f"{where}: only numeric parameters have a range")
+    for bound in (p.min, p.max):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float))
+                                  or math.isnan(bound)):
+            raise PluginValidationError(f"{where}: range bounds must be numbers, not {bound!r}")
+    if p.min is not None and p.max is not None and p.min > p.max:
+        raise PluginValidationError(f"{where}: min {p.min} is above max {p.max}")
+    if p.required:
+        return
+    d = p.default
+    if p.type == "choice":
+        if d not in p.choices:
+            raise PluginValidationError(f"{where}: default {d!r} is not one of its choices "
+                                        f"{', '.join(p.choices)}")
+        return
+    if p.type == "bool":
+        if not isinstance(d, bool):
+            raise PluginValidationError(f"{where}: default {d!r} is not a bool")
+        return
+    if p.type in ("str", "file"):
+        if not isinstance(d, str):
+            raise PluginValidationError(f"{where}: default {d!r} is not a string")
+        return
+    if p.type == "time" and isinstance(d, str) and d.startswith("costs."):
+        if d[6:] not in COSTS:
+            raise PluginValidationError(f"{where}: default {d!r} names no cost "
+                                        f"(costs: {', '.join(COSTS)})")
+        return
+    unit = {"int": "", "float": "", "time": "s", "frequency": "Hz"}[p.type]
+    if isinstance(d, Quantity):
+        if d.unit != unit and not (p.type == "time" and d.unit == "cycles"):
+            raise PluginValidationError(f"{where}: default {d} is not a {p.type}")
+        value = d.value
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        value = float(d)
+    else:
+        raise PluginValidationError(f"{where}: default {d!r} is not a number "
+                                    f"({'seconds' if unit == 's' else unit or 'plain'})")
+    if math.isnan(value):
+        raise PluginValidationError(f"{where}: default is NaN")
+    if p.type == "int" and not float(value).is_integer():
+        raise PluginValidationError(f"{where}: default {d!r} is not a whole number")
+    if isinstance(d, Quantity) and d.unit == "cycles":
+        return  # its value in seconds depends on the machine's TSC
+    if (p.min is not None and value < p.min) or (p.max is not None and value > p.max):
+        raise PluginValidationError(f"{where}: default {d!r} is outside its range "
+                                    f"[{p.min if p.min is not None else '-inf'}, "
+                                    f"{p.max if p.max is not None else 'inf'}]")
 
 
 def _required_methods(kind: str) -> tuple[str, ...]:
@@ -245,13 +387,16 @@ def discover(group: str = GROUP) -> Registry:
     eps = metadata.entry_points(group=group)
     for ep in sorted(eps, key=lambda e: (e.dist.name if e.dist else "", e.name)):
         dist = ep.dist
+        name = dist.name if dist else ""
         origin = f"{dist.name} {dist.version}" if dist else "<unknown distribution>"
         try:
             obj = ep.load()
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the others
-            reg.add_broken(ep.name, origin, ep.value, f"import failed: {type(e).__name__}: {e}")
+        except BaseException as e:  # noqa: BLE001 - a broken plugin must not break the others
+            if isinstance(e, (KeyboardInterrupt, GeneratorExit)):
+                raise
+            reg.add_broken(ep.name, origin, ep.value, f"import failed: {type(e).__name__}: {e}", dist=name)
             continue
-        reg.add_class(obj, origin=origin, target=ep.value)
+        reg.add_class(obj, origin=origin, target=ep.value, dist=name, ep_name=ep.name)
     return reg
 
 

@@ -11,6 +11,7 @@ import sys
 import click
 
 from irqlab.cli.main import cli
+from irqlab.errors import ScenarioError
 
 EXIT_FAIL_FAST = 3
 EXIT_INTERRUPTED = 130
@@ -89,10 +90,13 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         target_s=batch_seconds, max_lanes=max_lanes, max_retries=max_retries, progress=progress,
         command=shlex.join(["irqlab", *sys.argv[1:]]), db_url=db_url)
     scenario = parse_scenario(text, name)
-    if dry_run:
-        click.echo(dry_run_text(scenario, req))
-        return
-    report = run_sweep(req, scenario=scenario)
+    try:
+        if dry_run:
+            click.echo(dry_run_text(scenario, req))
+            return
+        report = run_sweep(req, scenario=scenario)
+    except ScenarioError as e:
+        raise e.with_sources({name: text}) from None
     click.echo(summary_text(report))
     if table and (report.rows or report.skipped):
         from irqlab.experiments.driver import load_rows

@@ -96,9 +96,17 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
     from irqlab import resolve
 
     swept = swept_spans(scenario.sweep, scenario)
+
+    def canonical(option: str, path: str) -> str:
+        try:
+            return resolve.canonical_path(scenario, path)
+        except ScenarioError as e:
+            d = e.diagnostics[0]
+            raise ScenarioError(f"{option} {path}: {d.message}", hint=d.hint) from None
+
     cli_set: dict[str, str] = {}
     for path, value in overrides:
-        canon = resolve.canonical_path(scenario, path)
+        canon = canonical("--set", path)
         if canon in swept:
             raise ScenarioError(f"--set {path}: '{canon}' is swept by the scenario",
                                 swept[canon], hint="remove it from the sweep block, or sweep "
@@ -106,7 +114,7 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
         cli_set[canon] = value
     cli_axes: list[tuple[str, list[str]]] = []
     for path, values in axes:
-        canon = resolve.canonical_path(scenario, path)
+        canon = canonical("--grid", path)
         if canon in swept:
             raise ScenarioError(f"--grid {path}: '{canon}' is already swept by the scenario",
                                 swept[canon], hint="edit the scenario's sweep block instead")

@@ -1,0 +1,129 @@
+"""The ``irqlab sweep`` command: options, dry run, errors, the table, rerun()."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import pytest
+
+from irqlab.cli.main import main
+from irqlab.experiments import rerun
+from scn_texts import tiny
+
+
+@pytest.fixture
+def scn(tmp_path):
+    path = tmp_path / "tiny.scn"
+    path.write_text(tiny())
+    return path
+
+
+def _db(out, sql):
+    con = sqlite3.connect(out / "results.db")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_dry_run_counts_and_runs_nothing(scn, tmp_path, capsys):
+    """--dry-run prints points x replications and the first runs, and writes nothing."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "6 points x 2 replications = 12 runs" in text
+    assert text.count(" run ") == 5 and "... 7 more" in text
+    assert not out.exists()
+
+
+def test_grid_multiplies_the_sweep_and_set_fixes_a_value(scn, tmp_path, capsys):
+    """--grid adds an axis (x2 runs); --set applies to every run and is stored with it."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--grid", "run.duration=1ms,2ms",
+                 "--set", "machine.apicv=off", "--no-progress"]) == 0
+    assert _db(out, "SELECT count(*) FROM runs WHERE status = 'ok'") == [(24,)]
+    params = [json.loads(p) for (p,) in _db(out, "SELECT params FROM runs")]
+    assert {p["run.duration"] for p in params} == {0.001, 0.002}
+    assert {p["machine.apicv"] for p in params} == {False}
+    table = capsys.readouterr().out
+    assert "threshold" in table and "duration" in table and "apicv" not in table.split("\n\n")[-1]
+
+
+def test_the_table_has_one_row_per_point_with_its_replications(scn, tmp_path, capsys):
+    """The final table shows each threshold x rate once, with 2/2 runs."""
+    assert main(["sweep", str(scn), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.lstrip().startswith("threshold"))
+    rows = lines[head + 2:]
+    assert len(rows) == 6 and all(" 2/2 " in r for r in rows)
+
+
+def test_the_same_command_again_resumes_with_nothing_to_do(scn, tmp_path, capsys):
+    """A second identical sweep into the same --out runs no run and prints the full table."""
+    args = ["sweep", str(scn), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "12 already done, 0 run now" in out
+    assert out.count(" 2/2 ") == 6
+    assert _db(tmp_path / "out", "SELECT count(*) FROM runs") == [(12,)]
+
+
+def test_a_set_on_a_swept_path_is_a_located_error(scn, tmp_path, capsys):
+    """--set of a path the sweep varies exits 2 pointing at the axis, with its source line."""
+    assert main(["sweep", str(scn), "--set", "threshold=5", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{scn}:12:13:" in err and "is swept by the scenario" in err
+    assert "qemu_eoi_throttle.threshold = [10, 100, 1000]" in err and "^" in err
+
+
+def test_a_misspelt_grid_path_is_an_error_with_a_hint(scn, capsys):
+    """--grid with an unknown path exits 2 with a did-you-mean, no traceback."""
+    assert main(["sweep", str(scn), "--grid", "treshold=5,6", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--grid treshold" in err and "did you mean 'threshold'" in err
+    assert "Traceback" not in err
+
+
+def test_invalid_points_are_failed_rows_and_fail_fast_exits_3(scn, tmp_path, capsys):
+    """A --grid value out of range fails its runs; with --fail-fast the exit status is 3."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--grid", "qemu_eoi_throttle.delay=1ms,-1ms",
+                 "--no-progress"]) == 0
+    assert _db(out, "SELECT status, count(*) FROM runs GROUP BY status") == [("failed", 12), ("ok", 12)]
+    (err,) = _db(out, "SELECT DISTINCT error FROM runs WHERE status = 'failed'")[0]
+    assert "delay" in err
+    out2 = tmp_path / "out2"
+    assert main(["sweep", str(scn), "--out", str(out2), "--grid", "qemu_eoi_throttle.delay=-1ms",
+                 "--fail-fast", "--no-progress"]) == 3
+
+
+def test_the_default_scenario_is_the_founding_sweep(capsys):
+    """With no FILE, irqlab sweep uses the embedded default: threshold x delay, 24 runs."""
+    assert main(["sweep", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "(sweep_founding): 8 points x 3 replications = 24 runs" in out
+    assert "mitigation.qemu_eoi_throttle.threshold" in out
+
+
+def test_rerun_reproduces_a_stored_run(scn, tmp_path):
+    """rerun() from a stored run's scenario, params, seed and spawn key gives its metrics."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--no-progress", "--no-table"]) == 0
+    text, file = _db(out, "SELECT scenario_text, scenario_file FROM sweeps")[0]
+    rows = _db(out, "SELECT params, seed, spawn_key, events, wall_s FROM runs "
+                    "WHERE point = 3 AND replication = 1")
+    params, seed, key, events, _ = rows[0]
+    res = rerun(text, file, json.loads(params), seed, key)
+    assert res.status == ["ok"] and int(res.metrics["events"][0]) == events
+
+
+def test_replications_draw_different_streams(scn, tmp_path):
+    """Two replications of one point see different Poisson arrivals."""
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--no-progress", "--no-table"]) == 0
+    per_point = _db(out, "SELECT point, count(DISTINCT events) FROM runs GROUP BY point")
+    assert all(n == 2 for _, n in per_point)

@@ -47,6 +47,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Iterator, Mapping
 
 from irqlab import ir
@@ -162,6 +163,7 @@ _NUM_RE = re.compile(r"(0[xX][0-9a-fA-F_]*|[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE
                      r"[ \t]*([A-Za-zµμ][A-Za-z0-9_]*)?\Z")
 
 
+@lru_cache(maxsize=8192)
 def parse_quantity(text: str) -> Quantity:
     """A number with an optional unit (``10us``, ``0x50``, ``2.5GHz``, ``1000 cycles``)
     as a :class:`~irqlab.ir.Quantity` in base units; ValueError with a message if
@@ -889,8 +891,16 @@ def resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None, *
     value checked (type, unit, range, choices) and the scenario's cross-checks
     re-run; the sweep block is kept as it is. All problems are reported in one
     ScenarioError. ``spans`` (path -> span) says where an override came from."""
+    return _resolve(scenario, overrides, spans)
+
+
+def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
+             spans: Mapping[str, Span] | None = None, infos: dict[str, PathInfo] | None = None,
+             checked: bool = False) -> ir.Scenario:
+    """resolve(), given the scenario's path table; ``checked``: its literal values were
+    checked when it was lowered, so only expressions and overrides need checking."""
     sink = ErrorSink()
-    infos = _raw_infos(scenario)
+    infos = infos if infos is not None else _raw_infos(scenario)
     sweep_spans = _sweep_spans(scenario, infos) if overrides else {}
     ov: dict[str, tuple[Any, Span | None]] = {}
     index: dict[str, list[str]] | None = None
@@ -928,8 +938,12 @@ def resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None, *
                 _check_param_kind(path, info.value, v, _span_for(path, info, ov, raw), sink)
             out[path] = v
             continue
+        if checked and path not in ov and not isinstance(raw, Expr) and \
+                not (isinstance(raw, Quantity) and raw.unit == "cycles"):
+            out[path] = v if spec.store != "int" or not isinstance(v, Quantity) else raw
+            continue
         span = _span_for(path, info, ov, raw)
-        where = span.file if span and span.file and not span.file.startswith("<") else None
+        where = span.file if spec.file and span and span.file and not span.file.startswith("<") else None
         try:
             out[path] = check_value(v, spec, _what(path), span, tsc,
                                     os.path.dirname(os.path.abspath(where)) if where else base_dir)

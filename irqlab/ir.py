@@ -330,7 +330,7 @@ class RunSpec:
     metrics: tuple[PluginUse, ...] = ()
     series: SeriesSpec | None = None
     trace: bool = False
-    backend: str = "numpy"
+    backend: str = "auto"
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

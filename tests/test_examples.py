@@ -36,6 +36,7 @@ def test_founding_case_livelocks_in_the_seed_loop():
         assert e == want_e and want_x in x
 
 
+@pytest.mark.slow
 def test_qemu_throttle_example():
     """founding_case_qemu_throttle.scn: L2 progresses after threshold x iteration cost (1%); the
     device is serviced and the storm ends."""
@@ -46,6 +47,7 @@ def test_qemu_throttle_example():
     assert m["devices"]["uhci"]["serviced"] == 1 and m["interrupts_delivered"] == threshold
 
 
+@pytest.mark.slow
 def test_kernel_irqchip_example_has_no_userspace_exits():
     """founding_case_kernel.scn: KVM's rule frees L2, with no exit to userspace."""
     s, r = run_example("founding_case_kernel.scn")
@@ -68,6 +70,7 @@ def test_directed_eoi_example_has_no_storm():
     assert m["interrupts_delivered"] == 1 and not m["livelock"] and m["immediate_exits"] == 0
 
 
+@pytest.mark.slow
 def test_high_rate_level_device_never_activates_a_mitigation():
     """level_highrate.scn: a correct driver at 50 kHz never activates a mitigation."""
     _, r = run_example("level_highrate.scn", 0.05, n=4)

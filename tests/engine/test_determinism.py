@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import numpy as np
@@ -29,6 +31,7 @@ def lane(prog, i):
     return engine.Lane(1234, (i,), p)
 
 
+@pytest.mark.slow
 def test_lane_alone_equals_lane_in_a_batch_of_10000():
     """Bit-identical metrics for a lane run alone and at positions 0, 1, 4999, 9999 of 10,000."""
     prog = mixed_program()

@@ -53,6 +53,7 @@ def test_loop_iteration_time_matches_costs():
     assert {b - a for a, b in zip(t[1:], t[2:])} == {iteration_ps(s)}
 
 
+@pytest.mark.slow
 def test_qemu_throttle_frees_l2_after_threshold_iterations():
     """QEMU's throttle: L2 progresses after threshold x one iteration (within 1%), the device is
     serviced and the storm ends."""
@@ -65,6 +66,7 @@ def test_qemu_throttle_frees_l2_after_threshold_iterations():
     assert m["l2_time_ns"] == pytest.approx(120e6 - m["time_to_l2_progress_ns"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_kernel_irqchip_kvm_rule_without_userspace_exits():
     """In-kernel irqchip: the same under KVM's rule, without exits to userspace."""
     s = founding(irqchip="kernel", duration=ms(100), mitigations=[use("mitigation", "kvm_eoi_delay")])

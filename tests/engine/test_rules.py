@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from irqlab.ir import Quantity
 from tests.engine.helpers import events, names, run
 from tests.engine.scenarios import device, founding, guest, ms, us, use
@@ -188,6 +190,7 @@ def test_xen_ratelimit_masks_then_unmasks_after_the_window():
     assert r.lane(0)["interrupts_delivered"] == 2 * 50 + 1 or r.lane(0)["mitigation_activations"]["xen_irq_ratelimit"] >= 2
 
 
+@pytest.mark.slow
 def test_correct_high_rate_level_device_never_activates_mitigations():
     """A correct level-triggered driver at 50 kHz: no mitigation ever activates, no livelock."""
     d = device("nic", 0x61, gsi=20, service=us(2), arrival=use("arrival", "poisson", rate=HZ(50e3)))

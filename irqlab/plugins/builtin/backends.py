@@ -29,3 +29,17 @@ class Reference(Backend):
         from irqlab.engine.refrun import run_reference
 
         return run_reference(program, lanes, tuple(trace_lanes))
+
+
+class Auto(Backend):
+    """The default: the reference interpreter for a handful of lanes (its per-event cost is
+    lower than one lockstep step's), the lockstep executor from 5 lanes on. Both give
+    bit-identical results, so the choice only changes the speed."""
+
+    name = "auto"
+    version = "1.0"
+    small = 4
+
+    def run(self, program, lanes, *, trace_lanes=()):
+        backend = Reference() if len(lanes) <= self.small else Lockstep()
+        return backend.run(program, lanes, trace_lanes=trace_lanes)

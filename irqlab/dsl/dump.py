@@ -66,6 +66,9 @@ def _dump(obj: Any, ind: int, out: list[str], label: str | None) -> None:
     if isinstance(obj, ir.Expr):
         out.append(f"{head}{expr_text(obj)}")
         return
+    if label == "vector" and isinstance(obj, int) and not isinstance(obj, bool):
+        out.append(f"{head}0x{obj:02X}")
+        return
     if isinstance(obj, (ir.Quantity, str, bool, int, float)) or obj is None:
         out.append(f"{head}{value_text(obj)}")
         return

@@ -67,7 +67,10 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     from irqlab.cli.main import main
 
     capsys.readouterr()
-    status = main(list(args))
+    try:
+        status = main(list(args))
+    except SystemExit as e:  # some commands leave through SystemExit, as the console script would
+        status = e.code if isinstance(e.code, int) else 1
     out, err = capsys.readouterr()
     return status, out, err
 

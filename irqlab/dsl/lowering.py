@@ -1119,6 +1119,8 @@ class Builder:
         if "L2" in names and "L1" not in names:
             self.err("level L2 needs L1 (the guest hypervisor that runs it)", v.levels["L2"].span)
             names.remove("L2")
+            if not names:
+                return ()
         receiving = "L0" if names[-1] == "L0" else "L1"
         out = []
         for lv in names:
@@ -1579,7 +1581,7 @@ class SweepBuilder:
         if not args:
             self.err(f"{h} needs a number of points: {h} 20 {{ ... }}", st.head_span)
             return None
-        v = d.value(args.pop(0), _POS_INT, f"{h} points")
+        v = d.value(args.pop(0), Spec("number", integer=True, min=1, max=10**6, store="int"), f"{h} points")
         n = v if isinstance(v, int) else n
         while args:
             k = args.pop(0)
@@ -1751,7 +1753,7 @@ class SweepChecker:
 
         for corner in itertools.islice(itertools.product((0.0, 1.0), repeat=len(dims)), 256):
             yield {d.path: pick(d, u) for d, u in zip(dims, corner)}
-        for _ in range(max(node.n, 256)):
+        for _ in range(min(max(node.n, 256), 4096)):
             yield {d.path: pick(d, rng.random()) for d in dims}
 
 

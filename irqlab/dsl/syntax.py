@@ -343,6 +343,7 @@ def _parser(kind: str) -> Lark:
             p = _parsers.get(kind)
             if p is None:
                 opts: dict[str, Any] = dict(parser="lalr", lexer="contextual", start=["start", "expression"],
+                                            cache=True,  # grammar tables reused across processes
                                             postlex=_postlex, maybe_placeholders=True)
                 if kind == "ast":
                     opts["transformer"] = AstBuilder()

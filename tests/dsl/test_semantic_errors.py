@@ -250,6 +250,12 @@ def test_levels_must_be_contiguous(files):
     assert files.at(d) == "t.scn:5:9"
 
 
+def test_only_l2_is_an_error_not_a_crash(files):
+    """A vCPU with only L2 (found by the mutation test) is a located error."""
+    d = files.find(GOOD.replace("        L1 hyperv { policy eoi_before_lower }\n", ""), "L2 needs L1")
+    assert files.at(d) == "t.scn:4:9"
+
+
 def test_levels_identical_on_every_vcpu(files):
     """vCPU 1 with a different stack than vCPU 0."""
     src = GOOD.replace("    device uhci {", "    vcpu 1 { L1 linux {} }\n    device uhci {")

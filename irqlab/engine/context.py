@@ -146,3 +146,33 @@ def call_plugin(ctx: PluginContext, kind: str, fn, *args):
         raise
     except Exception as e:  # noqa: BLE001 - a plugin's bug fails its runs, not the sweep
         raise PluginFailure(ctx.label, kind, e) from e
+
+
+def plugin_contexts(engine: Any, n_lanes: int):
+    """The contexts of a program's plugins for one executor: ``(arrival, model,
+    mitigation)`` lists, each context with its own random stream (device d's arrival
+    process: stream d, its model: 100 + d, mitigation m: 200 + m). Both executors
+    build them here, so a lane draws the same numbers in either."""
+    p = engine.program
+
+    def ctx(label, path, stream, **kw):
+        return PluginContext(engine, label=label, path=path, stream=stream, n_lanes=n_lanes, **kw)
+
+    arrival = [ctx(d.arrival.label, d.arrival_path, d.index, device=d.index) for d in p.devices]
+    model = [ctx(d.model.label, d.model_path, 100 + d.index, device=d.index) for d in p.devices]
+    mitigation = [ctx(m.label, m.path, 200 + m.index, index=m.index, timer_base=m.timer_base)
+                  for m in p.mitigations]
+    return arrival, model, mitigation
+
+
+def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
+    """Run every plugin's ``init`` (arrival processes, device models, mitigations, in that
+    order) and return each device's first arrival times (``int64[n]``)."""
+    p = engine.program
+    for d in p.devices:
+        call_plugin(engine.ctx_arrival[d.index], "arrival", d.arrival.init)
+        call_plugin(engine.ctx_model[d.index], "device", d.model.init)
+    for m in p.mitigations:
+        call_plugin(engine.ctx_mit[m.index], "mitigation", m.plugin.init)
+    return [np.asarray(call_plugin(engine.ctx_arrival[d.index], "arrival", d.arrival.first, lanes),
+                       dtype=np.int64) for d in p.devices]

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.context import PluginContext, PluginFailure, call_plugin
+from irqlab.engine.context import PluginFailure, call_plugin, init_plugins, plugin_contexts
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
 from irqlab.engine.rng import lane_keys, uniform
@@ -171,10 +171,7 @@ class Lockstep:
         # series
         self.samples: list[list[tuple[float, ...]]] = [[] for _ in range(L)]
         # plugins
-        self.ctx_arrival = [self._ctx(d.arrival.label, d.arrival_path, d.index, device=d.index) for d in pr.devices]
-        self.ctx_model = [self._ctx(d.model.label, d.model_path, 100 + d.index, device=d.index) for d in pr.devices]
-        self.ctx_mit = [self._ctx(m.label, m.path, 200 + m.index, index=m.index, timer_base=m.timer_base)
-                        for m in pr.mitigations]
+        self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, L)
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -182,9 +179,6 @@ class Lockstep:
             for j in range(type(m.plugin).timers):
                 self.timer_owner.append((m, j))
         self.handlers = self._phase_table()
-
-    def _ctx(self, label, path, stream, **kw) -> PluginContext:
-        return PluginContext(self, label=label, path=path, stream=stream, n_lanes=self.L, **kw)
 
     # ================================================================== plugin-facing operations
 
@@ -1132,14 +1126,8 @@ class Lockstep:
     def init(self) -> None:
         pr = self.p
         lanes = np.arange(self.L, dtype=I64)
-        for d in pr.devices:
-            call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.init)
-            call_plugin(self.ctx_model[d.index], "device", d.model.init)
-        for m in pr.mitigations:
-            call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.init)
-        for d in pr.devices:
-            self.T[self.c_arr + d.index] = np.asarray(
-                call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.first, lanes), I64)
+        for d, first in zip(pr.devices, init_plugins(self, lanes)):
+            self.T[self.c_arr + d.index] = first
         if pr.series_fields:
             self.T[self.c_sample] = 0
 

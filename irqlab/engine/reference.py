@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.context import PluginContext, PluginFailure, call_plugin
+from irqlab.engine.context import call_plugin, init_plugins, plugin_contexts
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.rng import lane_keys, uniform
 from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, build_result, latency_bin
@@ -88,17 +88,9 @@ class LaneSim:
         # groups
         self.waiting = [False] * len(pr.groups)
         self.wait_pc = [0] * len(pr.groups)
-        self.ctx_arrival = [self._ctx(d.arrival.label, d.arrival_path, d.index, device=d.index)
-                            for d in pr.devices]
-        self.ctx_model = [self._ctx(d.model.label, d.model_path, 100 + d.index, device=d.index)
-                          for d in pr.devices]
-        self.ctx_mit = [self._ctx(m.label, m.path, 200 + m.index, index=m.index, timer_base=m.timer_base)
-                        for m in pr.mitigations]
+        self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
         for v in range(V):
             self._trace_mode(v, 0, inner)
-
-    def _ctx(self, label, path, stream, **kw) -> PluginContext:
-        return PluginContext(self, label=label, path=path, stream=stream, n_lanes=1, **kw)
 
     # ------------------------------------------------------------------ engine ops for plugins
 
@@ -859,14 +851,8 @@ class LaneSim:
     def run(self) -> Stats:
         pr = self.p
         max_events = self.v["run.max_events"]
-        for d in pr.devices:
-            call_plugin(self.ctx_arrival[d.index], "arrival", d.arrival.init)
-            call_plugin(self.ctx_model[d.index], "device", d.model.init)
-        for m in pr.mitigations:
-            call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.init)
-        for d in pr.devices:
-            self.arr_t[d.index] = int(call_plugin(self.ctx_arrival[d.index], "arrival",
-                                                  d.arrival.first, ONE)[0])
+        for d, first in zip(pr.devices, init_plugins(self, ONE)):
+            self.arr_t[d.index] = int(first[0])
         if pr.series_fields:
             self.sample_t = 0
         n_dev = len(pr.devices)

@@ -11,6 +11,19 @@ import numpy as np
 from irqlab.plugins.api import NEVER, Mitigation, Param, Site
 
 
+def successive_eoi(ctx, ev, reached) -> np.ndarray:
+    """The successive-EOI counter both KVM and QEMU keep per pin (``irq_eoi[pin]``): an
+    EOI that finds the pin unmasked with its line high increments it, any other resets it;
+    where ``reached(count, threshold)`` the counter is reset and the re-delivery deferred.
+    Returns the lanes' mask of deferrals (``bool[n]``)."""
+    cnt = ctx.state["irq_eoi"]
+    c = np.where(ev.asserted, cnt[ev.lanes, ev.pin] + 1, 0)
+    hit = ev.asserted & reached(c, ctx.param("threshold", ev.lanes))
+    cnt[ev.lanes, ev.pin] = np.where(hit, 0, c)
+    ev.defer |= hit
+    return hit
+
+
 class KvmEoiDelay(Mitigation):
     """KVM's in-kernel IOAPIC successive-EOI delay (arch/x86/kvm/ioapic.c, 184564efae4d).
 
@@ -42,12 +55,8 @@ class KvmEoiDelay(Mitigation):
         ctx.state.alloc("irq_eoi", (ctx.n_pins,), np.int64, 0)
 
     def on_ioapic_eoi(self, ctx, ev):
-        cnt = ctx.state["irq_eoi"]
-        c = np.where(ev.asserted, cnt[ev.lanes, ev.pin] + 1, 0)
-        hit = ev.asserted & (c == ctx.param("threshold", ev.lanes))
-        cnt[ev.lanes, ev.pin] = np.where(hit, 0, c)
+        hit = successive_eoi(ctx, ev, np.equal)  # "when it *equals* 10000"
         if hit.any():
-            ev.defer |= hit
             lanes = ev.lanes[hit]
             idle = ctx.timer(lanes, 0) == NEVER  # schedule_delayed_work: no-op if pending
             ctx.set_timer(lanes[idle], 0, ctx.now(lanes[idle]) + ctx.param("delay", lanes[idle]))
@@ -91,12 +100,8 @@ class QemuEoiThrottle(Mitigation):
         ctx.state.alloc("irq_eoi", (ctx.n_pins,), np.int64, 0)
 
     def on_ioapic_eoi(self, ctx, ev):
-        cnt = ctx.state["irq_eoi"]
-        c = np.where(ev.asserted, cnt[ev.lanes, ev.pin] + 1, 0)
-        hit = ev.asserted & (c >= ctx.param("threshold", ev.lanes))
-        cnt[ev.lanes, ev.pin] = np.where(hit, 0, c)
+        hit = successive_eoi(ctx, ev, np.greater_equal)  # "++s->irq_eoi[n] >= SUCCESSIVE_IRQ_MAX_COUNT"
         if hit.any():
-            ev.defer |= hit
             lanes = ev.lanes[hit]
             due = ctx.now(lanes) + ctx.param("delay", lanes)
             ctx.set_timer(lanes, 0, np.minimum(ctx.timer(lanes, 0), due))  # timer_mod_anticipate

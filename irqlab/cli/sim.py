@@ -142,9 +142,8 @@ def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, back
         raise fail(f"the run failed: {result.error[0]}")
     trace = result.traces[0]
     keep = [e.strip() for e in event_filter.split(",")] if event_filter else None
-    out = click.get_text_stream("stdout")
     for line in format_report(trace, keep, limit):
-        out.write(line + "\n")
+        sys.stdout.write(line + "\n")
     if perfetto:
         with open(perfetto, "w", encoding="utf-8") as fh:
             json.dump(to_perfetto(trace, program.n_vcpus, scenario.name), fh)

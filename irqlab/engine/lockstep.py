@@ -336,6 +336,14 @@ class Lockstep:
 
     # ================================================================== LAPIC
 
+    def trace_lapic(self, lanes, f) -> None:
+        """Trace counters: vectors pending (IRR) and in service (ISR) at vCPU ``f``."""
+        for i in np.flatnonzero(self.traced[lanes]):
+            lane, fi = int(lanes[i]), int(f[i])
+            t, v = int(self.now[lane]), fi % self.V
+            self.traces[lane].counters.append((t, f"vCPU {v} IRR", bin(int(self.irr[fi])).count("1")))
+            self.traces[lane].counters.append((t, f"vCPU {v} ISR", bin(int(self.isr[fi])).count("1")))
+
     def deliverable(self, f):
         return self.gcls[high_bit(self.irr[f])] > self.gcls[high_bit(self.isr[f])]
 
@@ -344,13 +352,21 @@ class Lockstep:
         bit = np.left_shift(ONE, g)
         self.irr[f] &= ~bit
         self.isr[f] |= bit
+        if self.tracing:
+            self.trace_lapic(self.lane_of(f), f)
         return g
 
     def lapic_eoi(self, f):
         g = high_bit(self.isr[f])
         bit = np.where(g >= 0, np.left_shift(ONE, np.maximum(g, 0)), 0)
         self.isr[f] &= ~bit
+        if self.tracing:
+            has = g >= 0
+            self.trace_lapic(self.lane_of(f[has]), f[has])
         return g
+
+    def lane_of(self, f):
+        return f // self.V if self.V > 1 else f
 
     def accept(self, lanes, v: int, g: int, level: bool) -> None:
         """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``."""
@@ -372,6 +388,8 @@ class Lockstep:
             lanes, f = lanes[~dup], f[~dup]
         self.irr[f] |= bit
         self.stats.delivered[lanes] += 1
+        if self.tracing:
+            self.trace_lapic(lanes, f)
         self.notify(lanes, v)
 
     def notify(self, lanes, v: int) -> None:
@@ -393,6 +411,10 @@ class Lockstep:
     # ================================================================== IOAPIC
 
     def set_line(self, lanes, pin: int, level: int) -> None:
+        if self.tracing:
+            for i in np.flatnonzero(self.traced[lanes]):
+                lane = int(lanes[i])
+                self.traces[lane].counters.append((int(self.now[lane]), f"gsi {pin} line", level))
         if self.p.bare:
             self.emit(lanes, "irqlab_line", "gsi {} level {}", pin, level)
         elif self.p.split:

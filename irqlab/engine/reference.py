@@ -207,6 +207,7 @@ class LaneSim:
         g = self.high(self.irr[v])
         self.irr[v] &= ~(1 << g)
         self.isr[v] |= 1 << g
+        self.trace_lapic(v)
         return g
 
     def lapic_eoi(self, v: int) -> int:
@@ -214,6 +215,7 @@ class LaneSim:
             return -1
         g = self.high(self.isr[v])
         self.isr[v] &= ~(1 << g)
+        self.trace_lapic(v)
         return g
 
     def accept(self, v: int, g: int, level: bool) -> None:
@@ -233,6 +235,7 @@ class LaneSim:
             return
         self.irr[v] |= bit
         self.stats.delivered[0] += 1
+        self.trace_lapic(v)
         self.notify(v)
 
     def notify(self, v: int) -> None:
@@ -247,8 +250,16 @@ class LaneSim:
 
     # ------------------------------------------------------------------ IOAPIC
 
+    def trace_lapic(self, v: int) -> None:
+        """Trace counters: vectors pending (IRR) and in service (ISR) at vCPU ``v``."""
+        if self.trace is not None:
+            self.trace.counters.append((self.t, f"vCPU {v} IRR", bin(self.irr[v]).count("1")))
+            self.trace.counters.append((self.t, f"vCPU {v} ISR", bin(self.isr[v]).count("1")))
+
     def set_line(self, pin: int, level: int) -> None:
         """A device line at ``pin`` changes (the OR of its devices' lines)."""
+        if self.trace is not None:
+            self.trace.counters.append((self.t, f"gsi {pin} line", level))
         if self.p.bare:
             self.emit("irqlab_line", f"gsi {pin} level {level}")
         elif self.p.split:

@@ -77,6 +77,7 @@ def compare(scn, n=3):
         rb = [(t, th, e, x) for t, _, th, e, x in b.traces[i].sorted()]
         assert ra == rb
         assert sorted(a.traces[i].modes) == sorted(b.traces[i].modes)
+        assert a.traces[i].counters == b.traces[i].counters
 
 
 @pytest.mark.slow

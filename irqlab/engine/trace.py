@@ -78,7 +78,10 @@ def to_perfetto(trace: Trace, n_vcpus: int, title: str = "irqlab") -> dict:
     ev.append({"ph": "M", "pid": pid, "tid": 2, "name": "thread_name", "args": {"name": "host kworker"}})
     # Mode spans: a complete ("X") event per stay in a mode.
     last: dict[int, tuple[int, int]] = {}
+    end = trace.end_ps
     for t, v, mode in sorted(trace.modes, key=lambda r: (r[0], r[1])):  # stable: keeps causal order
+        if t > end:  # a transition that was under way when the run ended
+            continue
         if v in last:
             t0, m0 = last[v]
             if t > t0:

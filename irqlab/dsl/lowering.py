@@ -1631,7 +1631,10 @@ class SweepBuilder:
         if spec.kind not in ("number", "time", "frequency"):
             self.err(f"{path} is {expected(spec)}; sample it from a list: {st.head} in [a, b]", w.span)
             return None
-        lo, hi = self.values([w.low, w.high], path, w.span) if True else (None, None)
+        bounds = [self.values([b], path, w.span) for b in (w.low, w.high)]
+        if not all(bounds):
+            return None  # a bound's error is reported
+        lo, hi = bounds[0][0], bounds[1][0]
         if integer and spec.integer is False and spec.kind != "number":
             self.err("'int' applies to plain numbers", w.span)
         if isinstance(lo, Quantity) and isinstance(hi, Quantity) and lo.unit == hi.unit:

@@ -337,3 +337,11 @@ def test_independent_errors_reported_together(files):
         "after 20us", "after 20Hz")
     ds = files.errors(src)
     assert [files.at(d) for d in ds] == ["t.scn:2:23", "t.scn:9:16", "t.scn:11:30"]
+
+
+def test_sample_bound_out_of_range(files):
+    """A sample range whose low bound is below the parameter's minimum is a located error."""
+    src = GOOD.replace("\n}\n", "\n    mitigation qemu_eoi_throttle {}\n"
+                       "    sweep { random 4 { qemu_eoi_throttle.threshold in 0 .. 10 } }\n}\n")
+    d = files.find(src, "must be at least 1")
+    assert files.at(d) == "t.scn:15:55"

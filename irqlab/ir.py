@@ -309,6 +309,11 @@ class Device:
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
 
+# What a time series can sample (cumulative counts and times, or levels at the instant).
+SERIES_FIELDS = ("l2_time_ns", "l1_time_ns", "l0_time_ns", "userspace_time_ns", "eoi_count",
+                 "exits_total", "interrupts_raised", "interrupts_delivered", "pending", "irr", "line")
+
+
 @dataclass(frozen=True)
 class SeriesSpec:
     """Time series to record: snapshot ``fields`` every ``every``."""

@@ -788,10 +788,14 @@ class Drafter:
             else:
                 items = a.items if isinstance(a, ListLit) else [a]
                 for it in items:
-                    if isinstance(it, Name):
-                        names.append(it.name)
-                    else:
+                    if not isinstance(it, Name):
                         self.err("series fields are names", it.span)
+                    elif it.name not in ir.SERIES_FIELDS:
+                        self.err(f"unknown series field '{it.name}'", it.span,
+                                 hint=did_you_mean(it.name, ir.SERIES_FIELDS)
+                                 or f"fields: {', '.join(ir.SERIES_FIELDS)}")
+                    else:
+                        names.append(it.name)
         kw: dict[str, Any] = {"fields": tuple(names), "span": st.span}
         if every is not None:
             kw["every"] = every

@@ -21,8 +21,6 @@ LAT_MIN_PS = 10_000.0  # 10 ns: the first bin's lower edge
 N_BINS = 2 + 9 * BINS_PER_DECADE  # under 10 ns, 10 ns .. 10 s, over 10 s (the exact max is kept)
 EXIT_INDEX = {r: i for i, r in enumerate(EXIT_REASONS)}
 UEXIT_INDEX = {r: i for i, r in enumerate(USERSPACE_EXITS)}
-SERIES_FIELDS = ("l2_time_ns", "l1_time_ns", "l0_time_ns", "userspace_time_ns", "eoi_count",
-                 "exits_total", "interrupts_raised", "interrupts_delivered", "pending", "irr", "line")
 
 
 @dataclass

@@ -21,6 +21,7 @@ against its kind's contract when it registers, not when it is first used:
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -248,6 +249,7 @@ def validate(cls: type) -> None:
     for method in _required_methods(cls.kind):
         if getattr(cls, method) is getattr(base, method):
             raise PluginValidationError(f"a {cls.kind} plugin must define {method}()")
+    _validate_signatures(cls)
 
 
 def validate_param(p: Param) -> None:
@@ -323,6 +325,43 @@ def _required_methods(kind: str) -> tuple[str, ...]:
         "backend": ("run",),
         "sink": ("open",),
     }.get(kind, ())
+
+
+# How the engine calls each method: positional arguments after self, then keywords.
+_CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "__init__": (("config",), ("label",)),
+    "init": (("ctx",), ()),
+    "on_arrival": (("ctx", "lanes"), ()),
+    "on_service": (("ctx", "lanes"), ()),
+    "first": (("ctx", "lanes"), ()),
+    "next": (("ctx", "lanes", "now"), ()),
+    "program": (("site",), ()),
+    "compute": (("view",), ()),
+    "run": (("program", "lanes"), ("trace_lanes",)),
+    "open": (("target",), ()),
+    **{f"on_{h}": (("ctx", "ev"), ()) for h in HOOKS},
+}
+
+
+def _validate_signatures(cls: type[Plugin]) -> None:
+    """Every method the plugin overrides accepts the arguments the engine passes it,
+    and ``check`` is still a classmethod."""
+    base = BASES[cls.kind]
+    for method, (args, kwargs) in _CALLS.items():
+        fn = getattr(cls, method, None)
+        if fn is None or fn is getattr(base, method, None) or fn is getattr(Plugin, method, None):
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue  # a builtin or C callable: nothing to check
+        try:
+            sig.bind(None, *args, **{k: None for k in kwargs})
+        except TypeError as e:
+            want = ", ".join(("self", *args, *(f"{k}=..." for k in kwargs)))
+            raise PluginValidationError(f"{method}{sig} cannot be called as {method}({want}): {e}") from None
+    if not isinstance(inspect.getattr_static(cls, "check"), classmethod):
+        raise PluginValidationError("check must be a classmethod: check(cls, site)")
 
 
 def sample_sites() -> Iterable[Site]:

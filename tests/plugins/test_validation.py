@@ -256,3 +256,54 @@ def test_every_builtin_validates(fresh_registry, kind):
     """Every built-in of each kind registers ok, from the irqlab distribution's entry points."""
     entries = [e for e in fresh_registry.entries() if e.kind == kind and e.dist == "irqlab"]
     assert entries and all(e.status == "ok" for e in entries), [(e.name, e.reason) for e in entries]
+
+
+def test_hook_with_a_wrong_signature():
+    """on_ioapic_eoi(self, ev) cannot take (ctx, ev): broken at registration, not at the first EOI."""
+    class NoCtx(Good):
+        """Forgets ctx."""
+
+        def on_ioapic_eoi(self, ev):
+            pass
+
+    assert broken_reason(NoCtx).startswith("on_ioapic_eoi(self, ev) cannot be called as "
+                                           "on_ioapic_eoi(self, ctx, ev)")
+
+
+def test_arrival_next_with_a_wrong_signature():
+    """next(self, ctx, lanes) without 'now'."""
+    from irqlab.plugins.api import ArrivalProcess
+
+    class NoNow(ArrivalProcess):
+        """Forgets now."""
+        name, version = "nonow", "1"
+
+        def first(self, ctx, lanes):
+            return lanes
+
+        def next(self, ctx, lanes):
+            return lanes
+
+    assert "next(self, ctx, lanes) cannot be called as next(self, ctx, lanes, now)" in broken_reason(NoNow)
+
+
+def test_constructor_must_accept_config_and_label():
+    """An __init__ that takes no config cannot be built by the compiler."""
+    class Init(Good):
+        """Overrides __init__ badly."""
+
+        def __init__(self):
+            super().__init__({})
+
+    assert "__init__(self) cannot be called as __init__(self, config, label=...)" in broken_reason(Init)
+
+
+def test_check_must_stay_a_classmethod():
+    """check defined as an instance method would be called without an instance."""
+    class Check(Good):
+        """check without @classmethod."""
+
+        def check(self, site):
+            return ()
+
+    assert broken_reason(Check) == "check must be a classmethod: check(cls, site)"

@@ -2,26 +2,41 @@
 
 A plugin is a class with a ``kind``, a ``name``, a ``version``, a docstring
 and a tuple of declared :class:`Param` s, registered through the
-``irqlab.plugins`` entry-point group (see :mod:`irqlab.plugins.registry`).
-The scenario compiler validates every use of a plugin in a ``.scn`` file
-against these declarations, so a wrong parameter is an error at its line; the
-same declarations generate the reference docs (``irqlab plugins show NAME``).
+``irqlab.plugins`` entry-point group under the name ``KIND.NAME`` (see
+:mod:`irqlab.plugins.registry`). It is validated when it registers, not when
+it is first called. The scenario compiler validates every use of a plugin in
+a ``.scn`` file against these declarations, so a wrong parameter is an error at
+its line; the same declarations generate the reference docs (``irqlab plugins
+show NAME``, ``irqlab plugins docs``). docs/writing-plugins.md walks through
+writing one.
 
 Lanes and the vectorized contract
 ---------------------------------
-The engine runs many *lanes* (one parameter point and seed each) in lockstep.
-Every hook receives ``ev.lanes``, an ``int64[n]`` array of the lane indices the
-event happens in (always sorted, never repeated), and per-event arrays of the
-same length ``n``. A hook must:
+The engine runs many *lanes* (one parameter point and seed each) in lockstep;
+the reference interpreter runs one lane at a time (``L = 1``). The same plugin
+code runs in both. Every hook receives ``ev.lanes`` (device and arrival
+methods: ``lanes``), an ``int64[n]`` array of the lane indices the event
+happens in (sorted, never repeated, ``n >= 1``), and per-event arrays of the
+same length ``n``, element ``i`` belonging to lane ``ev.lanes[i]``. Return
+values are aligned the same way. A hook must:
 
-* read and write only the rows ``ev.lanes`` of any ``[L, ...]`` array;
-* keep all its state in arrays allocated with ``ctx.state.alloc`` (shape
-  ``[L, *tail]``), never in Python attributes that change during a run;
+* read and write only the rows ``ev.lanes`` of any ``[L, ...]`` array (narrowing
+  them with masks is fine);
+* keep all its state in arrays allocated with ``ctx.state.alloc`` in ``init``
+  (shape ``[L, *tail]``) and in its timers, never in Python attributes: the
+  instance is shared by every lane and every run of a compiled program, and
+  ``self.config`` is read-only;
 * draw randomness only from ``ctx.uniform`` / ``ctx.exponential`` (per-lane
   counter-based streams), never from a global generator;
 * use only element-wise NumPy operations on lane rows (no reduction across
-  lanes), so that a lane's result is bit-identical whether it runs alone or at
-  any position in a batch of any size.
+  lanes; reducing over one lane's own tail, e.g. its pins, is fine), so that a
+  lane's result is bit-identical whether it runs alone or at any position in a
+  batch of any size, in any backend;
+* re-arm a timer in ``on_timer`` if it should fire again (a timer fires once).
+
+Every ``ctx`` operation takes the lane array it acts on; pass only (subsets
+of) ``ev.lanes``. :mod:`irqlab.plugins.testing` (``irqlab plugins check``)
+checks a scenario's plugins against these rules.
 
 Numeric parameters (``int``, ``float``, ``time``, ``frequency``) may differ
 from lane to lane (they can be swept within one batch): read them with
@@ -29,6 +44,11 @@ from lane to lane (they can be swept within one batch): read them with
 (times as ``int64`` picoseconds, frequencies in Hz as ``float64``). Other
 parameters (``bool``, ``choice``, ``str``, ``file``) are fixed for a compiled
 program and arrive in ``self.config``.
+
+A hook that raises fails the runs of the lanes it was called for, with an
+error naming the plugin; the batch's other lanes are re-run without them and
+give the same results. A plugin that fails to import or to validate is listed
+as broken and fails only the scenarios that use it.
 
 Times are ``int64`` picoseconds. ``NEVER`` (the largest ``int64``) means "no
 such time".
@@ -307,8 +327,11 @@ class TimerEvent:
 class Mitigation(Plugin):
     """A storm mitigation: hooks on the interrupt path plus its own timers.
 
-    Declare the hooks you implement in ``hooks`` (a subset of :data:`HOOKS`)
-    and how many timers you own in ``timers``. The context offers:
+    Declare the hooks you implement in ``hooks`` (a subset of :data:`HOOKS`;
+    each one ``on_<hook>(self, ctx, ev)``, and no other ``on_*`` defined) and
+    how many timers you own in ``timers`` (then ``timer`` is a hook too; a
+    timer fires once, disarmed, and ``on_timer`` re-arms it if needed).
+    ``init(ctx)`` allocates the per-lane state. The context offers:
 
     * ``ctx.param(name, lanes)`` per-lane parameter values;
     * ``ctx.state.alloc(name, tail, dtype, fill)`` per-lane state ``[L, *tail]``;
@@ -319,10 +342,12 @@ class Mitigation(Plugin):
     * ``ctx.service_ioapic(lanes)``: deliver every unmasked pin with irr set
       (and, if level, Remote IRR clear), as QEMU's ``ioapic_service`` does;
     * ``ctx.set_mask(lanes, pins, masked)``: write the redirection entries'
-      mask bit (unmasking a pending pin delivers it);
+      mask bit (unmasking a pending pin delivers it; the ``redirect`` hooks run,
+      this mitigation's included);
     * ``ctx.poll(lanes, pins)``: service the pins' devices now, without an
       interrupt (Linux's irqpoll);
-    * ``ctx.activated(lanes)``: count an activation in the run's metrics;
+    * ``ctx.activated(lanes)``: count an activation in the run's metrics
+      (``mitigation_activations_<name>``);
     * ``ctx.trace(lanes, event, text)``: a trace record (``text``: a ``str`` or
       a list of ``n`` strings), shown by ``irqlab trace``.
     """

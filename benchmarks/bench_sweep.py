@@ -19,13 +19,14 @@ Figures, per configuration:
 
 Ray's start-up (a few seconds, once per sweep) is timed and printed
 separately; it is not in the wall times: each Ray is started before its
-sweep and reused by it.
+sweep and reused by it. The CPU that other processes used meanwhile is
+printed too (``others``, in cores): on a shared machine it is what makes two
+workers look slow.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import statistics
@@ -37,22 +38,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 SCENARIO = """\
-# bench_sweep: a short storm, swept over the throttle and the device rate
+# bench_sweep: a short storm (5 ms), swept over the throttle and the device rate:
+# 10 x 10 x 10 points x 10 replications = 10,000 runs
 scenario bench {
-  machine { irqchip split; apicv on }
-  vcpu 0 { L0 kvm; L1 linux { policy lower_then_eoi } }
-  device nic { gsi 10; vector 0x40; trigger level; serviced_by L1 after 2us
-               arrival poisson rate 20kHz }
-  mitigation qemu_eoi_throttle { threshold 100; delay 1ms }
-  run { duration 2ms; seed 1 }
-  sweep {
-    grid {
-      qemu_eoi_throttle.threshold = [2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000]
-      qemu_eoi_throttle.delay = [10us, 20us, 50us, 100us, 200us, 500us, 1ms, 2ms, 5ms, 10ms]
-      nic.arrival.rate = [1kHz, 2kHz, 5kHz, 10kHz, 20kHz, 50kHz, 100kHz, 200kHz, 500kHz, 1MHz]
+    vcpu 0 { L1 linux { policy lower_then_eoi } }
+    device nic {
+        gsi 10; vector 0x40; trigger level
+        serviced_by L1 after 2us
+        arrival poisson rate 20kHz
     }
-    replications 10
-  }
+    mitigation qemu_eoi_throttle { threshold 100; delay 1ms }
+    run { duration 5ms; seed 1 }
+    sweep {
+        grid {
+            qemu_eoi_throttle.threshold = [2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000]
+            qemu_eoi_throttle.delay = [10us, 20us, 50us, 100us, 200us, 500us, 1ms, 2ms, 5ms, 10ms]
+            nic.arrival.rate = [5kHz, 10kHz, 15kHz, 20kHz, 25kHz, 30kHz, 40kHz, 50kHz, 60kHz, 80kHz]
+        }
+        replications 10
+    }
 }
 """
 
@@ -70,6 +74,45 @@ def machine() -> str:
     return f"{platform.node()}: {model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+def _cpu_by_pid() -> dict[int, tuple[int, int]]:
+    """``pid -> (ppid, user+system clock ticks)`` of every process (Linux /proc)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(d)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return out
+
+
+class Background:
+    """CPU used by processes outside this benchmark's tree while it runs (other
+    users of a shared machine), in cores; the figures are only comparable when
+    this is near zero."""
+
+    def __enter__(self) -> "Background":
+        self.t0, self.a = time.perf_counter(), _cpu_by_pid() if os.path.isdir("/proc") else {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.a:
+            self.cores = float("nan")
+            return
+        b, wall = _cpu_by_pid(), time.perf_counter() - self.t0
+        ours, changed = {os.getpid()}, True
+        while changed:  # this process and all its descendants (Ray's raylet and workers)
+            changed = False
+            for pid, (ppid, _) in b.items():
+                if ppid in ours and pid not in ours:
+                    ours.add(pid)
+                    changed = True
+        ticks = sum(t - self.a.get(pid, (0, 0))[1] for pid, (_, t) in b.items() if pid not in ours)
+        self.cores = ticks / os.sysconf("SC_CLK_TCK") / wall
+
+
 def versions() -> str:
     import numpy
     import pyarrow
@@ -82,11 +125,14 @@ def versions() -> str:
             f"ray {ray.__version__}, pyarrow {pyarrow.__version__}, sqlalchemy {sqlalchemy.__version__}")
 
 
-def sweep_once(text: str, runs: int, launcher: str, workers: int, out: str):
+from irqlab.experiments.launchers.ray import init_embedded  # noqa: E402
+
+
+def sweep_once(text: str, launcher: str, workers: int, out: str):
     from irqlab.experiments.driver import SweepRequest, run_sweep
 
     req = SweepRequest(text=text, file="bench.scn", out_dir=out, launcher=launcher, workers=workers,
-                       progress=False, command="bench_sweep")
+                       progress=False, command="bench_sweep", auto_ray_seconds=float("inf"))
     return run_sweep(req)
 
 
@@ -109,11 +155,10 @@ def main() -> int:
         start = 0.0
         if launcher == "ray":
             t = time.perf_counter()
-            ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR)
+            init_embedded(workers)
             start = time.perf_counter() - t
-        with tempfile.TemporaryDirectory(prefix="bench_sweep") as out:
-            rep = sweep_once(text, 0, launcher, workers, out)
+        with tempfile.TemporaryDirectory(prefix="bench_sweep") as out, Background() as bg:
+            rep = sweep_once(text, launcher, workers, out)
         if launcher == "ray":
             ray.shutdown()
         n = rep.ok + rep.failed
@@ -123,18 +168,21 @@ def main() -> int:
                          wall=wall, plan=rep.plan_s, engine=eng, start=start,
                          runs_s=n / wall, ev_s=rep.lane_events / wall,
                          overhead_ms=(wall - eng / workers) / n * 1e3,
-                         batches=rep.batch_sizes))
+                         batches=rep.batch_sizes, background=bg.cores))
     print()
     print(f"{'config':<10} {'runs':>6} {'wall s':>7} {'plan s':>6} {'engine s':>8} {'runs/s':>8} "
-          f"{'lane-ev/s':>10} {'overhead/run':>12} {'ray start':>9}  batches (n: min/median/max lanes)")
+          f"{'lane-ev/s':>10} {'overhead/run':>12} {'ray start':>9} {'others':>6}  "
+          f"batches (n: min/median/max lanes)")
     for r in rows:
         b = r["batches"]
         bs = f"{len(b)}: {min(b)}/{int(statistics.median(b))}/{max(b)}" if b else "-"
         print(f"{r['cfg']:<10} {r['runs']:>6} {r['wall']:>7.2f} {r['plan']:>6.2f} {r['engine']:>8.2f} "
               f"{r['runs_s']:>8.0f} {r['ev_s']:>10.3g} {r['overhead_ms']:>9.3f} ms "
-              f"{r['start']:>8.1f}s  {bs}")
+              f"{r['start']:>8.1f}s {r['background']:>5.2f}c  {bs}")
     base = next((r for r in rows if r["cfg"] == "ray x1"), None)
     two = next((r for r in rows if r["cfg"] == "ray x2"), None)
+    print("(others: CPU cores used by other processes on this machine during the sweep; "
+          "figures are comparable only when it is near 0)")
     if base and two:
         sp = two["runs_s"] / base["runs_s"]
         print(f"\nspeedup 1 -> 2 workers: {sp:.2f}x (target >= 1.8x); "

@@ -348,7 +348,9 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         next_id = 0
         t_run = time.perf_counter()
         while (batcher.pending or (launcher is not None and launcher.inflight)) and not stop.requested:
-            while launcher.inflight < launcher.slots and batcher.pending and not stop.requested:
+            # one probe per worker until a batch has been measured, then keep every slot busy
+            slots = launcher.slots if batcher.measured else launcher.workers
+            while launcher.inflight < slots and batcher.pending and not stop.requested:
                 key, runs = batcher.next_batch(launcher.workers)
                 if key not in handles:
                     handles[key] = launcher.put_program(the_plan.programs[key])

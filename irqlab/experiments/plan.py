@@ -285,19 +285,27 @@ def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_fai
 class Batcher:
     """Cuts the runs of each ``Program.key`` into batches sized by measurement.
 
-    Sizing: the first batch of the sweep is a probe of ``probe_lanes`` lanes.
-    Every finished batch updates an estimate of engine seconds per lane for
-    its key (an exponential average of ``engine_s / lanes``, which includes
-    the engine's fixed per-call cost, so small batches overestimate and the
-    size grows towards the target). A batch then gets
-    ``target_s / (seconds per lane)`` lanes (a key without its own
-    measurement uses the latest of any key), at most 8 times the key's
-    previous batch, at most ``max_lanes`` (memory), and at most
-    ``pending / (2 x workers)`` so the sweep's tail splits across workers
-    instead of leaving one worker with a last long batch (with more than one
-    worker). A Ray task costs
-    about a millisecond, so with ``target_s`` = 2 s the per-run overhead of
-    scheduling is negligible.
+    The engine's time for a batch of ``n`` lanes is modelled per key as
+    ``t(n) = a + b * n``: a fixed cost per call (the lockstep executor steps
+    until its longest lane ends, so a small batch costs nearly as much as a
+    larger one) plus a cost per lane. ``a`` and ``b`` are fitted by least
+    squares to the key's last 4 batches (a batch's time also depends on which
+    lanes it holds, so older samples are dropped; with a single measurement:
+    ``a = 0``, ``b = t / n``; a key not measured yet borrows the latest
+    key's fit). When the only size measured already took longer than
+    ``target_s``, the next batch has half as many lanes, which tells the two
+    costs apart.
+
+    Sizing: the first batch is a probe of ``probe_lanes`` lanes. Then a batch
+    gets the ``n`` with ``t(n) = target_s`` (``max_lanes`` when even the
+    fixed cost exceeds ``target_s``), at most 8 times the key's largest batch
+    so far (a fit from small batches extrapolates far), at most ``max_lanes``
+    (memory), and, with more than one worker, at most ``pending / (2 x
+    workers)`` so the end of the sweep splits across workers instead of
+    leaving one worker with a last long batch, but never below ``a / b``
+    lanes, where the fixed cost would dominate and splitting would cost more
+    engine time than it saves wall time. A Ray task costs about a
+    millisecond, so at ``target_s`` = 2 s scheduling is noise.
 
     Batches take keys in order of first appearance, so the points of a
     sweep finish roughly in order.
@@ -312,22 +320,54 @@ class Batcher:
         self.target_s = target_s
         self.max_lanes = max_lanes
         self.probe_lanes = probe_lanes
-        self.sec_per_lane: dict[str, float] = {}
-        self.last_estimate: float | None = None
-        self.last_size: dict[str, int] = {}
+        self.samples: dict[str, deque[tuple[int, float]]] = {}
+        self.last_key: str | None = None
+        self.largest: dict[str, int] = {}
         self.sizes: list[int] = []
 
+    @property
+    def measured(self) -> bool:
+        """Whether any batch has been measured yet."""
+        return self.last_key is not None
+
+    def fit(self, key: str) -> tuple[float, float] | None:
+        """``(a, b)`` of ``t(n) = a + b n`` for ``key`` (or the latest key), None if unmeasured."""
+        obs = self.samples.get(key) or (self.samples.get(self.last_key) if self.last_key else None)
+        if not obs:
+            return None
+        ns = [n for n, _ in obs]
+        ts = [t for _, t in obs]
+        if len(set(ns)) >= 2:
+            mn, mt = sum(ns) / len(ns), sum(ts) / len(ts)
+            var = sum((n - mn) ** 2 for n in ns)
+            b = sum((n - mn) * (t - mt) for n, t in zip(ns, ts)) / var
+            a = mt - b * mn
+            if b > 0 and a >= 0:
+                return a, b
+        n, t = obs[-1]
+        return 0.0, t / n
+
     def size_for(self, key: str, workers: int) -> int:
-        est = self.sec_per_lane.get(key, self.last_estimate)
-        if est is None:
+        ab = self.fit(key)
+        obs = self.samples.get(key) or (self.samples.get(self.last_key) if self.last_key else None)
+        if ab is None:
             size = self.probe_lanes
+        elif len({n for n, _ in obs}) < 2 and obs[-1][1] >= self.target_s:
+            # one size seen, already too slow: half as many lanes tells a fixed cost
+            # (same time) from costly lanes (half the time)
+            size = max(1, obs[-1][0] // 2)
         else:
-            size = int(self.target_s / max(est, 1e-9))
-            if key in self.last_size:
-                size = min(size, 8 * self.last_size[key])
+            a, b = ab
+            size = self.max_lanes if a >= self.target_s else int((self.target_s - a) / max(b, 1e-12))
+            grown = self.largest.get(key, self.largest.get(self.last_key or "", 0))
+            if grown:
+                size = min(size, 8 * grown)
         size = min(size, self.max_lanes)
         if workers > 1:
-            size = min(size, math.ceil(self.pending / (2 * workers)))
+            # split the tail across workers, but not below the size where the fixed
+            # cost stops dominating: smaller pieces would cost more than they save
+            floor = int(min(ab[0] / ab[1], self.max_lanes)) if ab is not None and ab[1] > 0 else 1
+            size = min(size, max(math.ceil(self.pending / (2 * workers)), floor))
         return max(1, size)
 
     def next_batch(self, workers: int = 1) -> tuple[str, list[PlannedRun]] | None:
@@ -342,7 +382,7 @@ class Batcher:
             if not q:
                 del self.queues[key]
             self.pending -= n
-            self.last_size[key] = n
+            self.largest[key] = max(n, self.largest.get(key, 0))
             self.sizes.append(n)
             return key, batch
         return None
@@ -351,13 +391,17 @@ class Batcher:
         """Record that ``lanes`` lanes of ``key`` took ``engine_s`` seconds of engine time."""
         if lanes <= 0 or engine_s <= 0:
             return
-        spl = engine_s / lanes
-        old = self.sec_per_lane.get(key)
-        self.sec_per_lane[key] = spl if old is None else 0.5 * old + 0.5 * spl
-        self.last_estimate = self.sec_per_lane[key]
+        self.samples.setdefault(key, deque(maxlen=4)).append((lanes, engine_s))
+        self.last_key = key
 
     def remaining_seconds(self) -> float | None:
-        """Engine seconds the pending runs would take at the current estimates."""
-        if self.last_estimate is None:
-            return None
-        return sum(len(q) * self.sec_per_lane.get(k, self.last_estimate) for k, q in self.queues.items())
+        """Engine seconds the pending runs would take at the current fits."""
+        total = 0.0
+        for k, q in self.queues.items():
+            ab = self.fit(k)
+            if ab is None:
+                return None
+            a, b = ab
+            n = max(1, min(self.max_lanes, self.size_for(k, 1)))
+            total += len(q) * (b + a / n)
+        return total

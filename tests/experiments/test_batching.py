@@ -55,3 +55,25 @@ def test_every_run_is_batched_exactly_once_and_keys_are_not_mixed():
         seen += [r.run_id for r in batch]
     assert sorted(seen) == sorted(r.run_id for r in runs)
     assert b.next_batch() is None
+
+
+def test_a_fixed_cost_per_call_is_fitted_and_batches_reach_the_target():
+    """With t(n) = 0.5 s + 1 ms x n, batches converge on t = target_s (1500 lanes)."""
+    b = Batcher(_runs(100_000), target_s=2.0, max_lanes=100_000, probe_lanes=8)
+    sizes = []
+    for _ in range(6):
+        key, batch = b.next_batch(workers=1)
+        sizes.append(len(batch))
+        b.observe(key, len(batch), 0.5 + 0.001 * len(batch))
+    assert sizes[-1] == 1500
+
+
+def test_when_the_fixed_cost_alone_exceeds_the_target_batches_are_as_large_as_allowed():
+    """If one call costs more than target_s whatever its size, take max_lanes (growth permitting)."""
+    b = Batcher(_runs(100_000), target_s=1.0, max_lanes=500, probe_lanes=8)
+    sizes = []
+    for _ in range(4):
+        key, batch = b.next_batch()
+        sizes.append(len(batch))
+        b.observe(key, len(batch), 3.0 + 1e-4 * len(batch))
+    assert sizes == [8, 4, 64, 500]

@@ -2,8 +2,8 @@
 
 Two modes behind one class:
 
-* **embedded** (``address=None``): ``ray.init(address="local", num_cpus=N)``
-  starts a private Ray on this machine's cores; :meth:`close` stops it. A
+* **embedded** (``address=None``): :func:`init_embedded` starts a private Ray
+  on this machine's cores (workers at normal priority); :meth:`close` stops it. A
   ``RAY_ADDRESS`` in the environment is ignored here: the driver only picks
   this mode when no cluster address was given.
 * **cluster** (``address="host:port"``, from ``--address`` or ``RAY_ADDRESS``):
@@ -72,8 +72,7 @@ class RayLauncher(Launcher):
                 raise _cluster_error(self.address, e) from None
             self._owned = True
         else:
-            ray.init(address="local", num_cpus=self.requested_workers or os.cpu_count() or 1,
-                     include_dashboard=False, log_to_driver=False, logging_level=level)
+            init_embedded(self.requested_workers or os.cpu_count() or 1, quiet=self.quiet)
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         self.workers = min(self.requested_workers, cpus) if self.requested_workers else cpus
@@ -171,6 +170,22 @@ class RayLauncher(Launcher):
         if self.address:
             return f"ray cluster at {self.address} ({self.workers} CPUs)"
         return f"ray (embedded, {self.workers} workers)"
+
+
+def init_embedded(workers: int, *, quiet: bool = True) -> None:
+    """Start the embedded Ray: ``workers`` CPUs on this machine, no dashboard, workers
+    at normal priority.
+
+    Ray runs its workers at nice 15 by default (``worker_niceness``) so that
+    its own processes stay responsive; for irqlab's embedded Ray the workers
+    *are* the user's job (the inline launcher runs at normal priority too), and
+    at nice 15 any other busy process on the machine would starve them.
+    """
+    import ray
+
+    ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR if quiet else logging.INFO,
+             _system_config={"worker_niceness": 0})
 
 
 def _worker_versions() -> dict[str, str]:

@@ -176,3 +176,41 @@ def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
         call_plugin(engine.ctx_mit[m.index], "mitigation", m.plugin.init)
     return [np.asarray(call_plugin(engine.ctx_arrival[d.index], "arrival", d.arrival.first, lanes),
                        dtype=np.int64) for d in p.devices]
+
+
+def _plugins(program: Any):
+    for d in program.devices:
+        yield d.arrival_path, "arrival", d.arrival
+        yield d.model_path, "device", d.model
+    for m in program.mitigations:
+        yield m.path, "mitigation", m.plugin
+
+
+def _fingerprint(plugin: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(vars(plugin)):
+        value = vars(plugin)[key]
+        h.update(key.encode())
+        if isinstance(value, np.ndarray):
+            h.update(f"{value.dtype}{value.shape}".encode())
+            h.update(np.ascontiguousarray(value).tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
+
+
+def plugin_fingerprints(program: Any) -> dict[str, str]:
+    """A digest of every plugin instance's attributes, taken after ``init``."""
+    return {path: _fingerprint(p) for path, _, p in _plugins(program)}
+
+
+def check_fingerprints(program: Any, before: dict[str, str]) -> None:
+    """Fail the run (a PluginFailure) if a plugin changed its own attributes during it: a
+    plugin instance is shared by every run of a program, so its per-run state must live in
+    ``ctx.state``, or a run's result would depend on which runs came before it."""
+    for path, kind, plugin in _plugins(program):
+        if _fingerprint(plugin) != before.get(path):
+            raise PluginFailure(plugin.label, kind, RuntimeError(
+                "it changed its own attributes during the run; per-run state must live in ctx.state"))

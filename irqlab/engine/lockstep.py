@@ -21,7 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.context import PluginFailure, call_plugin, init_plugins, plugin_contexts
+from irqlab.engine.context import (
+    PluginFailure, call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+)
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
 from irqlab.engine.rng import lane_keys, uniform
@@ -1150,6 +1152,7 @@ class Lockstep:
         lanes = np.arange(self.L, dtype=I64)
         for d, first in zip(pr.devices, init_plugins(self, lanes)):
             self.T[self.c_arr + d.index] = first
+        self.fingerprints = plugin_fingerprints(pr)
         if pr.series_fields:
             self.T[self.c_sample] = 0
 
@@ -1239,6 +1242,7 @@ class Lockstep:
             if finished:
                 act = act[T[0][act] != NEVER]
                 full = full and len(act) == L
+        check_fingerprints(self.p, self.fingerprints)
         return self.stats
 
 

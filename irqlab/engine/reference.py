@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.context import call_plugin, init_plugins, plugin_contexts
+from irqlab.engine.context import call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.rng import lane_keys, uniform
 from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, build_result, latency_bin
@@ -95,12 +95,14 @@ class LaneSim:
     # ------------------------------------------------------------------ engine ops for plugins
 
     def draw(self, lanes, stream):
+        if not len(lanes):
+            return np.zeros(0)
         c = self.draws.get(stream, 0)
         self.draws[stream] = c + 1
         return uniform(self.keys, stream, np.array([c], dtype=np.int64))
 
     def op_timer(self, lanes, k):
-        return np.array([self.timer_t[k]], dtype=np.int64)
+        return np.full(len(lanes), self.timer_t[k], dtype=np.int64)
 
     def op_set_timer(self, lanes, k, t):
         if len(lanes):
@@ -136,10 +138,11 @@ class LaneSim:
             self.emit(event, text if isinstance(text, str) else text[i])
 
     def op_pending(self, lanes, d):
-        return np.array([self.pending[d]], dtype=np.int64)
+        return np.full(len(lanes), self.pending[d], dtype=np.int64)
 
     def op_set_pending(self, lanes, d, values):
-        self.pending[d] = int(values[0])
+        if len(lanes):
+            self.pending[d] = int(values[0])
 
     # ------------------------------------------------------------------ records
 
@@ -864,6 +867,7 @@ class LaneSim:
         max_events = self.v["run.max_events"]
         for d, first in zip(pr.devices, init_plugins(self, ONE)):
             self.arr_t[d.index] = int(first[0])
+        before = plugin_fingerprints(pr)
         if pr.series_fields:
             self.sample_t = 0
         n_dev = len(pr.devices)
@@ -908,6 +912,7 @@ class LaneSim:
                 self.stats.truncated[0] = True
                 self.finish(self.t)
                 break
+        check_fingerprints(pr, before)
         return self.stats
 
     def sample(self) -> None:

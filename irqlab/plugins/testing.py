@@ -14,8 +14,9 @@ line. What each check catches:
 
 * *alone vs batch*: writing rows outside ``ev.lanes``, reductions across lanes;
 * *reversed batch*: anything that depends on a lane's position;
-* *run twice*: state kept in Python attributes of the plugin (the instance is
-  shared by every run of a compiled program), global random generators;
+* *run twice*: global random generators, and other state kept outside the
+  lanes' rows (the engine itself fails a run in which a plugin changed its own
+  attributes: the instance is shared by every run of a compiled program);
 * *backends agree*: code that only works for one lane, or only for many (e.g.
   indexing with masks of the wrong length), and any hook that behaves
   differently in the reference interpreter.

@@ -1,7 +1,6 @@
 """The vectorized contract: plugins that keep it are bit-identical across backends, batches and
 positions; irqlab.plugins.testing catches those that break it; and the engine's hooks and
-context operations behave the same in both backends (the xfail tests are engine bugs found
-here, strict so they fail loudly once fixed)."""
+context operations behave the same in both backends."""
 
 from __future__ import annotations
 
@@ -137,10 +136,10 @@ def test_writing_rows_outside_the_event_lanes_is_caught(reg):
 
 
 def test_state_in_python_attributes_is_caught(reg):
-    """sticky's attribute survives from one run to the next: the same batch run twice differs."""
+    """sticky's attribute changes during a run: the engine fails the run, the check reports it."""
     prog = compile_with("    mitigation sticky {}")
     problems = contract_problems(prog, lanes_varying(prog, "mitigation.sticky.period", [3, 7]), ["numpy"])
-    assert any("differs when the same batch runs again" in p for p in problems)
+    assert any("sticky" in p and "changed its own attributes" in p for p in problems)
 
 
 def test_global_random_generator_is_caught(reg):
@@ -239,24 +238,18 @@ def _backends_agree(prog, n=3):
     assert [a.lane(i) for i in range(n)] == [b.lane(i) for i in range(n)]
 
 
-@pytest.mark.xfail(strict=True, reason="engine: reference LaneSim.draw ignores `lanes`: ctx.uniform(empty) "
-                                       "returns one number and advances the stream (numpy: none)")
 def test_uniform_on_no_lanes_draws_nothing_in_either_backend(fresh_registry):
     """ctx.uniform(lanes) with no lanes returns [] and leaves the stream where it was, in both backends."""
     fresh_registry.add_class(SparseDraws)
     _backends_agree(compile_with("    mitigation sparse_draws {}", duration="0.2ms"))
 
 
-@pytest.mark.xfail(strict=True, reason="engine: reference LaneSim.op_timer ignores `lanes`: "
-                                       "ctx.timer(empty, k) returns one value")
 def test_timer_of_no_lanes_is_empty_in_either_backend(fresh_registry):
     """ctx.timer(lanes, k) with no lanes returns [] in both backends."""
     fresh_registry.add_class(QuietTimer)
     _backends_agree(compile_with("    mitigation quiet_timer {}", duration="0.2ms"))
 
 
-@pytest.mark.xfail(strict=True, reason="engine: reference LaneSim.op_pending/op_set_pending ignore "
-                                       "`lanes`: pending(empty) has one value, set_pending(empty, []) raises")
 def test_pending_of_no_lanes_is_empty_in_either_backend(fresh_registry):
     """ctx.pending / ctx.set_pending with no lanes are no-ops in both backends."""
     fresh_registry.add_class(EmptyPending)
@@ -264,9 +257,6 @@ def test_pending_of_no_lanes_is_empty_in_either_backend(fresh_registry):
                                  "    mitigation qemu_eoi_throttle { threshold 10 }", duration="0.5ms"))
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a plugin instance is shared by every run of a Program and "
-                                       "nothing stops it keeping state in attributes; the engine could "
-                                       "compare vars(plugin) before and after a batch and fail the runs")
 def test_state_in_python_attributes_fails_the_run(reg):
     """A plugin that changes its attributes during a run fails its runs with an error naming it."""
     prog = compile_with("    mitigation sticky {}")

@@ -13,18 +13,32 @@ SET_HELP = "Override a parameter: --set path=value (repeatable; e.g. --set run.d
 
 
 def load_resolved(path: str, sets: tuple[str, ...]):
-    """The scenario in ``path`` with ``--set`` overrides applied and every value resolved."""
+    """The scenario in ``path`` with ``--set`` overrides applied and every value resolved.
+
+    An error in an override points at it on the command line (``<command line>:1:COL``)."""
     from irqlab.dsl import load
+    from irqlab.errors import ScenarioError, Span
     from irqlab.resolve import resolve
 
     scenario = load(path)
-    overrides = {}
+    command = "irqlab " + " ".join(sys.argv[1:])
+    overrides, spans = {}, {}
     for item in sets:
         if "=" not in item:
             raise fail(f"--set wants path=value, got '{item}'")
         key, value = item.split("=", 1)
         overrides[key.strip()] = value.strip()
-    return resolve(scenario, overrides)
+        at = command.find(item)
+        if at >= 0:
+            col = at + len(key) + 2
+            spans[key.strip()] = Span(COMMAND_LINE, 1, col, 1, col + len(value))
+    try:
+        return resolve(scenario, overrides, spans=spans)
+    except ScenarioError as e:
+        raise e.with_sources({COMMAND_LINE: command}) from None
+
+
+COMMAND_LINE = "<command line>"
 
 
 def lanes_for(scenario, program, replications: int | None, seed: int | None):

@@ -70,8 +70,12 @@ def test_run_json_has_the_metric_names_of_the_issue(capsys):
     assert {"raised", "delivered", "coalesced", "latency_p50_ns", "latency_p99_ns", "latency_max_ns"} <= set(dev)
 
 
-def test_bad_override_is_a_located_error(capsys):
-    """`--set` with a value of the wrong dimension is a user error (exit 2), not a traceback."""
-    rc = main(["run", "examples/founding_case.scn", "--set", "run.duration=5kHz"])
+def test_bad_override_is_located_on_the_command_line(capsys, monkeypatch):
+    """`--set` with a value of the wrong dimension: exit 2, the error points at the value on
+    the command line, no traceback."""
+    argv = ["run", "examples/founding_case.scn", "--set", "run.duration=5kHz"]
+    monkeypatch.setattr("sys.argv", ["irqlab", *argv])
+    rc = main(argv)
     err = capsys.readouterr().err
-    assert rc == 2 and "error:" in err and "Traceback" not in err
+    assert rc == 2 and err.startswith("<command line>:1:50: error:") and "Traceback" not in err
+    assert "irqlab run examples/founding_case.scn --set run.duration=5kHz" in err

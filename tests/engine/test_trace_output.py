@@ -77,5 +77,5 @@ def test_bad_override_is_located_on_the_command_line(capsys, monkeypatch):
     monkeypatch.setattr("sys.argv", ["irqlab", *argv])
     rc = main(argv)
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("<command line>:1:50: error:") and "Traceback" not in err
+    assert rc == 2 and err.startswith("<command line>:1:58: error:") and "Traceback" not in err
     assert "irqlab run examples/founding_case.scn --set run.duration=5kHz" in err

@@ -79,7 +79,7 @@ class SweepRequest:
     retry_failed: bool = False
     target_s: float = 2.0
     max_lanes: int = 4096
-    probe_lanes: int = 8
+    probe_lanes: int = 64
     max_retries: int = 3
     progress: bool | None = None
     command: str = ""
@@ -344,6 +344,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         from irqlab.engine.program import Lane
 
         handles: dict[str, Any] = {}
+        workers_seen: set[tuple[str, int]] = set()
         tasks: dict[int, tuple[str, list[planning.PlannedRun]]] = {}
         next_id = 0
         t_run = time.perf_counter()
@@ -369,7 +370,12 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
                 else:
                     result, wall = outcome.result, outcome.engine_s / len(runs)
                     report.engine_s += outcome.engine_s
-                    batcher.observe(key, len(runs), outcome.engine_s)
+                    events = result.metrics.get("events")
+                    worker = (outcome.host, outcome.pid)
+                    batcher.observe(key, len(runs), outcome.engine_s,
+                                    int(np.max(events)) if events is not None and len(events) else 0,
+                                    warm_up=worker not in workers_seen)
+                    workers_seen.add(worker)
                 store_batch(runs, result, wall)
                 if auto and isinstance(launcher, InlineLauncher) and batcher.pending \
                         and not stop.requested:

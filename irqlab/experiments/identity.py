@@ -124,19 +124,29 @@ def plugin_versions(uses: Iterable[tuple[str, str]] | None = None) -> dict[str, 
     return out
 
 
-def run_id(sweep: str, params: Mapping[str, Any], point: int, seed: int,
-           spawn_key: tuple[int, ...], plugins: Mapping[str, str] | None = None,
-           version: str = __version__) -> str:
-    """The stable identity of one run (see the module docstring)."""
+def point_digest(sweep: str, params: Mapping[str, Any], point: int,
+                 plugins: Mapping[str, str] | None = None, version: str = __version__) -> str:
+    """The part of a run's identity its replications share (hashed once per point)."""
     return digest({
         "sweep": sweep,
         "params": dict(params),
         "point": point,
-        "seed": seed,
-        "spawn_key": list(spawn_key),
         "plugins": dict(plugins or {}),
         "irqlab": version,
-    })
+    }, 32)
+
+
+def replication_id(point_id: str, seed: int, spawn_key: tuple[int, ...]) -> str:
+    """A run's id from its point's digest, its seed and its spawn key."""
+    text = f"{point_id}|{int(seed)}|{','.join(str(int(k)) for k in spawn_key)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_HEX]
+
+
+def run_id(sweep: str, params: Mapping[str, Any], point: int, seed: int,
+           spawn_key: tuple[int, ...], plugins: Mapping[str, str] | None = None,
+           version: str = __version__) -> str:
+    """The stable identity of one run (see the module docstring)."""
+    return replication_id(point_digest(sweep, params, point, plugins, version), seed, spawn_key)
 
 
 def sweep_id(scenario_text: str, overrides: Mapping[str, str], axes: Iterable[tuple[str, Iterable[str]]],

@@ -60,6 +60,8 @@ class Prepared:
     sweep_id: str
     plugins: dict[str, str]
     param_units: dict[str, str]  # path -> "s" | "Hz" | "" (how a stored value reads)
+    param_kinds: dict[str, str] = field(default_factory=dict)  # path -> resolve's kind
+    fixed: dict[str, Any] = field(default_factory=dict)  # --set values, parsed
 
     @property
     def planned_runs(self) -> int:
@@ -157,19 +159,39 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
     infos = resolve.paths(base)
     units = {p: {"time": "s", "frequency": "Hz"}.get(infos[p].kind, "")
              for p in param_paths if p in infos}
+    kinds = {p: infos[p].kind for p in param_paths if p in infos}
+    fixed = {}
+    for p, v in cli_set.items():
+        try:
+            fixed[p] = resolve.parse_value(v)
+        except ScenarioError:
+            pass
     return Prepared(scenario, text, sweep, base_overrides, cli_set, cli_axes, points, param_paths,
-                    base, base_seed, replications, sid, plugins, units)
+                    base, base_seed, replications, sid, plugins, units, kinds, fixed)
 
 
 # --------------------------------------------------------------------------- validate
 
 
-def _point_params(resolved: ir.Scenario, paths: Iterable[str]) -> dict[str, Any]:
+def _point_params(prep: Prepared, point: Mapping[str, Any], resolved: ir.Scenario) -> dict[str, Any]:
+    """The stored values of the sweep's paths at a point: straight from the point
+    when it sets them all as plain values, else read from the resolved scenario."""
     from irqlab import resolve
 
+    out = {}
+    for p in prep.param_paths:
+        v = point.get(p, prep.fixed.get(p))
+        if isinstance(v, str) and prep.param_kinds.get(p) == "bool":
+            v = resolve.BOOL_WORDS.get(v.lower(), v)
+        if v is None or isinstance(v, ir.Expr) or (isinstance(v, str) and prep.param_kinds.get(p) != "choice") \
+                or (isinstance(v, ir.Quantity) and v.unit == "cycles"):
+            break
+        out[p] = plain(v)
+    else:
+        return out
     infos = resolve.paths(resolved)
     tsc = resolved.machine.tsc.value
-    return {p: plain(infos[p].value, tsc) if p in infos else None for p in paths}
+    return {p: plain(infos[p].value, tsc) if p in infos else None for p in prep.param_paths}
 
 
 def _fallback_params(point: Mapping[str, Any], paths: Iterable[str], tsc: float) -> dict[str, Any]:
@@ -205,16 +227,17 @@ def plan_point(prep: Prepared, index: int, point: Mapping[str, Any]
     except ScenarioError as e:
         resolved, error = None, e.with_sources({s: prep.text for s in _files(e)}).format()
     if resolved is not None:
-        params = _point_params(resolved, prep.param_paths)
+        params = _point_params(prep, point, resolved)
         seed = int(resolved.run.seed)
     else:
         params = _fallback_params(point, prep.param_paths, prep.base.machine.tsc.value)
         seed = prep.base_seed
+    pid = identity.point_digest(prep.sweep_id, params, index, prep.plugins)
     runs = []
     for rep in range(prep.replications):
         s, key = identity.lane_seed(seed, rep)
-        rid = identity.run_id(prep.sweep_id, params, index, s, key, prep.plugins)
-        runs.append(PlannedRun(rid, index, rep, s, key, dict(params), error=error))
+        runs.append(PlannedRun(identity.replication_id(pid, s, key), index, rep, s, key, params,
+                               error=error))
     return resolved, error, runs
 
 
@@ -282,37 +305,61 @@ def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_fai
 # --------------------------------------------------------------------------- batching
 
 
+@dataclass
+class Measure:
+    """One measured batch: ``lanes``, engine seconds, the most events of any of its
+    lanes, and whether it was its worker's first batch (imports, warm-up)."""
+
+    lanes: int
+    seconds: float
+    max_events: int = 0
+    warm_up: bool = False
+
+    @property
+    def per_step(self) -> float:
+        """Seconds per lockstep step (a batch steps as often as its longest lane has events)."""
+        return self.seconds / self.max_events if self.max_events > 0 else self.seconds
+
+
 class Batcher:
     """Cuts the runs of each ``Program.key`` into batches sized by measurement.
 
-    The engine's time for a batch of ``n`` lanes is modelled per key as
-    ``t(n) = a + b * n``: a fixed cost per call (the lockstep executor steps
-    until its longest lane ends, so a small batch costs nearly as much as a
-    larger one) plus a cost per lane. ``a`` and ``b`` are fitted by least
-    squares to the key's last 4 batches (a batch's time also depends on which
-    lanes it holds, so older samples are dropped; with a single measurement:
-    ``a = 0``, ``b = t / n``; a key not measured yet borrows the latest
-    key's fit). When the only size measured already took longer than
-    ``target_s``, the next batch has half as many lanes, which tells the two
-    costs apart.
+    The lockstep executor advances all lanes of a batch together, one event
+    per lane per step, until its longest lane ends: a batch's engine time is
+    ``E x tau(n)``, ``E`` the most events of any of its lanes and ``tau`` the
+    time of one step of ``n`` lanes, close to ``c0 + c1 * n``: a large fixed
+    cost per step (NumPy calls) and a small cost per lane. Dividing a batch's
+    time by its ``E`` removes the noise of which lanes it happens to hold.
 
-    Sizing: the first batch is a probe of ``probe_lanes`` lanes. Then a batch
-    gets the ``n`` with ``t(n) = target_s`` (``max_lanes`` when even the
-    fixed cost exceeds ``target_s``), at most 8 times the key's largest batch
-    so far (a fit from small batches extrapolates far), at most ``max_lanes``
-    (memory), and, with more than one worker, at most ``pending / (2 x
-    workers)`` so the end of the sweep splits across workers instead of
-    leaving one worker with a last long batch, but never below ``a / b``
-    lanes, where the fixed cost would dominate and splitting would cost more
-    engine time than it saves wall time. A Ray task costs about a
-    millisecond, so at ``target_s`` = 2 s scheduling is noise.
+    Sizing, per key (a key without measurements borrows the latest one's):
 
-    Batches take keys in order of first appearance, so the points of a
-    sweep finish roughly in order.
+    * the first batch is a probe of ``probe_lanes`` lanes; batches cut before
+      any measurement has come back (other workers starting) get 4x as many,
+      so that two sizes are soon measured;
+    * with two recent batches of clearly different sizes (``n0 <= n1 / 2``):
+      ``c0`` and ``c1`` from the line through their ``tau``, and the next
+      batch takes ``n`` lanes with ``E x (c0 + c1 n) = max(target_s, 2 E c0)``
+      (``E`` the most events seen in the key's lanes): about ``target_s``, or,
+      when a step's fixed cost alone makes that impossible, enough lanes that
+      the fixed cost is at most half of the batch;
+    * with one size measured (or a line that does not fit): the largest recent
+      batch scaled by ``target_s / t``, at least 4x while faster than the
+      target;
+    * each step at most 8x and at least half of the largest recent batch;
+      at most ``max_lanes`` (memory); with several workers, when the runs left
+      fit in two rounds, they are cut into a multiple of ``workers`` equal
+      pieces so that every worker ends at once.
+
+    A worker's first batch includes its imports and warm-up; it is used only
+    until a later measurement exists. A Ray task costs about a millisecond, so
+    with batches of seconds scheduling is noise. Batches take keys in order of
+    first appearance, so the points of a sweep finish roughly in order.
     """
 
+    WINDOW = 8
+
     def __init__(self, runs: Iterable[PlannedRun], *, target_s: float = 2.0, max_lanes: int = 4096,
-                 probe_lanes: int = 8) -> None:
+                 probe_lanes: int = 64) -> None:
         self.queues: OrderedDict[str, deque[PlannedRun]] = OrderedDict()
         for r in runs:
             self.queues.setdefault(r.key, deque()).append(r)
@@ -320,9 +367,9 @@ class Batcher:
         self.target_s = target_s
         self.max_lanes = max_lanes
         self.probe_lanes = probe_lanes
-        self.samples: dict[str, deque[tuple[int, float]]] = {}
+        self.measures: dict[str, deque[Measure]] = {}
         self.last_key: str | None = None
-        self.largest: dict[str, int] = {}
+        self.tail: int | None = None
         self.sizes: list[int] = []
 
     @property
@@ -330,44 +377,48 @@ class Batcher:
         """Whether any batch has been measured yet."""
         return self.last_key is not None
 
-    def fit(self, key: str) -> tuple[float, float] | None:
-        """``(a, b)`` of ``t(n) = a + b n`` for ``key`` (or the latest key), None if unmeasured."""
-        obs = self.samples.get(key) or (self.samples.get(self.last_key) if self.last_key else None)
-        if not obs:
+    def _window(self, key: str) -> list[Measure]:
+        ms = self.measures.get(key) or (self.measures.get(self.last_key) if self.last_key else None)
+        if not ms:
+            return []
+        warm = [m for m in ms if not m.warm_up]
+        return warm or list(ms)
+
+    def ideal(self, key: str) -> int | None:
+        """The size the measurements of ``key`` call for (before the caps), None if none."""
+        ms = self._window(key)
+        if not ms:
             return None
-        ns = [n for n, _ in obs]
-        ts = [t for _, t in obs]
-        if len(set(ns)) >= 2:
-            mn, mt = sum(ns) / len(ns), sum(ts) / len(ts)
-            var = sum((n - mn) ** 2 for n in ns)
-            b = sum((n - mn) * (t - mt) for n, t in zip(ns, ts)) / var
-            a = mt - b * mn
-            if b > 0 and a >= 0:
-                return a, b
-        n, t = obs[-1]
-        return 0.0, t / n
+        big = max(ms, key=lambda m: (m.lanes, m.seconds))
+        events = max(m.max_events for m in ms)
+        small = [m for m in ms if 2 * m.lanes <= big.lanes and m.max_events > 0]
+        if small and big.max_events > 0:
+            m0 = max(small, key=lambda m: m.lanes)
+            c1 = (big.per_step - m0.per_step) / (big.lanes - m0.lanes)
+            c0 = big.per_step - c1 * big.lanes
+            if c1 > 0 and c0 > 0:
+                goal = max(self.target_s, 2 * events * c0)
+                return int((goal / events - c0) / c1)
+        t1 = big.per_step * events if big.max_events > 0 else big.seconds
+        factor = self.target_s / max(t1, 1e-9)
+        if t1 < self.target_s:
+            factor = max(factor, 4.0)
+        return int(big.lanes * factor)
 
     def size_for(self, key: str, workers: int) -> int:
-        ab = self.fit(key)
-        obs = self.samples.get(key) or (self.samples.get(self.last_key) if self.last_key else None)
-        if ab is None:
-            size = self.probe_lanes
-        elif len({n for n, _ in obs}) < 2 and obs[-1][1] >= self.target_s:
-            # one size seen, already too slow: half as many lanes tells a fixed cost
-            # (same time) from costly lanes (half the time)
-            size = max(1, obs[-1][0] // 2)
+        want = self.ideal(key)
+        if want is None:
+            size = self.probe_lanes if not self.sizes else 4 * self.probe_lanes
         else:
-            a, b = ab
-            size = self.max_lanes if a >= self.target_s else int((self.target_s - a) / max(b, 1e-12))
-            grown = self.largest.get(key, self.largest.get(self.last_key or "", 0))
-            if grown:
-                size = min(size, 8 * grown)
-        size = min(size, self.max_lanes)
+            largest = max(m.lanes for m in self._window(key))
+            size = min(8 * largest, max(largest // 2, want))
+        size = max(1, min(size, self.max_lanes))
         if workers > 1:
-            # split the tail across workers, but not below the size where the fixed
-            # cost stops dominating: smaller pieces would cost more than they save
-            floor = int(min(ab[0] / ab[1], self.max_lanes)) if ab is not None and ab[1] > 0 else 1
-            size = min(size, max(math.ceil(self.pending / (2 * workers)), floor))
+            if self.tail is None and self.measured and self.pending <= 2 * workers * size:
+                pieces = math.ceil(math.ceil(self.pending / size) / workers) * workers
+                self.tail = math.ceil(self.pending / pieces)  # the last rounds, once
+            if self.tail is not None:
+                size = min(size, self.tail)
         return max(1, size)
 
     def next_batch(self, workers: int = 1) -> tuple[str, list[PlannedRun]] | None:
@@ -382,26 +433,27 @@ class Batcher:
             if not q:
                 del self.queues[key]
             self.pending -= n
-            self.largest[key] = max(n, self.largest.get(key, 0))
             self.sizes.append(n)
             return key, batch
         return None
 
-    def observe(self, key: str, lanes: int, engine_s: float) -> None:
-        """Record that ``lanes`` lanes of ``key`` took ``engine_s`` seconds of engine time."""
+    def observe(self, key: str, lanes: int, engine_s: float, max_events: int = 0,
+                warm_up: bool = False) -> None:
+        """Record that ``lanes`` lanes of ``key`` took ``engine_s`` seconds of engine
+        time, the longest lane having ``max_events`` events."""
         if lanes <= 0 or engine_s <= 0:
             return
-        self.samples.setdefault(key, deque(maxlen=4)).append((lanes, engine_s))
+        self.measures.setdefault(key, deque(maxlen=self.WINDOW)).append(
+            Measure(lanes, engine_s, max_events, warm_up))
         self.last_key = key
 
     def remaining_seconds(self) -> float | None:
-        """Engine seconds the pending runs would take at the current fits."""
+        """Engine seconds the pending runs would take at the latest cost per lane."""
         total = 0.0
         for k, q in self.queues.items():
-            ab = self.fit(k)
-            if ab is None:
+            ms = self._window(k)
+            if not ms:
                 return None
-            a, b = ab
-            n = max(1, min(self.max_lanes, self.size_for(k, 1)))
-            total += len(q) * (b + a / n)
+            big = max(ms, key=lambda m: (m.lanes, m.seconds))
+            total += len(q) * big.seconds / big.lanes
         return total

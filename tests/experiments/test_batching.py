@@ -17,36 +17,81 @@ def test_the_first_batch_is_a_probe():
 
 
 def test_batches_grow_to_the_target_time():
-    """After measurements, a batch holds about target_s / (seconds per lane) lanes."""
+    """With a cost all per lane (1 ms), a batch settles at target_s / 1 ms = 2000 lanes."""
     b = Batcher(_runs(100_000), target_s=2.0, max_lanes=10_000, probe_lanes=8)
     sizes = []
-    for _ in range(6):
+    for _ in range(8):
         key, batch = b.next_batch(workers=1)
         sizes.append(len(batch))
-        b.observe(key, len(batch), 0.001 * len(batch))  # 1 ms per lane
-    assert sizes[0] == 8 and sizes[1] == 64  # growth is capped at 8x per step
+        b.observe(key, len(batch), 0.001 * len(batch), max_events=100)
+    assert sizes[:3] == [8, 64, 512]  # growth is at most 8x per batch
     assert sizes[-1] == 2000
+
+
+def test_slow_batches_shrink_by_at_most_half():
+    """A batch that took 10x the target makes the next one half as large, not a tenth."""
+    b = Batcher(_runs(1000), target_s=1.0, probe_lanes=64)
+    key, batch = b.next_batch()
+    b.observe(key, len(batch), 10.0, max_events=100)
+    assert len(b.next_batch()[1]) == 32
+
+
+def test_a_fixed_cost_per_step_grows_batches_fast():
+    """When a step costs nearly the same for 8 or 64 lanes, batches jump to max_lanes."""
+    b = Batcher(_runs(100_000), target_s=2.0, max_lanes=4096, probe_lanes=8)
+    sizes = []
+    for _ in range(5):
+        key, batch = b.next_batch(workers=1)
+        n = len(batch)
+        sizes.append(n)
+        b.observe(key, n, 3000 * (400e-6 + 1e-7 * n), max_events=3000)  # 1.2 s at 8 lanes
+    assert sizes[:4] == [8, 32, 256, 2048]  # x4 to learn beta, then x8 steps
+    assert sizes[4] > 2048
+
+
+def test_time_is_rescaled_to_the_longest_lanes():
+    """A fast batch of light lanes does not make the next (heavier) batch huge: its time
+    is rescaled to the most events seen in the key."""
+    b = Batcher(_runs(100_000), target_s=1.0, max_lanes=100_000, probe_lanes=100)
+    key, batch = b.next_batch()
+    b.observe(key, 100, 1.0, max_events=10_000)
+    key, batch = b.next_batch()
+    b.observe(key, 100, 0.1, max_events=1000, )  # same per-step cost, lighter lanes
+    assert len(b.next_batch()[1]) == 100
+
+
+def test_a_workers_first_batch_is_not_used_once_another_exists():
+    """The warm-up batch (imports) is ignored once a regular measurement exists."""
+    b = Batcher(_runs(100_000), target_s=1.0, probe_lanes=8)
+    key, _ = b.next_batch()
+    b.observe(key, 8, 5.0, max_events=100, warm_up=True)
+    assert len(b.next_batch()[1]) == 4  # only the warm-up: shrink by half
+    b.observe(key, 4, 0.25, max_events=100)
+    assert len(b.next_batch()[1]) == 16  # from the regular one: 4 x (1 / 0.25)
+    b.observe(key, 16, 1.0, max_events=100)
+    assert len(b.next_batch()[1]) == 16  # 4x lanes took 4x time: beta = 1, on target
 
 
 def test_max_lanes_caps_a_batch():
     """No batch exceeds max_lanes, however cheap a lane is."""
     b = Batcher(_runs(10_000), target_s=2.0, max_lanes=100, probe_lanes=100)
     key, batch = b.next_batch()
-    b.observe(key, len(batch), 1e-6)
+    b.observe(key, len(batch), 1e-6, max_events=10)
     assert max(len(b.next_batch()[1]) for _ in range(5)) == 100
 
 
-def test_the_tail_is_split_across_workers():
-    """A batch never takes more than pending / (2 x workers) lanes."""
+def test_the_tail_is_split_evenly_across_workers():
+    """When the runs left fit in one batch per worker, they go in `workers` equal pieces."""
     b = Batcher(_runs(40), target_s=100.0, probe_lanes=8)
     key, batch = b.next_batch(workers=2)
-    b.observe(key, len(batch), 0.001)
-    assert len(b.next_batch(workers=2)[1]) == 8  # ceil(32 / 4)
+    b.observe(key, len(batch), 0.001, max_events=10)
+    assert [len(b.next_batch(workers=2)[1]) for _ in range(2)] == [16, 16]
+    assert b.next_batch(workers=2) is None
 
 
 def test_every_run_is_batched_exactly_once_and_keys_are_not_mixed():
     """Batches partition the runs, one Program.key per batch."""
-    runs = _runs(50, "a") + _runs(30, "b") + _runs(7, "a")[:0]
+    runs = _runs(50, "a") + _runs(30, "b")
     b = Batcher(runs, probe_lanes=16)
     seen = []
     while b.pending:
@@ -55,25 +100,3 @@ def test_every_run_is_batched_exactly_once_and_keys_are_not_mixed():
         seen += [r.run_id for r in batch]
     assert sorted(seen) == sorted(r.run_id for r in runs)
     assert b.next_batch() is None
-
-
-def test_a_fixed_cost_per_call_is_fitted_and_batches_reach_the_target():
-    """With t(n) = 0.5 s + 1 ms x n, batches converge on t = target_s (1500 lanes)."""
-    b = Batcher(_runs(100_000), target_s=2.0, max_lanes=100_000, probe_lanes=8)
-    sizes = []
-    for _ in range(6):
-        key, batch = b.next_batch(workers=1)
-        sizes.append(len(batch))
-        b.observe(key, len(batch), 0.5 + 0.001 * len(batch))
-    assert sizes[-1] == 1500
-
-
-def test_when_the_fixed_cost_alone_exceeds_the_target_batches_are_as_large_as_allowed():
-    """If one call costs more than target_s whatever its size, take max_lanes (growth permitting)."""
-    b = Batcher(_runs(100_000), target_s=1.0, max_lanes=500, probe_lanes=8)
-    sizes = []
-    for _ in range(4):
-        key, batch = b.next_batch()
-        sizes.append(len(batch))
-        b.observe(key, len(batch), 3.0 + 1e-4 * len(batch))
-    assert sizes == [8, 4, 64, 500]

@@ -88,29 +88,58 @@ def _cpu_by_pid() -> dict[int, tuple[int, int]]:
     return out
 
 
+def _busy_ticks() -> int:
+    """Clock ticks all CPUs spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
 class Background:
-    """CPU used by processes outside this benchmark's tree while it runs (other
-    users of a shared machine), in cores; the figures are only comparable when
-    this is near zero."""
+    """CPU used by everything outside this benchmark's process tree while it runs
+    (other users of a shared machine, including short-lived processes), in cores:
+    the machine's busy time minus this process's and its descendants' (Ray's
+    raylet and workers). The figures are only comparable when this is near zero."""
 
     def __enter__(self) -> "Background":
-        self.t0, self.a = time.perf_counter(), _cpu_by_pid() if os.path.isdir("/proc") else {}
+        self.ok = os.path.exists("/proc/stat")
+        if self.ok:
+            self.t0, self.busy0, self.ours0 = time.perf_counter(), _busy_ticks(), self._ours()
         return self
 
-    def __exit__(self, *exc) -> None:
-        if not self.a:
-            self.cores = float("nan")
-            return
-        b, wall = _cpu_by_pid(), time.perf_counter() - self.t0
+    def _ours(self) -> int:
+        procs = _cpu_by_pid()
         ours, changed = {os.getpid()}, True
-        while changed:  # this process and all its descendants (Ray's raylet and workers)
+        while changed:
             changed = False
-            for pid, (ppid, _) in b.items():
+            for pid, (ppid, _) in procs.items():
                 if ppid in ours and pid not in ours:
                     ours.add(pid)
                     changed = True
-        ticks = sum(t - self.a.get(pid, (0, 0))[1] for pid, (_, t) in b.items() if pid not in ours)
-        self.cores = ticks / os.sysconf("SC_CLK_TCK") / wall
+        self.tree = ours
+        return sum(t for pid, (_, t) in procs.items() if pid in ours)
+
+    def __exit__(self, *exc) -> None:
+        if not self.ok:
+            self.cores = float("nan")
+            return
+        ours0 = self.ours0  # processes of the tree that ended meanwhile are counted as others
+        busy = _busy_ticks() - self.busy0
+        ours = self._ours() - ours0
+        wall = time.perf_counter() - self.t0
+        self.cores = max(0.0, busy - ours) / os.sysconf("SC_CLK_TCK") / wall
+
+
+def wait_for_quiet(limit_s: float, threshold: float = 0.15) -> float:
+    """Wait (up to ``limit_s``) until other processes use less than ``threshold`` cores
+    over 3 s; return the last measurement."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        with Background() as bg:
+            time.sleep(3)
+        if bg.cores < threshold or time.monotonic() > deadline:
+            return bg.cores
+        time.sleep(10)
 
 
 def versions() -> str:
@@ -141,6 +170,9 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (default 1,2)")
     ap.add_argument("--inline", action="store_true", help="also run the inline launcher")
     ap.add_argument("--scenario", default=None, help="a .scn file instead of the built-in one")
+    ap.add_argument("--wait-quiet", type=float, default=600.0, metavar="S",
+                    help="before each configuration, wait up to S seconds for other processes "
+                         "to leave the CPUs idle (default 600; 0 to start at once)")
     args = ap.parse_args()
 
     text = open(args.scenario).read() if args.scenario else SCENARIO
@@ -152,6 +184,8 @@ def main() -> int:
     for launcher, workers in configs:
         import ray
 
+        if args.wait_quiet > 0:
+            wait_for_quiet(args.wait_quiet)
         start = 0.0
         if launcher == "ray":
             t = time.perf_counter()

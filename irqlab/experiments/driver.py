@@ -38,6 +38,7 @@ continues there. Small sweeps never pay Ray's start-up.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 import signal
@@ -346,20 +347,22 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         handles: dict[str, Any] = {}
         workers_seen: set[tuple[str, int]] = set()
         tasks: dict[int, tuple[str, list[planning.PlannedRun]]] = {}
-        next_id = 0
+        task_ids = itertools.count()
         t_run = time.perf_counter()
-        while (batcher.pending or (launcher is not None and launcher.inflight)) and not stop.requested:
-            # one probe per worker until a batch has been measured, then keep every slot busy
-            slots = launcher.slots if batcher.measured else launcher.workers
-            while launcher.inflight < slots and batcher.pending and not stop.requested:
+        def refill() -> None:
+            while launcher.inflight < launcher.slots and batcher.pending and not stop.requested:
                 key, runs = batcher.next_batch(launcher.workers)
                 if key not in handles:
                     handles[key] = launcher.put_program(the_plan.programs[key])
                 lanes = [Lane(seed=r.seed, spawn_key=tuple(r.spawn_key), params=dict(r.lane_params))
                          for r in runs]
-                launcher.submit(next_id, handles[key], lanes)
-                tasks[next_id] = (key, runs)
-                next_id += 1
+                task_id = next(task_ids)
+                launcher.submit(task_id, handles[key], lanes)
+                tasks[task_id] = (key, runs)
+
+        while (batcher.pending or (launcher is not None and launcher.inflight)) and not stop.requested:
+            refill()
+            finished = []
             for task_id, outcome in launcher.wait(0.25):
                 key, runs = tasks.pop(task_id)
                 if isinstance(outcome, BaseException):
@@ -376,24 +379,27 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
                                     int(np.max(events)) if events is not None and len(events) else 0,
                                     warm_up=worker not in workers_seen)
                     workers_seen.add(worker)
+                finished.append((runs, result, wall))
+            if finished and auto:
+                auto = False
+                est = batcher.remaining_seconds()
+                if isinstance(launcher, InlineLauncher) and batcher.pending and not stop.requested \
+                        and est is not None and est > req.auto_ray_seconds:
+                    progress.phase("starting ray")
+                    progress.print(f"~{est:.0f} s of work left: moving to an embedded Ray "
+                                   f"on {os.cpu_count()} cores")
+                    launcher.close()
+                    launcher = make_launcher("ray", workers=req.workers,
+                                             max_retries=req.max_retries, run_fn=run_fn)
+                    launcher.start()
+                    stop.install()
+                    handles.clear()
+                    report.launcher = f"inline probe, then {launcher.describe()}"
+                    report.workers = launcher.workers
+                    progress.phase("running")
+            refill()  # the freed workers get their next batch before the results are written
+            for runs, result, wall in finished:
                 store_batch(runs, result, wall)
-                if auto and isinstance(launcher, InlineLauncher) and batcher.pending \
-                        and not stop.requested:
-                    est = batcher.remaining_seconds()
-                    if est is not None and est > req.auto_ray_seconds:
-                        progress.phase("starting ray")
-                        progress.print(f"~{est:.0f} s of work left: moving to an embedded Ray "
-                                       f"on {os.cpu_count()} cores")
-                        launcher.close()
-                        launcher = make_launcher("ray", workers=req.workers,
-                                                 max_retries=req.max_retries, run_fn=run_fn)
-                        launcher.start()
-                        stop.install()
-                        handles.clear()
-                        report.launcher = f"inline probe, then {launcher.describe()}"
-                        report.workers = launcher.workers
-                        progress.phase("running")
-                    auto = False
         report.run_wall_s = time.perf_counter() - t_run
         if stop.requested:
             report.status = "interrupted"

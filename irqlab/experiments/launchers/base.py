@@ -24,7 +24,10 @@ class Launcher:
     """Base class: see the module docstring."""
 
     name = "?"
-    #: tasks worth keeping in flight at once (the driver never submits more)
+    #: tasks worth keeping in flight at once (the driver never submits more): one per
+    #: worker; batches last seconds, and the driver hands a freed worker its next batch
+    #: before it writes the finished one, so a queue of tasks would only be cut on
+    #: older measurements
     slots = 1
     #: parallel workers, for batch sizing and the benchmark
     workers = 1

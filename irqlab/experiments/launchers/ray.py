@@ -52,7 +52,7 @@ class RayLauncher(Launcher):
         self._remote = None
         self._pending: dict[Any, int] = {}
         self.workers = workers or 1
-        self.slots = 2 * self.workers
+        self.slots = self.workers
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -76,7 +76,7 @@ class RayLauncher(Launcher):
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         self.workers = min(self.requested_workers, cpus) if self.requested_workers else cpus
-        self.slots = 2 * self.workers
+        self.slots = self.workers
         self._remote = ray.remote(num_cpus=1, max_retries=self.max_retries,
                                   retry_exceptions=False)(execute)
         self._started = True

@@ -178,6 +178,11 @@ def main() -> int:
     text = open(args.scenario).read() if args.scenario else SCENARIO
     print(f"machine:  {machine()}")
     print(f"versions: {versions()}")
+    # warm-up, untimed: imports, plugin discovery and the store's first use, so that the
+    # first configuration does not pay for them
+    with tempfile.TemporaryDirectory(prefix="bench_sweep") as out:
+        one = text[:text.index("    sweep {")] + "}\n"
+        sweep_once(one, "inline", 1, out)
     rows = []
     configs = [("inline", 1)] if args.inline else []
     configs += [("ray", int(w)) for w in args.workers.split(",")]

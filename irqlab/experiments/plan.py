@@ -334,17 +334,19 @@ class Batcher:
     Sizing, per key (a key without measurements borrows the latest one's):
 
     * the first batch is a probe of ``probe_lanes`` lanes; batches cut before
-      any measurement has come back (other workers starting) get 4x as many,
-      so that two sizes are soon measured;
+      any measurement has come back (other workers starting) get 8x as many,
+      so that two sizes are soon measured (the time per step is concave below
+      ~100 lanes, as more kinds of events are active in each step, so the two
+      sizes must be far apart for the line to hold at thousands of lanes);
     * with two recent batches of clearly different sizes (``n0 <= n1 / 2``):
       ``c0`` and ``c1`` from the line through their ``tau``, and the next
       batch takes ``n`` lanes with ``E x (c0 + c1 n) = max(target_s, 2 E c0)``
       (``E`` the most events seen in the key's lanes): about ``target_s``, or,
       when a step's fixed cost alone makes that impossible, enough lanes that
       the fixed cost is at most half of the batch;
-    * with one size measured (or a line that does not fit): the largest recent
-      batch scaled by ``target_s / t``, at least 4x while faster than the
-      target;
+    * with one size measured (or a line that does not rise with the lanes):
+      the largest recent batch scaled by ``target_s / t``, at least 8x while
+      faster than the target;
     * each step at most 8x and at least half of the largest recent batch;
       at most ``max_lanes`` (memory); with several workers, when the runs left
       fit in two rounds, they are cut into a multiple of ``workers`` equal
@@ -395,20 +397,20 @@ class Batcher:
         if small and big.max_events > 0:
             m0 = max(small, key=lambda m: m.lanes)
             c1 = (big.per_step - m0.per_step) / (big.lanes - m0.lanes)
-            c0 = big.per_step - c1 * big.lanes
-            if c1 > 0 and c0 > 0:
+            if c1 > 0:
+                c0 = max(0.0, big.per_step - c1 * big.lanes)
                 goal = max(self.target_s, 2 * events * c0)
-                return int((goal / events - c0) / c1)
+                return round((goal / events - c0) / c1)
         t1 = big.per_step * events if big.max_events > 0 else big.seconds
         factor = self.target_s / max(t1, 1e-9)
         if t1 < self.target_s:
-            factor = max(factor, 4.0)
+            factor = max(factor, 8.0)  # a second size, far enough for a line through both
         return int(big.lanes * factor)
 
     def size_for(self, key: str, workers: int) -> int:
         want = self.ideal(key)
         if want is None:
-            size = self.probe_lanes if not self.sizes else 4 * self.probe_lanes
+            size = self.probe_lanes if not self.sizes else 8 * self.probe_lanes
         else:
             largest = max(m.lanes for m in self._window(key))
             size = min(8 * largest, max(largest // 2, want))

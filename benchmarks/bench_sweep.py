@@ -15,7 +15,13 @@ Figures, per configuration:
 * engine time: the sum of ``engine.run`` times in the workers;
 * overhead per run = (wall - engine time / workers) / runs: everything
   that is not simulation, per run (planning, scheduling, pickling, storage);
-* speedup of 2 workers over 1 (the baseline, measured in the same run).
+* speedup of 2 workers over 1, and, as a baseline measured in the same run,
+  the engine alone (no planning, shipping, storage or batch sizing) on the
+  same lanes split evenly over 1 and 2 processes in equal batches of at most
+  ``max_lanes``: the ceiling any launcher could reach. The lockstep
+  executor's time per step has a large fixed part, so one worker running
+  fewer, larger batches is more efficient per lane than two workers sharing
+  the same lanes; the engine's own speedup at 10,000 lanes is below 2.
 
 Ray's start-up (a few seconds, once per sweep) is timed and printed
 separately; it is not in the wall times: each Ray is started before its
@@ -105,7 +111,16 @@ class Background:
         self.ok = os.path.exists("/proc/stat")
         if self.ok:
             self.t0, self.busy0, self.ours0 = time.perf_counter(), _busy_ticks(), self._ours()
+            self.reaped0 = self._reaped()
         return self
+
+    @staticmethod
+    def _reaped() -> float:
+        """CPU seconds of this process's children that have ended and been waited for."""
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
 
     def _ours(self) -> int:
         procs = _cpu_by_pid()
@@ -123,11 +138,11 @@ class Background:
         if not self.ok:
             self.cores = float("nan")
             return
-        ours0 = self.ours0  # processes of the tree that ended meanwhile are counted as others
-        busy = _busy_ticks() - self.busy0
-        ours = self._ours() - ours0
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (_busy_ticks() - self.busy0) / hz
+        ours = (self._ours() - self.ours0) / hz + (self._reaped() - self.reaped0)
         wall = time.perf_counter() - self.t0
-        self.cores = max(0.0, busy - ours) / os.sysconf("SC_CLK_TCK") / wall
+        self.cores = max(0.0, busy - ours) / wall
 
 
 def wait_for_quiet(limit_s: float, threshold: float = 0.15) -> float:
@@ -155,6 +170,47 @@ def versions() -> str:
 
 
 from irqlab.experiments.launchers.ray import init_embedded  # noqa: E402
+
+
+def _engine_share(text: str, lo: int, hi: int, max_lanes: int, q) -> None:
+    """Child process: run lanes [lo, hi) of the sweep, in equal batches of at most
+    max_lanes, with engine.run alone; put the timed seconds on ``q``."""
+    import math
+
+    from irqlab import dsl, engine
+    from irqlab.engine.program import Lane
+    from irqlab.experiments import plan
+
+    prep = plan.prepare(dsl.loads(text, "bench.scn"), text)
+    pl = plan.validate(prep)
+    runs = pl.todo[lo:hi]
+    prog = pl.programs[runs[0].key]
+    engine.run(prog, [Lane(1, (0,), {})])  # warm-up, untimed
+    k = math.ceil(len(runs) / max_lanes)
+    size = math.ceil(len(runs) / k)
+    t = time.perf_counter()
+    for i in range(0, len(runs), size):
+        engine.run(prog, [Lane(r.seed, r.spawn_key, dict(r.lane_params)) for r in runs[i:i + size]])
+    q.put(time.perf_counter() - t)
+
+
+def engine_only(text: str, runs: int, workers: int, max_lanes: int) -> float:
+    """Wall seconds of the pure engine on the sweep's lanes, split evenly over ``workers``
+    processes running at once, each in equal batches of at most ``max_lanes``: the
+    ceiling any launcher could reach (no planning, shipping, storage or batch sizing)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    share = -(-runs // workers)
+    procs = [ctx.Process(target=_engine_share, args=(text, i * share, min(runs, (i + 1) * share),
+                                                     max_lanes, q)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    times = [q.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return max(times)
 
 
 def sweep_once(text: str, launcher: str, workers: int, out: str):
@@ -223,10 +279,28 @@ def main() -> int:
     print("(others: CPU cores used by other processes on this machine during the sweep; "
           "figures are comparable only when it is near 0)")
     if base and two:
+        from irqlab.experiments.driver import SweepRequest
+
+        max_lanes = SweepRequest("", None).max_lanes
+        n = base["runs"]
+        if args.wait_quiet > 0:
+            wait_for_quiet(args.wait_quiet)
+        with Background() as bg1:
+            e1 = engine_only(text, n, 1, max_lanes)
+        if args.wait_quiet > 0:
+            wait_for_quiet(args.wait_quiet)
+        with Background() as bg2:
+            e2 = engine_only(text, n, 2, max_lanes)
         sp = two["runs_s"] / base["runs_s"]
-        print(f"\nspeedup 1 -> 2 workers: {sp:.2f}x (target >= 1.8x); "
-              f"overhead per run: {base['overhead_ms']:.3f} ms (x1), {two['overhead_ms']:.3f} ms (x2) "
-              f"(target < 1 ms)")
+        print(f"\nbaseline, the engine alone on the same {n} lanes (even split, equal batches "
+              f"<= {max_lanes} lanes, warm): 1 process {e1:.2f} s, 2 processes {e2:.2f} s "
+              f"(others {bg1.cores:.2f}c, {bg2.cores:.2f}c): the engine's own speedup {e1 / e2:.2f}x")
+        print(f"speedup 1 -> 2 workers: {sp:.2f}x (target >= 1.8x), {sp / (e1 / e2):.0%} of the "
+              f"engine's own")
+        print(f"overhead per run, wall - engine time / workers: {base['overhead_ms']:.3f} ms (x1), "
+              f"{two['overhead_ms']:.3f} ms (x2) (target < 1 ms); wall - the engine-alone "
+              f"baseline: {(base['wall'] - e1) / n * 1e3:.3f} ms (x1), "
+              f"{(two['wall'] - e2) / n * 1e3:.3f} ms (x2)")
     return 0
 
 

@@ -226,12 +226,15 @@ def main() -> int:
     ap.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (default 1,2)")
     ap.add_argument("--inline", action="store_true", help="also run the inline launcher")
     ap.add_argument("--scenario", default=None, help="a .scn file instead of the built-in one")
+    ap.add_argument("--replications", type=int, default=10,
+                    help="replications of the built-in sweep's 1000 points (default 10: 10,000 runs)")
     ap.add_argument("--wait-quiet", type=float, default=600.0, metavar="S",
                     help="before each configuration, wait up to S seconds for other processes "
                          "to leave the CPUs idle (default 600; 0 to start at once)")
     args = ap.parse_args()
 
-    text = open(args.scenario).read() if args.scenario else SCENARIO
+    text = open(args.scenario).read() if args.scenario else \
+        SCENARIO.replace("replications 10", f"replications {args.replications}")
     print(f"machine:  {machine()}")
     print(f"versions: {versions()}")
     # warm-up, untimed: imports, plugin discovery and the store's first use, so that the

@@ -81,3 +81,37 @@ def test_sigkill_mid_sweep_then_rerun_gives_exactly_the_planned_runs(tmp_path):
     assert len({r["run_id"] for r in rows}) == PLANNED
     assert sorted((r["point"], r["replication"]) for r in rows) == \
         [(p, r) for p in range(20) for r in range(3)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["inline", "ray"])
+def test_ctrl_c_stops_cleanly_and_keeps_what_finished(tmp_path, launcher):
+    """SIGINT to the sweep's process group (a terminal's Ctrl-C): exit 130, the sweep marked
+    interrupted with only whole runs stored, and the rerun completes it."""
+    scn = tmp_path / "storm.scn"
+    scn.write_text(tiny(duration="2ms", thresholds="10, 100, 1000, 10000",
+                        rates="10kHz, 20kHz, 50kHz, 100kHz, 200kHz", replications=3))
+    out = tmp_path / "out"
+    db = out / "results.db"
+    cmd = [*IRQLAB, "sweep", str(scn), "--out", str(out), "--launcher", launcher,
+           "--max-lanes", "2", "--no-progress", "--no-table"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _count(db) < 6 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+
+    con = sqlite3.connect(db)
+    stopped = con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchone()
+    status = con.execute("SELECT status FROM sweeps").fetchall()
+    con.close()
+    assert status == [("interrupted",)] and stopped[0] == stopped[1] and 6 <= stopped[0] < PLANNED
+    assert len(_parquet_runs(out)) == stopped[0]
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _count(db) == PLANNED

@@ -122,6 +122,7 @@ def test_connecting_without_the_token_is_a_clear_error(cluster, tmp_path):
     scn.write_text(tiny(thresholds="10"))
     env = {k: v for k, v in cluster["env"].items() if not k.startswith("RAY_AUTH")}
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token either
+    env["RAY_NUM_REDIS_GET_RETRIES"] = "2"  # Ray retries for ~20 s by default before it gives up
     r = subprocess.run([IRQLAB, "sweep", str(scn), "--out", str(tmp_path / "out"), "--address",
                         cluster["address"], "--no-progress"],
                        env=env, capture_output=True, text=True, timeout=300)

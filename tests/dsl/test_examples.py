@@ -6,7 +6,7 @@ from importlib import resources
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from tests.dsl.conftest import EXAMPLES, ROOT
 from irqlab.cli.main import main
 from irqlab.dsl import load, loads
 from irqlab.resolve import resolve

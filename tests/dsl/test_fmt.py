@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from tests.dsl.conftest import EXAMPLES, ROOT
 from irqlab.cli.main import main
 from irqlab.dsl import format_source, loads
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EXAMPLES
+from tests.dsl.conftest import EXAMPLES
 from irqlab.cli.main import main
 
 # This test's own example count: the shared profiles (tests/conftest.py) size the other

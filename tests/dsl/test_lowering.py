@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import GOOD
+from tests.dsl.conftest import GOOD
 from irqlab import ir
 from irqlab.dsl import load, load_all, loads, lower, parse
 from irqlab.ir import Name, Quantity as Q

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import GOOD
+from tests.dsl.conftest import GOOD
 
 
 def with_device(body: str) -> str:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import GOOD
+from tests.dsl.conftest import GOOD
 from irqlab.cli.main import main
 from irqlab.dsl import lower, parse
 from irqlab.errors import ScenarioError

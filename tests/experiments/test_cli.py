@@ -105,7 +105,7 @@ def test_the_default_scenario_is_the_founding_sweep(capsys):
     """With no FILE, irqlab sweep uses the embedded default: threshold x delay, 24 runs."""
     assert main(["sweep", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "(sweep_founding): 8 points x 3 replications = 24 runs" in out
+    assert "(founding): 8 points x 3 replications = 24 runs" in out
     assert "mitigation.qemu_eoi_throttle.threshold" in out
 
 

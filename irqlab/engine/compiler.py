@@ -9,7 +9,6 @@ units). The structure is hashed into ``Program.key``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
@@ -241,9 +240,3 @@ class _Compiler:
             steps=steps, before=before, policy=use.name,
             eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=suppress)
 
-
-def with_params(program: Program, **values: float | int) -> Program:
-    """A copy of ``program`` with some lane parameters changed (for tests)."""
-    params = dict(program.params)
-    params.update(values)
-    return replace(program, params=params)

@@ -151,7 +151,6 @@ class Lockstep:
         self.g_broadcast_ok = np.array(
             [g.delivery == "ioapic" and not (g.suppress and (pr.suppress_mode == "on" or not pr.split))
              for g in pr.groups] + [False], bool)
-        self.dev_dest = np.array([d.dest for d in pr.devices], I64)
         self.dev_group = np.array([d.group for d in pr.devices], I64)
         # costs [L]
         self.c = {name[6:]: self.params[name] for name in self.params if name.startswith("costs.")}

@@ -16,10 +16,12 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.context import call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints
-from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
-from irqlab.engine.rng import lane_keys, uniform
-from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, build_result, latency_bin
+from irqlab.engine.context import (
+    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+)
+from irqlab.engine.program import L0, L1, L2, USER, Program
+from irqlab.engine.rng import uniform
+from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, latency_bin
 from irqlab.engine.trace import KWORKER, QEMU, Trace
 from irqlab.plugins.api import (
     NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,

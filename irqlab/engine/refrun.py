@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from irqlab.engine.context import PluginFailure
 from irqlab.engine.program import Lane, Program
 from irqlab.engine.reference import LaneSim
@@ -39,6 +37,3 @@ def run_reference(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[in
     stats = Stats.concat(parts) if parts else Stats.zeros(0, program)
     return finish_batch(program, stats, params, status, error, traces, series_arrays(program, samples))
 
-
-def lane_arrays(n: int) -> np.ndarray:
-    return np.arange(n, dtype=np.int64)

@@ -278,8 +278,10 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
     progress = Progress(prep.planned_runs, 0, req.progress)
     launcher: Launcher | None = None
     batcher: planning.Batcher | None = None
+    begun = False
     try:
         store.begin_sweep(sweep_info(req, prep, started_at))
+        begun = True
         done = store.completed(prep.sweep_id)
         progress.start("validating")
         stop.install()
@@ -325,8 +327,9 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
 
         batcher = planning.Batcher(the_plan.todo, target_s=req.target_s, max_lanes=req.max_lanes,
                                    probe_lanes=req.probe_lanes)
-        address = req.address or (os.environ.get("RAY_ADDRESS") or None
-                                  if req.launcher in ("auto", "ray") else None)
+        address = req.address
+        if address is None and req.launcher in ("auto", "ray"):
+            address = os.environ.get("RAY_ADDRESS") or None
         kind = req.launcher
         if kind == "auto":
             kind = "ray" if address else "inline"
@@ -417,7 +420,8 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         report.batch_sizes = list(batcher.sizes) if batcher is not None else []
         report.wall_s = time.perf_counter() - t_start
         try:
-            store.finish_sweep(prep.sweep_id, now_iso(), report.status)
+            if begun:
+                store.finish_sweep(prep.sweep_id, now_iso(), report.status)
         finally:
             if own_store:
                 store.close()

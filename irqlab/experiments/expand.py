@@ -67,28 +67,6 @@ def count_points(sweep: ir.Sweep | None, scenario: ir.Scenario) -> int:
     return len(expand(sweep, scenario))
 
 
-def axis_paths(sweep: ir.Sweep | None, scenario: ir.Scenario) -> list[str]:
-    """The canonical paths the sweep sets (axes, sample dims, derived), in order."""
-    if sweep is None:
-        return []
-    ex = _Expander(scenario, {})
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, ir.Axis):
-            out.append(ex.canon(node.path, node.span))
-        elif isinstance(node, ir.Sample):
-            out.extend(ex.canon(d.path, d.span) for d in node.dims)
-        elif isinstance(node, (ir.Grid, ir.Zip, ir.Concat)):
-            for item in node.items:
-                walk(item)
-
-    if sweep.root is not None:
-        walk(sweep.root)
-    out.extend(ex.canon(d.path, d.span) for d in sweep.derived)
-    return list(dict.fromkeys(out))
-
-
 def swept_spans(sweep: ir.Sweep | None, scenario: ir.Scenario) -> dict[str, Span]:
     """Canonical path -> the span of the first axis/dim/derived that sets it."""
     if sweep is None:

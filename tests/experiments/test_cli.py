@@ -127,3 +127,14 @@ def test_replications_draw_different_streams(scn, tmp_path):
     assert main(["sweep", str(scn), "--out", str(out), "--no-progress", "--no-table"]) == 0
     per_point = _db(out, "SELECT point, count(DISTINCT events) FROM runs GROUP BY point")
     assert all(n == 2 for _, n in per_point)
+
+
+def test_a_second_writer_on_the_same_output_is_a_clear_error(scn, tmp_path, capsys):
+    """While a store holds --out, another sweep into it exits 2 saying so (no traceback)."""
+    from irqlab.results.store import ResultStore
+
+    out = tmp_path / "out"
+    with ResultStore(out):
+        assert main(["sweep", str(scn), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "another irqlab process is writing results" in err and "Traceback" not in err

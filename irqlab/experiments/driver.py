@@ -15,8 +15,8 @@ The driver is the only writer of the results store. It
    batches behind, and the next run of the same sweep does only what is
    missing;
 4. finishes the sweep record with its end time and status
-   (``done``, ``failed`` when ``--fail-fast`` stopped it, or
-   ``interrupted``).
+   (``done``, ``failed`` when ``--fail-fast`` stopped it, ``interrupted``,
+   or ``error`` when something else stopped it, e.g. a lost cluster).
 
 Failures are data: a lane that fails, a batch whose engine call raised, or
 a task lost with its Ray worker (after ``max_retries``) become run rows with
@@ -410,6 +410,9 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         report.status = "failed"
     except KeyboardInterrupt:
         report.status = "interrupted"
+    except BaseException:
+        report.status = "error"  # recorded as such, then the error goes on to the caller
+        raise
     finally:
         stop.restore()
         if launcher is not None:

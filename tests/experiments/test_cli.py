@@ -138,3 +138,22 @@ def test_a_second_writer_on_the_same_output_is_a_clear_error(scn, tmp_path, caps
         assert main(["sweep", str(scn), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "another irqlab process is writing results" in err and "Traceback" not in err
+
+
+def test_a_launcher_that_cannot_start_is_an_error_and_the_sweep_is_not_marked_done(
+        scn, tmp_path, capsys, monkeypatch):
+    """If the launcher fails to start (e.g. no cluster at --address): exit 2 with its
+    message, and the sweep is recorded with status error, not done."""
+    from irqlab.errors import ScenarioError
+    from irqlab.experiments import driver
+    from irqlab.experiments.launchers import InlineLauncher
+
+    class Unreachable(InlineLauncher):
+        def start(self):
+            raise ScenarioError("cannot connect to the Ray cluster at 10.0.0.1:6379: refused")
+
+    monkeypatch.setattr(driver, "make_launcher", lambda *a, **k: Unreachable())
+    out = tmp_path / "out"
+    assert main(["sweep", str(scn), "--out", str(out), "--no-progress"]) == 2
+    assert "cannot connect to the Ray cluster" in capsys.readouterr().err
+    assert _db(out, "SELECT status FROM sweeps") == [("error",)]

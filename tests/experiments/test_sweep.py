@@ -155,3 +155,20 @@ def test_a_dead_worker_is_retried_and_the_sweep_completes(tmp_path, ray_session)
     rep = _sweep(tmp_path, "ray", run_fn=run)
     assert (tmp_path / "died").exists()
     assert (rep.ok, rep.failed) == (12, 0)
+
+
+def test_auto_keeps_a_small_sweep_inline(tmp_path, monkeypatch):
+    """launcher=auto without a cluster address runs a small sweep in this process."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    rep = _sweep(tmp_path, "auto")
+    assert rep.launcher == "inline (this process)" and rep.ok == 12
+
+
+@pytest.mark.slow
+def test_auto_moves_to_ray_when_much_work_is_left(tmp_path, ray_session, monkeypatch):
+    """After the probe, auto moves to Ray when the remaining work is estimated above the limit."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    rep = _sweep(tmp_path, "auto", auto_ray_seconds=0.0, probe_lanes=2)
+    assert rep.launcher.startswith("inline probe, then ray") and (rep.ok, rep.failed) == (12, 0)
+    assert _rows(tmp_path, "SELECT count(DISTINCT run_id) FROM runs") == [(12,)]

@@ -157,3 +157,30 @@ def test_a_launcher_that_cannot_start_is_an_error_and_the_sweep_is_not_marked_do
     assert main(["sweep", str(scn), "--out", str(out), "--no-progress"]) == 2
     assert "cannot connect to the Ray cluster" in capsys.readouterr().err
     assert _db(out, "SELECT status FROM sweeps") == [("error",)]
+
+
+def test_provenance_records_the_scenarios_git_commit_and_dirty_flag(tmp_path, capsys):
+    """A scenario in a git repository: its HEAD commit is recorded, and whether the tree is dirty."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    scn = repo / "tiny.scn"
+    scn.write_text(tiny(thresholds="10"))
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", "tiny.scn")
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "scenario")
+    head = git("rev-parse", "HEAD")
+    assert main(["sweep", str(scn), "--out", str(tmp_path / "clean"), "--no-progress", "--no-table"]) == 0
+    (repo / "notes.txt").write_text("uncommitted\n")
+    assert main(["sweep", str(scn), "--out", str(tmp_path / "dirty"), "--no-progress", "--no-table"]) == 0
+    assert _db(tmp_path / "clean", "SELECT git_commit, git_dirty FROM sweeps") == [(head, 0)]
+    assert _db(tmp_path / "dirty", "SELECT git_commit, git_dirty FROM sweeps") == [(head, 1)]

@@ -37,6 +37,9 @@ I64 = np.int64
 A_SERVICE, A_EOI, A_IOAPIC_EOI, A_MASK, A_UNMASK, A_FORWARD, A_WAIT, A_RETURN = (
     ACTIONS.index(a) for a in ("SERVICE", "EOI", "IOAPIC_EOI", "MASK", "UNMASK", "FORWARD", "WAIT", "RETURN"))
 ACT0 = 20  # phase of handler action a is ACT0 + a
+# A step runs the groups of lanes (same next event code) at least this fraction of the
+# largest group's size; the others wait and grow (0: run every group every step).
+COHORT = 0.5
 N_PHASES = ACT0 + len(ACTIONS)
 ONE = I64(1)
 
@@ -1155,66 +1158,70 @@ class Lockstep:
         if pr.series_fields:
             self.T[self.c_sample] = 0
 
+    def next_events(self, lanes) -> None:
+        """Find each lane's next event: its slot, time and event code (the slot kind, or
+        the vCPU's phase). Shapes: ``lanes`` int64[n]; fills ``s_next``, ``t_next``, ``code``."""
+        T, c_vcpu, V = self.T, self.c_vcpu, self.V
+        t_other, s_other, dirty = self.t_other, self.s_other, self.dirty
+        d = lanes[dirty[lanes]]
+        if len(d):
+            sub = T[:c_vcpu, d]
+            so = sub.argmin(axis=0)
+            s_other[d] = so
+            t_other[d] = np.take_along_axis(sub, so[None, :], 0)[0]
+            dirty[d] = False
+        if V == 1:
+            tv = T[c_vcpu][lanes]
+            vs = 0
+        else:
+            Tv = T[c_vcpu:, lanes]
+            vs = Tv.argmin(axis=0)
+            tv = np.take_along_axis(Tv, vs[None, :], 0)[0]
+        to = t_other[lanes]
+        isv = tv < to  # ties go to the non-vCPU slot, which comes first
+        so = s_other[lanes]
+        self.t_next[lanes] = np.where(isv, tv, to)
+        if V == 1:
+            self.code[lanes] = np.where(isv, c_vcpu + self.phase[lanes], so)
+        else:
+            s = np.where(isv, c_vcpu + vs, so)
+            self.s_next[lanes] = s
+            code = s.copy()
+            code[isv] = c_vcpu + self.phase[lanes[isv] * V + (s[isv] - c_vcpu)]
+            self.code[lanes] = code
+
     def run(self) -> Stats:
+        """Run every lane to its end. Each step takes the lanes whose next event has the same
+        code, for the largest such groups only (see COHORT): lanes in small groups wait, so
+        that groups grow into cohorts and each handler call serves many lanes. A lane always
+        processes its own events in time order, whichever step that happens in, so the
+        schedule changes the speed and never the result."""
         self.init()
         L, V = self.L, self.V
         T = self.T
         c_arr, c_tim, c_vcpu = self.c_arr, self.c_tim, self.c_vcpu
         handlers = self.handlers
         n_codes = c_vcpu + N_PHASES
+        events, max_events, now = self.stats.events, self.max_events, self.now
+        self.t_next = np.zeros(L, I64)
+        self.s_next = np.zeros(L, I64)
+        self.code = np.zeros(L, I64)
         act = np.arange(L, dtype=I64)
-        full = True  # every lane is still running: use whole arrays, not gathers
-        phase, events, max_events, now = self.phase, self.stats.events, self.max_events, self.now
-        t_other, s_other, dirty = self.t_other, self.s_other, self.dirty
+        self.next_events(act)
         while len(act):
-            d = act[dirty[act]]
-            if len(d):
-                sub = T[:c_vcpu, d]
-                so = sub.argmin(axis=0)
-                s_other[d] = so
-                t_other[d] = np.take_along_axis(sub, so[None, :], 0)[0]
-                dirty[d] = False
-            if V == 1:
-                tv = T[c_vcpu] if full else T[c_vcpu][act]
-                vs = 0
-            else:
-                Tv = T[c_vcpu:] if full else T[c_vcpu:, act]
-                vs = Tv.argmin(axis=0)
-                tv = np.take_along_axis(Tv, vs[None, :], 0)[0]
-            to = t_other if full else t_other[act]
-            isv = tv < to  # ties go to the non-vCPU slot, which comes first
-            t = np.where(isv, tv, to)
-            so = s_other if full else s_other[act]
-            if full:
-                now[:] = t
-            else:
-                now[act] = t
-            s = np.where(isv, c_vcpu + vs, so)
-            if V == 1:
-                code = np.where(isv, c_vcpu + (phase if full else phase[act]), so)
-            else:
-                code = s.copy()
-                code[isv] = c_vcpu + phase[act[isv] * V + (s[isv] - c_vcpu)]
-            counts = np.bincount(code, minlength=n_codes)
-            present = np.flatnonzero(counts)
-            if len(present) == 1:
-                groups = [(present[0], act, s)]
-            else:
-                order = np.argsort(code, kind="stable")
-                bounds = np.cumsum(counts[present])
-                groups, lo = [], 0
-                for c, hi in zip(present, bounds):
-                    idx = order[lo:hi]
-                    groups.append((c, act[idx], s[idx]))
-                    lo = hi
-            finished = False
-            for c, lanes, sv in groups:
+            codes = self.code[act]
+            counts = np.bincount(codes, minlength=n_codes)
+            chosen = np.flatnonzero(counts >= max(1, COHORT * counts.max()))
+            done, finished = [], False
+            for c in chosen:
+                lanes = act if counts[c] == len(act) else act[codes == c]
+                now[lanes] = self.t_next[lanes]
                 if c >= c_vcpu:
                     if V == 1:
                         v, f = 0, lanes
                         T[c_vcpu][lanes] = NEVER
                     else:
-                        v = sv - c_vcpu
+                        v = self.s_next[lanes] - c_vcpu
                         f = lanes * V + v
                         T[c_vcpu + v, lanes] = NEVER
                     self.thread = v
@@ -1222,6 +1229,7 @@ class Lockstep:
                 elif c == 0:
                     self.finish(lanes, now[lanes])
                     finished = True
+                    continue
                 elif c == self.c_sample:
                     self.on_sample(lanes)
                 elif c < c_tim:
@@ -1230,17 +1238,18 @@ class Lockstep:
                 else:
                     self.thread = self.owner
                     self.on_timer(lanes, int(c - c_tim))
-            over = (events >= max_events) if full else (events[act] >= max_events[act])
-            if over.any():
-                ol = act[over]
-                ol = ol[T[0][ol] != NEVER]
-                if len(ol):
-                    self.stats.truncated[ol] = True
-                    self.finish(ol, now[ol])
+                done.append(lanes)
+            if done:
+                moved = done[0] if len(done) == 1 else np.sort(np.concatenate(done))
+                over = moved[events[moved] >= max_events[moved]]
+                if len(over):
+                    self.stats.truncated[over] = True
+                    self.finish(over, now[over])
                     finished = True
+                    moved = moved[T[0][moved] != NEVER]
+                self.next_events(moved)
             if finished:
                 act = act[T[0][act] != NEVER]
-                full = full and len(act) == L
         check_fingerprints(self.p, self.fingerprints)
         return self.stats
 

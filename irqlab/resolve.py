@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import weakref
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import lru_cache
@@ -885,6 +886,31 @@ def _sweep_spans(scenario: ir.Scenario, infos: dict[str, PathInfo]) -> dict[str,
     return out
 
 
+# The path tables of the scenarios resolve() has seen, by identity: every point of a sweep
+# resolves against the same base scenario. Entries go when their scenario does.
+_TABLES: dict[int, tuple[Any, dict[str, PathInfo], dict[str, list[str]], dict[str, Span]]] = {}
+# The scenarios resolve() returned (so the engine need not look for expressions in them).
+_RESOLVED: "weakref.WeakValueDictionary[int, ir.Scenario]" = weakref.WeakValueDictionary()
+
+
+def _tables(scenario: ir.Scenario):
+    """(paths, suffix index, sweep spans) of ``scenario``, computed once per scenario object."""
+    key = id(scenario)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0]() is scenario:
+        return hit[1:]
+    infos = _raw_infos(scenario)
+    entry = (weakref.ref(scenario, lambda _, k=key: _TABLES.pop(k, None)), infos,
+             _suffix_index(infos), _sweep_spans(scenario, infos))
+    _TABLES[key] = entry
+    return entry[1:]
+
+
+def is_resolved(scenario: ir.Scenario) -> bool:
+    """True if ``scenario`` is a result of :func:`resolve` (it holds no expression)."""
+    return _RESOLVED.get(id(scenario)) is scenario
+
+
 def resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None, *,
             spans: Mapping[str, Span] | None = None) -> ir.Scenario:
     """``scenario`` with ``overrides`` applied, every expression evaluated and every
@@ -900,10 +926,13 @@ def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
     """resolve(), given the scenario's path table; ``checked``: its literal values were
     checked when it was lowered, so only expressions and overrides need checking."""
     sink = ErrorSink()
-    infos = infos if infos is not None else _raw_infos(scenario)
-    sweep_spans = _sweep_spans(scenario, infos) if overrides else {}
-    ov: dict[str, tuple[Any, Span | None]] = {}
     index: dict[str, list[str]] | None = None
+    if infos is None:
+        cached, index, sweep_spans = _tables(scenario)
+        infos = dict(cached)
+    else:
+        sweep_spans = _sweep_spans(scenario, infos) if overrides else {}
+    ov: dict[str, tuple[Any, Span | None]] = {}
     for key, raw in (overrides or {}).items():
         given = (spans or {}).get(key)
         try:
@@ -959,6 +988,7 @@ def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
 
     check_scenario(resolved, sink)
     sink.raise_if_any()
+    _RESOLVED[id(resolved)] = resolved
     return resolved
 
 

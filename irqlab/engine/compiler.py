@@ -28,9 +28,9 @@ def compile_scenario(scenario: Scenario) -> Program:
 
 
 def _ensure_resolved(scenario: Scenario) -> Scenario:
-    if _has_expr(scenario):
-        from irqlab.resolve import resolve  # type: ignore[attr-defined]
+    from irqlab.resolve import is_resolved, resolve
 
+    if not is_resolved(scenario) and _has_expr(scenario):
         scenario = resolve(scenario)
     return scenario
 

@@ -7,7 +7,9 @@ flattened to ``[L*V]`` with ``f = lane*V + v``). Each step:
    ``T[S, L]`` (END, SAMPLE, device arrivals, timers, vCPUs; ties go to the
    lower slot), exactly as the reference interpreter orders them;
 2. lanes are grouped by *event code* (the slot kind, or the vCPU's phase);
-3. each group's handler updates its lanes' rows with element-wise operations.
+3. the larger groups run (see ``COHORT``): each group's handler updates its
+   lanes' rows with element-wise operations. Lanes of small groups wait for a
+   later step, so that groups grow into cohorts that share handler calls.
 
 A lane's rows are only ever touched by its own events, and every operation is
 element-wise, so a lane computes the same bits whichever batch it runs in.

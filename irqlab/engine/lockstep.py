@@ -1165,7 +1165,9 @@ class Lockstep:
         the vCPU's phase). Shapes: ``lanes`` int64[n]; fills ``s_next``, ``t_next``, ``code``."""
         T, c_vcpu, V = self.T, self.c_vcpu, self.V
         t_other, s_other, dirty = self.t_other, self.s_other, self.dirty
-        d = lanes[dirty[lanes]]
+        every = len(lanes) == self.L  # then lanes == arange(L): whole arrays, no gathers
+        idx = slice(None) if every else lanes
+        d = np.flatnonzero(dirty) if every else lanes[dirty[lanes]]
         if len(d):
             sub = T[:c_vcpu, d]
             so = sub.argmin(axis=0)
@@ -1173,18 +1175,18 @@ class Lockstep:
             t_other[d] = np.take_along_axis(sub, so[None, :], 0)[0]
             dirty[d] = False
         if V == 1:
-            tv = T[c_vcpu][lanes]
+            tv = T[c_vcpu][idx]
             vs = 0
         else:
-            Tv = T[c_vcpu:, lanes]
+            Tv = T[c_vcpu:, idx]
             vs = Tv.argmin(axis=0)
             tv = np.take_along_axis(Tv, vs[None, :], 0)[0]
-        to = t_other[lanes]
+        to = t_other[idx]
         isv = tv < to  # ties go to the non-vCPU slot, which comes first
-        so = s_other[lanes]
-        self.t_next[lanes] = np.where(isv, tv, to)
+        so = s_other[idx]
+        self.t_next[idx] = np.where(isv, tv, to)
         if V == 1:
-            self.code[lanes] = np.where(isv, c_vcpu + self.phase[lanes], so)
+            self.code[idx] = np.where(isv, c_vcpu + self.phase[idx], so)
         else:
             s = np.where(isv, c_vcpu + vs, so)
             self.s_next[lanes] = s
@@ -1211,13 +1213,21 @@ class Lockstep:
         act = np.arange(L, dtype=I64)
         self.next_events(act)
         while len(act):
-            codes = self.code[act]
+            every = len(act) == L
+            codes = self.code if every else self.code[act]
             counts = np.bincount(codes, minlength=n_codes)
             chosen = np.flatnonzero(counts >= max(1, COHORT * counts.max()))
             done, finished = [], False
             for c in chosen:
-                lanes = act if counts[c] == len(act) else act[codes == c]
-                now[lanes] = self.t_next[lanes]
+                if counts[c] == len(act):
+                    lanes = act
+                    if every:
+                        now[:] = self.t_next
+                    else:
+                        now[lanes] = self.t_next[lanes]
+                else:
+                    lanes = act[codes == c]
+                    now[lanes] = self.t_next[lanes]
                 if c >= c_vcpu:
                     if V == 1:
                         v, f = 0, lanes

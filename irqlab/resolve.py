@@ -853,7 +853,15 @@ def _what(path: str) -> str:
     return path[6:] if path.startswith("param.") else path
 
 
-def _sweep_spans(scenario: ir.Scenario, infos: dict[str, PathInfo]) -> dict[str, Span]:
+def sweep_spans(scenario: ir.Scenario, *, strict: bool = False) -> dict[str, Span]:
+    """Canonical path -> the span of the first sweep axis, sample dimension or derived
+    value that sets it. ``strict``: a path that names nothing is a ScenarioError at its
+    span (otherwise it is left out)."""
+    infos = _raw_infos(scenario) if strict else _tables(scenario)[0]
+    return _sweep_spans(scenario, infos, strict)
+
+
+def _sweep_spans(scenario: ir.Scenario, infos: dict[str, PathInfo], strict: bool = False) -> dict[str, Span]:
     sw = scenario.sweep
     if sw is None:
         return {}
@@ -865,9 +873,10 @@ def _sweep_spans(scenario: ir.Scenario, infos: dict[str, PathInfo]) -> dict[str,
         if index is None:
             index = _suffix_index(infos)
         try:
-            out.setdefault(_canonical(infos, path, None, index), span)
+            out.setdefault(_canonical(infos, path, span if strict else None, index), span)
         except ScenarioError:
-            pass
+            if strict:
+                raise
 
     def walk(node: Any) -> None:
         if isinstance(node, ir.Axis):

@@ -67,30 +67,6 @@ def count_points(sweep: ir.Sweep | None, scenario: ir.Scenario) -> int:
     return len(expand(sweep, scenario))
 
 
-def swept_spans(sweep: ir.Sweep | None, scenario: ir.Scenario) -> dict[str, Span]:
-    """Canonical path -> the span of the first axis/dim/derived that sets it."""
-    if sweep is None:
-        return {}
-    ex = _Expander(scenario, {})
-    out: dict[str, Span] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, ir.Axis):
-            out.setdefault(ex.canon(node.path, node.span), node.span)
-        elif isinstance(node, ir.Sample):
-            for d in node.dims:
-                out.setdefault(ex.canon(d.path, d.span), d.span)
-        elif isinstance(node, (ir.Grid, ir.Zip, ir.Concat)):
-            for item in node.items:
-                walk(item)
-
-    if sweep.root is not None:
-        walk(sweep.root)
-    for d in sweep.derived:
-        out.setdefault(ex.canon(d.path, d.span), d.span)
-    return out
-
-
 # --------------------------------------------------------------------------- environment
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from irqlab import ir
 from irqlab.errors import ScenarioError
 from irqlab.experiments import identity
-from irqlab.experiments.expand import expand, plain, swept_spans
+from irqlab.experiments.expand import expand, plain
 
 
 @dataclass
@@ -97,7 +97,7 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
     ``--grid`` axes (paths as the user wrote them, values as text)."""
     from irqlab import resolve
 
-    swept = swept_spans(scenario.sweep, scenario)
+    swept = resolve.sweep_spans(scenario, strict=True)
 
     def canonical(option: str, path: str) -> str:
         try:

@@ -16,7 +16,6 @@ drift apart and each step has to dispatch several phases at once.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import time
 import tracemalloc
@@ -28,6 +27,7 @@ import numpy as np
 from irqlab import __version__, engine
 from irqlab.dsl import load
 from irqlab.ir import Quantity
+from machine import describe  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def main() -> None:
     dur_ms = {1: 50.0, 100: 20.0, 1000: 5.0, 10_000: 3.0, 100_000: 0.5}
 
     print("irqlab engine benchmark: founding case (split irqchip, EOI before lower, no mitigation)")
-    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores; "
+    print(f"machine: {describe()}; "
           f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
           f"irqlab {__version__}; one core (no threads)")
     ref_prog = engine.compile(replace(scenario, run=replace(scenario.run, duration=Quantity(0.05, "s"))))

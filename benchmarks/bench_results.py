@@ -16,7 +16,6 @@ Rows: 1 device, 2 swept parameters, every built-in metric (~50 columns a row).
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import sqlite3
@@ -31,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from irqlab.results.store import ResultStore, RunInfo  # noqa: E402
 from tests.results.results_helpers import make_result, sweep_info  # noqa: E402
+from machine import describe  # benchmarks/machine.py
 
 THRESHOLDS = [10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000, 300000]
 DELAYS = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
@@ -59,18 +59,6 @@ def versions() -> str:
             f"duckdb {duckdb.__version__}, numpy {np.__version__}")
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cpus"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=1_000_000)
@@ -92,7 +80,7 @@ def run(n: int, batch: int, out: Path) -> None:
 
     from irqlab.results.query import run_query
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe()}")
     print(f"versions: {versions()}")
     print(f"rows: {n:,} runs in batches of {batch:,}; output {out}")
     result = make_result(batch)

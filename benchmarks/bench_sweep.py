@@ -43,6 +43,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from machine import describe  # noqa: E402  benchmarks/machine.py
+
 SCENARIO = """\
 # bench_sweep: a short storm (5 ms), swept over the throttle and the device rate:
 # 10 x 10 x 10 points x 10 replications = 10,000 runs
@@ -65,19 +67,6 @@ scenario bench {
     }
 }
 """
-
-
-def machine() -> str:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{platform.node()}: {model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
 def _cpu_by_pid() -> dict[int, tuple[int, int]]:
@@ -235,7 +224,7 @@ def main() -> int:
 
     text = open(args.scenario).read() if args.scenario else \
         SCENARIO.replace("replications 10", f"replications {args.replications}")
-    print(f"machine:  {machine()}")
+    print(f"machine:  {describe()}")
     print(f"versions: {versions()}")
     # warm-up, untimed: imports, plugin discovery and the store's first use, so that the
     # first configuration does not pay for them

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,14 @@ WRITER = textwrap.dedent("""
 
 
 def _sql_view(out: Path) -> tuple[list[str], int, int]:
-    db = sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True)
-    ids = [r[0] for r in db.execute("SELECT run_id FROM runs")]
-    wide = db.execute("SELECT count(*) FROM sweep_1").fetchone()[0]
-    series = db.execute("SELECT count(DISTINCT run_id) FROM series").fetchone()[0]
-    db.close()
+    # Closed even when a query fails: Python's sqlite3 connections sit in a reference cycle,
+    # so one left open lives until the garbage collector runs. While it lives this process
+    # keeps the WAL index mapped, and a reader then misses a commit whose WAL frames a killed
+    # writer wrote but whose index update it never made; the next first opener recovers it.
+    with closing(sqlite3.connect(f"file:{out / 'results.db'}?mode=ro", uri=True)) as db:
+        ids = [r[0] for r in db.execute("SELECT run_id FROM runs")]
+        wide = db.execute("SELECT count(*) FROM sweep_1").fetchone()[0]
+        series = db.execute("SELECT count(DISTINCT run_id) FROM series").fetchone()[0]
     return ids, wide, series
 
 

@@ -21,8 +21,9 @@ from typing import Any, Iterator
 import lark
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_interactive_parser import InteractiveParser
 
-from irqlab.errors import ScenarioError, Span
+from irqlab.errors import ScenarioError, Span, collect
 from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary
 
 MAX_BRACKETS = 32  # ( and [ nesting
@@ -283,11 +284,14 @@ class _PostLex:
         return getattr(self.local, "braces", [])
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        brackets: list[Token] = []
-        braces: list[Token] = []
-        self.local.braces = braces
+        loc = self.local
+        if getattr(loc, "resume", False):  # the lexer restarted after a bad character
+            loc.resume = False
+            brackets, braces, last_nl = loc.brackets, loc.braces, False
+        else:
+            brackets, braces, last_nl = [], [], True
+            loc.brackets, loc.braces = brackets, braces
         ops = 0
-        last_nl = True
         for tok in stream:
             t = tok.type
             if t == "_NL":
@@ -405,7 +409,7 @@ def parse_tree(text: str, filename: str = "<string>") -> lark.Tree:
     try:
         return _parser("tree").parse(text, start="start")
     except UnexpectedInput as e:
-        raise syntax_error(e, text, filename) from None
+        raise all_syntax_errors(text, filename, e) from None
     except ScenarioError as e:
         raise e.with_sources({filename: text}) from None
 
@@ -418,7 +422,7 @@ def parse_statements(text: str, filename: str = "<string>") -> list:
     try:
         stmts = _parser("ast").parse(text, start="start")
     except UnexpectedInput as e:
-        raise syntax_error(e, text, filename) from None
+        raise all_syntax_errors(text, filename, e) from None
     except VisitError as e:
         raise _unwrap(e, text, filename) from None
     except ScenarioError as e:
@@ -488,6 +492,145 @@ def _respan(e: Any, span: Span) -> Any:
     if isinstance(e, Expr):
         return replace(e, span=span)
     return e
+
+
+# --------------------------------------------------------------------------- error recovery
+
+MAX_SYNTAX_ERRORS = 20
+_SEPARATORS = frozenset({"_NL", "SEMICOLON"})
+
+
+def all_syntax_errors(text: str, filename: str, first: UnexpectedInput) -> ScenarioError:
+    """Every syntax error of ``text`` that can be told apart, as one ScenarioError.
+
+    Called once the fast parse has failed with ``first``. The text is parsed again
+    token by token; after an error, tokens are skipped to the end of the broken
+    statement (a new line or ';' outside the braces it opened, or the '}' of the
+    enclosing block), the parser is put back to where that statement began, and
+    parsing goes on. Reporting stops after ``MAX_SYNTAX_ERRORS``. An error that may
+    only be an echo of the previous one (a statement right after a '}' that closed a
+    block by recovery) is not reported. If recovery itself fails in a way the
+    first parse did not, the first error alone is reported.
+    """
+    try:
+        found = _recover(text, filename)
+    except ScenarioError as e:  # a nesting bound hit later in the file
+        found = [e.with_sources({filename: text})]
+    except Exception:  # noqa: BLE001 - the first error is right and must not be lost
+        found = []
+    head = syntax_error(first, text, filename)
+    if not found or found[0].span != head.span:
+        found = [head]
+    merged = collect(found)
+    assert merged is not None
+    return merged
+
+
+def _recover(text: str, filename: str) -> list[ScenarioError]:
+    ip = _parser("tree").parse_interactive(text, start="start")
+    state, lexer = ip.parser_state, ip.lexer_thread
+    errors: list[ScenarioError] = []
+    seen: set[tuple[int, int]] = set()
+    snaps = [(list(state.state_stack), list(state.value_stack))]  # one per open block
+    skipping, depth, quiet = False, 0, False
+
+    def report(e: UnexpectedInput) -> None:
+        if quiet:
+            return
+        if isinstance(e, UnexpectedToken) and e.interactive_parser is None:
+            e.interactive_parser = InteractiveParser(ip.parser, state.copy(deepcopy_values=False),
+                                                     lexer)
+        err = syntax_error(e, text, filename)
+        key = (err.span.line, err.span.col) if err.span else (0, 0)
+        if key not in seen:
+            seen.add(key)
+            errors.append(err)
+
+    def restore() -> None:
+        state.state_stack[:], state.value_stack[:] = snaps[-1][0], snaps[-1][1]
+
+    def feed(tok: Token) -> bool:
+        """Feed ``tok`` in normal mode; False (and reported) if the parser refuses it."""
+        nonlocal quiet
+        try:
+            state.feed_token(tok, tok.type == "$END")
+        except UnexpectedToken as e:
+            report(e)
+            return False
+        t = tok.type
+        if t in _SEPARATORS:
+            snaps[-1] = (list(state.state_stack), list(state.value_stack))
+            quiet = False
+        elif t == "LBRACE":
+            snaps.append((list(state.state_stack), list(state.value_stack)))
+        elif t == "RBRACE" and len(snaps) > 1:
+            snaps.pop()
+        return True
+
+    def resync(tok: Token) -> None:
+        """Back to the start of the broken statement, then take ``tok`` (which ends it)."""
+        nonlocal skipping, quiet
+        restore()
+        _postlex.local.brackets.clear()  # the statement's open ( and [ went with it
+        skipping = False
+        if not feed(tok):
+            restore()  # a '}' with no block to close here: drop it
+        elif tok.type == "RBRACE":
+            quiet = True
+
+    def skip(tok: Token) -> None:
+        nonlocal depth
+        t = tok.type
+        if t == "LBRACE":
+            depth += 1
+        elif t == "RBRACE" and depth:
+            depth -= 1
+        elif t in _SEPARATORS and depth:
+            pass
+        elif t in _SEPARATORS or t in ("RBRACE", "$END"):
+            resync(tok)
+
+    def fail() -> None:
+        nonlocal skipping, depth
+        skipping, depth = True, 0
+
+    stream = lexer.lex(state)
+    last: Token | None = None
+    while len(errors) < MAX_SYNTAX_ERRORS:
+        try:
+            tok = next(stream)
+        except StopIteration:
+            break
+        except UnexpectedToken as e:  # a token the contextual lexer does not allow here
+            _postlex.local.resume = True
+            stream = lexer.lex(state)
+            if not skipping:
+                report(e)
+                fail()
+            last = e.token
+            skip(e.token)
+            continue
+        except UnexpectedCharacters as e:
+            report(e)
+            fail()
+            lexer.state.line_ctr.feed(text[e.pos_in_stream:e.pos_in_stream + 1])
+            _postlex.local.resume = True
+            stream = lexer.lex(state)
+            continue
+        last = tok
+        if skipping:
+            skip(tok)
+        elif not feed(tok):
+            fail()
+            skip(tok)
+    else:
+        return errors
+    end = Token.new_borrow_pos("$END", "", last) if last is not None else Token("$END", "", 0, 1, 1)
+    if skipping:
+        skip(end)
+    else:
+        feed(end)
+    return errors
 
 
 # --------------------------------------------------------------------------- error wording

@@ -112,3 +112,31 @@ def test_check_never_crashes_on_mutated_examples(case, workdir, capsys):
         m = LOCATED.search(out.err)
         assert m, out.err
         assert int(m.group(2)) >= 1 and int(m.group(3)) >= 1, out.err
+
+
+@pytest.mark.slow
+@FUZZ
+@given(case=mutated())
+def test_recovery_never_fails_and_keeps_the_first_error(case):
+    """Error recovery raises nothing of its own and starts with the error a plain parse gives."""
+    from lark.exceptions import UnexpectedInput
+
+    from irqlab.dsl import syntax
+    from irqlab.errors import ScenarioError
+
+    name, data = case
+    try:
+        text = syntax.check_text(syntax.decode(data, name), name)
+        syntax._parser("tree").parse(text, start="start")
+    except ScenarioError:
+        return
+    except UnexpectedInput as e:
+        first = syntax.syntax_error(e, text, name)
+    else:
+        return
+    try:
+        found = syntax._recover(text, name)
+    except ScenarioError:  # a nesting bound later in the file: reported as such
+        return
+    assert found and found[0].span == first.span, (found, first)
+    assert found[0].message == first.message

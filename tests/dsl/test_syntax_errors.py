@@ -163,3 +163,57 @@ def test_long_expression_is_a_located_error(files, capsys):
     """A statement with thousands of operators is refused without a RecursionError."""
     rc, err = run_check(files, GOOD.replace("after 20us", "after 1us" + " + 1us" * 3000), capsys)
     assert rc == 2 and "more than 100 operators" in err
+
+
+def _error_lines(err: str) -> list[str]:
+    return [ln for ln in err.splitlines() if ": error: " in ln]
+
+
+def test_independent_syntax_errors_are_all_reported(files, capsys):
+    """Three broken statements in three blocks: three errors, in source order, each located."""
+    text = (GOOD.replace("irqchip split", "irqchip split +")
+            .replace("gsi 23", "gsi 23 @ 4")
+            .replace("trigger level", "trigger = = level"))
+    rc, err = run_check(files, text, capsys)
+    assert rc == 2
+    assert [ln.split(": error:")[0] for ln in _error_lines(err)] == \
+        [f"{files.root / 't.scn'}:2:31", f"{files.root / 't.scn'}:8:16", f"{files.root / 't.scn'}:10:19"]
+
+
+def test_recovery_keeps_the_first_error_exactly(files, capsys):
+    """The first error of a file with several reads as it does when it is the only one."""
+    one = GOOD.replace("gsi 23", "gsi 23 ]")
+    _, alone = run_check(files, one, capsys)
+    _, several = run_check(files, one.replace("vector 0x50", "vector 0x50 ]"), capsys)
+    first = alone.split("\n")[:3]
+    assert several.split("\n")[:3] == first and len(_error_lines(several)) == 2
+
+
+def test_a_bad_statement_is_skipped_whole(files, capsys):
+    """After an error the rest of its statement, braces and all, yields no further errors."""
+    text = GOOD.replace("gsi 23", "gsi 23 ] ] { ] } ]")
+    rc, err = run_check(files, text, capsys)
+    assert len(_error_lines(err)) == 1 and ":8:16: error:" in err
+
+
+def test_an_unclosed_bracket_does_not_cascade(files, capsys):
+    """A '(' left open swallows the new lines after it, so it is one error, not one a line."""
+    rc, err = run_check(files, GOOD.replace("gsi 23", "gsi (23,"), capsys)
+    assert rc == 2 and len(_error_lines(err)) == 1
+
+
+def test_missing_separator_after_block_is_its_own_error(files, capsys):
+    """Two statements on one line after a '}' are a real error; the next line's is another."""
+    text = GOOD.replace("machine { irqchip split }", "machine { irqchip split } costs { }")
+    text = text.replace("vector 0x50", "vector 0x50 +")
+    rc, err = run_check(files, text, capsys)
+    locs = [ln.split(": error:")[0].rsplit(":", 2)[1:] for ln in _error_lines(err)]
+    assert locs == [["2", "31"], ["9", "22"]]
+
+
+def test_syntax_errors_are_capped(files, capsys):
+    """A file of garbage stops at MAX_SYNTAX_ERRORS errors."""
+    from irqlab.dsl.syntax import MAX_SYNTAX_ERRORS
+
+    rc, err = run_check(files, "x = = 1\n" * (MAX_SYNTAX_ERRORS + 10), capsys)
+    assert rc == 2 and len(_error_lines(err)) == MAX_SYNTAX_ERRORS

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-KINDS = ("device", "arrival", "policy", "mitigation", "metric", "backend", "sink")
+KINDS = ("device", "arrival", "policy", "mitigation", "metric", "backend")
 PARAM_TYPES = ("int", "float", "time", "frequency", "bool", "choice", "str", "file")
 NUMERIC_TYPES = ("int", "float", "time", "frequency")
 
@@ -406,7 +406,7 @@ class Metric(Plugin):
         raise NotImplementedError
 
 
-# --------------------------------------------------------------------------- backends / sinks
+# --------------------------------------------------------------------------- backends
 
 
 class Backend(Plugin):
@@ -418,15 +418,6 @@ class Backend(Plugin):
         raise NotImplementedError
 
 
-class Sink(Plugin):
-    """Where results go: ``open(target)`` -> writer with ``write(table)`` and ``close()``."""
-
-    kind = "sink"
-
-    def open(self, target: str, **options: Any) -> Any:
-        raise NotImplementedError
-
-
 BASES: dict[str, type[Plugin]] = {
     "device": DeviceModel,
     "arrival": ArrivalProcess,
@@ -434,5 +425,4 @@ BASES: dict[str, type[Plugin]] = {
     "mitigation": Mitigation,
     "metric": Metric,
     "backend": Backend,
-    "sink": Sink,
 }

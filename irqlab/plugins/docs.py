@@ -22,7 +22,6 @@ KIND_TITLES = {
     "mitigation": "Mitigations",
     "metric": "Metrics",
     "backend": "Executor backends",
-    "sink": "Result sinks",
 }
 
 #: Where a plugin of each kind is named in a scenario: (lines before, the plugin's
@@ -34,7 +33,6 @@ USAGE = {
     "mitigation": ([], "mitigation", []),
     "metric": (["run {"], "metric", ["}"]),
     "backend": (["run {"], "backend", ["}"]),
-    "sink": ([], "sink", []),
 }
 
 
@@ -149,8 +147,7 @@ def render_plugin(cls: type[Plugin], origin: str = "", level: int = 3) -> str:
     if origin:
         meta += f", from {origin}"
     lines += [f"*{meta}*", "", doc_text(cls), ""]
-    if cls.kind != "sink":
-        lines += ["```", usage(cls), "```", ""]
+    lines += ["```", usage(cls), "```", ""]
     if cls.params:
         lines += _table(["parameter", "type", "default", "range", "varies", "meaning"],
                         ([r["name"], r["type"], r["default"], r["range"], r["sweep"], r["doc"]]

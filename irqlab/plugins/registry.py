@@ -323,7 +323,6 @@ def _required_methods(kind: str) -> tuple[str, ...]:
         "policy": ("program",),
         "metric": ("compute",),
         "backend": ("run",),
-        "sink": ("open",),
     }.get(kind, ())
 
 

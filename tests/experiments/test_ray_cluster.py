@@ -129,3 +129,19 @@ def test_connecting_without_the_token_is_a_clear_error(cluster, tmp_path):
     assert r.returncode == 2
     assert "cannot connect to the Ray cluster" in r.stderr and "RAY_AUTH_MODE=token" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_an_address_nobody_listens_at_fails_fast(tmp_path):
+    """--address at a closed port: exit 2 at once (Ray alone retries for minutes, past the
+    timeout here)."""
+    with socket.socket() as s:  # a port that was free a moment ago and has no listener
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    scn = tmp_path / "tiny.scn"
+    scn.write_text(tiny(thresholds="10"))
+    r = subprocess.run([IRQLAB, "sweep", str(scn), "--out", str(tmp_path / "out"), "--address",
+                        f"127.0.0.1:{port}", "--no-progress"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert f"nothing accepts connections at 127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr

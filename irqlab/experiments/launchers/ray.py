@@ -66,6 +66,7 @@ class RayLauncher(Launcher):
             if self.address:
                 self._check_same_cluster()
         elif self.address:
+            probe_address(self.address)
             try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=level)
             except (ConnectionError, RuntimeError, ValueError) as e:
@@ -195,6 +196,41 @@ def _worker_versions() -> dict[str, str]:
     from irqlab import __version__
 
     return {"irqlab": __version__, "python": platform.python_version(), "host": socket.gethostname()}
+
+
+PROBE_TIMEOUT_S = 5.0
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast, with a ScenarioError, if nothing accepts TCP connections at ``address``.
+
+    ``ray.init`` retries an unreachable head for minutes before it gives up; one
+    connection attempt tells the common cases (a wrong port, a stopped cluster)
+    in at most ``timeout`` seconds. ``auto``, ``local`` and an address without a
+    port are left to Ray.
+    """
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    if hostport in ("auto", "local") or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        if isinstance(e, TimeoutError) or why == "timed out":
+            why = f"no answer within {timeout:g} s"
+        from irqlab.errors import ScenarioError
+
+        raise ScenarioError(f"cannot connect to the Ray cluster at {address}: nothing accepts "
+                            f"connections at {host}:{port} ({why})",
+                            hint="is the cluster running (ray status --address ...), and is this "
+                            "the head's port (6379 unless 'ray start --head' had --port)?"
+                            ) from None
 
 
 def _cluster_error(address: str, e: BaseException) -> Exception:

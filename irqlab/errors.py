@@ -115,6 +115,21 @@ class ScenarioError(Exception):
         return ScenarioError(diagnostics=filled)
 
 
+def with_disk_sources(error: ScenarioError) -> ScenarioError:
+    """``error`` with the source lines still missing read from the files its spans name
+    (an included file, say, whose text the reporting code did not have)."""
+    sources = {}
+    for d in error.diagnostics:
+        f = d.span.file if d.span is not None and d.source_line is None else None
+        if f and f not in sources and not f.startswith("<"):
+            try:
+                with open(f, encoding="utf-8", errors="replace") as fh:
+                    sources[f] = fh.read()
+            except OSError:
+                continue
+    return error.with_sources(sources) if sources else error
+
+
 def _rebuild(diagnostics: tuple[Diagnostic, ...]) -> ScenarioError:
     return ScenarioError(diagnostics=list(diagnostics))
 

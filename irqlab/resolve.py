@@ -921,17 +921,20 @@ def is_resolved(scenario: ir.Scenario) -> bool:
 
 
 def resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None, *,
-            spans: Mapping[str, Span] | None = None) -> ir.Scenario:
+            spans: Mapping[str, Span] | None = None,
+            key_spans: Mapping[str, Span] | None = None) -> ir.Scenario:
     """``scenario`` with ``overrides`` applied, every expression evaluated and every
     value checked (type, unit, range, choices) and the scenario's cross-checks
     re-run; the sweep block is kept as it is. All problems are reported in one
-    ScenarioError. ``spans`` (path -> span) says where an override came from."""
-    return _resolve(scenario, overrides, spans)
+    ScenarioError. ``spans`` (path -> span) says where an override's value came
+    from; ``key_spans`` where its path was written (an unknown path is reported
+    there; default: ``spans``)."""
+    return _resolve(scenario, overrides, spans, key_spans=key_spans)
 
 
 def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
              spans: Mapping[str, Span] | None = None, infos: dict[str, PathInfo] | None = None,
-             checked: bool = False) -> ir.Scenario:
+             checked: bool = False, key_spans: Mapping[str, Span] | None = None) -> ir.Scenario:
     """resolve(), given the scenario's path table; ``checked``: its literal values were
     checked when it was lowered, so only expressions and overrides need checking."""
     sink = ErrorSink()
@@ -947,7 +950,7 @@ def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
         try:
             if index is None:
                 index = _suffix_index(infos)
-            path = _canonical(infos, key, given, index)
+            path = _canonical(infos, key, (key_spans or {}).get(key, given), index)
         except ScenarioError as e:
             sink.extend(e)
             continue

@@ -61,23 +61,11 @@ def parse(file: str) -> None:
               help="Override a value before resolving (implies --resolved).")
 def lower(file: str, resolved: bool, sets: tuple[str, ...]) -> None:
     """Print the IR a scenario file lowers to (its last scenario)."""
+    from irqlab.cli.sim import load_resolved
     from irqlab.dsl import load
     from irqlab.dsl.dump import dump
 
-    scn = load(file)
-    if resolved or sets:
-        from irqlab.resolve import resolve
-
-        overrides = {}
-        for s in sets:
-            path, sep, value = s.partition("=")
-            if not sep:
-                raise click.BadParameter(f"expected PATH=VALUE, got '{s}'", param_hint="--set")
-            overrides[path.strip()] = value.strip()
-        try:
-            scn = resolve(scn, overrides)
-        except ScenarioError as e:
-            raise e.with_sources({file: scn.source}) from None
+    scn = load_resolved(file, sets) if resolved or sets else load(file)
     click.echo(dump(scn))
 
 

@@ -15,7 +15,7 @@ import traceback
 import click
 
 from irqlab import __version__
-from irqlab.errors import ScenarioError
+from irqlab.errors import ScenarioError, with_disk_sources
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
@@ -23,6 +23,7 @@ EXIT_INTERNAL = 1
 
 class State:
     debug = False
+    argv: list[str] = []  # the arguments main() was given (for errors located on them)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +44,7 @@ def fail(message: str) -> "click.exceptions.Exit":
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (also used by tests)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    State.argv = args
     debug = "--debug" in args or os.environ.get("IRQLAB_DEBUG", "") not in ("", "0")
     try:
         rv = cli.main(args=args, prog_name="irqlab", standalone_mode=False)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as e:
         if debug:
             traceback.print_exc()
-        click.echo(e.format(), err=True)
+        click.echo(with_disk_sources(e).format(), err=True)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         click.echo("irqlab: interrupted", err=True)

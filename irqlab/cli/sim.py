@@ -16,29 +16,19 @@ def load_resolved(path: str, sets: tuple[str, ...]):
     """The scenario in ``path`` with ``--set`` overrides applied and every value resolved.
 
     An error in an override points at it on the command line (``<command line>:1:COL``)."""
+    from irqlab.cli.cmdline import assignments, with_command_line
     from irqlab.dsl import load
-    from irqlab.errors import ScenarioError, Span
+    from irqlab.errors import ScenarioError
     from irqlab.resolve import resolve
 
     scenario = load(path)
-    command = "irqlab " + " ".join(sys.argv[1:])
-    overrides, spans = {}, {}
-    for item in sets:
-        if "=" not in item:
-            raise fail(f"--set wants path=value, got '{item}'")
-        key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
-        at = command.find(item)
-        if at >= 0:
-            col = at + len(key) + 2
-            spans[key.strip()] = Span(COMMAND_LINE, 1, col, 1, col + len(value))
     try:
-        return resolve(scenario, overrides, spans=spans)
+        given = assignments("--set", sets)
+        return resolve(scenario, {a.path: a.value for a in given},
+                       spans={a.path: a.value_span for a in given if a.value_span},
+                       key_spans={a.path: a.path_span for a in given if a.path_span})
     except ScenarioError as e:
-        raise e.with_sources({COMMAND_LINE: command}) from None
-
-
-COMMAND_LINE = "<command line>"
+        raise with_command_line(e, {path: scenario.source}) from None
 
 
 def lanes_for(scenario, program, replications: int | None, seed: int | None):

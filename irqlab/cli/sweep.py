@@ -68,7 +68,7 @@ def _split_values(text: str) -> list[str]:
 def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, fail_fast,
               retry_failed, batch_seconds, max_lanes, max_retries, db_url, by, table, progress):
     """Run the sweep of FILE (default: the embedded founding case) into --out."""
-    from irqlab.experiments import plan as planning
+    from irqlab.cli.cmdline import assignments, with_command_line
     from irqlab.experiments.driver import (SweepRequest, default_scenario, parse_scenario,
                                            run_sweep, summary_text)
     from irqlab.experiments.table import answer_table, format_table
@@ -82,10 +82,16 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         except OSError as e:
             raise click.ClickException(f"cannot read {file}: {e.strerror}") from None
         name = file
-    overrides = [planning.parse_assignment(s, "--set") for s in sets]
-    axes = [(p, _split_values(v)) for p, v in (planning.parse_assignment(g, "--grid") for g in grids)]
+    try:
+        given = assignments("--set", sets) + assignments("--grid", grids)
+    except ScenarioError as e:
+        raise with_command_line(e) from None
+    overrides = [(a.path, a.value) for a in given if a.option == "--set"]
+    axes = [(a.path, _split_values(a.value)) for a in given if a.option == "--grid"]
     req = SweepRequest(
-        text=text, file=name, out_dir=out_dir, overrides=overrides, axes=axes, launcher=launcher,
+        text=text, file=name, out_dir=out_dir, overrides=overrides, axes=axes,
+        spans={(a.option, a.path): (a.path_span, a.value_span) for a in given},
+        launcher=launcher,
         address=address, workers=workers, fail_fast=fail_fast, retry_failed=retry_failed,
         target_s=batch_seconds, max_lanes=max_lanes, max_retries=max_retries, progress=progress,
         command=shlex.join(["irqlab", *sys.argv[1:]]), db_url=db_url)
@@ -96,7 +102,7 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
             return
         report = run_sweep(req, scenario=scenario)
     except ScenarioError as e:
-        raise e.with_sources({name: text}) from None
+        raise with_command_line(e, {name: text}) from None
     click.echo(summary_text(report))
     if table and (report.rows or report.skipped):
         from irqlab.experiments.driver import load_rows
@@ -116,7 +122,7 @@ def dry_run_text(scenario, req, first: int = 5) -> str:
     """What ``--dry-run`` prints: counts, the swept paths and the first runs."""
     from irqlab.experiments import plan as planning
 
-    prep = planning.prepare(scenario, req.text, req.overrides, req.axes)
+    prep = planning.prepare(scenario, req.text, req.overrides, req.axes, req.spans)
     lines = [f"sweep {prep.sweep_id} ({scenario.name}): {len(prep.points)} points x "
              f"{prep.replications} replications = {prep.planned_runs} runs",
              f"  parameters: {', '.join(prep.param_paths) or '(none)'}",

@@ -73,6 +73,8 @@ class SweepRequest:
     out_dir: str = "sweep-out"
     overrides: list[tuple[str, str]] = field(default_factory=list)
     axes: list[tuple[str, list[str]]] = field(default_factory=list)
+    # where each (option, path) was typed: (path span, value span), for located errors
+    spans: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
     launcher: str = "auto"  # auto | inline | ray
     address: str | None = None
     workers: int | None = None
@@ -263,7 +265,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
     started_at = now_iso()
     if scenario is None:
         scenario = parse_scenario(req.text, req.file)
-    prep = planning.prepare(scenario, req.text, req.overrides, req.axes)
+    prep = planning.prepare(scenario, req.text, req.overrides, req.axes, req.spans)
     report = SweepReport(prep.sweep_id, req.out_dir, scenario.name, prep.planned_runs,
                          len(prep.points), prep.replications, prep.param_paths, prep.param_units,
                          any(v.innermost == "L2" for v in prep.base.vcpus))

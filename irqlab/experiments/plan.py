@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from irqlab import ir
-from irqlab.errors import ScenarioError
+from irqlab.errors import ScenarioError, Span
 from irqlab.experiments import identity
 from irqlab.experiments.expand import expand, plain
 
@@ -83,32 +83,33 @@ class Plan:
 # --------------------------------------------------------------------------- prepare
 
 
-def parse_assignment(text: str, option: str) -> tuple[str, str]:
-    """``path=value`` -> ``(path, value)`` (a ScenarioError if there is no ``=``)."""
-    path, sep, value = text.partition("=")
-    if not sep or not path.strip() or not value.strip():
-        raise ScenarioError(f"{option} expects PATH=VALUE, got '{text}'")
-    return path.strip(), value.strip()
-
-
 def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str]] = (),
-            axes: Sequence[tuple[str, Sequence[str]]] = ()) -> Prepared:
+            axes: Sequence[tuple[str, Sequence[str]]] = (),
+            spans: Mapping[tuple[str, str], tuple[Span | None, Span | None]] | None = None
+            ) -> Prepared:
     """Build and expand the sweep of ``scenario`` with ``--set`` overrides and
-    ``--grid`` axes (paths as the user wrote them, values as text)."""
+    ``--grid`` axes (paths as the user wrote them, values as text). ``spans`` gives,
+    by ``(option, path)``, where the path and the value were written, for errors."""
     from irqlab import resolve
 
     swept = resolve.sweep_spans(scenario, strict=True)
+    at = spans or {}
 
     def canonical(option: str, path: str) -> str:
         try:
             return resolve.canonical_path(scenario, path)
         except ScenarioError as e:
             d = e.diagnostics[0]
-            raise ScenarioError(f"{option} {path}: {d.message}", hint=d.hint) from None
+            where = at.get((option, path), (None, None))[0]
+            message = d.message if where is not None else f"{option} {path}: {d.message}"
+            raise ScenarioError(message, where, hint=d.hint) from None
 
     cli_set: dict[str, str] = {}
+    value_spans: dict[str, Span] = {}
     for path, value in overrides:
         canon = canonical("--set", path)
+        if at.get(("--set", path), (None, None))[1] is not None:
+            value_spans[canon] = at[("--set", path)][1]
         if canon in swept:
             raise ScenarioError(f"--set {path}: '{canon}' is swept by the scenario",
                                 swept[canon], hint="remove it from the sweep block, or sweep "
@@ -139,7 +140,7 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
             sweep = dataclasses.replace(sweep, root=ir.Grid(items=(sweep.root, *extra)))
 
     base_overrides: dict[str, object] = dict(cli_set)
-    base = resolve.resolve(scenario, base_overrides)
+    base = resolve.resolve(scenario, base_overrides, spans=value_spans)
     points = expand(sweep, scenario, base_overrides)
 
     order: dict[str, None] = dict.fromkeys(cli_set)

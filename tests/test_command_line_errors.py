@@ -1,0 +1,79 @@
+"""Errors in --set / --grid are located on the command line, in every command that takes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from irqlab.cli.main import main
+
+SWEEP = "examples/sweep_founding.scn"
+CASE = "examples/founding_case.scn"
+
+
+def _run(capsys, *argv: str) -> tuple[int, list[str]]:
+    rc = main(list(argv))
+    return rc, capsys.readouterr().err.splitlines()
+
+
+def _caret(lines: list[str], text: str) -> tuple[int, int]:
+    """(column of the caret, its width) under the command line quoted in the error."""
+    src, marks = lines[1], lines[2]
+    start = marks.index("^")
+    return start - src.index("irqlab") + 1, len(marks.strip())
+
+
+@pytest.mark.parametrize("argv", [
+    ("run", CASE, "--set", "nosuch=3"),
+    ("lower", CASE, "--set", "nosuch=3"),
+    ("sweep", SWEEP, "--set", "nosuch=3", "--dry-run"),
+    ("sweep", SWEEP, "--grid", "nosuch=3,4", "--dry-run"),
+])
+def test_an_unknown_path_is_marked_where_it_was_typed(capsys, argv):
+    """The caret sits under the path, whichever command and option it came with."""
+    rc, lines = _run(capsys, *argv)
+    command = "irqlab " + " ".join(argv)
+    col = command.index("nosuch") + 1
+    assert rc == 2
+    assert lines[0] == f"<command line>:1:{col}: error: no parameter 'nosuch' in this scenario"
+    assert lines[1].strip() == command and _caret(lines, command) == (col, len("nosuch"))
+
+
+@pytest.mark.parametrize("cmd", [("run", CASE), ("lower", CASE), ("sweep", SWEEP)])
+def test_a_bad_value_is_marked_where_it_was_typed(capsys, cmd):
+    """A value of the wrong dimension: the caret sits under the value."""
+    argv = (*cmd, "--set", "run.duration=4kHz", *(("--dry-run",) if cmd[0] == "sweep" else ()))
+    rc, lines = _run(capsys, *argv)
+    command = "irqlab " + " ".join(argv)
+    col = command.index("4kHz") + 1
+    assert rc == 2 and lines[0].startswith(f"<command line>:1:{col}: error: run.duration takes a time")
+    assert _caret(lines, command) == (col, len("4kHz"))
+
+
+def test_an_option_without_equals_sign_is_marked(capsys):
+    """--set x: the whole item is marked, with what was expected."""
+    rc, lines = _run(capsys, "sweep", SWEEP, "--set", "x", "--dry-run")
+    command = f"irqlab sweep {SWEEP} --set x --dry-run"
+    col = command.index(" x ") + 2
+    assert rc == 2 and lines[0] == f"<command line>:1:{col}: error: --set expects PATH=VALUE, got 'x'"
+
+
+def test_a_quoted_override_is_marked_inside_its_quotes(capsys):
+    """An override with spaces is shown quoted as a shell shows it; the caret is on its value."""
+    rc, lines = _run(capsys, "run", CASE, "--set", "run.duration = 2 * 3Hz")
+    command = f"irqlab run {CASE} --set 'run.duration = 2 * 3Hz'"
+    assert rc == 2 and lines[1].strip() == command
+    assert _caret(lines, command) == (command.index("2 * 3Hz") + 1, len("2 * 3Hz"))
+
+
+def test_an_error_in_another_file_shows_its_line(capsys, tmp_path):
+    """A file that extends another: an error located in the other file prints that file's line."""
+    base = tmp_path / "base.scn"
+    base.write_text(Path(CASE).read_text())
+    top = tmp_path / "top.scn"
+    top.write_text('import "base.scn"\nscenario top extends founding_case {\n}\n')
+    rc, lines = _run(capsys, "run", str(top), "--set", "costs.handler=3Hz")
+    located = [i for i, ln in enumerate(lines) if ln.startswith(f"{base}:")]
+    assert rc == 2 and located, lines
+    assert "policy eoi_before_lower" in lines[located[0] + 1]

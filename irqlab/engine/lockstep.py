@@ -29,7 +29,7 @@ from irqlab.engine.context import (
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
 from irqlab.engine.rng import lane_keys, uniform
-from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, finish_batch, latency_bin
+from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, finish_batch
 from irqlab.engine.trace import KWORKER, QEMU, Trace
 from irqlab.plugins.api import (
     ACTIONS, NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
@@ -67,7 +67,7 @@ class Lockstep:
         if G > 52:
             raise ValueError("at most 52 distinct vectors per scenario")
         self.params = pr.lane_params(lanes)
-        self.seeds = [(ln.seed, tuple(ln.spawn_key)) for ln in lanes]
+        self.lanes = lanes  # for their seeds, read at the first random draw
         self.keys: np.ndarray | None = None  # derived on the first random draw
         self.counters: dict[int, np.ndarray] = {}
         self.stats = Stats.zeros(L, pr)
@@ -175,7 +175,7 @@ class Lockstep:
                 for v in range(V):
                     self.traces[i].modes.append((0, v, inner))
         # series
-        self.samples: list[list[tuple[float, ...]]] = [[] for _ in range(L)]
+        self.samples: dict[int, list[tuple[float, ...]]] = {}  # lane -> its samples, once it has one
         # plugins
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, L)
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
@@ -193,7 +193,7 @@ class Lockstep:
         if c is None:
             c = self.counters[stream] = np.zeros(self.L, I64)
         if self.keys is None:
-            self.keys = lane_keys(self.seeds)
+            self.keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in self.lanes])
         u = uniform(self.keys[lanes], stream, c[lanes])
         c[lanes] += 1
         return u
@@ -620,11 +620,7 @@ class Lockstep:
             has = ep != NEVER
             hh = h[has]
             if len(hh):
-                lat = self.now[hh] - ep[has]
-                s.lat_hist[hh, di, latency_bin(lat)] += 1
-                s.lat_max[hh, di] = np.maximum(s.lat_max[hh, di], lat)
-                s.lat_sum[hh, di] += lat
-                s.lat_n[hh, di] += 1
+                s.add_latency(hh, di, self.now[hh] - ep[has])
             self.episode[h, di] = np.where(after[handled] > 0, self.now[h], NEVER)
         low = lanes[lower & self.asserted[lanes, di]]
         if len(low):
@@ -1090,7 +1086,7 @@ class Lockstep:
         names = ("t_ns",) + self.p.series_fields
         cols = [np.asarray(values[n], dtype=np.float64) for n in names]
         for i, lane in enumerate(lanes):
-            self.samples[int(lane)].append(tuple(float(c[i]) for c in cols))
+            self.samples.setdefault(int(lane), []).append(tuple(float(c[i]) for c in cols))
         self.set_other(self.c_sample, lanes, t + np.maximum(self.params["run.series.every"][lanes], 1))
 
     def finish(self, lanes, t_end) -> None:
@@ -1126,6 +1122,11 @@ class Lockstep:
             for i, lane in enumerate(lanes):
                 if int(lane) in self.traces:
                     self.traces[int(lane)].end_ps = int(t_end[i])
+
+    def release(self) -> None:
+        """Drop every array of the batch now (the plugin contexts refer back to this
+        object, so without this the state would wait for the garbage collector)."""
+        vars(self).clear()
 
     def state_bytes(self) -> int:
         """Bytes of the arrays this batch keeps for its whole run (shared arrays once,
@@ -1285,5 +1286,7 @@ def run_lockstep(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int
     from irqlab.engine.stats import series_arrays
 
     n = len(lanes)
-    return finish_batch(program, stats, sim.params, ["ok"] * n, [None] * n, sim.traces,
-                        series_arrays(program, sim.samples))
+    samples = [sim.samples.get(i, []) for i in range(len(lanes))] if program.series_fields else []
+    params, traces, series = sim.params, sim.traces, series_arrays(program, samples)
+    sim.release()  # the engine's state is not needed to build the result: free it first
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, series)

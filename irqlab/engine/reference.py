@@ -21,7 +21,7 @@ from irqlab.engine.context import (
 )
 from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
-from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, latency_bin
+from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats
 from irqlab.engine.trace import KWORKER, QEMU, Trace
 from irqlab.plugins.api import (
     NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
@@ -452,12 +452,8 @@ class LaneSim:
         if handled:
             self.stats.dev_serviced[0, di] += 1
             if self.episode[di] != NEVER:
-                lat = self.t - self.episode[di]
-                s = self.stats
-                s.lat_hist[0, di, latency_bin(np.array([lat]))[0]] += 1
-                s.lat_max[0, di] = max(s.lat_max[0, di], lat)
-                s.lat_sum[0, di] += lat
-                s.lat_n[0, di] += 1
+                self.stats.add_latency(np.zeros(1, np.int64), di,
+                                       np.array([self.t - self.episode[di]], np.int64))
             self.episode[di] = self.t if after > 0 else NEVER
         if lower and self.asserted[di]:
             self.asserted[di] = False

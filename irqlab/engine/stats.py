@@ -48,10 +48,12 @@ class Stats:
     dev_delivered: np.ndarray
     dev_coalesced: np.ndarray
     dev_serviced: np.ndarray
-    lat_hist: np.ndarray  # [L, D, NB] uint32
+    lat_hist: np.ndarray  # [L, D, NB] uint16: the low 16 bits of each bin's count
     lat_max: np.ndarray  # [L, D]
     lat_sum: np.ndarray  # [L, D] float64 (ps)
     lat_n: np.ndarray  # [L, D]
+    # [L, D, NB] uint16, the high 16 bits; allocated when a bin first passes 65535
+    lat_hist_hi: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, n: int, program: Program) -> "Stats":
@@ -67,19 +69,42 @@ class Stats:
             act=np.zeros((n, M), i64),
             dev_raised=np.zeros((n, D), i64), dev_delivered=np.zeros((n, D), i64),
             dev_coalesced=np.zeros((n, D), i64), dev_serviced=np.zeros((n, D), i64),
-            lat_hist=np.zeros((n, D, N_BINS), np.uint32), lat_max=np.zeros((n, D), i64),
+            lat_hist=np.zeros((n, D, N_BINS), np.uint16), lat_max=np.zeros((n, D), i64),
             lat_sum=np.zeros((n, D), np.float64), lat_n=np.zeros((n, D), i64),
         )
 
     @classmethod
     def concat(cls, parts: list["Stats"]) -> "Stats":
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+        if any(p.lat_hist_hi is not None for p in parts):
+            for p in parts:
+                p._hi()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                      for f in fields(cls) if f.name != "lat_hist_hi" or parts[0].lat_hist_hi is not None})
 
-    def take(self, rows: np.ndarray) -> "Stats":
-        return Stats(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+    def _hi(self) -> np.ndarray:
+        if self.lat_hist_hi is None:
+            self.lat_hist_hi = np.zeros_like(self.lat_hist)
+        return self.lat_hist_hi
 
-    def nbytes_per_lane(self) -> int:
-        return sum(getattr(self, f.name)[0:1].nbytes for f in fields(self))
+    def add_latency(self, lanes: np.ndarray, di: int, lat: np.ndarray) -> None:
+        """Count one service latency ``lat[i]`` (int64 ps) of device ``di`` in lane
+        ``lanes[i]`` (distinct lanes)."""
+        b = latency_bin(lat)
+        low = self.lat_hist[lanes, di, b]
+        full = low == 0xFFFF
+        if full.any():  # carry into the high word
+            self._hi()[lanes[full], di, b[full]] += 1
+        self.lat_hist[lanes, di, b] = np.where(full, 0, low + 1)
+        self.lat_max[lanes, di] = np.maximum(self.lat_max[lanes, di], lat)
+        self.lat_sum[lanes, di] += lat
+        self.lat_n[lanes, di] += 1
+
+    def latency_counts(self, di: int, rows: slice = slice(None)) -> np.ndarray:
+        """``int64[rows, NB]``: device ``di``'s latency histogram counts."""
+        counts = self.lat_hist[rows, di].astype(np.int64)
+        if self.lat_hist_hi is not None:
+            counts += self.lat_hist_hi[rows, di].astype(np.int64) << 16
+        return counts
 
 
 def latency_bin(lat_ps: np.ndarray) -> np.ndarray:
@@ -95,20 +120,20 @@ def bin_edges_ps() -> np.ndarray:
     return np.concatenate([[0.0], LAT_MIN_PS * 10.0 ** (k / BINS_PER_DECADE)])
 
 
-def hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Quantile ``q`` of histograms ``[L, NB]`` (geometric interpolation in a bin),
-    capped at the exact maximum; NaN where empty. Works in chunks of lanes to keep
-    temporaries small."""
-    if len(hist) > chunk:
-        return np.concatenate([_hist_quantile(hist[i:i + chunk], q, lat_max[i:i + chunk])
-                               for i in range(0, len(hist), chunk)])
-    return _hist_quantile(hist, q, lat_max)
+def hist_quantile(stats: Stats, di: int, q: float, chunk: int = 512) -> np.ndarray:
+    """Quantile ``q`` of device ``di``'s latency histograms (geometric interpolation
+    in a bin), capped at the exact maximum; NaN where empty. ``float64[L]``, in ps.
+    Works in chunks of lanes to keep temporaries small."""
+    n = len(stats.lat_hist)
+    return np.concatenate([_hist_quantile(stats.latency_counts(di, slice(i, i + chunk)), q,
+                                          stats.lat_max[i:i + chunk, di])
+                           for i in range(0, n, chunk)] or [np.zeros(0)])
 
 
 def _hist_quantile(hist: np.ndarray, q: float, lat_max: np.ndarray) -> np.ndarray:
     edges = bin_edges_ps()
     upper = np.concatenate([edges[1:], [np.inf]])
-    cum = np.cumsum(hist.astype(np.int64), axis=-1)
+    cum = np.cumsum(hist, axis=-1)
     total = cum[..., -1]
     target = q * total
     b = np.argmax(cum >= np.maximum(target, 1e-9)[..., None], axis=-1)
@@ -180,8 +205,8 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
             "delivered": stats.dev_delivered[:, i],
             "coalesced": stats.dev_coalesced[:, i],
             "serviced": stats.dev_serviced[:, i],
-            "latency_p50_ns": hist_quantile(stats.lat_hist[:, i], 0.5, stats.lat_max[:, i]) * ns,
-            "latency_p99_ns": hist_quantile(stats.lat_hist[:, i], 0.99, stats.lat_max[:, i]) * ns,
+            "latency_p50_ns": hist_quantile(stats, i, 0.5) * ns,
+            "latency_p99_ns": hist_quantile(stats, i, 0.99) * ns,
             "latency_max_ns": np.where(lat_n > 0, stats.lat_max[:, i] * ns, np.nan),
             "latency_mean_ns": np.where(lat_n > 0, stats.lat_sum[:, i] / np.maximum(lat_n, 1) * ns, np.nan),
         }
@@ -203,7 +228,11 @@ class MetricView:
         return arr if self._rows is None else arr[self._rows]
 
     def counter(self, name: str) -> np.ndarray:
-        arr = getattr(self._stats, name)
+        if name == "lat_hist":  # [L, D, NB] whole counts, whatever the storage
+            s = self._stats
+            arr = np.stack([s.latency_counts(d) for d in range(s.lat_hist.shape[1])], axis=1)
+        else:
+            arr = getattr(self._stats, name)
         return arr if self._rows is None else arr[self._rows]
 
 

@@ -335,6 +335,7 @@ class RunSpec:
     metrics: tuple[PluginUse, ...] = ()
     series: SeriesSpec | None = None
     trace: bool = False
+    histograms: bool = False  # keep each device's latency histogram per run
     backend: str = "auto"
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written

@@ -39,8 +39,8 @@ SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sw
 TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
                 "serviced_by", "service", "lowers", "policy")
-RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "backend",
-             "metric", "metrics", "series")
+RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "histograms",
+             "backend", "metric", "metrics", "series")
 SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where")
 REMOVABLE = ("device", "mitigation", "sweep", "param", "metric")
 LEVEL_RE = ir.LEVELS

@@ -169,7 +169,7 @@ class _Compiler:
                    sorted(d.model.config.items())) for d in devices),
             tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress) for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
-            tuple(name for name, _, _ in metrics), series_fields, s.run.trace,
+            tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
         key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
@@ -179,7 +179,7 @@ class _Compiler:
             x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
-            series_fields=series_fields, trace=s.run.trace)
+            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms)
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

@@ -114,6 +114,7 @@ class Program:
     pin_level: tuple[bool, ...]  # [n_pins] the pin is level-triggered
     series_fields: tuple[str, ...]
     trace: bool
+    histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
 
     @property
     def nested(self) -> bool:

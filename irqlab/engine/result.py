@@ -54,6 +54,13 @@ DEVICE_METRICS: dict[str, tuple[str, str, str]] = {
     "latency_mean_ns": ("float", "ns", "mean time from assertion to service (exact)"),
 }
 
+# Array-valued device metrics, ``[n, k]``, kept when the scenario asks (stored in
+# the ``metric_arrays`` table, one row per element).
+DEVICE_ARRAYS: dict[str, tuple[str, str, str]] = {
+    "latency_hist": ("int", "", "services per latency bin (run { histograms on }): bin 0 is under "
+                     "10 ns, bin k = 1..90 starts at 10 ns x 10^((k-1)/10), bin 91 is 10 s and over"),
+}
+
 EXIT_REASONS = (
     "EXTERNAL_INTERRUPT", "INTERRUPT_WINDOW", "VMRESUME", "PREEMPTION_TIMER", "EOI_INDUCED",
     "APIC_WRITE", "MSR_WRITE", "EPT_MISCONFIG",
@@ -92,7 +99,8 @@ class BatchResult:
         out["userspace_exits"] = {k: int(v[i]) for k, v in self.userspace_exits.items() if v[i]}
         out["mitigation_activations"] = {k: int(v[i]) for k, v in self.mitigation_activations.items()}
         out["devices"] = {
-            dev: {m: _py(arr[i], DEVICE_METRICS[m][0]) for m, arr in cols.items()}
+            dev: {m: arr[i].tolist() if m in DEVICE_ARRAYS else _py(arr[i], DEVICE_METRICS[m][0])
+                  for m, arr in cols.items()}
             for dev, cols in self.devices.items()
         }
         for k, v in self.extra.items():

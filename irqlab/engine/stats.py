@@ -210,6 +210,8 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
             "latency_max_ns": np.where(lat_n > 0, stats.lat_max[:, i] * ns, np.nan),
             "latency_mean_ns": np.where(lat_n > 0, stats.lat_sum[:, i] / np.maximum(lat_n, 1) * ns, np.nan),
         }
+        if program.histograms:
+            devices[d.name]["latency_hist"] = stats.latency_counts(i)
     return BatchResult(n=n, status=status, error=error, metrics=metrics, exits=exits,
                        userspace_exits=uexits, mitigation_activations=acts, devices=devices,
                        extra=extra or {}, series=series, traces=traces)

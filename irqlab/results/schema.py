@@ -10,6 +10,7 @@ Fixed tables, the same for every sweep (documented in ``docs/results.md``):
 ``metric_arrays``  array-valued metrics (e.g. latency histograms), long:
                    (run_id, name, idx, value)
 ``shards``         the Parquet files that hold committed rows
+``latency_bins``   the bins of ``device.<dev>.latency_hist``: (idx, lower_ns, upper_ns)
 ``irqlab_meta``    key/value: schema version
 
 and, per sweep, a wide table ``sweep_<no>_data`` (one row per run: run
@@ -113,6 +114,11 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Column("idx", Integer, primary_key=True),
         Column("sweep_id", String(128)), Column("value", Double),
     )
+    t["latency_bins"] = Table(
+        "latency_bins", md,
+        Column("idx", Integer, primary_key=True),
+        Column("lower_ns", Double), Column("upper_ns", Double),  # upper NULL: unbounded
+    )
     t["shards"] = Table(
         "shards", md,
         Column("file", String(512), primary_key=True),  # relative to the parquet root
@@ -121,6 +127,15 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Index("ix_shards_grp", "grp"),
     )
     return md, t
+
+
+def latency_bin_rows() -> list[dict[str, Any]]:
+    """The rows of ``latency_bins``: every latency histogram bin's edges in ns."""
+    from irqlab.engine.stats import bin_edges_ps
+
+    lower = [float(e) / 1e3 for e in bin_edges_ps()]
+    upper: list[float | None] = [*lower[1:], None]
+    return [dict(idx=i, lower_ns=lo, upper_ns=hi) for i, (lo, hi) in enumerate(zip(lower, upper))]
 
 
 def data_table_def(name: str, columns: list[tuple[str, str]]) -> Any:

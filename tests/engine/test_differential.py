@@ -66,7 +66,7 @@ def scenarios(draw):
 def compare(scn, n=3):
     from dataclasses import replace
 
-    scn = replace(scn, run=replace(scn.run, max_events=4000))
+    scn = replace(scn, run=replace(scn.run, max_events=4000, histograms=True))
     prog = engine.compile(scn)
     lanes = [engine.Lane(7, (i,)) for i in range(n)]
     a = engine.run(prog, lanes, trace_lanes=range(n), backend="reference")

@@ -78,8 +78,10 @@ def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
 
     from irqlab.results.catalog import run_record
     from irqlab.results.query import QueryResult
+    from irqlab.results.reproduce import stored_arrays
 
     rec = run_record(db, run_id)
+    arrays = stored_arrays(db, rec.run["run_id"])
     prov_keys = ("sweep_id", "name", "status", "scenario_file", "scenario_hash", "command",
                  "irqlab_version", "plugin_versions", "git_commit", "git_dirty", "host",
                  "started_at", "ended_at", "base_seed", "view_name")
@@ -88,6 +90,7 @@ def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
                "params": rec.params,
                "metrics": {p: v for p, _, v, _, _ in rec.metrics},
                "units": {p: u for p, _, _, _, u in rec.metrics if u},
+               "arrays": arrays,
                "sweep": {k: rec.sweep.get(k) for k in prov_keys}}
         if scenario:
             out["scenario_text"] = rec.sweep["scenario_text"]
@@ -103,6 +106,9 @@ def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
                 "Parameters")
     _echo_table(QueryResult(["metric", "value", "unit"],
                             [(p, v, u) for p, _, v, _, u in rec.metrics]), "Metrics")
+    for name, values in arrays.items():  # e.g. a latency histogram: its non-zero bins
+        nonzero = ", ".join(f"{i}: {v:g}" for i, v in enumerate(values) if v)
+        click.echo(f"{name} ({len(values)} elements; non-zero idx: value): {nonzero or 'none'}")
     if rec.series_fields:
         click.echo("Time series: " + ", ".join(rec.series_fields))
     click.secho("Provenance", bold=True)

@@ -75,3 +75,16 @@ def test_both_executors_give_the_same_histogram(tmp_path, capsys):
         runs = json.loads(capsys.readouterr().out)["runs"]
         hists.append([r["devices"]["dev"]["latency_hist"] for r in runs])
     assert hists[0] == hists[1] and sum(hists[0][0]) > 0
+
+
+def test_show_prints_the_histogram(tmp_path, capsys):
+    """irqlab show --json has the run's histogram; its total is the run's serviced count."""
+    import json
+
+    out = _sweep(tmp_path, True)
+    with closing(sqlite3.connect(out / "results.db")) as db:
+        run_id, served = db.execute("SELECT run_id, device_dev_serviced FROM sweep_h LIMIT 1").fetchone()
+    capsys.readouterr()
+    assert main(["show", str(out), run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sum(shown["arrays"]["device.dev.latency_hist"]) == served

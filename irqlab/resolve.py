@@ -766,12 +766,14 @@ class _Env(Mapping):
         p = self._path(name)
         if p is None:
             raise KeyError(name)
+        self.r.note_read(p)
         return self.r.get(p, self.span)
 
     def get(self, name: str, default: Any = None) -> Any:
         p = self._path(name)
         if p is None:
             return default
+        self.r.note_read(p)
         try:
             return self.r.get(p, self.span)
         except ScenarioError:
@@ -793,6 +795,7 @@ class _Resolver:
         self.overrides = overrides
         self.done: dict[str, Any] = {}
         self.active: list[str] = []
+        self.reads: dict[str, set[str]] = {}  # path -> the paths its expression read
         self._index: dict[str, list[str]] | None = None
         self._words: frozenset[str] | None = None
 
@@ -814,6 +817,21 @@ class _Resolver:
                 w.update(info.choices)
             self._words = frozenset(w)
         return self._words
+
+    def note_read(self, path: str) -> None:
+        if self.active:
+            self.reads.setdefault(self.active[-1], set()).add(path)
+
+    def depends_on(self, path: str) -> set[str]:
+        """Every path ``path``'s value was computed from, directly or not."""
+        seen: set[str] = set()
+        todo = list(self.reads.get(path, ()))
+        while todo:
+            p = todo.pop()
+            if p not in seen:
+                seen.add(p)
+                todo.extend(self.reads.get(p, ()))
+        return seen
 
     def raw(self, path: str) -> Any:
         if path in self.overrides:
@@ -966,12 +984,13 @@ def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
     tsc = _tsc(r)
     base_dir = _base_dir(scenario)
     out: dict[str, Any] = {}
+    failed: dict[str, ScenarioError] = {}  # reported after the loop, echoes left out
     for path, info in infos.items():
         raw = r.raw(path)
         try:
             v = r.get(path)
         except ScenarioError as e:
-            sink.extend(e)
+            failed[path] = e
             out[path] = info.value if not isinstance(info.value, Expr) else None
             continue
         spec = info.spec
@@ -992,8 +1011,14 @@ def _resolve(scenario: ir.Scenario, overrides: Mapping[str, Any] | None = None,
         except ScenarioError as e:
             if path in ov and not e.diagnostics[0].hint:
                 e = ScenarioError(e.message, e.span, hint=f"{_what(path)} was set to {_fmt(ov[path][0])}")
-            sink.extend(e)
+            failed[path] = e
             out[path] = info.value if not isinstance(info.value, Expr) else None
+    for path, e in failed.items():
+        # an error in a value read by this one, and not reading it back, is the cause:
+        # this one's own error would only echo it
+        upstream = [d for d in r.depends_on(path) & failed.keys() if path not in r.depends_on(d)]
+        if not upstream:
+            sink.extend(e)
     if sink.errors:
         sink.raise_if_any()
     resolved = _rebuild(scenario, out)

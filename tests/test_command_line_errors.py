@@ -73,7 +73,13 @@ def test_an_error_in_another_file_shows_its_line(capsys, tmp_path):
     base.write_text(Path(CASE).read_text())
     top = tmp_path / "top.scn"
     top.write_text('import "base.scn"\nscenario top extends founding_case {\n}\n')
-    rc, lines = _run(capsys, "run", str(top), "--set", "costs.handler=3Hz")
-    located = [i for i, ln in enumerate(lines) if ln.startswith(f"{base}:")]
-    assert rc == 2 and located, lines
-    assert "policy eoi_before_lower" in lines[located[0] + 1]
+    rc, lines = _run(capsys, "run", str(top), "--set", "machine.ioapic_pins=8")
+    assert rc == 2 and lines[0].startswith(f"{base}:") and "beyond the IOAPIC's 8 pins" in lines[0]
+    assert lines[1].strip() == "gsi 23"
+
+
+def test_a_value_computed_from_a_bad_override_does_not_echo_its_error(capsys):
+    """costs.handler=3Hz is one error: the policy body that defaults to it says nothing."""
+    rc, lines = _run(capsys, "run", CASE, "--set", "costs.handler=3Hz")
+    errors = [ln for ln in lines if ": error: " in ln]
+    assert rc == 2 and len(errors) == 1 and errors[0].startswith("<command line>:")

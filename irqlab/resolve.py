@@ -1073,6 +1073,19 @@ def _base_dir(scenario: ir.Scenario) -> str:
     return os.getcwd()
 
 
+def check_literal(scenario: ir.Scenario, path: str, text: str, span: Span | None = None) -> None:
+    """A ScenarioError at ``span`` if ``text``, a literal for canonical ``path``, can never
+    be its value (wrong type, unit dimension, range or choice). Expressions and values in
+    cycles (which need the TSC of each point) are left to each point's resolve."""
+    info = _raw_infos(scenario).get(path)
+    if info is None or info.spec is None or info.spec.kind == "param":
+        return
+    value = _override_value(text, info, span)
+    if isinstance(value, Expr) or (isinstance(value, Quantity) and value.unit == "cycles"):
+        return
+    check_value(value, info.spec, _what(path), span)
+
+
 def _override_value(raw: Any, info: PathInfo, span: Span | None) -> Any:
     if isinstance(raw, (Quantity, bool, Expr)):
         return raw

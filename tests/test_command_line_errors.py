@@ -83,3 +83,20 @@ def test_a_value_computed_from_a_bad_override_does_not_echo_its_error(capsys):
     rc, lines = _run(capsys, "run", CASE, "--set", "costs.handler=3Hz")
     errors = [ln for ln in lines if ": error: " in ln]
     assert rc == 2 and len(errors) == 1 and errors[0].startswith("<command line>:")
+
+
+def test_a_grid_value_no_point_could_take_stops_the_sweep_before_it_runs(capsys, tmp_path):
+    """--grid run.duration=1ms,3kHz: exit 2 with the caret under 3kHz, and nothing stored."""
+    out = tmp_path / "out"
+    argv = ("sweep", SWEEP, "--grid", "run.duration=1ms,3kHz", "--out", str(out))
+    rc, lines = _run(capsys, *argv)
+    command = "irqlab " + " ".join(argv)
+    col = command.index("3kHz") + 1
+    assert rc == 2 and lines[0].startswith(f"<command line>:1:{col}: error: run.duration takes a time")
+    assert _caret(lines, command) == (col, len("3kHz")) and not (out / "results.db").exists()
+
+
+def test_grid_expressions_are_left_to_each_point(capsys):
+    """A --grid value that is an expression is not judged up front: the dry run lists it."""
+    rc, _ = _run(capsys, "sweep", SWEEP, "--grid", "run.duration=1ms,2*1ms", "--dry-run")
+    assert rc == 0

@@ -234,7 +234,7 @@ def check_cmd(file, varies, sets, replications, backends):
         if "=" not in item:
             raise fail(f"--vary wants PATH=V1,V2,..., got '{item}'")
         path, values = item.split("=", 1)
-        axes.append([f"{path.strip()}={v}" for v in _split_values(values)])
+        axes.append([f"{path.strip()}={v}" for v, _ in _split_values(values)])
     base = None
     lanes = []
     for combo in itertools.product(*axes):

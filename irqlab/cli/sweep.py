@@ -5,6 +5,7 @@ Thin: option parsing and printing; the work is in :mod:`irqlab.experiments.drive
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 
@@ -17,21 +18,21 @@ EXIT_FAIL_FAST = 3
 EXIT_INTERRUPTED = 130
 
 
-def _split_values(text: str) -> list[str]:
-    """``a,b,min(1,2)`` -> ``['a', 'b', 'min(1,2)']`` (commas inside brackets stay)."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
+def _split_values(text: str) -> list[tuple[str, int]]:
+    """``a,b,min(1,2)`` -> ``[('a', 0), ('b', 2), ('min(1,2)', 4)]``: the values (commas
+    inside brackets stay) and where each starts in ``text``."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
         if ch in "([":
             depth += 1
         elif ch in ")]":
             depth -= 1
         if ch == "," and depth == 0:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur.strip())
-    return [v for v in out if v]
+            part = text[start:i]
+            if part.strip():
+                out.append((part.strip(), start + len(part) - len(part.lstrip())))
+            start = i + 1
+    return out
 
 
 @cli.command("sweep")
@@ -87,10 +88,18 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
     except ScenarioError as e:
         raise with_command_line(e) from None
     overrides = [(a.path, a.value) for a in given if a.option == "--set"]
-    axes = [(a.path, _split_values(a.value)) for a in given if a.option == "--grid"]
+    spans: dict = {(a.option, a.path): (a.path_span, a.value_span) for a in given}
+    axes = []
+    for a in (a for a in given if a.option == "--grid"):
+        values = _split_values(a.value)
+        axes.append((a.path, [v for v, _ in values]))
+        if a.value_span is not None:  # each value's own place, for its errors
+            for i, (v, at) in enumerate(values):
+                col = a.value_span.col + at
+                spans[("--grid", a.path, i)] = (None, dataclasses.replace(
+                    a.value_span, col=col, end_col=col + len(v)))
     req = SweepRequest(
-        text=text, file=name, out_dir=out_dir, overrides=overrides, axes=axes,
-        spans={(a.option, a.path): (a.path_span, a.value_span) for a in given},
+        text=text, file=name, out_dir=out_dir, overrides=overrides, axes=axes, spans=spans,
         launcher=launcher,
         address=address, workers=workers, fail_fast=fail_fast, retry_failed=retry_failed,
         target_s=batch_seconds, max_lanes=max_lanes, max_retries=max_retries, progress=progress,

@@ -73,8 +73,9 @@ class SweepRequest:
     out_dir: str = "sweep-out"
     overrides: list[tuple[str, str]] = field(default_factory=list)
     axes: list[tuple[str, list[str]]] = field(default_factory=list)
-    # where each (option, path) was typed: (path span, value span), for located errors
-    spans: dict[tuple[str, str], tuple[Any, Any]] = field(default_factory=dict)
+    # where each (option, path) was typed: (path span, value span), for located errors;
+    # ("--grid", path, i) -> (None, span of the i-th value)
+    spans: dict[tuple, tuple[Any, Any]] = field(default_factory=dict)
     launcher: str = "auto"  # auto | inline | ray
     address: str | None = None
     workers: int | None = None

@@ -85,7 +85,7 @@ class Plan:
 
 def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str]] = (),
             axes: Sequence[tuple[str, Sequence[str]]] = (),
-            spans: Mapping[tuple[str, str], tuple[Span | None, Span | None]] | None = None
+            spans: Mapping[tuple, tuple[Span | None, Span | None]] | None = None
             ) -> Prepared:
     """Build and expand the sweep of ``scenario`` with ``--set`` overrides and
     ``--grid`` axes (paths as the user wrote them, values as text). ``spans`` gives,
@@ -127,6 +127,8 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
             raise ScenarioError(f"--grid {path}: '{canon}' is given twice")
         if not values:
             raise ScenarioError(f"--grid {path}: no values")
+        for i, v in enumerate(values):  # a value no point could take is an error now
+            resolve.check_literal(scenario, canon, v, at.get(("--grid", path, i), (None, None))[1])
         cli_axes.append((canon, list(values)))
 
     sweep = scenario.sweep

@@ -141,7 +141,7 @@ def reproduce_cmd(db: str, run_id: str) -> None:
 @cli.command("plot")
 @click.argument("db")
 @click.argument("metric")
-@click.option("-x", "x", required=True, help="Parameter on the x axis.")
+@click.option("-x", "x", help="Parameter on the x axis (not for a histogram).")
 @click.option("--by", "hue", help="Second parameter: one line per value.")
 @click.option("-y", "y", help="Second parameter on the y axis: a heatmap of means.")
 @click.option("--sweep", "-s", help="Sweep (id, number, name or view); default: the latest.")
@@ -153,7 +153,8 @@ def reproduce_cmd(db: str, run_id: str) -> None:
 def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep: str | None,
              out: str, logx: bool, logy: bool, title: str | None) -> None:
     """Plot METRIC against parameter -x: lines (95% CI over replications, one per --by
-    value) or, with -y, a heatmap."""
+    value) or, with -y, a heatmap. A histogram (e.g. latency_hist, from `run { histograms
+    on }`) is drawn as a distribution over latency, one line per --by value."""
     from irqlab.results.plot import plot
 
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,

@@ -1,5 +1,7 @@
 """Plots of a metric against one parameter (lines with 95% confidence intervals over
-replications, one line per value of a second parameter) or two (a heatmap of means).
+replications, one line per value of a second parameter) or two (a heatmap of means);
+and of a latency histogram (``device.<dev>.latency_hist``): the distribution of
+every successful run's services, one line per value of a parameter.
 
 Axes carry units: metrics from ``METRICS``/``DEVICE_METRICS`` (through the
 ``sweep_columns`` catalog), parameters from the units stored with their
@@ -91,11 +93,12 @@ def sweep_columns(target: str, sweep_id: str) -> list[Col]:
     return [Col(a, b, c, d or "") for a, b, c, d in res.rows]
 
 
-def plot(target: str, metric: str, x: str, *, out: str, hue: str | None = None,
+def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None = None,
          y: str | None = None, sweep: str | None = None, logx: bool = False,
          logy: bool = False, title: str | None = None) -> dict[str, Any]:
     """Draw ``metric`` against parameter ``x`` (lines, one per ``hue`` value, 95% CI bands)
-    or, with ``y``, a heatmap over ``x`` and ``y``. Only runs with status ``ok`` count.
+    or, with ``y``, a heatmap over ``x`` and ``y``; a histogram metric is drawn as a
+    distribution, one line per ``hue`` value. Only runs with status ``ok`` count.
     Returns a summary (rows used, groups)."""
     import numpy as np
 
@@ -109,6 +112,15 @@ def plot(target: str, metric: str, x: str, *, out: str, hue: str | None = None,
     cols = sweep_columns(target, sw["sweep_id"])
     if not cols:
         raise ScenarioError(f"sweep '{sw['sweep_id']}' has no stored runs yet")
+    hist = _histogram_name(target, sw["sweep_id"], metric)
+    if hist is not None:
+        if x or y:
+            raise ScenarioError(f"{hist} is a histogram: its x axis is the latency",
+                                hint="give --by PARAM for one line per value, or neither")
+        by = resolve_column(cols, hue, "param") if hue else None
+        return _plot_histogram(target, sw, hist, by, out, suffix, logy, title)
+    if not x:
+        raise ScenarioError(f"plotting {metric} needs a parameter for the x axis (-x PARAM)")
     m = resolve_column(cols, metric, "metric")
     cx = resolve_column(cols, x, "param")
     second = resolve_column(cols, hue or y, "param") if (hue or y) else None
@@ -191,11 +203,91 @@ def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, l
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_title(title or f"{m.name} - sweep {sw['sweep_no']} ({sw['name']})", fontsize="medium")
+    _save(plt, fig, ax, title or f"{m.name} - sweep {sw['sweep_no']} ({sw['name']})", out, suffix)
+    return summary
+
+
+def _save(plt, fig, ax, title: str, out: str, suffix: str) -> None:
+    ax.set_title(title, fontsize="medium")
     fig.tight_layout()
     fig.savefig(out, format=suffix[1:])
     plt.close(fig)
-    return summary
+
+
+def _histogram_name(target: str, sweep_id: str, metric: str) -> str | None:
+    """The stored histogram ``metric`` names (``device.<dev>.latency_hist``, or a unique
+    suffix such as ``latency_hist`` or ``uhci.latency_hist``), or None."""
+    res = run_query(target, "SELECT DISTINCT name FROM metric_arrays WHERE sweep_id = :s",
+                    {"s": sweep_id})
+    names = sorted(r[0] for r in res.rows if r[0].endswith(".latency_hist"))
+    if metric in names:
+        return metric
+    hits = [n for n in names if n.endswith("." + metric)]
+    if len(hits) > 1:
+        raise ScenarioError(f"'{metric}' matches several histograms: " + ", ".join(hits))
+    return hits[0] if hits else None
+
+
+def _plot_histogram(target: str, sw: dict, name: str, by: Col | None, out: str, suffix: str,
+                    logy: bool, title: str | None) -> dict[str, Any]:
+    """Each group's services per latency bin as a fraction of the group's services, drawn
+    as steps over the bins' edges (log latency axis)."""
+    import numpy as np
+
+    view = sw["view_name"]
+    group = f', w."{by.name}"' if by else ""
+    res = run_query(target, f'SELECT a.idx, sum(a.value){group} FROM metric_arrays a '
+                            f'JOIN "{view}" w ON w.run_id = a.run_id '
+                            f"WHERE a.name = :n AND w.status = 'ok' "
+                            f"GROUP BY a.idx{group}", {"n": name})
+    edges = run_query(target, "SELECT idx, lower_ns, upper_ns FROM latency_bins ORDER BY idx")
+    if not edges.rows:
+        raise ScenarioError("this database has no latency_bins table rows; it was written by an "
+                            "older irqlab")
+    lower = np.array([max(r[1], 1.0) for r in edges.rows])  # bin 0 starts at 0: drawn from 1 ns
+    upper = np.array([r[2] if r[2] is not None else r[1] * 10 ** 0.1 for r in edges.rows])
+    groups: dict[Any, np.ndarray] = {}
+    for idx, count, *g in res.rows:
+        key = g[0] if g else None
+        groups.setdefault(key, np.zeros(len(lower)))[int(idx)] += count or 0.0
+    groups = {k: v for k, v in groups.items() if v.sum() > 0}
+    if not groups:
+        raise ScenarioError(f"no service was recorded in {name} for this sweep's successful runs")
+    used = np.flatnonzero(np.sum(list(groups.values()), axis=0))
+    lo, hi = max(used.min() - 1, 1), min(used.max() + 2, len(lower))  # a free bin each side
+    div, unit = scale_for("ns", lower[lo:hi])
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        gdiv, gunit = (scale_for(by.unit, [k for k in groups if k is not None])
+                       if by and all(isinstance(k, (int, float)) for k in groups) else (1.0, ""))
+        for k in sorted(groups, key=_key):
+            frac = groups[k][lo:hi] / groups[k].sum()
+            xs = np.append(lower[lo:hi], upper[hi - 1]) / div
+            label_ = None if k is None else f"{by.name} = {_fmt(k, gdiv)}" + (f" {gunit}" if gunit else "")
+            ax.stairs(frac, xs, label=label_)
+        ax.set_xscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain if hi - lo <= 10 else matplotlib.ticker.NullFormatter())
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(f"latency, assertion to service [{unit}]")
+        ax.set_ylabel("fraction of services")
+        if by is not None:
+            ax.legend(fontsize="small")
+        ax.grid(True, alpha=0.3)
+        _save(plt, fig, ax, title or f"{name} - sweep {sw['sweep_no']} ({sw['name']})", out, suffix)
+    runs = run_query(target, f'SELECT count(DISTINCT a.run_id) FROM metric_arrays a JOIN "{view}" w '
+                             f"ON w.run_id = a.run_id WHERE a.name = :n AND w.status = 'ok'",
+                     {"n": name}).rows[0][0]
+    return {"rows": runs, "sweep": sw["sweep_id"], "metric": name, "lines": len(groups)}
 
 
 def _key(v: Any) -> tuple:

@@ -88,3 +88,23 @@ def test_show_prints_the_histogram(tmp_path, capsys):
     assert main(["show", str(out), run_id, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert sum(shown["arrays"]["device.dev.latency_hist"]) == served
+
+
+def test_plot_draws_the_distribution_per_group(tmp_path, capsys):
+    """irqlab plot DB latency_hist --by seed: an SVG over latency, one line per seed."""
+    from irqlab.results.plot import plot
+
+    out = _sweep(tmp_path, True)
+    svg = tmp_path / "h.svg"
+    summary = plot(str(out), "latency_hist", None, out=str(svg), hue="seed")
+    text = svg.read_text()
+    assert summary["lines"] == 2 and summary["rows"] == 8
+    assert "fraction of services" in text and "latency, assertion to service [" in text
+
+
+def test_plot_of_a_histogram_against_a_parameter_is_a_user_error(tmp_path, capsys):
+    """-x makes no sense for a histogram (its x axis is the latency): exit 2, with a hint."""
+    out = _sweep(tmp_path, True)
+    capsys.readouterr()
+    rc = main(["plot", str(out), "latency_hist", "-x", "seed", "-o", str(tmp_path / "h.png")])
+    assert rc == 2 and "is a histogram" in capsys.readouterr().err

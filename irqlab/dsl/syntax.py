@@ -512,13 +512,15 @@ def all_syntax_errors(text: str, filename: str, first: UnexpectedInput) -> Scena
     block by recovery) is not reported. If recovery itself fails in a way the
     first parse did not, the first error alone is reported.
     """
+    head = syntax_error(first, text, filename)  # before the lexer state is reused below
     try:
         found = _recover(text, filename)
     except ScenarioError as e:  # a nesting bound hit later in the file
         found = [e.with_sources({filename: text})]
     except Exception:  # noqa: BLE001 - the first error is right and must not be lost
         found = []
-    head = syntax_error(first, text, filename)
+    finally:
+        _postlex.local.resume = False  # never carried into the next file's parse
     if not found or found[0].span != head.span:
         found = [head]
     merged = collect(found)

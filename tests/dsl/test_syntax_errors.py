@@ -217,3 +217,13 @@ def test_syntax_errors_are_capped(files, capsys):
 
     rc, err = run_check(files, "x = = 1\n" * (MAX_SYNTAX_ERRORS + 10), capsys)
     assert rc == 2 and len(_error_lines(err)) == MAX_SYNTAX_ERRORS
+
+
+def test_recovery_leaves_nothing_behind_for_the_next_file():
+    """A file whose recovery stops at the cap inside an open '(' does not change how the
+    next file is read (its new lines still end statements)."""
+    from irqlab.dsl.syntax import MAX_SYNTAX_ERRORS, parse_statements
+
+    with pytest.raises(ScenarioError):
+        parse_statements("a (\n" + "x = @\n" * (MAX_SYNTAX_ERRORS + 5), "a.scn")
+    assert len(parse_statements("a 1\nb 2\n", "b.scn")) == 2

@@ -44,6 +44,43 @@ def resolve_target(target: str | os.PathLike) -> tuple[str, Path | None]:
     return f"sqlite:///{p}", p
 
 
+def database_error(target: str | os.PathLike, e: BaseException) -> ScenarioError:
+    """A user error for a database that cannot be opened: a URL SQLAlchemy does not know,
+    a driver that is not installed, or a server that does not answer."""
+    from sqlalchemy import exc
+
+    shown = str(target)
+    if is_url(shown):
+        try:
+            from sqlalchemy.engine import make_url
+
+            shown = make_url(shown).render_as_string(hide_password=True)
+        except exc.ArgumentError:
+            pass
+    if isinstance(e, ModuleNotFoundError):
+        return ScenarioError(f"cannot open the database {shown}: its driver is not installed "
+                             f"(no module named '{e.name}')",
+                             hint="install the DB-API driver of that URL, or name one that is "
+                             "installed (e.g. postgresql+psycopg://, mysql+pymysql://)")
+    if isinstance(e, (exc.NoSuchModuleError, exc.ArgumentError)):
+        return ScenarioError(f"'{shown}' is not a database URL SQLAlchemy can use: "
+                             f"{str(e).splitlines()[0]}",
+                             hint="dialect[+driver]://user[:password]@host[:port]/database, "
+                             "or a results.db path")
+    orig = getattr(e, "orig", None) or e
+    why = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return ScenarioError(f"cannot connect to the database {shown}: {why}",
+                         hint="is the server running, and are the host, port, user and "
+                         "database in the URL right?")
+
+
+def open_errors() -> tuple[type[BaseException], ...]:
+    """What opening an engine or its first connection raises for a bad database."""
+    from sqlalchemy import exc
+
+    return (ModuleNotFoundError, exc.SQLAlchemyError)
+
+
 def writer_engine(url: str) -> Any:
     """An engine for the one writer (the sweep driver)."""
     from sqlalchemy import create_engine, event

@@ -88,12 +88,16 @@ def run_query(target: str, sql: str, params: dict[str, Any] | None = None) -> Qu
     """
     from sqlalchemy import exc, text
 
-    from irqlab.results.db import reader_engine
+    from irqlab.results.db import database_error, open_errors, reader_engine
 
     check_read_only(sql)
-    engine = reader_engine(target)
     try:
-        with engine.connect() as conn:
+        engine = reader_engine(target)
+        conn = engine.connect()
+    except open_errors() as e:
+        raise database_error(target, e) from None
+    try:
+        with conn:
             res = conn.execute(text(sql), params or {})
             if not res.returns_rows:
                 raise ScenarioError("the statement returned no rows",

@@ -143,20 +143,24 @@ class ResultStore:
             self._lock.close()
             raise ScenarioError(f"another irqlab process is writing results in '{self.out_dir}'",
                                 hint="wait for it to finish, or use another output directory")
-        from irqlab.results.db import writer_engine
+        from irqlab.results.db import database_error, open_errors, writer_engine
         from irqlab.results.schema import fixed_tables, latency_bin_rows
 
         self.url = db_url or f"sqlite:///{self.out_dir / 'results.db'}"
-        self.engine = writer_engine(self.url)
         self.md, self.t = fixed_tables()
-        with self.engine.begin() as conn:
-            self.md.create_all(conn)
-            meta = self.t["irqlab_meta"]
-            if conn.execute(meta.select().where(meta.c.key == "schema_version")).first() is None:
-                conn.execute(meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
-            bins = self.t["latency_bins"]
-            if conn.execute(bins.select().limit(1)).first() is None:
-                conn.execute(bins.insert(), latency_bin_rows())
+        try:
+            self.engine = writer_engine(self.url)
+            with self.engine.begin() as conn:
+                self.md.create_all(conn)
+                meta = self.t["irqlab_meta"]
+                if conn.execute(meta.select().where(meta.c.key == "schema_version")).first() is None:
+                    conn.execute(meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
+                bins = self.t["latency_bins"]
+                if conn.execute(bins.select().limit(1)).first() is None:
+                    conn.execute(bins.insert(), latency_bin_rows())
+        except open_errors() as e:
+            self._lock.close()
+            raise database_error(self.url, e) from None
         self._sweeps: dict[str, _Sweep] = {}
         self._seq = self._max_seq()
         self.recovered = self.recover()

@@ -319,8 +319,8 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
     lo, hi = spec.min, spec.max
     if value.unit == "cycles" and not tsc_hz:
         lo = hi = None  # checked again once the TSC is known
-    below = lo is not None and base_value < lo - 1e-12 * max(1.0, abs(lo))
-    above = hi is not None and base_value > hi + 1e-12 * max(1.0, abs(hi))
+    below = lo is not None and base_value < lo - 1e-12 * abs(lo)  # relative: float noise only
+    above = hi is not None and base_value > hi + 1e-12 * abs(hi)
     if below or above:
         if kind == "number" and lo is not None and hi is not None:
             raise ScenarioError(f"{what} {_shown(value, spec)} is outside "

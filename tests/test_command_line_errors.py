@@ -100,3 +100,28 @@ def test_grid_expressions_are_left_to_each_point(capsys):
     """A --grid value that is an expression is not judged up front: the dry run lists it."""
     rc, _ = _run(capsys, "sweep", SWEEP, "--grid", "run.duration=1ms,2*1ms", "--dry-run")
     assert rc == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ("trace", CASE, "--set", "run.duration=10us", "--perfetto", "{missing}/t.json"),
+    ("sweep", SWEEP, "--set", "run.duration=1ms", "--out", "{missing}/out", "--no-progress"),
+])
+def test_an_output_path_that_cannot_be_written_is_a_user_error(capsys, tmp_path, argv):
+    """A file or directory the user named cannot be created: exit 2 naming it, no traceback."""
+    missing = tmp_path / "file-not-dir"
+    missing.write_text("")  # a file where a directory is needed
+    argv = tuple(a.format(missing=missing) for a in argv)
+    rc, lines = _run(capsys, *argv)
+    assert rc == 2 and lines[-1].startswith(f"error: cannot use '{missing}"), lines
+
+
+def test_a_negative_seed_is_refused(capsys):
+    """--seed -5: seeds are non-negative (SeedSequence entropy): a usage error, exit 2."""
+    rc, lines = _run(capsys, "run", CASE, "--seed", "-5")
+    assert rc == 2 and any("'--seed': -5 is not in the range x>=0" in ln for ln in lines)
+
+
+def test_a_duration_below_its_minimum_is_refused(capsys):
+    """run.duration=0s is below the 1 ps minimum (a tolerance of 1e-12 s used to hide it)."""
+    rc, lines = _run(capsys, "run", CASE, "--set", "run.duration=0s")
+    assert rc == 2 and "must be at least" in lines[0]

@@ -68,12 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:  # noqa: BLE001 - the last line of defence
+    except OSError as e:
+        if e.filename is None:
+            return _internal(e, debug)
         if debug:
             traceback.print_exc()
-        click.echo(f"irqlab: internal error: {type(e).__name__}: {e}", err=True)
-        click.echo("  (run with --debug for the traceback; please report it)", err=True)
-        return EXIT_INTERNAL
+        click.echo(f"error: cannot use '{e.filename}': {e.strerror or type(e).__name__}", err=True)
+        return EXIT_USER_ERROR
+    except Exception as e:  # noqa: BLE001 - the last line of defence
+        return _internal(e, debug)
+
+
+def _internal(e: Exception, debug: bool) -> int:
+    """Anything that is not the user's input: report it as irqlab's own error."""
+    if debug:
+        traceback.print_exc()
+    click.echo(f"irqlab: internal error: {type(e).__name__}: {e}", err=True)
+    click.echo("  (run with --debug for the traceback; please report it)", err=True)
+    return EXIT_INTERNAL
 
 
 def _register() -> None:

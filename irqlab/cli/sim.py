@@ -53,7 +53,7 @@ def fmt_ns(x) -> str:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "sets", multiple=True, help=SET_HELP)
 @click.option("-n", "--replications", type=click.IntRange(min=1), help="Runs (default: run.replications).")
-@click.option("--seed", type=int, help="Base seed (default: run.seed).")
+@click.option("--seed", type=click.IntRange(min=0), help="Base seed (default: run.seed).")
 @click.option("--backend", type=str, help="Executor backend plugin (default: run.backend, normally numpy).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
 def run_cmd(file, sets, replications, seed, backend, as_json):
@@ -126,7 +126,7 @@ def print_runs(scenario, runs: list[dict]) -> None:
 @click.option("--set", "sets", multiple=True, help=SET_HELP)
 @click.option("-r", "--replication", type=click.IntRange(min=0), default=0, show_default=True,
               help="Which replication's lane to trace.")
-@click.option("--seed", type=int, help="Base seed (default: run.seed).")
+@click.option("--seed", type=click.IntRange(min=0), help="Base seed (default: run.seed).")
 @click.option("-e", "--events", "event_filter", help="Only these events, comma-separated "
               "(a trailing * matches a prefix, e.g. kvm_*).")
 @click.option("--limit", type=click.IntRange(min=1), help="Print at most this many records.")

@@ -125,3 +125,9 @@ def test_a_duration_below_its_minimum_is_refused(capsys):
     """run.duration=0s is below the 1 ps minimum (a tolerance of 1e-12 s used to hide it)."""
     rc, lines = _run(capsys, "run", CASE, "--set", "run.duration=0s")
     assert rc == 2 and "must be at least" in lines[0]
+
+
+def test_run_refuses_more_replications_than_one_batch_holds(capsys):
+    """run -n 100000000 would build one batch of 10^8 lanes: refused at once, pointing to sweep."""
+    rc, lines = _run(capsys, "run", CASE, "-n", "100000000")
+    assert rc == 2 and "at most 10,000, not 100,000,000" in lines[0] and "irqlab sweep" in lines[1]

@@ -31,12 +31,24 @@ def load_resolved(path: str, sets: tuple[str, ...]):
         raise with_command_line(e, {path: scenario.source}) from None
 
 
-def lanes_for(scenario, program, replications: int | None, seed: int | None):
-    """One lane per replication, seeded as a sweep seeds them (SeedSequence(seed, (r,)))."""
-    from irqlab.engine import Lane
+MAX_RUN_REPLICATIONS = 10_000  # `irqlab run` keeps them all in one batch and one table
 
-    n = replications if replications is not None else scenario.run.replications
+
+def lanes_for(scenario, program, replications: int | None, seed: int | None,
+              only: int | None = None):
+    """One lane per replication (or replication ``only`` alone), seeded as a sweep seeds
+    them (SeedSequence(seed, (r,)))."""
+    from irqlab.engine import Lane
+    from irqlab.errors import ScenarioError
+
     base = scenario.run.seed if seed is None else seed
+    if only is not None:
+        return [Lane(base, (only,), dict(program.params))], base
+    n = replications if replications is not None else scenario.run.replications
+    if n > MAX_RUN_REPLICATIONS:
+        raise ScenarioError(f"irqlab run runs all its replications in one batch: at most "
+                            f"{MAX_RUN_REPLICATIONS:,}, not {n:,}",
+                            hint="irqlab sweep runs any number, in batches, and stores them")
     return [Lane(base, (r,), dict(program.params)) for r in range(n)], base
 
 
@@ -140,8 +152,8 @@ def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, back
 
     scenario = load_resolved(file, sets)
     program = engine.compile(scenario)
-    lanes, _ = lanes_for(scenario, program, replication + 1, seed)
-    result = engine.run(program, [lanes[replication]], trace_lanes=[0], backend=backend)
+    lanes, _ = lanes_for(scenario, program, None, seed, only=replication)
+    result = engine.run(program, lanes, trace_lanes=[0], backend=backend)
     if result.status[0] != "ok":
         raise fail(f"the run failed: {result.error[0]}")
     trace = result.traces[0]

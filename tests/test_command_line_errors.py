@@ -131,3 +131,10 @@ def test_run_refuses_more_replications_than_one_batch_holds(capsys):
     """run -n 100000000 would build one batch of 10^8 lanes: refused at once, pointing to sweep."""
     rc, lines = _run(capsys, "run", CASE, "-n", "100000000")
     assert rc == 2 and "at most 10,000, not 100,000,000" in lines[0] and "irqlab sweep" in lines[1]
+
+
+def test_a_trace_filter_that_matches_nothing_is_pointed_out(capsys):
+    """trace -e kvm_exti: nothing printed, and a note on stderr suggests kvm_exit."""
+    rc, lines = _run(capsys, "trace", CASE, "--set", "run.duration=10us", "-e", "kvm_exti")
+    assert rc == 0 and lines == ["note: no event of this run matches 'kvm_exti'; "
+                                 "did you mean 'kvm_exit'?"]

@@ -160,10 +160,21 @@ def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, back
     keep = [e.strip() for e in event_filter.split(",")] if event_filter else None
     for line in format_report(trace, keep, limit):
         sys.stdout.write(line + "\n")
+    _note_unmatched(keep or [], {rec[3] for rec in trace.sorted()})
     if perfetto:
         with open(perfetto, "w", encoding="utf-8") as fh:
             json.dump(to_perfetto(trace, program.n_vcpus, scenario.name), fh)
         click.echo(f"wrote {perfetto}: open it in https://ui.perfetto.dev", err=True)
+
+
+def _note_unmatched(patterns: list[str], names: set[str]) -> None:
+    """Say on stderr which -e patterns matched no event of the run (a typo, usually)."""
+    from irqlab.errors import did_you_mean
+
+    for k in patterns:
+        if not any(n == k or (k.endswith("*") and n.startswith(k[:-1])) for n in names):
+            hint = did_you_mean(k, names) or "its events: " + ", ".join(sorted(names))
+            click.echo(f"note: no event of this run matches '{k}'; {hint}", err=True)
 
 
 @cli.command("compile")

@@ -124,6 +124,9 @@ def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None =
     m = resolve_column(cols, metric, "metric")
     cx = resolve_column(cols, x, "param")
     second = resolve_column(cols, hue or y, "param") if (hue or y) else None
+    if second is not None and second.name == cx.name:
+        raise ScenarioError(f"{cx.name} is given for both -x and {'--by' if hue else '-y'}",
+                            hint="the second parameter must be another one")
     q = lambda c: '"' + c.name + '"'  # noqa: E731
     sel = [q(cx), q(m)] + ([q(second)] if second else [])
     res = run_query(target, f"SELECT {', '.join(sel)} FROM \"{sw['view_name']}\" "

@@ -44,6 +44,13 @@ def test_unknown_parameter_is_a_user_error(written, tmp_path, capsys):
     assert "did you mean 'threshold'" in capsys.readouterr().err
 
 
+def test_the_same_parameter_twice_is_a_user_error(written, tmp_path, capsys):
+    """-x threshold -y threshold would draw a diagonal of a heatmap: refused, status 2."""
+    assert main(["plot", str(written), "l2_time_ns", "-x", "threshold", "-y", "threshold",
+                 "-o", str(tmp_path / "x.png")]) == 2
+    assert "threshold is given for both -x and -y" in capsys.readouterr().err
+
+
 def test_bad_output_suffix_is_a_user_error(written, tmp_path, capsys):
     """Only .png and .svg are written."""
     assert main(["plot", str(written), "l2_time_ns", "-x", "threshold",

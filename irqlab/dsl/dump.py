@@ -57,10 +57,7 @@ def _dump(obj: Any, ind: int, out: list[str], label: str | None) -> None:
     if isinstance(obj, ir.PluginUse):
         out.append(f"{head}{obj.kind} {_plugin(obj)}")
         return
-    if isinstance(obj, ir.Arg):
-        out.append(f"{pad}{obj.name}: {value_text(obj.value)}")
-        return
-    if isinstance(obj, ir.ParamDef):
+    if isinstance(obj, (ir.Arg, ir.ParamDef)):
         out.append(f"{pad}{obj.name}: {value_text(obj.value)}")
         return
     if isinstance(obj, ir.Expr):

@@ -32,7 +32,7 @@ from irqlab.dsl.syntax import (Assign, Block, ListLit, ParamStmt, Range, Stmt, S
                                Within, decode, parse_statements, tree_statements)
 from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean
 from irqlab.ir import Expr, Name, Num, PluginUse, Quantity
-from irqlab.resolve import (BOOL_WORDS, COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, Spec,
+from irqlab.resolve import (COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, Spec,
                             check_value, evaluate, expected, plugin_spec)
 
 SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sweep", "include", "remove")
@@ -1275,40 +1275,27 @@ def _known_hint(kind: str) -> str | None:
     return f"{kind}s: {', '.join(names)}" if names else None
 
 
-def _has_names(e: Any) -> bool:
-    if isinstance(e, Name):
-        return True
+def _any_leaf(e: Any, pred: Any) -> bool:
+    """True if ``pred`` holds for some leaf (name, number, string) of expression ``e``."""
     if isinstance(e, ir.Binary):
-        return _has_names(e.left) or _has_names(e.right)
+        return _any_leaf(e.left, pred) or _any_leaf(e.right, pred)
     if isinstance(e, ir.Unary):
-        return _has_names(e.operand)
+        return _any_leaf(e.operand, pred)
     if isinstance(e, ir.Call):
-        return any(_has_names(a) for a in e.args)
-    return False
+        return any(_any_leaf(a, pred) for a in e.args)
+    return pred(e)
+
+
+def _has_names(e: Any) -> bool:
+    return _any_leaf(e, lambda x: isinstance(x, Name))
 
 
 def _has_dotted(e: Any) -> bool:
-    if isinstance(e, Name):
-        return "." in e.name
-    if isinstance(e, ir.Binary):
-        return _has_dotted(e.left) or _has_dotted(e.right)
-    if isinstance(e, ir.Unary):
-        return _has_dotted(e.operand)
-    if isinstance(e, ir.Call):
-        return any(_has_dotted(a) for a in e.args)
-    return False
+    return _any_leaf(e, lambda x: isinstance(x, Name) and "." in x.name)
 
 
 def _has_strings(e: Any) -> bool:
-    if isinstance(e, StrLit):
-        return True
-    if isinstance(e, ir.Binary):
-        return _has_strings(e.left) or _has_strings(e.right)
-    if isinstance(e, ir.Unary):
-        return _has_strings(e.operand)
-    if isinstance(e, ir.Call):
-        return any(_has_strings(a) for a in e.args)
-    return False
+    return _any_leaf(e, lambda x: isinstance(x, StrLit))
 
 
 def _map_exprs(obj: Any, fn: Any) -> Any:

@@ -69,7 +69,7 @@ def _int(word: str, base: int, what: str) -> int:
 
 def _keyed(event: str, text: str) -> dict:
     """Fields of the ``key value key value`` formats, whatever their order and version."""
-    words = text.replace(",", " ").replace("=", " ").split()
+    words = text.replace(",", " ").replace("=", " ").replace("[", " [").split()
     out: dict = {}
     i, n = 0, len(words)
     while i < n:

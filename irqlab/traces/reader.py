@@ -73,7 +73,7 @@ def check_file(path: str) -> str:
         raise ScenarioError(f"cannot read '{path}': a binary file, not trace text",
                             hint="irqlab reads `trace-cmd report` or `perf script` text, "
                                  "irqlab's Perfetto JSON, or a Parquet file it imported")
-    if head.lstrip()[:1] in (b"{", b"["):
+    if re.match(rb"\s*(?:\{|\[\s*[{\]])", head):  # an object, or an array of objects
         return "json"
     return "text"
 

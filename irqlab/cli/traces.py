@@ -233,7 +233,7 @@ def compare_cmd(scenario, trace, sets, duration):
     m = a.model_keys[j] if j < len(a.model_keys) else "(end)"
     click.echo(f"the loops differ: first at trace step {i + 1} / model step {j + 1} ({how}): "
                f"trace '{t}', model '{m}'")
-    raise SystemExit(1)
+    raise click.exceptions.Exit(1)
 
 
 @cli.command("calibrate")

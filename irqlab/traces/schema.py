@@ -20,15 +20,15 @@ COMMON = (
 FIELD_COLUMNS = (
     ("vcpu", "int32"), ("reason", "string"), ("reason_code", "int32"), ("rip", "uint64"),
     ("info1", "uint64"), ("info2", "uint64"), ("intr_info", "uint32"), ("error_code", "uint32"),
-    ("guest_mode", "bool"), ("immediate_exit", "bool"),
+    ("guest_mode", "bool_"), ("immediate_exit", "bool_"),
     ("vector", "int32"), ("dest", "int64"), ("gsi", "int32"), ("pin", "int32"), ("level", "int32"),
     ("source", "int32"), ("delivery", "string"), ("dest_mode", "string"), ("trigger", "string"),
-    ("coalesced", "bool"), ("masked", "bool"), ("rh", "bool"), ("soft", "bool"),
-    ("reinjected", "bool"), ("irqchip", "string"),
+    ("coalesced", "bool_"), ("masked", "bool_"), ("rh", "bool_"), ("soft", "bool_"),
+    ("reinjected", "bool_"), ("irqchip", "string"),
     ("rw", "string"), ("reg", "string"), ("msr", "uint32"), ("value", "uint64"), ("gpa", "uint64"),
-    ("length", "int32"), ("gp", "bool"),
+    ("length", "int32"), ("gp", "bool_"),
     ("vmcs", "uint64"), ("nested_rip", "uint64"), ("int_ctl", "uint32"), ("event_inj", "uint32"),
-    ("tdp", "bool"), ("guest_pgd", "uint64"),
+    ("tdp", "bool_"), ("guest_pgd", "uint64"),
 )
 
 COLUMNS = COMMON + FIELD_COLUMNS

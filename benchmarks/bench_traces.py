@@ -82,15 +82,21 @@ def run_stage(name: str, path: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=500_000)
+    ap.add_argument("--make", help=argparse.SUPPRESS)  # child: write the trace here
     args = ap.parse_args()
-    import numpy
-    import pyarrow
+    if args.make:
+        import numpy
+        import pyarrow
 
+        make_trace(args.make, args.lines)
+        print(f"python {platform.python_version()}, numpy {numpy.__version__}, pyarrow {pyarrow.__version__}")
+        return
     print(f"machine: {describe()}")
-    print(f"python {platform.python_version()}, numpy {numpy.__version__}, pyarrow {pyarrow.__version__}")
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "report.txt")
-        make_trace(path, args.lines)
+        # made in a child, so that this process stays small: a stage's peak RSS (from wait4)
+        # starts from the size of the process that forked it
+        subprocess.run([sys.executable, __file__, "--make", path, "--lines", str(args.lines)], check=True)
         size = os.path.getsize(path) / 2**20
         print(f"input: {args.lines:,} lines of trace-cmd report ({size:.0f} MiB)")
         base = None

@@ -93,8 +93,8 @@ def import_cmd(files, output):
     errors.finish()
     dt = time.perf_counter() - t0
     top = ", ".join(f"{k} {v}" for k, v in stats.events.most_common(6))
-    click.echo(f"wrote {out}: {stats.records} records from {stats.lines} lines "
-               f"({stats.lines / max(dt, 1e-9):,.0f} lines/s); {_skips(stats)}")
+    rate = f" ({stats.lines / dt:,.0f} lines/s)" if dt >= 1 else ""
+    click.echo(f"wrote {out}: {stats.records} records from {stats.lines} lines{rate}; {_skips(stats)}")
     click.echo(f"events: {top}{', ...' if len(stats.events) > 6 else ''}")
 
 

@@ -104,26 +104,21 @@ def _keyed(event: str, text: str) -> dict:
     return out
 
 
-def _exit(event: str, text: str) -> dict:
-    out = _keyed(event, text)
-    if "reason" not in out:
-        raise FieldError(f"{event}: no 'reason' field")
-    return out
+def _needing(column: str) -> Callable[[str, str], dict]:
+    """A parser of the keyed formats that requires ``column`` (every version prints it)."""
+
+    def parser(event: str, text: str) -> dict:
+        out = _keyed(event, text)
+        if column not in out:
+            raise FieldError(f"{event}: no '{column}' field")
+        if event == "kvm_entry":
+            out.setdefault("immediate_exit", "[immediate exit]" in text)
+        return out
+
+    return parser
 
 
-def _entry(event: str, text: str) -> dict:
-    out = _keyed(event, text)
-    if "vcpu" not in out:
-        raise FieldError(f"{event}: no 'vcpu' field")
-    out.setdefault("immediate_exit", "[immediate exit]" in text)
-    return out
-
-
-def _vmenter(event: str, text: str) -> dict:
-    out = _keyed(event, text)
-    if "rip" not in out:
-        raise FieldError(f"{event}: no 'rip' field")
-    return out
+_exit, _entry, _vmenter = _needing("reason"), _needing("vcpu"), _needing("rip")
 
 
 _DELIVERY = {"Fixed", "LowPrio", "SMI", "NMI", "INIT", "SIPI", "ExtINT", "Res3", "Res7"}

@@ -8,7 +8,11 @@ Accepted, per line (the format may change from line to line):
   ``123.456789012``) or in integer nanoseconds;
 * ``perf script``: ``TASK PID[/TID] [CPU] TS: [PERIOD] kvm:EVENT: FIELDS``;
 * a bare excerpt of the event columns only: ``EVENT: FIELDS``;
-* any of these quoted in a mail: leading ``>`` markers are removed first.
+* any of these quoted in a mail: leading ``>`` markers are removed first;
+* a record wrapped over several lines, as mail wraps long lines: a line indented
+  by two or more columns that is not itself a record (not timed, and not
+  starting with a ``kvm_`` or ``system:event`` name) continues the record before
+  it (:func:`continuation`).
 
 Lines that carry no record and are not errors: blank lines, ``...`` and lines
 of ``#`` comments or trace-cmd headers (they end a segment, except comments),
@@ -18,7 +22,7 @@ and ``CPU:N [LOST K EVENTS]`` (counted as lost).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _QUOTE = re.compile(r"^(?:[ \t]*>)+[ \t]?")
 _TIMED = re.compile(
@@ -34,8 +38,7 @@ _LOST = re.compile(r"^\s*CPU:?\s*(\d+)\s*\[(?:\d+\s+)?LOST\s+(\d+)\s+EVENTS\]", 
 _HEADER = re.compile(r"^\s*(?:cpus=\d+|version\s*=|CPU\s+\d+\s+is\s+empty|#)", re.I)
 
 
-@dataclass(frozen=True)
-class Parts:
+class Parts(NamedTuple):
     """What one line says: a record (``event`` set), a segment break, or lost events."""
 
     event: str | None = None
@@ -71,7 +74,7 @@ def ts_to_ns(text: str) -> int:
 
 def parse_line(line: str) -> Parts:
     """The parts of one line (without its newline); raises :class:`LineError`."""
-    m = _QUOTE.match(line)
+    m = _QUOTE.match(line) if ">" in line[:8] or line.lstrip().startswith(">") else None
     body = line[m.end():] if m else line
     stripped = body.strip()
     if not stripped or stripped in ("...", "[...]", "<snip>", "[snip]"):
@@ -80,11 +83,10 @@ def parse_line(line: str) -> Parts:
         return NOTHING
     t = _TIMED.match(body)
     if t:
-        pid = t.group("tid") or t.group("pid")
-        return Parts(event=t.group("event"), rest=(t.group("rest") or "").strip(),
-                     ts_ns=ts_to_ns(t.group("ts")), cpu=int(t.group("cpu")),
-                     task=t.group("task").strip() if t.group("task") else None,
-                     pid=int(pid) if pid else None)
+        task, pid, tid, cpu, _, ts, event, rest = t.groups()
+        pid = tid or pid
+        return Parts(event, (rest or "").strip(), ts_to_ns(ts), int(cpu),
+                     task.strip() if task else None, int(pid) if pid else None)
     b = _BARE.match(body)
     if b:
         return Parts(event=b.group("event"), rest=(b.group("rest") or "").strip())
@@ -97,3 +99,19 @@ def parse_line(line: str) -> Parts:
     if "[" in stripped and ":" in stripped:
         raise LineError("not a trace record: expected 'TASK-PID [CPU] TIMESTAMP: EVENT: FIELDS'", col)
     raise LineError("not a trace record: expected 'EVENT: FIELDS' or a trace-cmd report line", col)
+
+
+_EVENT_LIKE = re.compile(r"^(?:kvm\w*|\w+:\w+):")
+
+
+def continuation(line: str) -> str | None:
+    """The text of ``line`` if it can continue the record on the line before it (see the
+    module docstring), else None."""
+    m = _QUOTE.match(line) if ">" in line[:8] or line.lstrip().startswith(">") else None
+    body = (line[m.end():] if m else line).expandtabs(8)
+    stripped = body.strip()
+    if not stripped or len(body) - len(body.lstrip()) < 2 or stripped in ("...", "[...]"):
+        return None
+    if _EVENT_LIKE.match(stripped) or _TIMED.match(body) or stripped.startswith("#"):
+        return None
+    return stripped

@@ -20,11 +20,13 @@ from typing import Callable, Iterable, Iterator
 
 from irqlab.errors import Diagnostic, ScenarioError, Span
 from irqlab.traces.fields import FieldError, parse_fields
-from irqlab.traces.lines import LineError, parse_line
+from irqlab.traces.lines import LineError, Parts, continuation, parse_line
 
 CHUNK = 1 << 20
 MAX_LINE = 1 << 16
 MAX_JSON = 256 << 20
+FIELD_CACHE = 1 << 16  # parsed fields kept by (event, text): a storm repeats the same few texts
+_FIELDS: dict[tuple[str, str], dict] = {}
 _VCPU_TASK = re.compile(r"CPU (\d+)/KVM|^vCPU (\d+)$")
 
 
@@ -93,7 +95,12 @@ def make_record(file: str, line: int, segment: int, event: str, rest: str, ts_ns
     rec = {"file": file, "line": line, "segment": segment, "ts_ns": ts_ns, "cpu": cpu,
            "task": task, "pid": pid, "stream": pid if pid is not None else (cpu if cpu is not None else 0),
            "event": event, "raw": rest}
-    rec.update(parse_fields(event, rest))
+    fields = _FIELDS.get((event, rest))
+    if fields is None:
+        if len(_FIELDS) >= FIELD_CACHE:
+            _FIELDS.clear()
+        fields = _FIELDS[(event, rest)] = parse_fields(event, rest)
+    rec.update(fields)
     if rec.get("vcpu") is None:
         v = vcpu_of_task(task)
         if v is not None:
@@ -131,38 +138,62 @@ def _text_lines(path: str) -> Iterator[tuple[int, str | None]]:
 
 
 def read_text(path: str, stats: ReadStats, on_error: ErrorSink) -> Iterator[dict]:
-    """Records of a trace text (see :mod:`irqlab.traces.lines`); malformed lines skipped."""
+    """Records of a trace text (see :mod:`irqlab.traces.lines`); malformed lines skipped.
+
+    A record is held until the next line shows whether it continues on it (a wrapped line)."""
     segment = 0
     fresh = True  # no record yet in the current segment
+    pending: tuple[int, str, Parts] | None = None  # (line number, text, parts) of the last record
+
+    def emit(n: int, text: str, parts: Parts):
+        try:
+            return make_record(path, n, segment, parts.event, parts.rest, parts.ts_ns, parts.cpu,
+                               parts.task, parts.pid)
+        except FieldError as e:
+            stats.skipped += 1
+            col = text.find(parts.rest[:20]) + 1 if parts.rest else len(text)
+            on_error(Diagnostic(str(e), Span(path, n, max(col, 1), n, len(text) + 1), text))
+            return None
+
     for n, text in _text_lines(path):
         stats.lines += 1
+        if pending is not None and text is not None:
+            more = continuation(text)
+            if more is not None:
+                pn, ptext, parts = pending
+                pending = (pn, ptext, parts._replace(rest=f"{parts.rest} {more}".strip()))
+                continue
+        if pending is not None:
+            rec = emit(*pending)
+            pending = None
+            if rec is not None:
+                fresh = False
+                stats.records += 1
+                stats.events[rec["event"]] += 1
+                yield rec
         if text is None:
             stats.skipped += 1
             on_error(Diagnostic(f"line longer than {MAX_LINE} bytes", Span(path, n, 1)))
             continue
         try:
             parts = parse_line(text)
-            if parts.event is None:
-                stats.lost += parts.lost
-                if parts.brk and not fresh:
-                    segment += 1
-                    fresh = True
-                continue
-            rec = make_record(path, n, segment, parts.event, parts.rest, parts.ts_ns, parts.cpu,
-                              parts.task, parts.pid)
         except LineError as e:
             stats.skipped += 1
             on_error(Diagnostic(str(e), Span(path, n, e.col, n, len(text) + 1), text))
             continue
-        except FieldError as e:
-            stats.skipped += 1
-            col = text.find(parts.rest) + 1 if parts.rest else len(text)
-            on_error(Diagnostic(str(e), Span(path, n, max(col, 1), n, len(text) + 1), text))
+        if parts.event is None:
+            stats.lost += parts.lost
+            if parts.brk and not fresh:
+                segment += 1
+                fresh = True
             continue
-        fresh = False
-        stats.records += 1
-        stats.events[rec["event"]] += 1
-        yield rec
+        pending = (n, text, parts)
+    if pending is not None:
+        rec = emit(*pending)
+        if rec is not None:
+            stats.records += 1
+            stats.events[rec["event"]] += 1
+            yield rec
 
 
 def read_json(path: str, stats: ReadStats, on_error: ErrorSink) -> Iterator[dict]:

@@ -118,3 +118,21 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ScenarioError, match="not a regular file"):
         _read(fifo)
+
+
+def test_one_space_indented_records_are_not_taken_for_wrapped_lines(tmp_path):
+    """Records indented by one space (as the seed mail quoted them) stay separate records."""
+    f = tmp_path / "t.txt"
+    f.write_text("".join(" " + ln for ln in SEED.read_text().splitlines(True)))
+    assert len(_read(f)[0]) == 33
+
+
+def test_a_record_wrapped_in_a_quoted_mail_is_joined(tmp_path):
+    """A kvm_exit whose info values the mail wrapped onto the next quoted line reads whole."""
+    f = tmp_path / "t.txt"
+    f.write_text(">   kvm_exit:             reason EXIT_NPF rip 0xffffffffffbbe119 info\n"
+                 ">     200000006 1ab000\n"
+                 ">   kvm_entry:            vcpu 0, rip 0x7ffbb280\n")
+    recs, stats, errors = _read(f)
+    assert errors == [] and [r["event"] for r in recs] == ["kvm_exit", "kvm_entry"]
+    assert (recs[0]["info1"], recs[0]["info2"]) == (0x200000006, 0x1AB000)

@@ -225,6 +225,8 @@ def compare_cmd(scenario, trace, sets, duration):
             line += (f"{fmt_ns(ts) if ts is not None else '-':>10}"
                      f"{fmt_ns(ms) if ms is not None else '-':>10}{ratio}")
         click.echo(line.rstrip())
+    for k, t, m in a.field_diffs:
+        click.echo(f"  step {k + 1}: same record, other fields: trace '{t}', model '{m}'")
     if a.match:
         click.echo(f"the loops match record by record ({len(a.trace_keys)} records a pass)")
         return

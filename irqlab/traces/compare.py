@@ -2,7 +2,9 @@
 
 The loops are cycles, so the model's is rotated to the start that agrees with
 the trace's at the most steps (the first such rotation). Records are compared
-by their keys (:func:`irqlab.traces.cycles.record_key`); where the loops differ
+by their keys (:func:`irqlab.traces.cycles.record_key`); fields outside the key
+(the trigger mode, say) are compared apart, on each step's most common text,
+guest addresses left out, and reported without failing the match. Where the loops differ
 the first difference is located with a sequence alignment (difflib), so an
 extra or missing record shows as such rather than as a shifted tail.
 """
@@ -10,6 +12,7 @@ extra or missing record shows as such rather than as a shifted tail.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 
 from irqlab.traces.cycles import Loop
@@ -30,6 +33,15 @@ class Alignment:
     shift: int
     match: bool
     first_diff: tuple[int, int, str] | None
+    field_diffs: tuple[tuple[int, str, str], ...] = ()  # (step, trace text, model text)
+
+
+_ADDRESSES = re.compile(r"\b(rip:?|nested_rip:?|vmc[sb]:?|gpa)\s+(?:0x)?[0-9a-fA-F]+")
+
+
+def _fields(text: str) -> str:
+    """A fields text without its guest addresses (a machine's and a model's differ anyway)."""
+    return " ".join(_ADDRESSES.sub(r"\1 ...", text).split())
 
 
 def rotate(seq: tuple, r: int) -> tuple:
@@ -48,4 +60,10 @@ def align(trace: Loop, model: Loop) -> Alignment:
         tag, i1, _, j1, _ = next(op for op in ops if op[0] != "equal")
         what = {"replace": "differ", "delete": "only in the trace", "insert": "only in the model"}[tag]
         first = (i1, j1, what)
-    return Alignment(t, mk, trace.steps_ns, ms, r, mk == t, first)
+    diffs = []
+    if trace.texts and model.texts:
+        mt = rotate(model.texts, r)
+        for k, (a, b) in enumerate(zip(trace.texts, mt)):
+            if k < len(mk) and t[k] == mk[k] and _fields(a) != _fields(b):
+                diffs.append((k, a, b))
+    return Alignment(t, mk, trace.steps_ns, ms, r, mk == t, first, tuple(diffs))

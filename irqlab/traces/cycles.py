@@ -144,12 +144,14 @@ class Loop:
     period_ns: tuple[float, float, float, float] | None
     rips: tuple[tuple[int, str, int], ...]
     step_samples: int = 0  # passes whose step durations were measured
+    texts: tuple[str, ...] = ()  # the most common fields text of each step's key
 
 
-def analyse(tok: np.ndarray, names: list[str], ts: np.ndarray, rip: np.ndarray) -> Loop | None:
+def analyse(tok: np.ndarray, names: list[str], ts: np.ndarray, rip: np.ndarray,
+            texts: list[str] | None = None) -> Loop | None:
     """The dominant loop of one stream: ``tok`` int64 ``[n]`` (see :func:`find_loop`),
     ``names[id]`` the key of an id, ``ts`` float64 ``[n]`` ns (NaN if unknown), ``rip``
-    uint64 ``[n]`` (0 if none)."""
+    uint64 ``[n]`` (0 if none), ``texts[id]`` the most common fields text of a key."""
     found = find_loop(tok)
     if found is None:
         return None
@@ -194,4 +196,5 @@ def analyse(tok: np.ndarray, names: list[str], ts: np.ndarray, rip: np.ndarray) 
             if len(r):
                 rips.append((k, key, Counter(r.tolist()).most_common(1)[0][0]))
     return Loop(tuple(names[int(x)] for x in loop), passes, int((phase >= 0).sum()),
-                int((tok >= 0).sum()), tuple(steps), period, tuple(rips), nsamp)
+                int((tok >= 0).sum()), tuple(steps), period, tuple(rips), nsamp,
+                tuple(texts[int(x)] for x in loop) if texts else ())

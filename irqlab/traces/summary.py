@@ -17,6 +17,7 @@ import numpy as np
 from irqlab.traces.cycles import Loop, analyse, record_key
 
 RATE_BINS = 10
+MAX_TEXTS = 16
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Summary:
         self.events: Counter = Counter()
         self.times: dict[str, array] = defaultdict(lambda: array("d"))  # exits/EOIs times
         self.records = 0
+        self.texts: list[Counter] = []  # per key id: its fields texts (at most MAX_TEXTS distinct)
 
     def add(self, rec: dict) -> None:
         """Count one record (a dict of :mod:`irqlab.traces.schema` columns)."""
@@ -63,6 +65,11 @@ class Summary:
         if kid is None:
             kid = self.ids[key] = len(self.names)
             self.names.append(key)
+            self.texts.append(Counter())
+        texts = self.texts[kid]
+        raw = rec.get("raw", "")
+        if raw in texts or len(texts) < MAX_TEXTS:
+            texts[raw] += 1
         s.tok.append(kid)
         ts = rec.get("ts_ns")
         s.ts.append(float("nan") if ts is None else float(ts))
@@ -115,7 +122,8 @@ class Summary:
         out = {}
         for sid in self.cpu_streams():
             tok, ts, rip = self.stream_arrays(sid)
-            out[sid] = analyse(tok, self.names, ts, rip)
+            out[sid] = analyse(tok, self.names, ts, rip,
+                               [t.most_common(1)[0][0] if t else "" for t in self.texts])
         return out
 
     def rates(self, bins: int = RATE_BINS) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:

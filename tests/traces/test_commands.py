@@ -112,6 +112,14 @@ def test_compare_matches_the_seed_with_the_founding_case(capsys):
     assert rc == 0 and "the loops match record by record (13 records a pass)" in out
 
 
+def test_compare_notes_fields_that_differ_in_matching_records(capsys):
+    """The seed's accept_irq says edge where the model says level: noted, still a match."""
+    rc, out, _ = _run(capsys, "compare", CASE, SEED)
+    assert rc == 0 and ("step 12: same record, other fields: trace 'apicid 0 vec 80 (Fixed|edge)', "
+                        "model 'apicid 0 vec 80 (Fixed|level)'") in out
+    assert out.count("same record, other fields") == 1  # RIPs and the rest agree
+
+
 def test_compare_reports_the_first_difference(capsys):
     """A trace whose loop is not the scenario's: exit 1 and the first differing step."""
     rc, out, _ = _run(capsys, "compare", CASE, KAFL)

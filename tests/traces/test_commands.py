@@ -204,3 +204,40 @@ def test_perfetto_json_round_trips_the_records(capsys, tmp_path):
     assert len(a) == len(b) > 100
     assert sorted(map(key, a), key=str) == sorted(map(key, b), key=str)
     assert json.loads((tmp_path / "t.json").read_text())["otherData"]["generator"] == "irqlab"
+
+
+def test_summary_finds_one_loop_per_vcpu_in_interleaved_threads(capsys, tmp_path):
+    """Two vCPU threads interleaved in one perf script: each gets its own loop."""
+    seed = [ln for ln in Path(SEED).read_text().splitlines() if ln.startswith("kvm_")][19:32]
+    lines = []
+    for i in range(3 * len(seed)):
+        for v, shift in ((0, 0), (1, 5)):
+            rec = seed[(i + shift) % len(seed)]
+            lines.append(f"CPU {v}/KVM {4010 + v} [00{v}] {1 + i * 1e-6:.6f}: kvm:{rec}")
+    f = tmp_path / "perf.txt"
+    f.write_text("\n".join(lines) + "\n")
+    rc, out, _ = _run(capsys, "traces", "summary", f)
+    assert rc == 0 and "loop on vCPU 0: 13 records a pass" in out
+    assert "loop on vCPU 1: 13 records a pass" in out
+
+
+def test_summary_of_a_file_without_records_is_a_user_error(capsys, tmp_path):
+    """A text with no record (only prose) exits 2 and says so."""
+    f = tmp_path / "t.txt"
+    f.write_text("hello\nworld\n")
+    rc, _, err = _run(capsys, "traces", "summary", f)
+    assert rc == 2 and "no trace records" in err and f"{f}:1:1: error" in err
+
+
+def test_import_into_a_missing_directory_is_a_user_error(capsys, tmp_path):
+    """-o into a directory that does not exist exits 2 before reading anything."""
+    rc, _, err = _run(capsys, "traces", "import", SEED, "-o", tmp_path / "no" / "o.parquet")
+    assert rc == 2 and "no directory" in err
+
+
+def test_calibrate_with_a_scenario_in_error_is_a_located_user_error(capsys, tmp_path):
+    """calibrate reports a broken scenario at its line, exit 2."""
+    bad = tmp_path / "bad.scn"
+    bad.write_text(Path(CASE).read_text().replace("vmexit 1000 cycles", "vmexit 1000 parsecs"))
+    rc, _, err = _run(capsys, "calibrate", bad, KAFL)
+    assert rc == 2 and f"{bad}:" in err

@@ -27,6 +27,7 @@ MAX_LINE = 1 << 16
 MAX_JSON = 256 << 20
 FIELD_CACHE = 1 << 16  # parsed fields kept by (event, text): a storm repeats the same few texts
 _FIELDS: dict[tuple[str, str], dict] = {}
+_TASK_VCPU: dict[str, int | None] = {}
 _VCPU_TASK = re.compile(r"CPU (\d+)/KVM|^vCPU (\d+)$")
 
 
@@ -84,8 +85,12 @@ def vcpu_of_task(task: str | None) -> int | None:
     """The vCPU index in a QEMU vCPU thread's name (``CPU 3/KVM``, ``vCPU 3``), or None."""
     if not task:
         return None
-    m = _VCPU_TASK.search(task)
-    return int(m.group(1) or m.group(2)) if m else None
+    if task not in _TASK_VCPU:
+        if len(_TASK_VCPU) >= FIELD_CACHE:
+            _TASK_VCPU.clear()
+        m = _VCPU_TASK.search(task)
+        _TASK_VCPU[task] = int(m.group(1) or m.group(2)) if m else None
+    return _TASK_VCPU[task]
 
 
 def make_record(file: str, line: int, segment: int, event: str, rest: str, ts_ns, cpu, task, pid

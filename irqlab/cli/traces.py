@@ -164,7 +164,14 @@ def _model(path: str, sets: tuple[str, ...], duration: str):
     unless --set gives run.duration."""
     from irqlab import engine
     from irqlab.cli.sim import lanes_for, load_resolved
+    from irqlab.resolve import parse_quantity
 
+    try:
+        q = parse_quantity(duration)
+    except ValueError as e:
+        raise fail(f"--duration: {e}") from None
+    if q.dimension != "time" or q.value <= 0:
+        raise fail(f"--duration takes a positive time such as 2ms, not '{duration}'")
     if not any(s.split("=", 1)[0].strip() == "run.duration" for s in sets):
         sets = sets + (f"run.duration={duration}",)
     scenario = load_resolved(path, sets)

@@ -241,3 +241,12 @@ def test_calibrate_with_a_scenario_in_error_is_a_located_user_error(capsys, tmp_
     bad.write_text(Path(CASE).read_text().replace("vmexit 1000 cycles", "vmexit 1000 parsecs"))
     rc, _, err = _run(capsys, "calibrate", bad, KAFL)
     assert rc == 2 and f"{bad}:" in err
+
+
+@pytest.mark.parametrize("value,message", [("foo", "--duration: 'foo' is not a number"),
+                                           ("3GHz", "--duration takes a positive time"),
+                                           ("0ms", "--duration takes a positive time")])
+def test_a_bad_duration_is_named_as_the_option_at_fault(capsys, value, message):
+    """--duration that is not a positive time is reported as the option's error."""
+    rc, _, err = _run(capsys, "compare", CASE, SEED, "--duration", value)
+    assert rc == 2 and message in err and "founding_case.scn:" not in err

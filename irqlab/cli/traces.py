@@ -13,6 +13,7 @@ from irqlab.cli.main import cli, fail
 from irqlab.cli.sim import SET_HELP, fmt_ns
 
 MAX_SHOWN_ERRORS = 20
+RATE_MIN_LINES = 100_000  # an import this long states its rate (shorter ones: start-up dominates)
 DURATION_HELP = ("Simulated time of the scenario's run in which its steady-state loop is "
                  "found (default 2ms; the scenario's own run.duration with --set run.duration=...).")
 
@@ -93,7 +94,7 @@ def import_cmd(files, output):
     errors.finish()
     dt = time.perf_counter() - t0
     top = ", ".join(f"{k} {v}" for k, v in stats.events.most_common(6))
-    rate = f" ({stats.lines / dt:,.0f} lines/s)" if dt >= 1 else ""
+    rate = f" ({stats.lines / dt:,.0f} lines/s)" if stats.lines >= RATE_MIN_LINES else ""
     click.echo(f"wrote {out}: {stats.records} records from {stats.lines} lines{rate}; {_skips(stats)}")
     click.echo(f"events: {top}{', ...' if len(stats.events) > 6 else ''}")
 

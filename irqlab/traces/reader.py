@@ -162,11 +162,17 @@ def read_text(path: str, stats: ReadStats, on_error: ErrorSink) -> Iterator[dict
 
     for n, text in _text_lines(path):
         stats.lines += 1
-        if pending is not None and text is not None:
-            more = continuation(text)
+        parts, error = None, None
+        if text is not None:
+            try:
+                parts = parse_line(text)
+            except LineError as e:
+                error = e
+        if pending is not None and text is not None and (parts is None or parts.ts_ns is None):
+            more = continuation(text)  # only a line that is not a timed record can continue one
             if more is not None:
-                pn, ptext, parts = pending
-                pending = (pn, ptext, parts._replace(rest=f"{parts.rest} {more}".strip()))
+                pn, ptext, pparts = pending
+                pending = (pn, ptext, pparts._replace(rest=f"{pparts.rest} {more}".strip()))
                 continue
         if pending is not None:
             rec = emit(*pending)
@@ -180,11 +186,9 @@ def read_text(path: str, stats: ReadStats, on_error: ErrorSink) -> Iterator[dict
             stats.skipped += 1
             on_error(Diagnostic(f"line longer than {MAX_LINE} bytes", Span(path, n, 1)))
             continue
-        try:
-            parts = parse_line(text)
-        except LineError as e:
+        if error is not None:
             stats.skipped += 1
-            on_error(Diagnostic(str(e), Span(path, n, e.col, n, len(text) + 1), text))
+            on_error(Diagnostic(str(error), Span(path, n, error.col, n, len(text) + 1), text))
             continue
         if parts.event is None:
             stats.lost += parts.lost

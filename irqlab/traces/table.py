@@ -1,6 +1,6 @@
 """Writing imported records to Parquet, in row groups, as they stream in.
 
-Rows are buffered per column and written every :data:`ROW_GROUP` records with
+Rows are buffered as tuples and written every :data:`ROW_GROUP` records with
 ``pyarrow.parquet.ParquetWriter``, so memory stays bounded whatever the input's
 size. The file is written under a temporary name and renamed into place on
 :meth:`TraceWriter.close`, so a failed import leaves no half-written output.
@@ -25,30 +25,26 @@ class TraceWriter:
         self.tmp = f"{path}.partial"
         self.schema = arrow_schema()
         self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
-        self.cols: dict[str, list] = {n: [] for n in NAMES}
-        self.n = 0
+        self.buf: list[tuple] = []  # rows not yet written, one tuple of NAMES' values each
         self.rows = 0
 
     def add(self, rec: dict) -> None:
-        for name, col in self.cols.items():
-            col.append(rec.get(name))
-        self.n += 1
-        if self.n >= ROW_GROUP:
+        self.buf.append(tuple(map(rec.get, NAMES)))
+        if len(self.buf) >= ROW_GROUP:
             self.flush()
 
     def flush(self) -> None:
         import pyarrow as pa
 
-        if not self.n:
+        if not self.buf:
             return
-        ts = self.cols["ts_ns"]
-        self.cols["ts_ns"] = [None if t is None else int(round(t)) for t in ts]
-        batch = pa.record_batch([pa.array(self.cols[f.name], type=f.type) for f in self.schema],
+        cols = dict(zip(NAMES, zip(*self.buf)))
+        cols["ts_ns"] = [None if t is None else int(round(t)) for t in cols["ts_ns"]]
+        batch = pa.record_batch([pa.array(cols[f.name], type=f.type) for f in self.schema],
                                 schema=self.schema)
         self.writer.write_batch(batch)
-        self.rows += self.n
-        self.cols = {n: [] for n in NAMES}
-        self.n = 0
+        self.rows += len(self.buf)
+        self.buf = []
 
     def close(self) -> None:
         """Write what is left and move the file into place."""

@@ -7,10 +7,13 @@ breaks (an excerpt's end, lost events), across which nothing repeats.
 
 :func:`find_loop` tries every period ``p`` up to :data:`MAX_PERIOD` and measures
 how many records lie in stretches where each key equals the key ``p`` records
-later. The period covering the most records in stretches of at least two whole
-passes wins (the smallest of equals, so a multiple of the true period never
-does); if no stretch repeats twice, the single longest repeating stretch
-decides (a short excerpt: the seed quotes one pass and a record). The loop is
+later. The period covering the most records in stretches of at least three
+whole passes wins; among equals, the one with the longest stretch (a shorter
+period that only repeats inside each pass, like ``0 0 0`` in ``0 0 0 1 1 1``,
+has short stretches), then the smallest (so a multiple of the true period never
+does). If no stretch repeats three times (a short excerpt: the seed quotes one pass and
+a record), the period with the most records repeated in one stretch wins, then
+the longest stretch, then the smallest period. The loop is
 read off where that stretch starts. :func:`label` then walks the whole stream
 and gives each record its step in the loop (-1 outside it), re-entering the
 loop where the records that follow agree with it longest.
@@ -57,8 +60,8 @@ def find_loop(tok: np.ndarray) -> tuple[int, int] | None:
     n = min(len(tok), MAX_WINDOW)
     tok = tok[:n]
     brk = np.concatenate(([0], np.cumsum(tok < 0)))  # breaks before each index
-    best_strong = (0, 0, 0)  # (coverage, -period, start)
-    best_any = (0, 0, 0)
+    best_strong = (0, 0, 0, 0)  # (coverage, longest stretch, -period, its start)
+    best_any = (0, 0, 0, 0)  # (records repeated, their stretch, -period, its start)
     for p in range(1, min(MAX_PERIOD, n - 1) + 1):
         eq = (tok[:-p] == tok[p:]) & (tok[:-p] >= 0)
         if not eq.any():
@@ -71,17 +74,17 @@ def find_loop(tok: np.ndarray) -> tuple[int, int] | None:
         if not len(lens):
             continue
         i = int(np.argmax(lens))
-        longest = (int(lens[i]) + p, -p, int(starts[i]))
-        best_any = max(best_any, longest)
-        strong = lens >= p
+        best_any = max(best_any, (int(lens[i]), int(lens[i]) + p, -p, int(starts[i])))
+        strong = lens >= 2 * p  # stretches of at least three whole passes
         if strong.any():
             cover = int((lens[strong] + p).sum())
-            first = int(starts[strong][np.argmax(lens[strong])])
-            best_strong = max(best_strong, (cover, -p, first))
-    best = best_strong if best_strong[0] else best_any
-    if not best[0]:
+            j = int(np.argmax(lens[strong]))
+            best_strong = max(best_strong, (cover, int(lens[strong][j]) + p, -p, int(starts[strong][j])))
+    if best_strong[0]:
+        return -best_strong[2], best_strong[3]
+    if not best_any[0]:
         return None
-    return -best[1], best[2]
+    return -best_any[2], best_any[3]
 
 
 def label(tok: np.ndarray, loop: np.ndarray) -> np.ndarray:

@@ -250,3 +250,37 @@ def test_a_bad_duration_is_named_as_the_option_at_fault(capsys, value, message):
     """--duration that is not a positive time is reported as the option's error."""
     rc, _, err = _run(capsys, "compare", CASE, SEED, "--duration", value)
     assert rc == 2 and message in err and "founding_case.scn:" not in err
+
+
+def test_import_of_several_files_keeps_each_records_file(capsys, tmp_path):
+    """Several FILEs go into one table; each row names the file it came from."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "all.parquet"
+    rc, _, _ = _run(capsys, "traces", "import", SEED, KAFL, "-o", out)
+    files = pq.read_table(out, columns=["file"]).column("file").to_pylist()
+    assert rc == 0 and (files.count(SEED), files.count(KAFL)) == (33, 10)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"traceEvents": [', "not valid JSON"),
+    ('{"displayTimeUnit": "ns"}', "no 'traceEvents' list"),
+])
+def test_a_json_file_that_is_not_a_trace_is_a_user_error(capsys, tmp_path, text, message):
+    """Broken JSON, or JSON without traceEvents, exits 2 with what is wrong."""
+    f = tmp_path / "t.json"
+    f.write_text(text)
+    rc, _, err = _run(capsys, "traces", "import", f, "-o", tmp_path / "o.parquet")
+    assert rc == 2 and message in err
+
+
+def test_a_bad_instant_event_in_json_is_skipped_and_reported(capsys, tmp_path):
+    """An instant event without its text is reported by index and the others are kept."""
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps({"traceEvents": [
+        {"ph": "i", "cat": "event", "name": "kvm_entry", "ts": 1.0, "tid": 10, "args": {"text": "vcpu 0"}},
+        {"ph": "i", "cat": "event", "name": "kvm_exit", "ts": 2.0, "tid": 10, "args": {}},
+        {"ph": "i", "cat": "event", "name": "kvm_entry", "ts": 3.0, "tid": 10, "args": {"text": "vcpu 0"}},
+    ]}))
+    rc, out, err = _run(capsys, "traces", "import", f, "-o", tmp_path / "o.parquet")
+    assert rc == 0 and "traceEvents[1]" in err and "2 records" in out

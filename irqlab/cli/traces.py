@@ -84,13 +84,17 @@ def import_cmd(files, output):
         raise fail(f"cannot write {out}: it is a directory")
     stats, errors = ReadStats(), ErrorPrinter()
     t0 = time.perf_counter()
-    with TraceWriter(out) as w:
-        for rec in read_records(files, stats, errors):
-            w.add(rec)
-        if not stats.records:
-            errors.finish()
-            w.abort()
-            _need_records(files, stats)
+    try:
+        with TraceWriter(out) as w:
+            for rec in read_records(files, stats, errors):
+                w.add(rec)
+            if not stats.records:
+                errors.finish()
+                _need_records(files, stats)
+    except OSError as e:  # the writer's (disk full, say): the partial file is already removed
+        if e.filename and e.filename in files:
+            raise
+        raise fail(f"cannot write {out}: {e.strerror or e}") from None
     errors.finish()
     dt = time.perf_counter() - t0
     top = ", ".join(f"{k} {v}" for k, v in stats.events.most_common(6))

@@ -56,6 +56,8 @@ class TraceWriter:
         """Drop the partial file (the output path is left as it was)."""
         try:
             self.writer.close()
+        except Exception:  # noqa: BLE001 - a writer that failed may fail to close too
+            pass
         finally:
             if os.path.exists(self.tmp):
                 os.remove(self.tmp)
@@ -64,7 +66,11 @@ class TraceWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
+        if exc_type is not None:
             self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise

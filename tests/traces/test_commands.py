@@ -284,3 +284,17 @@ def test_a_bad_instant_event_in_json_is_skipped_and_reported(capsys, tmp_path):
     ]}))
     rc, out, err = _run(capsys, "traces", "import", f, "-o", tmp_path / "o.parquet")
     assert rc == 0 and "traceEvents[1]" in err and "2 records" in out
+
+
+def test_a_failed_write_leaves_no_partial_output(capsys, tmp_path, monkeypatch):
+    """A disk that fills during the import is a user error; no half-written file stays."""
+    from irqlab.traces.table import TraceWriter
+
+    def full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TraceWriter, "flush", full)
+    out = tmp_path / "o.parquet"
+    rc, _, err = _run(capsys, "traces", "import", SEED, "-o", out)
+    assert rc == 2 and "No space left on device" in err
+    assert list(tmp_path.iterdir()) == []

@@ -189,6 +189,15 @@ def test_round_trip_calibration_gives_back_the_scenarios_costs(capsys, tmp_path,
     for name, true in TRUE_COSTS.items():
         assert abs(got[name][0] - true) <= 0.01 * true, (name, got[name], true)
     assert got["mmio"] == (1500.0, "not determined by the trace: no step of its loop depends on it (kept)")
+    if form == "text":  # the printed block, pasted into a scenario, reproduces the trace's steps
+        block = out[out.index("costs {"):out.index("}", out.index("costs {")) + 1]
+        (tmp_path / "founding_case.scn").write_text(Path(CASE).read_text())
+        machine = tmp_path / "machine.scn"
+        machine.write_text(f'import "founding_case.scn"\nscenario machine extends founding_case {{\n{block}\n}}\n')
+        rc, out, _ = _run(capsys, "compare", machine, trace)
+        ratios = [float(ln.split()[-1]) for ln in out.splitlines()
+                  if ln.strip()[:1].isdigit() and ln.split()[-1] != "-"]
+        assert rc == 0 and len(ratios) == 9 and all(abs(r - 1) <= 0.01 for r in ratios)
 
 
 def test_perfetto_json_round_trips_the_records(capsys, tmp_path):

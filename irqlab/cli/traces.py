@@ -103,7 +103,7 @@ def import_cmd(files, output):
     click.echo(f"events: {top}{', ...' if len(stats.events) > 6 else ''}")
 
 
-def _print_loop(label: str, loop, stats_total: int | None = None) -> None:
+def _print_loop(label: str, loop) -> None:
     pct = 100 * loop.covered / max(loop.total, 1)
     click.echo(f"loop on {label}: {len(loop.keys)} records a pass, {loop.passes} whole "
                f"pass{'es' if loop.passes != 1 else ''}, {loop.covered} of {loop.total} records "
@@ -128,7 +128,7 @@ def _print_loop(label: str, loop, stats_total: int | None = None) -> None:
 def summary_cmd(files, bins):
     """Exits, injections, EOIs, userspace exits, rates, and the loop each vCPU repeats."""
     summary, stats = _read_summary(files)
-    timed = any(len(a) for a in summary.times.values())
+    timed = summary.timed
     click.echo(f"{', '.join(files)}: {stats.records} records, {len(stats.events)} event types; "
                f"{_skips(stats)}{'' if timed else '; no timestamps'}")
     by_stream: dict[int, list] = {}

@@ -44,6 +44,7 @@ class Summary:
         self.events: Counter = Counter()
         self.times: dict[str, array] = defaultdict(lambda: array("d"))  # exits/EOIs times
         self.records = 0
+        self.timed = False  # some record has a timestamp
         self.texts: list[Counter] = []  # per key id: its fields texts (at most MAX_TEXTS distinct)
 
     def add(self, rec: dict) -> None:
@@ -72,7 +73,11 @@ class Summary:
             texts[raw] += 1
         s.tok.append(kid)
         ts = rec.get("ts_ns")
-        s.ts.append(float("nan") if ts is None else float(ts))
+        if ts is None:
+            s.ts.append(float("nan"))
+        else:
+            s.ts.append(float(ts))
+            self.timed = True
         ev = rec["event"]
         s.rip.append(rec.get("rip") or 0 if ev in ("kvm_exit", "kvm_nested_vmexit") else 0)
         if rec.get("vcpu") is not None:

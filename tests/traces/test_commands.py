@@ -307,3 +307,12 @@ def test_a_failed_write_leaves_no_partial_output(capsys, tmp_path, monkeypatch):
     rc, _, err = _run(capsys, "traces", "import", SEED, "-o", out)
     assert rc == 2 and "No space left on device" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_timed_trace_without_exits_is_not_called_untimed(capsys, tmp_path):
+    """Timestamps are noticed on any record, not only on exits and EOIs."""
+    f = tmp_path / "t.txt"
+    f.write_text("[000] 1.000001: kvm_set_irq: gsi 23 level 1 source 0\n"
+                 "[000] 1.000002: kvm_set_irq: gsi 23 level 0 source 0\n")
+    rc, out, _ = _run(capsys, "traces", "summary", f)
+    assert rc == 0 and "no timestamps" not in out.splitlines()[0]

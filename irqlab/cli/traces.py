@@ -186,21 +186,24 @@ def _model(path: str, sets: tuple[str, ...], duration: str):
 
 
 def _trace_loop(trace_file: str):
+    """(stream label, Loop, event names) of the trace's dominant loop."""
     from irqlab.traces.model import main_loop
 
-    summary, _ = _read_summary((trace_file,))
+    summary, stats = _read_summary((trace_file,))
     found = main_loop(summary)
     if found is None:
         raise fail(f"{trace_file}: no repeating loop of events: nothing to compare")
-    return summary.label(found[0]), found[1]
+    return summary.label(found[0]), found[1], frozenset(stats.events)
 
 
-def _model_loop(program, lane, what: str):
+def _model_loop(program, lane, what: str, events: frozenset[str]):
+    """(stream id, Loop) of the model's dominant loop, of the trace's ``events`` only."""
     from irqlab.traces.model import main_loop, run_model
 
-    found = main_loop(run_model(program, lane))
+    found = main_loop(run_model(program, lane, events))
     if found is None:
-        raise fail(f"{what}: the model's run has no repeating loop (no steady state to compare)")
+        raise fail(f"{what}: the model's run has no repeating loop of the trace's events "
+                   f"({', '.join(sorted(events))}): no steady state to compare")
     return found
 
 
@@ -211,12 +214,13 @@ def _model_loop(program, lane, what: str):
 @click.option("--duration", default="2ms", show_default=True, help=DURATION_HELP)
 def compare_cmd(scenario, trace, sets, duration):
     """Align SCENARIO's steady-state loop with TRACE's: record by record, and step durations
-    side by side. Exit status 1 when the loops differ."""
+    side by side. Only the events TRACE recorded are taken from the model. Exit status 1
+    when the loops differ."""
     from irqlab.traces.compare import align
 
-    tlabel, tloop = _trace_loop(trace)
+    tlabel, tloop, events = _trace_loop(trace)
     sc, program, lane, _ = _model(scenario, sets, duration)
-    sid, mloop = _model_loop(program, lane, scenario)
+    sid, mloop = _model_loop(program, lane, scenario, events)
     a = align(tloop, mloop)
     click.echo(f"trace {trace} ({tlabel}): {len(a.trace_keys)} records a pass, {tloop.passes} "
                f"whole pass(es); model {sc.name}: {len(a.model_keys)} records a pass")
@@ -276,7 +280,7 @@ def calibrate_cmd(scenario, trace, fit_names, sets, duration):
                                     "costs: " + ", ".join(f"costs.{c}" for c in COSTS))
             if name not in free:
                 free.append(name)
-    _, tloop = _trace_loop(trace)
+    _, tloop, events = _trace_loop(trace)
     sc, program, lane, base_sets = _model(scenario, sets, duration)
     tsc = float(program.params["machine.tsc"])
     start = {c: program.params[f"costs.{c}"] * tsc / 1e12 for c in COSTS}
@@ -287,7 +291,7 @@ def calibrate_cmd(scenario, trace, fit_names, sets, duration):
             _, prog, ln, _ = _model(scenario, base_sets + over, duration)
         else:
             prog, ln = program, lane
-        found = main_loop(run_model(prog, ln))
+        found = main_loop(run_model(prog, ln, events))
         if found is None:
             raise ScenarioError(f"{scenario}: the model's run has no repeating loop")
         return found[1]
@@ -302,11 +306,16 @@ def calibrate_cmd(scenario, trace, fit_names, sets, duration):
                 "fixed": "fixed (not in --fit)",
                 "absent": "not determined by the trace: no step of its loop depends on it (kept)",
                 "combined": "not determined by the trace: only together with "
-                            + ", ".join(c.partners) + " (kept)"}[c.status]
+                            + ", ".join(c.partners) + " (kept; see below)"}[c.status]
         click.echo(f"    {c.name:<{width}} {c.value:.0f} cycles  # {note}")
     click.echo("}")
     cond = f", condition number {result.cond:.3g}" if result.cond is not None else ""
     click.echo(f"rank {result.rank} of {len(free)} free costs{cond}")
+    if result.combos:
+        click.echo("determined only in combination (cycles; the step that fixes each):")
+    for k, terms, total in result.combos:
+        expr = " + ".join(n if w == 1 else f"{w:g} {n}" for n, w in terms)
+        click.echo(f"  {expr} = {total:.0f}  (step {k + 1}: {result.keys[k]})")
     click.echo(f"  {'step':>4}  {'record':<52}{'trace':>10}{'before':>10}{'after':>10}{'residual':>12}")
     for k, key in enumerate(result.keys):
         t, b, a = result.trace_ns[k], result.before_ns[k], result.after_ns[k]

@@ -13,8 +13,11 @@ the row space of ``A``, i.e. it has no component in ``A``'s null space (SVD,
 relative tolerance :data:`RCOND`). A cost with a zero column is not in the loop
 at all; one with a null-space component is determined only in combination with
 others (named). Undetermined costs keep their starting values and are said to
-be so; the rest are solved for, with the condition number of their columns and
-a standard error from the residuals when there are more steps than costs.
+be so, and what the trace does determine of them is given as combinations: per
+step, the weighted sum of those costs that makes the step last as in the trace.
+The determined costs are the same in every least-squares solution; they are
+reported with the condition number of their columns and a standard error from
+the residuals when there are more steps than the rank.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class CostFit:
 @dataclass(frozen=True)
 class Fit:
     """A calibration: per-cost outcomes, per-step trace / model-before / model-after
-    durations (ns), the rank and condition number of the fitted columns."""
+    durations (ns; after: with the costs as fitted, undetermined ones kept), the rank of the
+    map and the condition number of the determined costs' columns."""
 
     costs: tuple[CostFit, ...]
     keys: tuple[str, ...]
@@ -62,6 +66,10 @@ class Fit:
     after_ns: tuple[float | None, ...]
     rank: int
     cond: float | None
+    combos: tuple[tuple[int, tuple[tuple[str, float], ...], float], ...] = ()
+    """What the trace determines of the costs it cannot separate: ``(step, ((cost, weight),
+    ...), total)``, the weighted sum of those costs (largest weight 1) in cycles that makes
+    step ``step`` last as in the trace, one per distinct combination."""
 
 
 def _steps(loop: Loop, trace: Loop, what: str) -> np.ndarray:
@@ -91,43 +99,53 @@ def fit(trace: Loop, run_loop: Callable[[dict[str, float]], Loop], start: dict[s
         c[name] = start[name] + delta(start[name])
         A[:, j] = (_steps(run_loop(c), trace, f"with {name} raised") - d0) / delta(start[name])
     A = np.nan_to_num(A)
+    steps = np.flatnonzero(rows)
     Ar, r = A[rows], y[rows] - np.nan_to_num(d0[rows])
     outcome: dict[str, CostFit] = {n: CostFit(n, v, v, "fixed") for n, v in start.items()}
-    rank, cond = 0, None
-    if free:
-        _, sv, vt = np.linalg.svd(Ar, full_matrices=True)
-        tol = RCOND * (sv[0] if len(sv) and sv[0] > 0 else 1.0)
-        rank = int((sv > tol).sum())
-        null = vt[rank:]  # [free - rank, free]
-        ok = []
-        for j, name in enumerate(free):
-            comp = null[:, j] if len(null) else np.zeros(0)
-            if not np.any(Ar[:, j]):
-                outcome[name] = CostFit(name, start[name], start[name], "absent")
-            elif len(comp) and np.linalg.norm(comp) > 1e-6:
-                mine = np.abs(comp) > 1e-6  # the null directions this cost moves along
-                partners = tuple(free[k] for k in range(len(free))
-                                 if k != j and np.any(np.abs(null[mine, k]) > 1e-6))
-                outcome[name] = CostFit(name, start[name], start[name], "combined", partners=partners)
-            else:
-                ok.append(j)
-        x = np.zeros(len(free))
-        if ok:
-            As = Ar[:, ok]
-            sol, *_ = np.linalg.lstsq(As, r, rcond=None)
-            x[ok] = sol
-            svs = np.linalg.svd(As, compute_uv=False)
-            cond = float(svs[0] / svs[-1]) if svs[-1] > 0 else float("inf")
-            resid = r - As @ sol
-            dof = len(r) - len(ok)
-            cov = None
-            if dof > 0:
-                sigma2 = float(resid @ resid) / dof
-                cov = sigma2 * np.linalg.inv(As.T @ As)
-            for i, j in enumerate(ok):
-                name = free[j]
+    rank, cond, combos = 0, None, []
+    x = np.zeros(len(free))
+    present = [j for j in range(len(free)) if np.any(Ar[:, j])]
+    for j in range(len(free)):
+        if j not in present:
+            outcome[free[j]] = CostFit(free[j], start[free[j]], start[free[j]], "absent")
+    if present:
+        Ap = Ar[:, present]
+        names = [free[j] for j in present]
+        _, sv, vt = np.linalg.svd(Ap, full_matrices=True)
+        rank = int((sv > RCOND * sv[0]).sum()) if sv[0] > 0 else 0
+        null = vt[rank:]  # [present - rank, present]: directions the trace cannot see
+        sol, *_ = np.linalg.lstsq(Ap, r, rcond=None)  # the fitted step durations are unique
+        resid = r - Ap @ sol
+        dof = len(r) - rank
+        cov = float(resid @ resid) / dof * np.linalg.pinv(Ap.T @ Ap) if dof > 0 else None
+        moves = np.abs(null) > 1e-6 if len(null) else np.zeros((0, len(present)), dtype=bool)
+        ident = [i for i in range(len(present)) if not moves[:, i].any()]
+        for i, name in enumerate(names):
+            if i in ident:
+                x[present[i]] = sol[i]
                 se = float(np.sqrt(max(cov[i, i], 0.0))) if cov is not None else None
                 outcome[name] = CostFit(name, start[name], start[name] + float(sol[i]), "fitted", se)
+            else:
+                mine = moves[:, i]
+                partners = tuple(names[k] for k in range(len(names)) if k != i and moves[mine, k].any())
+                outcome[name] = CostFit(name, start[name], start[name], "combined", partners=partners)
+        if ident:
+            svs = np.linalg.svd(Ap[:, ident], compute_uv=False)
+            cond = float(svs[0] / svs[-1]) if svs[-1] > 0 else float("inf")
+        comb = [i for i in range(len(present)) if i not in ident]
+        seen = set()
+        for row, k in enumerate(steps):
+            coef = Ap[row, comb]
+            if not np.any(np.abs(coef) > 1e-12):
+                continue
+            coef = coef / np.abs(coef).max()
+            terms = tuple((names[i], round(float(c), 6)) for i, c in zip(comb, coef) if abs(c) > 1e-9)
+            if terms in seen:
+                continue
+            seen.add(terms)
+            total = sum(c * (start[names[i]] + sol[i]) for i, c in zip(comb, coef))
+            combos.append((int(k), terms, float(total)))
     after = np.nan_to_num(d0) + A @ x if free else np.nan_to_num(d0)
     opt = lambda a: tuple(None if np.isnan(v) else float(v) for v in a)  # noqa: E731
-    return Fit(tuple(outcome[n] for n in start), trace.keys, opt(y), opt(d0), opt(after), rank, cond)
+    return Fit(tuple(outcome[n] for n in start), trace.keys, opt(y), opt(d0), opt(after), rank, cond,
+               tuple(combos))

@@ -57,3 +57,9 @@ def test_a_model_loop_that_changes_with_a_cost_is_refused():
 
     with pytest.raises(ScenarioError, match="with c raised"):
         fit(_loop((35, 8, 5)), model, START, ["c"])
+
+
+def test_what_is_determined_of_combined_costs_is_given():
+    """For a + b the fit gives the sum the trace fixes (35), from the step that fixes it."""
+    f = fit(_loop((35, 8, 5)), _model, START, ["a", "b", "c"])
+    assert f.combos == ((0, (("a", 1.0), ("b", 1.0)), pytest.approx(35.0)),)

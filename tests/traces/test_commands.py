@@ -316,3 +316,18 @@ def test_a_timed_trace_without_exits_is_not_called_untimed(capsys, tmp_path):
                  "[000] 1.000002: kvm_set_irq: gsi 23 level 0 source 0\n")
     rc, out, _ = _run(capsys, "traces", "summary", f)
     assert rc == 0 and "no timestamps" not in out.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_a_trace_of_exits_only_compares_and_calibrates_in_combination(capsys, tmp_path):
+    """A trace of kvm_exit/kvm_entry only is compared with the model's exits and entries;
+    the costs it cannot separate are given as the sums it determines."""
+    trace = _irqlab_trace(capsys, tmp_path, "-e", "kvm_exit,kvm_entry")
+    rc, out, _ = _run(capsys, "compare", CASE, trace)
+    assert rc == 0 and "the loops match record by record (6 records a pass)" in out
+    rc, out, _ = _run(capsys, "calibrate", CASE, trace)
+    got = _fitted(out)
+    assert rc == 0 and got["vmentry"][0] == pytest.approx(900, rel=0.01)
+    assert got["nested_entry"] == (4500.0, got["nested_entry"][1]) and "only together" in got["nested_entry"][1]
+    assert "vmexit + nested_entry = 6500" in out and "vmexit + nested_exit = 7300" in out
+    assert "vmexit + userspace_exit + eoi + ioapic = 7370" in out

@@ -432,7 +432,10 @@ def columns(expectations: Sequence[ir.Expectation], flat: Mapping[str, Any], sta
         run = {k: v[i] for k, v in flat.items() if np.ndim(v) == 1}
         reps = [_Names({m: metric_value(infos[m], run.get(m)) for m in infos if m in run}, values_for(i))]
         for k, x in enumerate(expectations):
-            out[f"expect_{k + 1}"][i] = _check_one(x, reps).passed
+            try:
+                out[f"expect_{k + 1}"][i] = _check_one(x, reps).passed
+            except ScenarioError:  # e.g. a division by zero with this run's values: it does not hold
+                out[f"expect_{k + 1}"][i] = False
     passed = np.ones(n, np.bool_)
     for col in out.values():
         passed &= col

@@ -46,14 +46,21 @@ class CaseResult:
         return self.error is None and not self.run_errors and all(o.passed for o in self.outcomes)
 
 
+PACKAGE_MARKERS = ("pyproject.toml", "setup.py")  # a plugin package: its scenarios need it installed
+
+
 def scenario_files(paths: Sequence[str]) -> list[str]:
     """The ``.scn`` files among ``paths`` (files as given; folders searched recursively,
-    sorted); a path that does not exist is a ScenarioError."""
+    sorted, leaving out folders that hold a Python package such as a plugin example);
+    a path that does not exist is a ScenarioError."""
     out: list[str] = []
     for p in paths:
         if os.path.isdir(p):
             found = []
             for root, dirs, files in os.walk(p):
+                if root != p and any(m in files for m in PACKAGE_MARKERS):
+                    dirs.clear()
+                    continue
                 dirs.sort()
                 found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(".scn"))
                 if len(found) > MAX_FILES:

@@ -15,7 +15,8 @@ from irqlab.cli.sim import SET_HELP
 @click.option("--set", "sets", multiple=True, help=SET_HELP + " Applied to every scenario.")
 def test_cmd(paths, junit, sets):
     """Run every scenario with an `expect` block in PATHS (files, or folders searched for
-    *.scn) with its own run block, and check its expectations.
+    *.scn; a folder holding a Python package, such as a plugin's example, is left out)
+    with its own run block, and check its expectations.
 
     One line per scenario; a failure shows each failed expectation with its
     FILE:LINE:COL and the measured value. Exit status: 1 if an expectation

@@ -180,7 +180,7 @@ class ScenarioValues(dict):
         return cands[0] if len(cands) == 1 else None
 
 
-class _Lazy:
+class LazyValues:
     """Computes a scenario's values once, on first use."""
 
     def __init__(self, make: Any) -> None:
@@ -261,7 +261,7 @@ def check(expectations: Sequence[ir.Expectation], runs: Sequence[Mapping[str, An
     callable returning its :class:`ScenarioValues` (default: computed on demand).
     An expression that cannot be evaluated raises ScenarioError at its span."""
     infos = known_metrics(scenario)
-    lazy = values if values is not None else _Lazy(lambda: ScenarioValues(scenario))
+    lazy = values if values is not None else LazyValues(lambda: ScenarioValues(scenario))
     reps = [_Names({n: metric_value(i, run.get(n)) for n, i in infos.items() if n in run}, lazy)
             for run in runs]
     return [_check_one(x, reps) for x in expectations]

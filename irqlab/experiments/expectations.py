@@ -12,17 +12,17 @@ def add_columns(prep: Any, runs: Sequence[Any], result: Any) -> None:
     ``prep`` is the sweep's :class:`~irqlab.experiments.plan.Prepared`; a name in an
     expectation that is not a metric reads the run's point (resolved once per point,
     only if some expectation needs it)."""
-    from irqlab.expect import ScenarioValues, _Lazy, columns
+    from irqlab.expect import LazyValues, ScenarioValues, columns
 
     sweep = prep.sweep
     if sweep is None or not sweep.expect:
         return
-    per_point: dict[int, _Lazy] = {}
+    per_point: dict[int, LazyValues] = {}
 
-    def values_for(i: int) -> _Lazy:
+    def values_for(i: int) -> LazyValues:
         point = runs[i].point
         if point not in per_point:
-            per_point[point] = _Lazy(lambda p=point: ScenarioValues(
+            per_point[point] = LazyValues(lambda p=point: ScenarioValues(
                 prep.scenario, {**prep.overrides, **prep.points[p]}))
         return per_point[point]
 
@@ -32,11 +32,11 @@ def add_columns(prep: Any, runs: Sequence[Any], result: Any) -> None:
 def add_rerun_columns(scenario: Any, resolved: Any, result: Any) -> None:
     """The same columns for a stored run run again (``irqlab reproduce``): ``resolved`` is
     the run's scenario at its point."""
-    from irqlab.expect import ScenarioValues, _Lazy, columns
+    from irqlab.expect import LazyValues, ScenarioValues, columns
 
     sweep = scenario.sweep
     if sweep is None or not sweep.expect:
         return
-    values = _Lazy(lambda: ScenarioValues(resolved))
+    values = LazyValues(lambda: ScenarioValues(resolved))
     result.extra.update(columns(sweep.expect, result.flat_columns(), result.status, resolved,
                                 lambda i: values))

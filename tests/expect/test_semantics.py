@@ -88,3 +88,9 @@ def test_names_outside_a_quantifier_are_per_replication():
     """eoi_count > mean(eoi_count) holds in the replication above the mean only."""
     (o,) = outcomes("eoi_count > mean(eoi_count)", [run(eoi_count=10), run(eoi_count=30)])
     assert o.failed == (0,)
+
+
+def test_a_flag_alone_asserts_it_is_true():
+    """A line holding only a true-or-false metric (livelock) asserts that it is true."""
+    (o,) = outcomes("livelock", [run(livelock=True), run(livelock=False)])
+    assert o.failed == (1,)

@@ -155,3 +155,11 @@ def test_parse_and_lower_dumps_show_expectations(tmp_path, capsys):
     assert main(["lower", str(f)]) == 0
     out = capsys.readouterr().out
     assert "  expect:\n    livelock == true\n    eoi_count within 2 of 1000\n" in out
+
+
+def test_a_metric_plugins_columns_are_metrics_with_their_units():
+    """With run { metric rates }, eois_per_s is a metric and a frequency (compared with kHz)."""
+    s = dsl.loads(scn("    run { metric rates }\n    expect { eois_per_s > 1kHz }\n"), "t.scn")
+    assert len(s.expect) == 1
+    e = error(scn("    expect { eois_per_s > 1kHz }\n"))  # without the plugin: unknown
+    assert e.diagnostics[0].message == "unknown metric 'eois_per_s'"

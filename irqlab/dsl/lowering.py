@@ -173,6 +173,15 @@ def lower_text(text: str, filename: str = "<string>") -> ir.Scenario:
         return loader.finish(unit)
 
 
+def lower_text_all(text: str, filename: str = "<string>") -> dict[str, ir.Scenario]:
+    """Parse and lower ``text``: every scenario it defines, by name, in file order."""
+    with _no_gc():
+        loader = Loader()
+        unit = loader.load_text(text, filename, parse_statements(text, filename))
+        loader.finish(unit)
+        return dict(unit.built)
+
+
 def lower_tree(tree: Any, filename: str = "<string>", text: str = "") -> ir.Scenario:
     """Lower a parse tree from :func:`irqlab.dsl.parse`."""
     with _no_gc():

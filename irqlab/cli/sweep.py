@@ -111,28 +111,29 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         command=shlex.join(["irqlab", *sys.argv[1:]]), db_url=db_url)
     try:
         if study:
-            status = _run_study(req, dry_run, table, by)
+            status, engine_s = _run_study(req, dry_run, table, by)
         else:
-            status = _run_one(req, dry_run, table, by)
+            status, engine_s = _run_one(req, dry_run, table, by)
     except ScenarioError as e:
         raise with_command_line(e, {name: text}) from None
     if not dry_run:
-        click.echo(took_text())
+        click.echo(took_text(engine_s))
     if status == "failed":
         raise click.exceptions.Exit(EXIT_FAIL_FAST)
     if status == "interrupted":
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
-def _run_one(req, dry_run: bool, table: bool, by) -> str | None:
-    """One sweep (the file's main scenario): its summary and answer table; its status."""
+def _run_one(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
+    """One sweep (the file's main scenario): its summary and answer table; its status and
+    engine seconds."""
     from irqlab.experiments.driver import load_rows, parse_scenario, run_sweep, summary_text
     from irqlab.experiments.table import answer_table, format_table
 
     scenario = parse_scenario(req.text, req.file)
     if dry_run:
         click.echo(dry_run_text(scenario, req))
-        return None
+        return None, 0.0
     report = run_sweep(req, scenario=scenario)
     click.echo(summary_text(report))
     if table and (report.rows or report.skipped):
@@ -141,20 +142,21 @@ def _run_one(req, dry_run: bool, table: bool, by) -> str | None:
                                             report.param_units, report.nested)
         click.echo("")
         click.echo(format_table(header, cells, total))
-    return report.status
+    return report.status, report.engine_s
 
 
-def _run_study(req, dry_run: bool, table: bool, by) -> str | None:
+def _run_study(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
     """Every member of the file's study (:mod:`irqlab.experiments.study`), one sweep each
     into the same --out; then the trade-off table and plot. Stops at the first member that
-    did not finish (interrupted, or failed with --fail-fast); returns its status."""
+    did not finish (interrupted, or failed with --fail-fast). Returns the status and the
+    engine seconds of all members."""
     import os
 
     from irqlab.experiments import study
     from irqlab.experiments.driver import parse_scenario, run_sweep, summary_text
     from irqlab.experiments.readback import stored_rows
 
-    sides = []
+    sides, engine_s = [], 0.0
     for m in study.members(req.text, req.file):
         sub = dataclasses.replace(req, text=m.text)
         scenario = parse_scenario(m.text, req.file)
@@ -162,27 +164,29 @@ def _run_study(req, dry_run: bool, table: bool, by) -> str | None:
             click.echo(dry_run_text(scenario, sub))
             continue
         report = run_sweep(sub, scenario=scenario)
+        engine_s += report.engine_s
         click.echo(summary_text(report))
         if report.status in ("failed", "interrupted"):
-            return report.status
+            return report.status, engine_s
         rows = stored_rows(req.db_url or req.out_dir, report.sweep_id, report.param_paths,
                            study.metric_paths(m), fallback=())
         sides.append(study.Side(m, tuple(report.param_paths), dict(report.param_units), rows,
                                 report.nested))
     if dry_run or not table or not sides:
-        return None
+        return (None if dry_run else "done"), engine_s
     header, cells, n_params = study.tradeoff_table(sides)
     click.echo("")
     click.echo(study.format_tradeoff(header, cells, n_params))
     png = study.plot_tradeoff(sides, os.path.join(req.out_dir, "tradeoff.png"))
     if png:
         click.echo(f"plot: {png}")
-    return "done"
+    return "done", engine_s
 
 
-def took_text() -> str:
-    """``took W s wall, C s CPU``: this process's wall time since it started (its imports
-    included) and the CPU time of it and its finished children (Ray workers it started)."""
+def took_text(engine_s: float) -> str:
+    """``took W s wall, C s CPU, E s in the engine``: this process's wall time since it
+    started (its imports included), the CPU time of it and its finished children (Ray
+    workers it started), and the engine's share (batches run, summed over workers)."""
     import os
     import resource
     import time
@@ -197,7 +201,8 @@ def took_text() -> str:
         wall = time.perf_counter() - _T0
     cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return f"took {wall:.1f} s wall, {cpu:.1f} s CPU (this command, from its start)"
+    return (f"took {wall:.1f} s wall, {cpu:.1f} s CPU (this command, from its start); "
+            f"{engine_s:.1f} s in the engine")
 
 
 def dry_run_text(scenario, req, first: int = 5) -> str:

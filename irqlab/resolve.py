@@ -412,7 +412,8 @@ class _Evaluator:
         hint = did_you_mean(e.name, known)
         if "." in e.name:
             hint = hint or did_you_mean(e.name, list(self.env))
-        raise ScenarioError(f"unknown name '{e.name}'", e.span, hint=hint)
+        raise ScenarioError(f"unknown name '{e.name}'", e.span, hint=hint,
+                            presumes=("", *e.name.split(".")), presumes_suffix=True)
 
     def unary(self, e: Unary) -> Any:
         v = self.eval(e.operand)
@@ -722,7 +723,8 @@ def _canonical(infos: Mapping[str, PathInfo], path: str, span: Span | None,
         sfx = list((index or _suffix_index(infos)).keys())
         close = did_you_mean(path, sfx)
         hint = close or _near_prefix_hint(path, infos)
-    raise ScenarioError(f"no parameter '{path}' in this scenario", span, hint=hint)
+    raise ScenarioError(f"no parameter '{path}' in this scenario", span, hint=hint,
+                        presumes=("", *path.split(".")), presumes_suffix=True)
 
 
 def _near_prefix_hint(path: str, infos: Mapping[str, PathInfo]) -> str | None:

@@ -19,6 +19,7 @@ sorted by place, each once.
 
 from __future__ import annotations
 
+import difflib
 import gc
 import itertools
 import os
@@ -30,7 +31,7 @@ from typing import Any, Iterable, Iterator
 from irqlab import ir
 from irqlab.dsl.syntax import (Assign, Block, ListLit, ParamStmt, Range, Stmt, StrLit, WhereStmt,
                                Within, decode, parse_statements, tree_statements)
-from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean
+from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean, in_scenario
 from irqlab.ir import Expr, Name, Num, PluginUse, Quantity
 from irqlab.resolve import (COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, Spec,
                             check_value, evaluate, expected, plugin_spec)
@@ -223,16 +224,11 @@ def read_source(path: str, span: Span | None = None) -> str:
 # --------------------------------------------------------------------------- the loader
 
 
-class _Sink(ErrorSink):
-    def add(self, message: str, span: Span | None = None, hint: str | None = None) -> None:
-        self.errors.append(ScenarioError(message, span, hint=hint))
-
-
 class Loader:
     """Loads files (imports, includes), drafts and builds their scenarios."""
 
     def __init__(self) -> None:
-        self.sink = _Sink()
+        self.sink = ErrorSink()
         self.sources: dict[str, str] = {}
         self.units: dict[str, FileUnit] = {}
         self.stack: list[str] = []
@@ -240,8 +236,9 @@ class Loader:
 
     # -- errors
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.sink.add(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        """Report an error; ``parts``: its ``breaks``/``presumes`` (see errors.Diagnostic)."""
+        self.sink.add(message, span, hint, **parts)
 
     def finish(self, unit: FileUnit) -> ir.Scenario:
         merged = collect(self.sink.errors)
@@ -410,7 +407,8 @@ class Loader:
                     self.err(f"unknown scenario '{bname}'", args[2].span,
                              hint=did_you_mean(bname, known) or
                              ("known scenarios: " + ", ".join(known) if known else
-                              "import the file that defines it: import \"base.scn\""))
+                              "import the file that defines it: import \"base.scn\""),
+                             breaks=((name,),))
             else:
                 self.err("expected 'scenario NAME { ... }' or 'scenario NAME extends BASE { ... }'",
                          args[1].span)
@@ -440,8 +438,8 @@ class Drafter:
         self.file = file
         self.params: set[str] = set(draft.params)
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.l.err(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        self.l.err(message, span, hint, **parts)
 
     # -- values
 
@@ -467,7 +465,8 @@ class Drafter:
                 return self.check(a.name, spec, what, a.span)
             hint = did_you_mean(a.name, self.params) or f"{what} takes {expected(spec)}; " \
                 f"a name must be a parameter (param {a.name} = ...)"
-            self.err(f"unknown name '{a.name}'", a.span, hint=hint)
+            self.err(f"unknown name '{a.name}'", a.span, hint=hint,
+                     presumes=(self.d.name, *a.name.split(".")))
             return None
         if isinstance(a, Expr):
             if _has_names(a) or _has_strings(a):
@@ -546,8 +545,12 @@ class Drafter:
 
     # -- plugins
 
-    def plugin(self, kind: str, st: Stmt, start: int, merge: PluginDraft | None = None) -> PluginDraft | None:
-        """``head NAME [param value]... [{ param value ... }]`` -> a plugin draft."""
+    def plugin(self, kind: str, st: Stmt, start: int, merge: PluginDraft | None = None,
+               at: tuple[str, ...] = ()) -> PluginDraft | None:
+        """``head NAME [param value]... [{ param value ... }]`` -> a plugin draft. ``at``:
+        the path its parameters live under (``("device", "uhci", "arrival")``; for a
+        mitigation, ``("mitigation",)`` and its name is added), which an unknown or
+        broken plugin leaves undefined."""
         if len(st.args) <= start or not isinstance(st.args[start], Name) or "." in st.args[start].name:
             at = st.args[start].span if len(st.args) > start else st.head_span
             self.err(f"{st.head} needs a {kind} name", at, hint=_known_hint(kind))
@@ -559,7 +562,15 @@ class Drafter:
         try:
             cls = registry().get(kind, n.name, n.span)
         except ScenarioError as e:
-            self.l.sink.extend(e)
+            # what it leaves undefined: its parameters, under the name written and, for a
+            # named slot (a mitigation), under the names it may have meant
+            if at in (("mitigation",), ("metric",)):
+                meant = difflib.get_close_matches(n.name, registry().names(kind), n=3, cutoff=0.6)
+                parts = tuple((self.d.name, *at, x) for x in (n.name, *meant))
+            else:
+                parts = ((self.d.name, *at),)
+            self.l.sink.extend(ScenarioError(diagnostics=[
+                replace(d, breaks=parts) for d in e.diagnostics]))
         if merge is not None and merge.name == n.name:
             pd = merge.copy()
             pd.span = st.span
@@ -609,9 +620,8 @@ class Drafter:
                      hint=did_you_mean(name, names) or
                      (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"))
             return
-        v = self.value(a, plugin_spec(p), name)
-        if v is not None:
-            pd.args[name] = Entry(v, a.span)
+        # a bad value is kept as None: its error is reported, and the parameter is given
+        pd.args[name] = Entry(self.value(a, plugin_spec(p), name), a.span)
 
     # -- the scenario body
 
@@ -735,7 +745,7 @@ class Drafter:
             elif inner.head in RUN_SPECS:
                 self.field(self.d.run, seen, inner, RUN_SPECS[inner.head], inner.head, flag=True)
             elif inner.head == "metric":
-                pd = self.plugin("metric", inner, 0)
+                pd = self.plugin("metric", inner, 0, at=("metric",))
                 if pd is not None:
                     if pd.name in seen:
                         self.err(f"metric '{pd.name}' is given twice", inner.args[0].span)
@@ -875,7 +885,7 @@ class Drafter:
                         self.err(f"policy is given twice (first at {pseen['policy']})", inner.head_span)
                         continue
                     pseen["policy"] = inner.head_span
-                    pd = self.plugin("policy", inner, 0, ld.policy)
+                    pd = self.plugin("policy", inner, 0, ld.policy, at=("vcpu", str(v.key), lvl, "policy"))
                     if pd is not None:
                         ld.policy = pd
                 else:
@@ -933,7 +943,7 @@ class Drafter:
                     continue
                 fseen[h] = inner.head_span
                 kind = {"arrival": "arrival", "model": "device", "policy": "policy"}[h]
-                pd = self.plugin(kind, inner, 0, dd.plugins.get(h))
+                pd = self.plugin(kind, inner, 0, dd.plugins.get(h), at=("device", dd.name, h))
                 if pd is not None:
                     dd.plugins[h] = pd
             elif h == "serviced_by":
@@ -981,7 +991,7 @@ class Drafter:
 
     def mitigation(self, st: Stmt, seen: dict) -> None:
         pd = self.plugin("mitigation", st, 0, self.d.mitigations.get(
-            st.args[0].name if st.args and isinstance(st.args[0], Name) else ""))
+            st.args[0].name if st.args and isinstance(st.args[0], Name) else ""), at=("mitigation",))
         if pd is None:
             return
         if pd.name in seen:
@@ -1028,8 +1038,8 @@ class Builder:
         self.d = d
         self.text = text
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.l.err(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        self.l.err(message, span, hint, **parts)
 
     def build(self) -> ir.Scenario:
         d = self.d
@@ -1061,7 +1071,7 @@ class Builder:
         try:
             resolved = R._resolve(replace(s, sweep=None), infos=infos, checked=True)
         except ScenarioError as e:
-            self.l.sink.extend(e)
+            self.l.sink.extend(in_scenario(e, d.name, presumed=True))
         if resolved is not None and s.sweep is not None and len(self.l.sink.errors) == errors_before:
             SweepChecker(self, s, infos).check(s.sweep)
         return s
@@ -1075,7 +1085,7 @@ class Builder:
             try:
                 return replace(e, name=R._canonical(infos, e.name, e.span, index))
             except ScenarioError as ex:
-                self.l.sink.extend(ex)
+                self.l.sink.extend(in_scenario(ex, self.d.name))
         return e
 
     # -- sections
@@ -1100,7 +1110,8 @@ class Builder:
         d = self.d
         if not d.vcpus:
             self.err(f"scenario {d.name} has no vcpu", d.span,
-                     hint="add e.g. 'vcpu 0 { L1 linux { policy lower_then_eoi } }'")
+                     hint="add e.g. 'vcpu 0 { L1 linux { policy lower_then_eoi } }'",
+                     presumes=(d.name, "vcpu"))
             return ()
         if "all" in d.vcpus:
             if len(d.vcpus) > 1:
@@ -1175,11 +1186,13 @@ class Builder:
                 args.append(ir.Arg(prm.name, e.value, e.span))
                 continue
             if e is not None:  # its error is already reported
-                args.append(ir.Arg(prm.name, _default_value(prm, self.d, p.span), p.span))
+                args.append(ir.Arg(prm.name, _placeholder(prm) if prm.required else
+                                   _default_value(prm, self.d, p.span), p.span))
                 continue
             if prm.required:
                 self.err(f"{p.kind} '{p.name}' needs parameter '{prm.name}'", p.span,
-                         hint=f"{prm.name}: {prm.doc}" if prm.doc else None)
+                         hint=f"{prm.name}: {prm.doc}" if prm.doc else None,
+                         presumes=(self.d.name, p.kind, p.name, prm.name))
                 args.append(ir.Arg(prm.name, _placeholder(prm), p.span))
                 continue
             args.append(ir.Arg(prm.name, _default_value(prm, self.d, p.span), p.span))
@@ -1204,7 +1217,8 @@ class Builder:
         elif "service" not in f:
             missing.append("the service time (serviced_by LEVEL after TIME)")
         if missing:
-            self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span)
+            self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span,
+                     presumes=(self.d.name, "device", dd.name))
         if kw.get("delivery") == "msi":
             kw["gsi"] = None
             if "polarity" in f:
@@ -1366,7 +1380,7 @@ class SweepBuilder:
         try:
             return R._canonical(self.infos, text, span, self.index)
         except ScenarioError as e:
-            self.b.l.sink.extend(e)
+            self.b.l.sink.extend(in_scenario(e, self.b.d.name))
             return None
 
     def spec(self, path: str) -> Spec:
@@ -1468,7 +1482,7 @@ class SweepBuilder:
             try:
                 return replace(n, name=R._canonical(self.infos, n.name, n.span, self.index))
             except ScenarioError as ex:
-                self.b.l.sink.extend(ex)
+                self.b.l.sink.extend(in_scenario(ex, self.b.d.name))
         return n
 
     def derive(self, st: Stmt) -> ir.Derived | None:

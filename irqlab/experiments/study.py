@@ -309,10 +309,11 @@ def plot_tradeoff(sides: Sequence[Side], out_path: str) -> str | None:
                         xytext=offsets[gi % len(offsets)], fontsize=6.5, alpha=0.85)
     fp = sorted((x * 1e-6, y * 1e-6) for (_, x, y), f in zip(pts, front) if f)
     ax.step([p[0] for p in fp], [p[1] for p in fp], where="post", color="black", lw=1,
-            ls="--", label="Pareto front")
+            ls="--", label="Pareto front (these two axes)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("storm: time until L2 runs [ms]")
+    nested = "L2" in columns[xi].header
+    ax.set_xlabel(f"storm: time until {'L2 runs' if nested else 'progress'} [ms]")
     ax.set_ylabel(f"well-behaved device: {columns[yi].header} latency [ms]")
     ax.set_title("Storm throttles: ending the storm sooner vs delaying a legitimate device\n"
                  "(each point one threshold / delay; lower left is better)", fontsize=10)

@@ -135,3 +135,46 @@ def test_the_default_job_dry_run_lists_every_member(capsys):
     out = capsys.readouterr().out
     for name in ("storm_qemu", "device_qemu", "storm_kvm", "device_kvm", "storm_pt", "device_pt"):
         assert f"({name}): 8 points x" in out
+
+
+def _run_ids(out, sweep_name):
+    con = sqlite3.connect(out / "results.db")
+    try:
+        return [r[0] for r in con.execute(
+            "SELECT run_id FROM runs JOIN sweeps USING (sweep_id) WHERE sweeps.name = ? "
+            "ORDER BY point, replication", (sweep_name,))]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_study_rerun_resumes_every_member(tmp_path, capsys):
+    """The same study into the same --out runs nothing again and prints the same table."""
+    f = tmp_path / "s.scn"
+    f.write_text(STUDY)
+    out = tmp_path / "out"
+    args = ["sweep", str(f), "--all", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    second = capsys.readouterr().out
+    assert second.count("0 run now") == 2
+
+    def table(text):
+        return text[text.index("mitigation "):text.index("plot:")]
+
+    assert table(first) == table(second)
+
+
+@pytest.mark.slow
+def test_a_member_run_reproduces_from_the_database(tmp_path, capsys):
+    """A member's run reproduces bit for bit: its stored text has that member as its main."""
+    f = tmp_path / "s.scn"
+    f.write_text(STUDY)
+    out = tmp_path / "out"
+    assert main(["sweep", str(f), "--all", "--out", str(out), "--no-progress", "--no-table"]) == 0
+    capsys.readouterr()
+    for name in ("a", "b"):
+        run_id = _run_ids(out, name)[-1]
+        assert main(["reproduce", str(out), run_id]) == 0
+        assert "bit-identical" in capsys.readouterr().out

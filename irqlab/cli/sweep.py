@@ -156,10 +156,14 @@ def _run_study(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
     from irqlab.experiments.driver import parse_scenario, run_sweep, summary_text
     from irqlab.experiments.readback import stored_rows
 
+    from irqlab.experiments import plan as planning
+
+    members = [(m, dataclasses.replace(req, text=m.text), parse_scenario(m.text, req.file))
+               for m in study.members(req.text, req.file)]
+    for _, sub, scenario in members:  # every member's plan is valid before any runs
+        planning.prepare(scenario, sub.text, sub.overrides, sub.axes, sub.spans)
     sides, engine_s = [], 0.0
-    for m in study.members(req.text, req.file):
-        sub = dataclasses.replace(req, text=m.text)
-        scenario = parse_scenario(m.text, req.file)
+    for m, sub, scenario in members:
         if dry_run:
             click.echo(dry_run_text(scenario, sub))
             continue

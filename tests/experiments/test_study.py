@@ -178,3 +178,15 @@ def test_a_member_run_reproduces_from_the_database(tmp_path, capsys):
         run_id = _run_ids(out, name)[-1]
         assert main(["reproduce", str(out), run_id]) == 0
         assert "bit-identical" in capsys.readouterr().out
+
+
+def test_a_bad_option_for_one_member_stops_the_study_before_anything_runs(tmp_path, capsys):
+    """A --set that only the second member cannot take is an error before any member runs."""
+    f = tmp_path / "s.scn"
+    second = STUDY.index("# the second member")
+    f.write_text(STUDY[:second] + "scenario b extends base {\n    sweep { svc = [1us, 2us] }\n}\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(f), "--all", "--out", str(out), "--no-progress",
+                 "--set", "qemu_eoi_throttle.delay=2ms"]) == 2
+    assert "no parameter 'qemu_eoi_throttle.delay'" in capsys.readouterr().err
+    assert not (out / "results.db").exists()

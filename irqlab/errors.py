@@ -195,10 +195,19 @@ def drop_echoes(diags: Sequence[Diagnostic]) -> list[Diagnostic]:
     """``diags`` without the errors that only follow from another one: those whose
     presumed part (``presumes``) another error left undefined (``breaks``). One rule
     for every cascade: an unknown base scenario, an unknown or broken plugin, a bad
-    value, and what would have been found in them."""
-    broken = [(i, b) for i, d in enumerate(diags) for b in d.breaks]
+    value, and what would have been found in them. Of two errors that each explain
+    the other (two uses of one missing name), the first in the file is kept."""
+    def explains(j: int, i: int) -> bool:  # error j is why error i was found
+        return any(_covers(b, diags[i]) for b in diags[j].breaks)
+
+    def first(j: int, i: int) -> bool:
+        return (diags[j].span or NO_SPAN, j) < (diags[i].span or NO_SPAN, i)
+
+    breakers = [j for j, d in enumerate(diags) if d.breaks]
+    # of two errors that explain each other (two uses of one missing name), the first stays
     return [d for i, d in enumerate(diags)
-            if not any(j != i and _covers(b, d) for j, b in broken)]
+            if not any(j != i and explains(j, i) and (not explains(i, j) or first(j, i))
+                       for j in breakers)]
 
 
 def collect(errors: Iterable[ScenarioError]) -> ScenarioError | None:

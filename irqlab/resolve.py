@@ -723,8 +723,14 @@ def _canonical(infos: Mapping[str, PathInfo], path: str, span: Span | None,
         sfx = list((index or _suffix_index(infos)).keys())
         close = did_you_mean(path, sfx)
         hint = close or _near_prefix_hint(path, infos)
+    # what it names is undefined, and so is its owner when nothing in the scenario has
+    # that owner (a mitigation never declared): later uses of either are echoes
+    segs = tuple(path.split("."))
+    owner = segs[:-1]
+    known = owner and any(tuple(p.split("."))[:-1][-len(owner):] == owner for p in infos)
+    part = ("", *(segs if known or not owner else owner))
     raise ScenarioError(f"no parameter '{path}' in this scenario", span, hint=hint,
-                        presumes=("", *path.split(".")), presumes_suffix=True)
+                        breaks=(part,), presumes=("", *segs), presumes_suffix=True)
 
 
 def _near_prefix_hint(path: str, infos: Mapping[str, PathInfo]) -> str | None:

@@ -1218,6 +1218,7 @@ class Builder:
             missing.append("the service time (serviced_by LEVEL after TIME)")
         if missing:
             self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span,
+                     breaks=((self.d.name, "device", dd.name),),
                      presumes=(self.d.name, "device", dd.name))
         if kw.get("delivery") == "msi":
             kw["gsi"] = None

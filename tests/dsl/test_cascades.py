@@ -148,3 +148,22 @@ def test_unclosed_block_points_at_its_brace_and_the_end(files, capsys):
     n = len(text.rstrip("\n").split("\n"))
     assert f"t.scn:2:13: error: this '{{' is never closed: the file ends at line {n}" in err
     assert "line 4 is indented like this block's first line" in err
+
+
+@pytest.mark.parametrize("line", [i for i, ln in enumerate(VALID.split("\n")) if ln.strip()])
+def test_deleting_any_line_gives_at_most_one_error(line):
+    """Deleting any one line of the valid file (a field, a device's line, a mitigation, a
+    brace) gives at most one error: the missing part, not every use of it."""
+    lines = VALID.split("\n")
+    try:
+        loads("\n".join(lines[:line] + lines[line + 1:]), WHERE)
+    except ScenarioError as e:
+        assert len(e.diagnostics) == 1, "\n".join(d.format() for d in e.diagnostics)
+
+
+def test_two_typos_under_one_plugin_are_both_reported():
+    """Two misspelt parameters of one declared plugin are two errors, not one echo."""
+    diags = errors_of(mutate([("qemu_eoi_throttle.delay * 10", "qemu_eoi_throttle.dellay * 10"),
+                              ("qemu_eoi_throttle.threshold = [", "qemu_eoi_throttle.treshold = [")]))
+    assert [d.message for d in diags] == ["no parameter 'qemu_eoi_throttle.dellay' in this scenario",
+                                          "no parameter 'qemu_eoi_throttle.treshold' in this scenario"]

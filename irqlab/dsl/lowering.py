@@ -240,6 +240,15 @@ class Loader:
         """Report an error; ``parts``: its ``breaks``/``presumes`` (see errors.Diagnostic)."""
         self.sink.add(message, span, hint, **parts)
 
+    def blame(self, since: int, part: tuple[str, ...]) -> None:
+        """The errors reported since ``len(self.sink.errors) == since`` leave ``part``
+        undefined, unless they say what they break (see errors.Diagnostic): an error in a
+        statement makes what that statement defines unreliable."""
+        errs = self.sink.errors
+        for k in range(since, len(errs)):
+            errs[k] = ScenarioError(diagnostics=[d if d.breaks else replace(d, breaks=(part,))
+                                                 for d in errs[k].diagnostics])
+
     def finish(self, unit: FileUnit) -> ir.Scenario:
         merged = collect(self.sink.errors)
         if merged is not None:
@@ -342,6 +351,7 @@ class Loader:
     def _top(self, unit: FileUnit, stmts: list) -> None:
         globals_: list[ParamStmt] = []
         for st in stmts:
+            since = len(self.sink.errors)
             if isinstance(st, ParamStmt):
                 globals_.append(st)
             elif isinstance(st, WhereStmt):
@@ -357,6 +367,8 @@ class Loader:
                 self.err(f"unknown statement '{st.head}'", st.head_span,
                          hint=did_you_mean(st.head, TOP_HEADS + SCENARIO_HEADS)
                          or "a file holds import, include, param and scenario statements")
+            if not (isinstance(st, Stmt) and st.head == "scenario"):
+                self.blame(since, ("",))  # a broken import or statement: every scenario may need it
         for name, d in unit.drafts.items():
             unit.built[name] = Builder(self, d, unit.text if d.file == unit.path else "").build()
 
@@ -408,10 +420,10 @@ class Loader:
                              hint=did_you_mean(bname, known) or
                              ("known scenarios: " + ", ".join(known) if known else
                               "import the file that defines it: import \"base.scn\""),
-                             breaks=((name,),))
+                             breaks=((name,),), presumes=(name,))  # a broken import may define it
             else:
                 self.err("expected 'scenario NAME { ... }' or 'scenario NAME extends BASE { ... }'",
-                         args[1].span)
+                         args[1].span, breaks=((name,),))
         block = st.block
         if block is None:
             self.err(f"scenario {name} needs a block: scenario {name} {{ ... }}", st.span)
@@ -618,7 +630,8 @@ class Drafter:
             names = [q.name for q in pd.cls.params]
             self.err(f"{pd.kind} '{pd.name}' has no parameter '{name}'", span,
                      hint=did_you_mean(name, names) or
-                     (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"))
+                     (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"),
+                     breaks=((self.d.name, pd.kind, pd.name),))
             return
         # a bad value is kept as None: its error is reported, and the parameter is given
         pd.args[name] = Entry(self.value(a, plugin_spec(p), name), a.span)
@@ -635,44 +648,51 @@ class Drafter:
         seen_vcpus: dict[Any, Span] = {}
         seen_blocks: dict[str, Span] = {}
         for st in stmts:
-            if isinstance(st, ParamStmt):
-                self.param(st, seen_params)
-                continue
-            if isinstance(st, WhereStmt):
-                self.err("'where' belongs in a sweep block", st.span)
-                continue
-            h = st.head
-            if h in ("machine", "costs", "run"):
-                if h in seen_blocks:
-                    self.err(f"a second {h} block (the first is at {seen_blocks[h]})", st.head_span,
-                             hint="put all its fields in one block")
-                    continue
-                seen_blocks[h] = st.head_span
-                getattr(self, h)(st)
-            elif h == "vcpu":
-                self.vcpu(st, seen_vcpus)
-            elif h == "device":
-                self.device(st, seen_devices)
-            elif h == "mitigation":
-                self.mitigation(st, seen_mitigations)
-            elif h == "sweep":
-                if "sweep" in seen_blocks:
-                    self.err(f"a second sweep block (the first is at {seen_blocks['sweep']})", st.head_span)
-                    continue
-                seen_blocks["sweep"] = st.head_span
-                if self.block_of(st, "sweep") is not None:
-                    if st.args:
-                        self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
-                    self.d.sweep = st
-            elif h == "remove":
-                self.remove(st)
-            elif h in ("import", "scenario"):
-                self.err(f"'{h}' belongs at the top of the file, outside scenario blocks", st.head_span)
-            else:
-                self.err(f"unknown statement '{h}' in scenario {self.d.name}", st.head_span,
-                         hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
-                         "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
-                         "param, include and remove statements")
+            since = len(self.l.sink.errors)
+            self.statement(st, seen_params, seen_devices, seen_mitigations, seen_vcpus, seen_blocks)
+            self.l.blame(since, (self.d.name, *_defines(st)))
+
+    def statement(self, st: Any, seen_params: dict, seen_devices: dict, seen_mitigations: dict,
+                  seen_vcpus: dict, seen_blocks: dict) -> None:
+        """One statement of the scenario body."""
+        if isinstance(st, ParamStmt):
+            self.param(st, seen_params)
+            return
+        if isinstance(st, WhereStmt):
+            self.err("'where' belongs in a sweep block", st.span)
+            return
+        h = st.head
+        if h in ("machine", "costs", "run"):
+            if h in seen_blocks:
+                self.err(f"a second {h} block (the first is at {seen_blocks[h]})", st.head_span,
+                         hint="put all its fields in one block")
+                return
+            seen_blocks[h] = st.head_span
+            getattr(self, h)(st)
+        elif h == "vcpu":
+            self.vcpu(st, seen_vcpus)
+        elif h == "device":
+            self.device(st, seen_devices)
+        elif h == "mitigation":
+            self.mitigation(st, seen_mitigations)
+        elif h == "sweep":
+            if "sweep" in seen_blocks:
+                self.err(f"a second sweep block (the first is at {seen_blocks['sweep']})", st.head_span)
+                return
+            seen_blocks["sweep"] = st.head_span
+            if self.block_of(st, "sweep") is not None:
+                if st.args:
+                    self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
+                self.d.sweep = st
+        elif h == "remove":
+            self.remove(st)
+        elif h in ("import", "scenario"):
+            self.err(f"'{h}' belongs at the top of the file, outside scenario blocks", st.head_span)
+        else:
+            self.err(f"unknown statement '{h}' in scenario {self.d.name}", st.head_span,
+                     hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
+                     "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
+                     "param, include and remove statements")
 
     def param(self, st: ParamStmt, seen: dict) -> None:
         if st.name in seen:
@@ -1267,6 +1287,23 @@ class Builder:
         if name not in known:
             self.err(f"unknown backend '{name}'", span,
                      hint=did_you_mean(name, known) or f"backends: {', '.join(sorted(known))}")
+
+
+def _defines(st: Any) -> tuple[str, ...]:
+    """The part of a scenario a body statement defines (``("device", "nic")``), as a path
+    under the scenario; ``()``: it could be anything (an unknown statement)."""
+    if isinstance(st, ParamStmt):
+        return ("param", st.name)
+    if not isinstance(st, Stmt):
+        return ("sweep",)
+    name = st.args[0].name if st.args and isinstance(st.args[0], Name) else None
+    if st.head in ("machine", "costs", "run", "sweep"):
+        return (st.head,)
+    if st.head in ("device", "mitigation") and name:
+        return (st.head, name)
+    if st.head == "vcpu":
+        return ("vcpu",)
+    return ()
 
 
 def _default_value(p: Any, d: Draft, span: Span = NO_SPAN) -> Any:

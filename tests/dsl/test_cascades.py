@@ -167,3 +167,19 @@ def test_two_typos_under_one_plugin_are_both_reported():
                               ("qemu_eoi_throttle.threshold = [", "qemu_eoi_throttle.treshold = [")]))
     assert [d.message for d in diags] == ["no parameter 'qemu_eoi_throttle.dellay' in this scenario",
                                           "no parameter 'qemu_eoi_throttle.treshold' in this scenario"]
+
+
+def words():
+    """Every word and number of the valid file, by position (generated mutations break each)."""
+    return [(m.start(), m.end()) for m in re.finditer(r"[A-Za-z_][\w.]*|\d\w*", VALID)]
+
+
+@pytest.mark.parametrize("start, end", words(), ids=lambda x: str(x))
+def test_misspelling_any_word_gives_at_most_one_error(start, end):
+    """Misspelling any word of the valid file (a statement, a field, a plugin, a name, a
+    file) gives at most one error: the misspelt statement, not what it would have defined."""
+    text = VALID[:start] + VALID[start:end] + "q" + VALID[end:]
+    try:
+        loads(text, WHERE)
+    except ScenarioError as e:
+        assert len(e.diagnostics) == 1, "\n".join(d.format() for d in e.diagnostics)

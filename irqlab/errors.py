@@ -55,7 +55,7 @@ class Diagnostic:
     ``presumes_suffix``: the path after the scenario name is a dotted suffix as
     the user wrote it (``min_gap.gap``), not a canonical path. A scenario name
     ``""`` stands for the scenario being resolved (code that does not know its
-    name); :func:`in_scenario` fills it in."""
+    name); :meth:`ScenarioError.in_scenario` fills it in."""
 
     message: str
     span: Span | None = None
@@ -126,6 +126,18 @@ class ScenarioError(Exception):
     def __reduce__(self):
         return (_rebuild, (tuple(self.diagnostics),))
 
+    def in_scenario(self, name: str, presumed: bool = False) -> "ScenarioError":
+        """This error with the parts of its diagnostics that name no scenario (``""``) in
+        scenario ``name``; ``presumed``: a diagnostic that presumes nothing presumes the
+        scenario as a whole (it was found checking it: its base and plugins defined)."""
+        def fill(part: Part | None) -> Part | None:
+            return (name, *part[1:]) if part and part[0] == "" else part
+
+        return ScenarioError(diagnostics=[
+            replace(d, breaks=tuple(fill(b) for b in d.breaks),
+                    presumes=(name,) if presumed and d.presumes is None else fill(d.presumes))
+            for d in self.diagnostics])
+
     def with_sources(self, sources: dict[str, str]) -> "ScenarioError":
         """Fill in missing source lines from ``{file: text}``."""
         filled = []
@@ -176,19 +188,6 @@ def _covers(broken: Part, d: Diagnostic) -> bool:
     # a dotted suffix names something inside the broken part when its start is the
     # end of the part's path: min_gap.gap under mitigation.min_gap
     return any(w[:k] == b[-k:] for k in range(1, min(len(b), len(w)) + 1))
-
-
-def in_scenario(error: ScenarioError, name: str, presumed: bool = False) -> ScenarioError:
-    """``error`` with the parts of its diagnostics that name no scenario (``""``) in
-    scenario ``name``; ``presumed``: a diagnostic that presumes nothing presumes the
-    scenario as a whole (it was found checking it: its base and plugins defined)."""
-    def fill(part: Part | None) -> Part | None:
-        return (name, *part[1:]) if part and part[0] == "" else part
-
-    return ScenarioError(diagnostics=[
-        replace(d, breaks=tuple(fill(b) for b in d.breaks),
-                presumes=(name,) if presumed and d.presumes is None else fill(d.presumes))
-        for d in error.diagnostics])
 
 
 def drop_echoes(diags: Sequence[Diagnostic]) -> list[Diagnostic]:

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator
 from irqlab import ir
 from irqlab.dsl.syntax import (Assign, Block, ListLit, ParamStmt, Range, Stmt, StrLit, WhereStmt,
                                Within, decode, parse_statements, tree_statements)
-from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean, in_scenario
+from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean
 from irqlab.ir import Expr, Name, Num, PluginUse, Quantity
 from irqlab.resolve import (COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, Spec,
                             check_value, evaluate, expected, plugin_spec)
@@ -647,52 +647,53 @@ class Drafter:
         seen_mitigations: dict[str, Span] = {}
         seen_vcpus: dict[Any, Span] = {}
         seen_blocks: dict[str, Span] = {}
+        for st in self.blamed(stmts):
+            if isinstance(st, ParamStmt):
+                self.param(st, seen_params)
+                continue
+            if isinstance(st, WhereStmt):
+                self.err("'where' belongs in a sweep block", st.span)
+                continue
+            h = st.head
+            if h in ("machine", "costs", "run"):
+                if h in seen_blocks:
+                    self.err(f"a second {h} block (the first is at {seen_blocks[h]})", st.head_span,
+                             hint="put all its fields in one block")
+                    continue
+                seen_blocks[h] = st.head_span
+                getattr(self, h)(st)
+            elif h == "vcpu":
+                self.vcpu(st, seen_vcpus)
+            elif h == "device":
+                self.device(st, seen_devices)
+            elif h == "mitigation":
+                self.mitigation(st, seen_mitigations)
+            elif h == "sweep":
+                if "sweep" in seen_blocks:
+                    self.err(f"a second sweep block (the first is at {seen_blocks['sweep']})", st.head_span)
+                    continue
+                seen_blocks["sweep"] = st.head_span
+                if self.block_of(st, "sweep") is not None:
+                    if st.args:
+                        self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
+                    self.d.sweep = st
+            elif h == "remove":
+                self.remove(st)
+            elif h in ("import", "scenario"):
+                self.err(f"'{h}' belongs at the top of the file, outside scenario blocks", st.head_span)
+            else:
+                self.err(f"unknown statement '{h}' in scenario {self.d.name}", st.head_span,
+                         hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
+                         "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
+                         "param, include and remove statements")
+
+    def blamed(self, stmts: list) -> Iterator[Any]:
+        """``stmts`` one by one; the errors found while one is read leave what it defines
+        undefined (:meth:`Loader.blame`)."""
         for st in stmts:
             since = len(self.l.sink.errors)
-            self.statement(st, seen_params, seen_devices, seen_mitigations, seen_vcpus, seen_blocks)
+            yield st
             self.l.blame(since, (self.d.name, *_defines(st)))
-
-    def statement(self, st: Any, seen_params: dict, seen_devices: dict, seen_mitigations: dict,
-                  seen_vcpus: dict, seen_blocks: dict) -> None:
-        """One statement of the scenario body."""
-        if isinstance(st, ParamStmt):
-            self.param(st, seen_params)
-            return
-        if isinstance(st, WhereStmt):
-            self.err("'where' belongs in a sweep block", st.span)
-            return
-        h = st.head
-        if h in ("machine", "costs", "run"):
-            if h in seen_blocks:
-                self.err(f"a second {h} block (the first is at {seen_blocks[h]})", st.head_span,
-                         hint="put all its fields in one block")
-                return
-            seen_blocks[h] = st.head_span
-            getattr(self, h)(st)
-        elif h == "vcpu":
-            self.vcpu(st, seen_vcpus)
-        elif h == "device":
-            self.device(st, seen_devices)
-        elif h == "mitigation":
-            self.mitigation(st, seen_mitigations)
-        elif h == "sweep":
-            if "sweep" in seen_blocks:
-                self.err(f"a second sweep block (the first is at {seen_blocks['sweep']})", st.head_span)
-                return
-            seen_blocks["sweep"] = st.head_span
-            if self.block_of(st, "sweep") is not None:
-                if st.args:
-                    self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
-                self.d.sweep = st
-        elif h == "remove":
-            self.remove(st)
-        elif h in ("import", "scenario"):
-            self.err(f"'{h}' belongs at the top of the file, outside scenario blocks", st.head_span)
-        else:
-            self.err(f"unknown statement '{h}' in scenario {self.d.name}", st.head_span,
-                     hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
-                     "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
-                     "param, include and remove statements")
 
     def param(self, st: ParamStmt, seen: dict) -> None:
         if st.name in seen:
@@ -1091,7 +1092,7 @@ class Builder:
         try:
             resolved = R._resolve(replace(s, sweep=None), infos=infos, checked=True)
         except ScenarioError as e:
-            self.l.sink.extend(in_scenario(e, d.name, presumed=True))
+            self.l.sink.extend(e.in_scenario(d.name, presumed=True))
         if resolved is not None and s.sweep is not None and len(self.l.sink.errors) == errors_before:
             SweepChecker(self, s, infos).check(s.sweep)
         return s
@@ -1105,7 +1106,7 @@ class Builder:
             try:
                 return replace(e, name=R._canonical(infos, e.name, e.span, index))
             except ScenarioError as ex:
-                self.l.sink.extend(in_scenario(ex, self.d.name))
+                self.l.sink.extend(ex.in_scenario(self.d.name))
         return e
 
     # -- sections
@@ -1418,7 +1419,7 @@ class SweepBuilder:
         try:
             return R._canonical(self.infos, text, span, self.index)
         except ScenarioError as e:
-            self.b.l.sink.extend(in_scenario(e, self.b.d.name))
+            self.b.l.sink.extend(e.in_scenario(self.b.d.name))
             return None
 
     def spec(self, path: str) -> Spec:
@@ -1520,7 +1521,7 @@ class SweepBuilder:
             try:
                 return replace(n, name=R._canonical(self.infos, n.name, n.span, self.index))
             except ScenarioError as ex:
-                self.b.l.sink.extend(in_scenario(ex, self.b.d.name))
+                self.b.l.sink.extend(ex.in_scenario(self.b.d.name))
         return n
 
     def derive(self, st: Stmt) -> ir.Derived | None:

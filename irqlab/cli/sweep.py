@@ -124,6 +124,33 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
+def dry_run_text(scenario, req, first: int = 5) -> str:
+    """What ``--dry-run`` prints: counts, the swept paths and the first runs."""
+    from irqlab.experiments import plan as planning
+
+    prep = planning.prepare(scenario, req.text, req.overrides, req.axes, req.spans)
+    lines = [f"sweep {prep.sweep_id} ({scenario.name}): {len(prep.points)} points x "
+             f"{prep.replications} replications = {prep.planned_runs} runs",
+             f"  parameters: {', '.join(prep.param_paths) or '(none)'}",
+             f"  base seed {prep.base_seed}; replication r runs with spawn key (r,) at every point"]
+    shown = 0
+    for index, point in enumerate(prep.points):
+        _, error, runs = planning.plan_point(prep, index, point)
+        for r in runs:
+            if shown == first:
+                break
+            params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
+            lines.append(f"  run {r.run_id}  point {r.point} rep {r.replication} "
+                         f"seed {r.seed} spawn_key {list(r.spawn_key)}  {params}"
+                         + (f"  INVALID: {error.splitlines()[0]}" if error else ""))
+            shown += 1
+        if shown == first:
+            break
+    if prep.planned_runs > shown:
+        lines.append(f"  ... {prep.planned_runs - shown} more")
+    return "\n".join(lines)
+
+
 def _run_one(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
     """One sweep (the file's main scenario): its summary and answer table; its status and
     engine seconds."""
@@ -207,30 +234,3 @@ def took_text(engine_s: float) -> str:
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return (f"took {wall:.1f} s wall, {cpu:.1f} s CPU (this command, from its start); "
             f"{engine_s:.1f} s in the engine")
-
-
-def dry_run_text(scenario, req, first: int = 5) -> str:
-    """What ``--dry-run`` prints: counts, the swept paths and the first runs."""
-    from irqlab.experiments import plan as planning
-
-    prep = planning.prepare(scenario, req.text, req.overrides, req.axes, req.spans)
-    lines = [f"sweep {prep.sweep_id} ({scenario.name}): {len(prep.points)} points x "
-             f"{prep.replications} replications = {prep.planned_runs} runs",
-             f"  parameters: {', '.join(prep.param_paths) or '(none)'}",
-             f"  base seed {prep.base_seed}; replication r runs with spawn key (r,) at every point"]
-    shown = 0
-    for index, point in enumerate(prep.points):
-        _, error, runs = planning.plan_point(prep, index, point)
-        for r in runs:
-            if shown == first:
-                break
-            params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
-            lines.append(f"  run {r.run_id}  point {r.point} rep {r.replication} "
-                         f"seed {r.seed} spawn_key {list(r.spawn_key)}  {params}"
-                         + (f"  INVALID: {error.splitlines()[0]}" if error else ""))
-            shown += 1
-        if shown == first:
-            break
-    if prep.planned_runs > shown:
-        lines.append(f"  ... {prep.planned_runs - shown} more")
-    return "\n".join(lines)

@@ -669,8 +669,8 @@ class Drafter:
                      (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"),
                      breaks=((self.d.name, pd.kind, pd.name),))
             return
-        # a bad value is kept as None: its error is reported, and the parameter is given
-        pd.args[name] = Entry(self.value(a, plugin_spec(p), name), a.span)
+        v = self.value(a, plugin_spec(p), name)
+        pd.args[name] = Entry(v, a.span)  # None: its error is reported (not "needs parameter")
 
     # -- the scenario body
 

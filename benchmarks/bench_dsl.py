@@ -99,15 +99,6 @@ def scenario_text(lines: int) -> str:
     return "".join(parts)
 
 
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def startup() -> None:
     """Wall time of a fresh ``irqlab`` process (imports included), best of ``--repeat``,
     against a bare ``python -c pass`` measured in the same run."""
@@ -134,6 +125,15 @@ def startup() -> None:
     print(f"{'startup (a new process, best of ' + str(repeat) + ')':38} {'seconds':>9} {'x baseline':>11}")
     for k, ts in times.items():
         print(f"{k:38} {min(ts):9.3f} {min(ts) / base:11.2f}")
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
 
 
 def main() -> None:

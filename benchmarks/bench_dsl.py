@@ -99,6 +99,34 @@ def scenario_text(lines: int) -> str:
     return "".join(parts)
 
 
+def startup() -> None:
+    """Wall time of a fresh ``irqlab`` process (imports included), best of ``--repeat``,
+    against a bare ``python -c pass`` measured in the same run."""
+    import subprocess
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    repeat = ap.parse_known_args()[0].repeat
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "founding_case.scn")
+    irqlab = [sys.executable, "-c", "import sys; from irqlab.cli.main import main; sys.exit(main())"]
+    commands = {"baseline: python -c pass": [sys.executable, "-c", "pass"],
+                "irqlab --help": irqlab + ["--help"],
+                "irqlab check founding_case.scn": irqlab + ["check", example],
+                "irqlab fmt founding_case.scn": irqlab + ["fmt", example]}
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(repeat):  # interleaved, so that a busy machine slows every command alike
+        for k, cmd in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            times[k].append(time.perf_counter() - t0)
+    base = min(times["baseline: python -c pass"])
+    print(f"{'startup (a new process, best of ' + str(repeat) + ')':38} {'seconds':>9} {'x baseline':>11}")
+    for k, ts in times.items():
+        print(f"{k:38} {min(ts):9.3f} {min(ts) / base:11.2f}")
+
+
 def best(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -156,3 +184,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    startup()

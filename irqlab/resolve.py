@@ -415,7 +415,8 @@ class _Evaluator:
         hint = did_you_mean(e.name, known)
         if "." in e.name:
             hint = hint or did_you_mean(e.name, list(self.env))
-        raise ScenarioError(f"unknown name '{e.name}'", e.span, hint=hint)
+        raise ScenarioError(f"unknown name '{e.name}'", e.span, hint=hint,
+                            presumes=("", *e.name.split(".")), presumes_suffix=True)
 
     def unary(self, e: Unary) -> Any:
         v = self.eval(e.operand)
@@ -754,7 +755,14 @@ def _canonical(infos: Mapping[str, PathInfo], path: str, span: Span | None,
         sfx = list((index or _suffix_index(infos)).keys())
         close = did_you_mean(path, sfx)
         hint = close or _near_prefix_hint(path, infos)
-    raise ScenarioError(f"no parameter '{path}' in this scenario", span, hint=hint)
+    # what it names is undefined, and so is its owner when nothing in the scenario has
+    # that owner (a mitigation never declared): later uses of either are echoes
+    segs = tuple(path.split("."))
+    owner = segs[:-1]
+    known = owner and any(tuple(p.split("."))[:-1][-len(owner):] == owner for p in infos)
+    part = ("", *(segs if known or not owner else owner))
+    raise ScenarioError(f"no parameter '{path}' in this scenario", span, hint=hint,
+                        breaks=(part,), presumes=("", *segs), presumes_suffix=True)
 
 
 def _near_prefix_hint(path: str, infos: Mapping[str, PathInfo]) -> str | None:

@@ -15,6 +15,7 @@ from irqlab.cli.main import cli
 from irqlab.errors import ScenarioError
 
 EXIT_FAIL_FAST = 3
+_T0 = __import__("time").perf_counter()
 EXIT_INTERRUPTED = 130
 
 
@@ -66,16 +67,20 @@ def _split_values(text: str) -> list[tuple[str, int]]:
 @click.option("--table/--no-table", default=True, help="Print the answer table at the end.")
 @click.option("--progress/--no-progress", default=None,
               help="Live progress bar (default: when stderr is a terminal).")
+@click.option("--all", "study", is_flag=True,
+              help="Run every scenario of FILE that has a sweep, one sweep each, and join them "
+                   "in one trade-off table and plot (what the default job does).")
 def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, fail_fast,
-              retry_failed, batch_seconds, max_lanes, max_retries, db_url, by, table, progress):
-    """Run the sweep of FILE (default: the embedded founding case) into --out."""
+              retry_failed, batch_seconds, max_lanes, max_retries, db_url, by, table, progress,
+              study):
+    """Run the sweep of FILE into --out. Without FILE: the embedded default job, the
+    founding storm and a well-behaved device under each mitigation of the seed."""
     from irqlab.cli.cmdline import assignments, with_command_line
-    from irqlab.experiments.driver import (SweepRequest, default_scenario, parse_scenario,
-                                           run_sweep, summary_text)
-    from irqlab.experiments.table import answer_table, format_table
+    from irqlab.experiments.driver import SweepRequest, default_scenario
 
     if file is None:
         text, name = default_scenario()
+        study = True
     else:
         try:
             with open(file, encoding="utf-8") as f:
@@ -104,26 +109,18 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         address=address, workers=workers, fail_fast=fail_fast, retry_failed=retry_failed,
         target_s=batch_seconds, max_lanes=max_lanes, max_retries=max_retries, progress=progress,
         command=shlex.join(["irqlab", *sys.argv[1:]]), db_url=db_url)
-    scenario = parse_scenario(text, name)
     try:
-        if dry_run:
-            click.echo(dry_run_text(scenario, req))
-            return
-        report = run_sweep(req, scenario=scenario)
+        if study:
+            status, engine_s = _run_study(req, dry_run, table, by)
+        else:
+            status, engine_s = _run_one(req, dry_run, table, by)
     except ScenarioError as e:
         raise with_command_line(e, {name: text}) from None
-    click.echo(summary_text(report))
-    if table and (report.rows or report.skipped):
-        from irqlab.experiments.driver import load_rows
-
-        rows = load_rows(report, req)
-        header, cells, total = answer_table(rows, report.param_paths, list(by) or None,
-                                            report.param_units, report.nested)
-        click.echo("")
-        click.echo(format_table(header, cells, total))
-    if report.status == "failed":
+    if not dry_run:
+        click.echo(took_text(engine_s))
+    if status == "failed":
         raise click.exceptions.Exit(EXIT_FAIL_FAST)
-    if report.status == "interrupted":
+    if status == "interrupted":
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
@@ -152,3 +149,88 @@ def dry_run_text(scenario, req, first: int = 5) -> str:
     if prep.planned_runs > shown:
         lines.append(f"  ... {prep.planned_runs - shown} more")
     return "\n".join(lines)
+
+
+def _run_one(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
+    """One sweep (the file's main scenario): its summary and answer table; its status and
+    engine seconds."""
+    from irqlab.experiments.driver import load_rows, parse_scenario, run_sweep, summary_text
+    from irqlab.experiments.table import answer_table, format_table
+
+    scenario = parse_scenario(req.text, req.file)
+    if dry_run:
+        click.echo(dry_run_text(scenario, req))
+        return None, 0.0
+    report = run_sweep(req, scenario=scenario)
+    click.echo(summary_text(report))
+    if table and (report.rows or report.skipped):
+        rows = load_rows(report, req)
+        header, cells, total = answer_table(rows, report.param_paths, list(by) or None,
+                                            report.param_units, report.nested)
+        click.echo("")
+        click.echo(format_table(header, cells, total))
+    return report.status, report.engine_s
+
+
+def _run_study(req, dry_run: bool, table: bool, by) -> tuple[str | None, float]:
+    """Every member of the file's study (:mod:`irqlab.experiments.study`), one sweep each
+    into the same --out; then the trade-off table and plot. Stops at the first member that
+    did not finish (interrupted, or failed with --fail-fast). Returns the status and the
+    engine seconds of all members."""
+    import os
+
+    from irqlab.experiments import study
+    from irqlab.experiments.driver import parse_scenario, run_sweep, summary_text
+    from irqlab.experiments.readback import stored_rows
+
+    from irqlab.experiments import plan as planning
+
+    members = [(m, dataclasses.replace(req, text=m.text), parse_scenario(m.text, req.file))
+               for m in study.members(req.text, req.file)]
+    for _, sub, scenario in members:  # every member's plan is valid before any runs
+        planning.prepare(scenario, sub.text, sub.overrides, sub.axes, sub.spans)
+    sides, engine_s = [], 0.0
+    for m, sub, scenario in members:
+        if dry_run:
+            click.echo(dry_run_text(scenario, sub))
+            continue
+        report = run_sweep(sub, scenario=scenario)
+        engine_s += report.engine_s
+        click.echo(summary_text(report))
+        if report.status in ("failed", "interrupted"):
+            return report.status, engine_s
+        rows = stored_rows(req.db_url or req.out_dir, report.sweep_id, report.param_paths,
+                           study.metric_paths(m), fallback=())
+        sides.append(study.Side(m, tuple(report.param_paths), dict(report.param_units), rows,
+                                report.nested))
+    if dry_run or not table or not sides:
+        return (None if dry_run else "done"), engine_s
+    header, cells, n_params = study.tradeoff_table(sides)
+    click.echo("")
+    click.echo(study.format_tradeoff(header, cells, n_params))
+    png = study.plot_tradeoff(sides, os.path.join(req.out_dir, "tradeoff.png"))
+    if png:
+        click.echo(f"plot: {png}")
+    return "done", engine_s
+
+
+def took_text(engine_s: float) -> str:
+    """``took W s wall, C s CPU, E s in the engine``: this process's wall time since it
+    started (its imports included), the CPU time of it and its finished children (Ray
+    workers it started), and the engine's share (batches run, summed over workers)."""
+    import os
+    import resource
+    import time
+
+    wall = None
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            wall = float(f.read().split()[0]) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        wall = time.perf_counter() - _T0
+    cpu = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+              for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return (f"took {wall:.1f} s wall, {cpu:.1f} s CPU (this command, from its start); "
+            f"{engine_s:.1f} s in the engine")

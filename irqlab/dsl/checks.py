@@ -144,22 +144,24 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
     by_vector: dict[Any, ir.Device] = {}
     by_gsi: dict[Any, ir.Device] = {}
     for d in s.devices:
+        mine = ("", "device", d.name)  # these presume the device is fully defined
         if d.delivery == "ioapic":
             if d.gsi is None:
                 sink.add(f"device {d.name} has no gsi", d.span,
-                         hint="write 'gsi N' for an IOAPIC pin, or 'msi'")
+                         hint="write 'gsi N' for an IOAPIC pin, or 'msi'", presumes=mine)
             elif _known(d.gsi, m.ioapic_pins) and d.gsi >= m.ioapic_pins:
                 sink.add(f"gsi {d.gsi} is beyond the IOAPIC's {m.ioapic_pins} pins "
                          f"(0-{m.ioapic_pins - 1})", field_span(d, "gsi"),
-                         hint="raise machine.ioapic_pins or use another pin")
+                         hint="raise machine.ioapic_pins or use another pin", presumes=mine)
         elif d.delivery == "msi" and d.trigger == "level":
             sink.add("an MSI cannot be level-triggered", field_span(d, "trigger"),
-                     hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line")
+                     hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line",
+                     presumes=mine)
         vc = _vcpu(s, d.dest)
         if _known(d.dest) and vc is None and s.vcpus:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
-                     field_span(d, "dest"))
+                     field_span(d, "dest"), presumes=mine)
         elif vc is not None and _known(d.serviced_by):
             ok = allowed_service_levels(vc)
             if d.serviced_by not in ok:
@@ -170,7 +172,7 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
                     msg = (f"serviced_by {d.serviced_by}: interrupts arrive at {vc.receiving_level}, "
                            f"so only {' or '.join(ok)} can service this device")
                 sink.add(msg, field_span(d, "serviced_by"),
-                         hint=f"vcpu {vc.index} has levels {', '.join(names)}")
+                         hint=f"vcpu {vc.index} has levels {', '.join(names)}", presumes=mine)
         if _known(d.vector):
             other = by_vector.get(d.vector)
             if other is None:

@@ -19,6 +19,7 @@ sorted by place, each once.
 
 from __future__ import annotations
 
+import difflib
 import gc
 import itertools
 import os
@@ -176,6 +177,15 @@ def lower_text(text: str, filename: str = "<string>") -> ir.Scenario:
         return loader.finish(unit)
 
 
+def lower_text_all(text: str, filename: str = "<string>") -> dict[str, ir.Scenario]:
+    """Parse and lower ``text``: every scenario it defines, by name, in file order."""
+    with _no_gc():
+        loader = Loader()
+        unit = loader.load_text(text, filename, parse_statements(text, filename))
+        loader.finish(unit)
+        return dict(unit.built)
+
+
 def lower_tree(tree: Any, filename: str = "<string>", text: str = "") -> ir.Scenario:
     """Lower a parse tree from :func:`irqlab.dsl.parse`."""
     with _no_gc():
@@ -217,16 +227,11 @@ def read_source(path: str, span: Span | None = None) -> str:
 # --------------------------------------------------------------------------- the loader
 
 
-class _Sink(ErrorSink):
-    def add(self, message: str, span: Span | None = None, hint: str | None = None) -> None:
-        self.errors.append(ScenarioError(message, span, hint=hint))
-
-
 class Loader:
     """Loads files (imports, includes), drafts and builds their scenarios."""
 
     def __init__(self) -> None:
-        self.sink = _Sink()
+        self.sink = ErrorSink()
         self.sources: dict[str, str] = {}
         self.units: dict[str, FileUnit] = {}
         self.stack: list[str] = []
@@ -234,8 +239,18 @@ class Loader:
 
     # -- errors
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.sink.add(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        """Report an error; ``parts``: its ``breaks``/``presumes`` (see errors.Diagnostic)."""
+        self.sink.add(message, span, hint, **parts)
+
+    def blame(self, since: int, part: tuple[str, ...]) -> None:
+        """The errors reported since ``len(self.sink.errors) == since`` leave ``part``
+        undefined, unless they say what they break (see errors.Diagnostic): an error in a
+        statement makes what that statement defines unreliable."""
+        errs = self.sink.errors
+        for k in range(since, len(errs)):
+            errs[k] = ScenarioError(diagnostics=[d if d.breaks else replace(d, breaks=(part,))
+                                                 for d in errs[k].diagnostics])
 
     def expectations(self, st: Stmt) -> tuple[ir.Expectation, ...] | None:
         """The assertions of ``expect { ... }`` (see :mod:`irqlab.expect`); None after an error."""
@@ -372,6 +387,7 @@ class Loader:
     def _top(self, unit: FileUnit, stmts: list) -> None:
         globals_: list[ParamStmt] = []
         for st in stmts:
+            since = len(self.sink.errors)
             if isinstance(st, ParamStmt):
                 globals_.append(st)
             elif isinstance(st, WhereStmt):
@@ -387,6 +403,8 @@ class Loader:
                 self.err(f"unknown statement '{st.head}'", st.head_span,
                          hint=did_you_mean(st.head, TOP_HEADS + SCENARIO_HEADS)
                          or "a file holds import, include, param and scenario statements")
+            if not (isinstance(st, Stmt) and st.head == "scenario"):
+                self.blame(since, ("",))  # a broken import or statement: every scenario may need it
         for name, d in unit.drafts.items():
             unit.built[name] = Builder(self, d, unit.text if d.file == unit.path else "").build()
 
@@ -437,10 +455,11 @@ class Loader:
                     self.err(f"unknown scenario '{bname}'", args[2].span,
                              hint=did_you_mean(bname, known) or
                              ("known scenarios: " + ", ".join(known) if known else
-                              "import the file that defines it: import \"base.scn\""))
+                              "import the file that defines it: import \"base.scn\""),
+                             breaks=((name,),), presumes=(name,))  # a broken import may define it
             else:
                 self.err("expected 'scenario NAME { ... }' or 'scenario NAME extends BASE { ... }'",
-                         args[1].span)
+                         args[1].span, breaks=((name,),))
         block = st.block
         if block is None:
             self.err(f"scenario {name} needs a block: scenario {name} {{ ... }}", st.span)
@@ -467,8 +486,8 @@ class Drafter:
         self.file = file
         self.params: set[str] = set(draft.params)
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.l.err(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        self.l.err(message, span, hint, **parts)
 
     # -- values
 
@@ -494,7 +513,8 @@ class Drafter:
                 return self.check(a.name, spec, what, a.span)
             hint = did_you_mean(a.name, self.params) or f"{what} takes {expected(spec)}; " \
                 f"a name must be a parameter (param {a.name} = ...)"
-            self.err(f"unknown name '{a.name}'", a.span, hint=hint)
+            self.err(f"unknown name '{a.name}'", a.span, hint=hint,
+                     presumes=(self.d.name, *a.name.split(".")))
             return None
         if isinstance(a, Expr):
             if _has_names(a) or _has_strings(a):
@@ -573,8 +593,12 @@ class Drafter:
 
     # -- plugins
 
-    def plugin(self, kind: str, st: Stmt, start: int, merge: PluginDraft | None = None) -> PluginDraft | None:
-        """``head NAME [param value]... [{ param value ... }]`` -> a plugin draft."""
+    def plugin(self, kind: str, st: Stmt, start: int, merge: PluginDraft | None = None,
+               at: tuple[str, ...] = ()) -> PluginDraft | None:
+        """``head NAME [param value]... [{ param value ... }]`` -> a plugin draft. ``at``:
+        the path its parameters live under (``("device", "uhci", "arrival")``; for a
+        mitigation, ``("mitigation",)`` and its name is added), which an unknown or
+        broken plugin leaves undefined."""
         if len(st.args) <= start or not isinstance(st.args[start], Name) or "." in st.args[start].name:
             at = st.args[start].span if len(st.args) > start else st.head_span
             self.err(f"{st.head} needs a {kind} name", at, hint=_known_hint(kind))
@@ -586,7 +610,15 @@ class Drafter:
         try:
             cls = registry().get(kind, n.name, n.span)
         except ScenarioError as e:
-            self.l.sink.extend(e)
+            # what it leaves undefined: its parameters, under the name written and, for a
+            # named slot (a mitigation), under the names it may have meant
+            if at in (("mitigation",), ("metric",)):
+                meant = difflib.get_close_matches(n.name, registry().names(kind), n=3, cutoff=0.6)
+                parts = tuple((self.d.name, *at, x) for x in (n.name, *meant))
+            else:
+                parts = ((self.d.name, *at),)
+            self.l.sink.extend(ScenarioError(diagnostics=[
+                replace(d, breaks=parts) for d in e.diagnostics]))
         if merge is not None and merge.name == n.name:
             pd = merge.copy()
             pd.span = st.span
@@ -634,11 +666,11 @@ class Drafter:
             names = [q.name for q in pd.cls.params]
             self.err(f"{pd.kind} '{pd.name}' has no parameter '{name}'", span,
                      hint=did_you_mean(name, names) or
-                     (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"))
+                     (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"),
+                     breaks=((self.d.name, pd.kind, pd.name),))
             return
         v = self.value(a, plugin_spec(p), name)
-        if v is not None:
-            pd.args[name] = Entry(v, a.span)
+        pd.args[name] = Entry(v, a.span)  # None: its error is reported (not "needs parameter")
 
     # -- the scenario body
 
@@ -651,7 +683,7 @@ class Drafter:
         seen_mitigations: dict[str, Span] = {}
         seen_vcpus: dict[Any, Span] = {}
         seen_blocks: dict[str, Span] = {}
-        for st in stmts:
+        for st in self.blamed(stmts):
             if isinstance(st, ParamStmt):
                 self.param(st, seen_params)
                 continue
@@ -698,6 +730,14 @@ class Drafter:
                          hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
                          "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
                          "expect, param, include and remove statements")
+
+    def blamed(self, stmts: list) -> Iterator[Any]:
+        """``stmts`` one by one; the errors found while one is read leave what it defines
+        undefined (:meth:`Loader.blame`)."""
+        for st in stmts:
+            since = len(self.l.sink.errors)
+            yield st
+            self.l.blame(since, (self.d.name, *_defines(st)))
 
     def param(self, st: ParamStmt, seen: dict) -> None:
         if st.name in seen:
@@ -770,7 +810,7 @@ class Drafter:
             elif inner.head in RUN_SPECS:
                 self.field(self.d.run, seen, inner, RUN_SPECS[inner.head], inner.head, flag=True)
             elif inner.head == "metric":
-                pd = self.plugin("metric", inner, 0)
+                pd = self.plugin("metric", inner, 0, at=("metric",))
                 if pd is not None:
                     if pd.name in seen:
                         self.err(f"metric '{pd.name}' is given twice", inner.args[0].span)
@@ -910,7 +950,7 @@ class Drafter:
                         self.err(f"policy is given twice (first at {pseen['policy']})", inner.head_span)
                         continue
                     pseen["policy"] = inner.head_span
-                    pd = self.plugin("policy", inner, 0, ld.policy)
+                    pd = self.plugin("policy", inner, 0, ld.policy, at=("vcpu", str(v.key), lvl, "policy"))
                     if pd is not None:
                         ld.policy = pd
                 else:
@@ -968,7 +1008,7 @@ class Drafter:
                     continue
                 fseen[h] = inner.head_span
                 kind = {"arrival": "arrival", "model": "device", "policy": "policy"}[h]
-                pd = self.plugin(kind, inner, 0, dd.plugins.get(h))
+                pd = self.plugin(kind, inner, 0, dd.plugins.get(h), at=("device", dd.name, h))
                 if pd is not None:
                     dd.plugins[h] = pd
             elif h == "serviced_by":
@@ -1016,7 +1056,7 @@ class Drafter:
 
     def mitigation(self, st: Stmt, seen: dict) -> None:
         pd = self.plugin("mitigation", st, 0, self.d.mitigations.get(
-            st.args[0].name if st.args and isinstance(st.args[0], Name) else ""))
+            st.args[0].name if st.args and isinstance(st.args[0], Name) else ""), at=("mitigation",))
         if pd is None:
             return
         if pd.name in seen:
@@ -1070,8 +1110,8 @@ class Builder:
         self.d = d
         self.text = text
 
-    def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
-        self.l.err(message, span, hint)
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        self.l.err(message, span, hint, **parts)
 
     def build(self) -> ir.Scenario:
         d = self.d
@@ -1103,7 +1143,7 @@ class Builder:
         try:
             resolved = R._resolve(replace(s, sweep=None), infos=infos, checked=True)
         except ScenarioError as e:
-            self.l.sink.extend(e)
+            self.l.sink.extend(e.in_scenario(d.name, presumed=True))
         if resolved is not None and s.sweep is not None and len(self.l.sink.errors) == errors_before:
             SweepChecker(self, s, infos).check(s.sweep)
         if resolved is not None and (s.expect or (s.sweep is not None and s.sweep.expect)):
@@ -1121,7 +1161,7 @@ class Builder:
             try:
                 return replace(e, name=R._canonical(infos, e.name, e.span, index))
             except ScenarioError as ex:
-                self.l.sink.extend(ex)
+                self.l.sink.extend(ex.in_scenario(self.d.name))
         return e
 
     # -- sections
@@ -1146,7 +1186,8 @@ class Builder:
         d = self.d
         if not d.vcpus:
             self.err(f"scenario {d.name} has no vcpu", d.span,
-                     hint="add e.g. 'vcpu 0 { L1 linux { policy lower_then_eoi } }'")
+                     hint="add e.g. 'vcpu 0 { L1 linux { policy lower_then_eoi } }'",
+                     presumes=(d.name, "vcpu"))
             return ()
         if "all" in d.vcpus:
             if len(d.vcpus) > 1:
@@ -1221,11 +1262,13 @@ class Builder:
                 args.append(ir.Arg(prm.name, e.value, e.span))
                 continue
             if e is not None:  # its error is already reported
-                args.append(ir.Arg(prm.name, _default_value(prm, self.d, p.span), p.span))
+                args.append(ir.Arg(prm.name, _placeholder(prm) if prm.required else
+                                   _default_value(prm, self.d, p.span), p.span))
                 continue
             if prm.required:
                 self.err(f"{p.kind} '{p.name}' needs parameter '{prm.name}'", p.span,
-                         hint=f"{prm.name}: {prm.doc}" if prm.doc else None)
+                         hint=f"{prm.name}: {prm.doc}" if prm.doc else None,
+                         presumes=(self.d.name, p.kind, p.name, prm.name))
                 args.append(ir.Arg(prm.name, _placeholder(prm), p.span))
                 continue
             args.append(ir.Arg(prm.name, _default_value(prm, self.d, p.span), p.span))
@@ -1250,7 +1293,9 @@ class Builder:
         elif "service" not in f:
             missing.append("the service time (serviced_by LEVEL after TIME)")
         if missing:
-            self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span)
+            self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span,
+                     breaks=((self.d.name, "device", dd.name),),
+                     presumes=(self.d.name, "device", dd.name))
         if kw.get("delivery") == "msi":
             kw["gsi"] = None
             if "polarity" in f:
@@ -1298,6 +1343,23 @@ class Builder:
         if name not in known:
             self.err(f"unknown backend '{name}'", span,
                      hint=did_you_mean(name, known) or f"backends: {', '.join(sorted(known))}")
+
+
+def _defines(st: Any) -> tuple[str, ...]:
+    """The part of a scenario a body statement defines (``("device", "nic")``), as a path
+    under the scenario; ``()``: it could be anything (an unknown statement)."""
+    if isinstance(st, ParamStmt):
+        return ("param", st.name)
+    if not isinstance(st, Stmt):
+        return ("sweep",)
+    name = st.args[0].name if st.args and isinstance(st.args[0], Name) else None
+    if st.head in ("machine", "costs", "run", "sweep"):
+        return (st.head,)
+    if st.head in ("device", "mitigation") and name:
+        return (st.head, name)
+    if st.head == "vcpu":
+        return ("vcpu",)
+    return ()
 
 
 def _default_value(p: Any, d: Draft, span: Span = NO_SPAN) -> Any:
@@ -1418,7 +1480,7 @@ class SweepBuilder:
         try:
             return R._canonical(self.infos, text, span, self.index)
         except ScenarioError as e:
-            self.b.l.sink.extend(e)
+            self.b.l.sink.extend(e.in_scenario(self.b.d.name))
             return None
 
     def spec(self, path: str) -> Spec:
@@ -1528,7 +1590,7 @@ class SweepBuilder:
             try:
                 return replace(n, name=R._canonical(self.infos, n.name, n.span, self.index))
             except ScenarioError as ex:
-                self.b.l.sink.extend(ex)
+                self.b.l.sink.extend(ex.in_scenario(self.b.d.name))
         return n
 
     def derive(self, st: Stmt) -> ir.Derived | None:

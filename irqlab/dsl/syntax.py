@@ -809,13 +809,11 @@ def syntax_error(e: UnexpectedInput | Exception, text: str, filename: str) -> Sc
     at_end = isinstance(e, UnexpectedEOF) or (tok is not None and tok.type == "$END")
     if at_end:
         braces = _postlex.open_braces
-        if braces:
-            b = braces[-1]
-            return ScenarioError("this '{' is never closed", _tok_span_in(b, filename),
-                                 hint="add the missing '}'", source_line=_line(text, b.line))
         lines = text.split("\n")
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
+        if braces:
+            return _unclosed(braces[-1], lines, filename)
         line = len(lines)
         col = len(lines[-1]) + 1 if lines else 1
         span = Span(filename, line, col, line, col + 1)
@@ -837,6 +835,46 @@ def syntax_error(e: UnexpectedInput | Exception, text: str, filename: str) -> Sc
     if tok.type == "EQUAL":
         hint = "to compare two values, write '=='"
     return ScenarioError(msg, span, hint=hint, source_line=src)
+
+
+def _unclosed(innermost: Token, lines: list[str], filename: str) -> ScenarioError:
+    """The error for a file that ends with a '{' open. A later '}' may have closed the
+    wrong block, so the brace to blame is found by indentation: the first '{' followed,
+    before its block is closed, by a statement indented no deeper than the brace's own
+    line (the block evidently ended there, without its '}'); else ``innermost``, the
+    '{' the parser still has open."""
+    end = f"the file ends at line {len(lines)} with it open"
+    stack: list[tuple[int, int, int]] = []  # (line, col, indentation of its line), 1-based
+    for no, raw in enumerate(lines, 1):
+        code = _code_part(raw)
+        body = code.strip()
+        indent = len(code) - len(code.lstrip())
+        if stack and body and not body.startswith("}") and no > stack[-1][0] and indent <= stack[-1][2]:
+            line, col, _ = stack[-1]
+            span = Span(filename, line, col, line, col + 1)
+            return ScenarioError(f"this '{{' is never closed: {end}", span, source_line=lines[line - 1],
+                                 hint=f"line {no} is indented like this block's first line, so the "
+                                      f"block ends before it: add the missing '}}' there")
+        for i, ch in enumerate(code):
+            if ch == "{":
+                stack.append((no, i + 1, indent))
+            elif ch == "}" and stack:
+                stack.pop()
+    b = innermost
+    return ScenarioError(f"this '{{' is never closed: {end}", _tok_span_in(b, filename),
+                         hint="add the missing '}'", source_line=lines[b.line - 1] if b.line else None)
+
+
+def _code_part(line: str) -> str:
+    """``line`` without its comment and with its strings blanked (their braces are text)."""
+    out, in_str = [], False
+    for ch in line:
+        if ch == '"':
+            in_str = not in_str
+        elif ch == "#" and not in_str:
+            break
+        out.append(" " if in_str and ch != '"' else ch)
+    return "".join(out).rstrip()
 
 
 def _tok_span_in(t: Token, filename: str) -> Span:

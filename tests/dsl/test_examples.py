@@ -31,11 +31,15 @@ def test_example_resolves(path):
     resolve(load(path))
 
 
-def test_default_is_self_contained_copy_of_sweep_founding():
-    """irqlab/data/default.scn has no import and lowers to sweep_founding.scn's IR."""
+def test_default_is_self_contained_with_the_founding_case():
+    """irqlab/data/default.scn has no import, and its founding_case lowers to
+    examples/founding_case.scn's IR."""
+    from irqlab.dsl.lowering import lower_text_all
+
     text = resources.files("irqlab").joinpath("data/default.scn").read_text(encoding="utf-8")
     assert "import" not in [ln.split()[0] for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    assert loads(text, "<default>") == load(ROOT / "examples" / "sweep_founding.scn")
+    built = lower_text_all(text, "<default>")
+    assert built["founding_case"] == load(ROOT / "examples" / "founding_case.scn")
 
 
 def test_founding_case_as_specified():

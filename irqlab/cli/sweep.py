@@ -77,11 +77,9 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
     if file is None:
         text, name = default_scenario()
     else:
-        try:
-            with open(file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise click.ClickException(f"cannot read {file}: {e.strerror}") from None
+        from irqlab.dsl.lowering import read_source
+
+        text = read_source(file)
         name = file
     try:
         given = assignments("--set", sets) + assignments("--grid", grids)

@@ -200,15 +200,11 @@ def load_file_all(path: str) -> dict[str, ir.Scenario]:
 
 
 def read_source(path: str, span: Span | None = None) -> str:
-    """A scenario file's text (located errors for unreadable files, bad UTF-8, NUL bytes)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except IsADirectoryError:
-        raise ScenarioError(f"'{path}' is a directory, not a scenario file", span) from None
-    except OSError as e:
-        raise ScenarioError(f"cannot read '{path}': {e.strerror or e}", span) from None
-    return decode(data, path)
+    """A scenario file's text (located errors for unreadable, non-regular or too large
+    files (:func:`irqlab.files.read_bytes`), bad UTF-8, NUL bytes)."""
+    from irqlab.files import read_bytes
+
+    return decode(read_bytes(path, span=span), path)
 
 
 # --------------------------------------------------------------------------- the loader
@@ -601,8 +597,7 @@ class Drafter:
                      (f"its parameters: {', '.join(names)}" if names else "it takes no parameters"))
             return
         v = self.value(a, plugin_spec(p), name)
-        if v is not None:
-            pd.args[name] = Entry(v, a.span)
+        pd.args[name] = Entry(v, a.span)  # None: its error is reported (not "needs parameter")
 
     # -- the scenario body
 

@@ -384,17 +384,9 @@ def check_text(text: str, filename: str) -> str:
 
 def decode(data: bytes, filename: str) -> str:
     """UTF-8 bytes -> text; invalid UTF-8 is a located ScenarioError."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        head = data[: e.start]
-        line = head.count(b"\n") + 1
-        line_start = head.rfind(b"\n") + 1
-        col = len(data[line_start: e.start].decode("utf-8", "replace")) + 1
-        end = data.find(b"\n", e.start)
-        src = data[line_start: end if end >= 0 else len(data)].decode("utf-8", "replace")
-        raise ScenarioError(f"invalid UTF-8 (byte 0x{data[e.start]:02X}); scenario files are UTF-8 text",
-                            Span(filename, line, col, line, col + 1), source_line=src) from None
+    from irqlab.files import decode_utf8
+
+    return decode_utf8(data, filename)
 
 
 def _line(text: str, line: int) -> str | None:

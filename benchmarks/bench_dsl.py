@@ -14,13 +14,29 @@ Prints the machine, Python and lark versions, then for the same text:
 
 Each figure is the best of R runs; the ratio is against the baseline measured
 in this run. No assertion: CONTRIBUTING says benchmarks print, tests assert.
+
+Then, each in a fresh process (peak RSS from getrusage):
+
+* large files: ``irqlab check`` (``load_all``) of a file of ``--param-lines``
+  ``param`` lines and of one a quarter as long: seconds and peak MB per MB of
+  input (the slope between the two sizes, so the interpreter's own memory is
+  not counted), and the time per MB of the large file over the small one's
+  (1.0: linear);
+* arrival trace files: a file of ``--trace-lines`` timestamps read by
+  ``load_timestamps`` (the bulk reader), against the line-by-line reader on
+  the same file (the baseline, about what every file used before).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 
 import lark
@@ -136,11 +152,102 @@ def best(fn, repeat: int) -> float:
     return min(times)
 
 
+PARAM_FOOTER = """scenario s {
+    vcpu 0 { L1 linux { policy lower_then_eoi } }
+    device nic {
+        gsi 10; vector 0x40; trigger level
+        serviced_by L1 after 2us
+        arrival poisson rate 20kHz
+    }
+}
+"""
+
+
+def write_param_file(path: str, lines: int) -> int:
+    """A file of ``lines`` ``param`` lines and a small scenario; its size in bytes."""
+    with open(path, "w") as f:
+        for i in range(lines):
+            f.write(f"param p{i:06d} = {i % 997}.5us\n")
+        f.write(PARAM_FOOTER)
+    return os.path.getsize(path)
+
+
+def write_trace_file(path: str, lines: int) -> int:
+    """A file of ``lines`` increasing timestamps in seconds (ns digits); its size in bytes."""
+    import numpy as np
+
+    t = np.cumsum(np.random.default_rng(1).exponential(1e-4, lines))
+    with open(path, "w") as f:
+        for k in range(0, lines, 100_000):
+            f.write("".join(f"{x:.9f}\n" for x in t[k:k + 100_000]))
+    return os.path.getsize(path)
+
+
+def child(kind: str, path: str) -> None:
+    """One measurement in this fresh process: a JSON line with seconds and peak MB."""
+    if kind == "check":
+        from irqlab.dsl import load_all
+
+        t = time.perf_counter()
+        load_all(path)
+    else:
+        from irqlab.plugins.builtin import arrivals
+
+        data = open(path, "rb").read()
+        import pyarrow.csv  # noqa: F401 - imported before the clock starts, like numpy
+
+        t = time.perf_counter()
+        if kind == "trace":
+            arrivals.load_timestamps(path)
+        else:
+            arrivals._line_ps(data, path)
+        del data
+    dt = time.perf_counter() - t
+    print(json.dumps({"s": dt, "mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def measure(kind: str, path: str) -> dict:
+    r = subprocess.run([sys.executable, __file__, "--child", kind, path], capture_output=True,
+                       text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def large_files(param_lines: int, trace_lines: int) -> None:
+    mb = 1 << 20
+    with tempfile.TemporaryDirectory() as d:
+        small_p, big_p = os.path.join(d, "small.scn"), os.path.join(d, "big.scn")
+        small_b = write_param_file(small_p, param_lines // 4)
+        big_b = write_param_file(big_p, param_lines)
+        small, big = measure("check", small_p), measure("check", big_p)
+        slope = (big["mb"] - small["mb"]) / ((big_b - small_b) / mb)
+        print(f"check of {param_lines} param lines ({big_b / mb:.1f} MB): {big['s']:.1f} s, "
+              f"peak {big['mb']:.0f} MB; {big['s'] / (big_b / mb):.2f} s per MB, "
+              f"{slope:.0f} MB of memory per MB of input; time per MB vs a quarter of the "
+              f"file ({param_lines // 4} lines, {small['s']:.1f} s): "
+              f"{(big['s'] / big_b) / (small['s'] / small_b):.2f}x")
+        if trace_lines:
+            tr = os.path.join(d, "trace.txt")
+            tb = write_trace_file(tr, trace_lines)
+            base, fast = measure("trace-lines", tr), measure("trace", tr)
+            print(f"arrival trace of {trace_lines} lines ({tb / mb:.0f} MB): baseline line-by-line "
+                  f"reader {base['s']:.1f} s, peak {base['mb']:.0f} MB; load_timestamps "
+                  f"{fast['s']:.2f} s, peak {fast['mb']:.0f} MB ({fast['s'] / base['s']:.2f}x the "
+                  f"time, {fast['mb'] / base['mb']:.2f}x the memory)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--param-lines", type=int, default=360_000,
+                    help="param lines of the large-file check (0: skip)")
+    ap.add_argument("--trace-lines", type=int, default=5_000_000,
+                    help="lines of the arrival trace file (0: skip)")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child:
+        child(*a.child)
+        return
     text = scenario_text(a.lines)
     nlines = text.count("\n")
     plain = lark.Lark(grammar_text(), parser="lalr", lexer="contextual", postlex=type(_postlex)(),
@@ -180,6 +287,8 @@ def main() -> None:
     for name, t in rows:
         print(f"{name:38} {t:9.3f} {t / t_base:11.2f}")
     sys.stdout.flush()
+    if a.param_lines:
+        large_files(a.param_lines, a.trace_lines)
 
 
 if __name__ == "__main__":

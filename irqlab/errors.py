@@ -157,10 +157,11 @@ def with_disk_sources(error: ScenarioError) -> ScenarioError:
     for d in error.diagnostics:
         f = d.span.file if d.span is not None and d.source_line is None else None
         if f and f not in sources and not f.startswith("<"):
+            from irqlab.files import read_bytes
+
             try:
-                with open(f, encoding="utf-8", errors="replace") as fh:
-                    sources[f] = fh.read()
-            except OSError:
+                sources[f] = read_bytes(f).decode("utf-8", errors="replace")
+            except ScenarioError:
                 continue
     return error.with_sources(sources) if sources else error
 

@@ -46,7 +46,7 @@ import math
 import os
 import re
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Iterator, Mapping
@@ -64,6 +64,10 @@ CYCLE_UNITS = ("cycles", "cycle")
 _TIME_EXP = {"ns": -9, "us": -6, "µs": -6, "μs": -6, "ms": -3, "s": 0}
 _FREQ_EXP = {"hz": 0, "khz": 3, "mhz": 6, "ghz": 9}
 UNIT_WORDS = "ns, us (µs), ms, s; Hz, kHz, MHz, GHz; cycles"
+#: the engine keeps times as int64 picoseconds: no time may exceed this many seconds
+MAX_TIME_S = (2**63 - 1) / 1e12
+#: the engine keeps whole numbers as int64
+MAX_INT = 2**63 - 1
 
 FUNCTIONS = ("min", "max", "abs", "sqrt", "log2", "log10", "floor", "ceil", "round", "if")
 QUANTIFIERS = ("all", "any", "mean", "fraction")  # over replications, in expect blocks only
@@ -86,6 +90,8 @@ class Spec:
     hex: bool = False
     file: bool = False
     doc: str = ""
+    # file values: called as validate(absolute_path, span) to check the file's contents
+    validate: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def plugin_spec(p: Any) -> Spec:
     kind = _PARAM_KIND[p.type]
     store = "quantity" if kind in ("number", "time", "frequency") else "raw"
     return Spec(kind, integer=p.type == "int", min=p.min, max=p.max, choices=tuple(p.choices),
-                store=store, file=p.type == "file", doc=p.doc)
+                store=store, file=p.type == "file", doc=p.doc, validate=getattr(p, "validate", None))
 
 
 # --------------------------------------------------------------------------- literals
@@ -298,6 +304,8 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
                                 f"it is one of {', '.join(spec.choices)}")
         if spec.file and value and not os.path.isabs(value):
             value = os.path.normpath(os.path.join(base_dir or os.getcwd(), value))
+        if spec.file and value and spec.validate is not None:
+            spec.validate(value, span)
         return value
     # numeric kinds
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -317,6 +325,13 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
     base_value = value.value
     if value.unit == "cycles" and tsc_hz:
         base_value = value.value / tsc_hz
+    if kind == "time" and (value.unit != "cycles" or tsc_hz) and abs(base_value) > MAX_TIME_S:
+        raise ScenarioError(f"{what} {value} is beyond the range of times the engine can hold",
+                            span, hint=f"times are int64 picoseconds: at most {MAX_TIME_S:.6g} s "
+                            f"(about {MAX_TIME_S / 86400:.0f} days)")
+    if spec.integer and abs(value.value) > MAX_INT:
+        raise ScenarioError(f"{what} {_shown(value, spec)} is beyond the range of whole numbers "
+                            "the engine can hold", span, hint=f"at most {MAX_INT} (int64)")
     lo, hi = spec.min, spec.max
     if value.unit == "cycles" and not tsc_hz:
         lo = hi = None  # checked again once the TSC is known

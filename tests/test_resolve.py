@@ -227,6 +227,7 @@ def test_file_param_becomes_absolute(tmp_path):
     s = base(mitigations=())
     s = ir.Scenario(**{**s.__dict__, "devices": (ir.Device(**{**s.devices[0].__dict__, "arrival": arr}),),
                        "span": Span(f, 1, 1)})
+    (tmp_path / "other.txt").write_text("1ms\n")
     r = resolve(s, {"device.uhci.arrival.file": "other.txt"})
     assert r.devices[0].arrival.get("file") == os.path.join(str(tmp_path), "other.txt")
 

@@ -190,10 +190,12 @@ def docs_cmd(dist, output, check):
         sys.stdout.write(text)
         return
     if check:
+        from irqlab.errors import ScenarioError
+        from irqlab.files import read_bytes
+
         try:
-            with open(output, encoding="utf-8") as f:
-                current = f.read()
-        except OSError:
+            current = read_bytes(output, what="plugin docs").decode("utf-8", errors="replace")
+        except ScenarioError:
             current = None
         if current != text:
             click.echo(f"{output} is out of date; regenerate it with: irqlab plugins docs"

@@ -82,11 +82,9 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         text, name = default_scenario()
         study = True
     else:
-        try:
-            with open(file, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise click.ClickException(f"cannot read {file}: {e.strerror}") from None
+        from irqlab.dsl.lowering import read_source
+
+        text = read_source(file)
         name = file
     try:
         given = assignments("--set", sets) + assignments("--grid", grids)
@@ -124,30 +122,41 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
+#: --dry-run counts the points of a sweep with constraints only up to this many
+DRY_RUN_COUNT = 100_000
+
+
 def dry_run_text(scenario, req, first: int = 5) -> str:
-    """What ``--dry-run`` prints: counts, the swept paths and the first runs."""
+    """What ``--dry-run`` prints: counts, the swept paths and the first runs, planned
+    lazily: constant time and memory for any sweep without constraints."""
     from irqlab.experiments import plan as planning
 
     prep = planning.prepare(scenario, req.text, req.overrides, req.axes, req.spans)
-    lines = [f"sweep {prep.sweep_id} ({scenario.name}): {len(prep.points)} points x "
-             f"{prep.replications} replications = {prep.planned_runs} runs",
+    if prep.points.filtered and prep.points.bound > DRY_RUN_COUNT:  # counting means planning them all
+        points, runs, total = (f"at most {prep.points.bound} points (before the constraints)",
+                               f"at most {prep.points.bound * prep.replications}", None)
+    else:
+        points, runs = f"{len(prep.points)} points", str(prep.planned_runs)
+        total = prep.planned_runs
+    lines = [f"sweep {prep.sweep_id} ({scenario.name}): {points} x "
+             f"{prep.replications} replications = {runs} runs",
              f"  parameters: {', '.join(prep.param_paths) or '(none)'}",
              f"  base seed {prep.base_seed}; replication r runs with spawn key (r,) at every point"]
     shown = 0
     for index, point in enumerate(prep.points):
-        _, error, runs = planning.plan_point(prep, index, point)
-        for r in runs:
-            if shown == first:
-                break
+        pp = planning.resolve_point(prep, index, point)
+        for r in pp.runs(0, min(prep.replications, first - shown)):
             params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
             lines.append(f"  run {r.run_id}  point {r.point} rep {r.replication} "
                          f"seed {r.seed} spawn_key {list(r.spawn_key)}  {params}"
-                         + (f"  INVALID: {error.splitlines()[0]}" if error else ""))
+                         + (f"  INVALID: {pp.error.splitlines()[0]}" if pp.error else ""))
             shown += 1
         if shown == first:
             break
-    if prep.planned_runs > shown:
-        lines.append(f"  ... {prep.planned_runs - shown} more")
+    if total is None:
+        lines.append("  ... more")
+    elif total > shown:
+        lines.append(f"  ... {total - shown} more")
     return "\n".join(lines)
 
 

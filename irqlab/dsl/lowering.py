@@ -213,15 +213,11 @@ def load_file_all(path: str) -> dict[str, ir.Scenario]:
 
 
 def read_source(path: str, span: Span | None = None) -> str:
-    """A scenario file's text (located errors for unreadable files, bad UTF-8, NUL bytes)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except IsADirectoryError:
-        raise ScenarioError(f"'{path}' is a directory, not a scenario file", span) from None
-    except OSError as e:
-        raise ScenarioError(f"cannot read '{path}': {e.strerror or e}", span) from None
-    return decode(data, path)
+    """A scenario file's text (located errors for unreadable, non-regular or too large
+    files (:func:`irqlab.files.read_bytes`), bad UTF-8, NUL bytes)."""
+    from irqlab.files import read_bytes
+
+    return decode(read_bytes(path, span=span), path)
 
 
 # --------------------------------------------------------------------------- the loader

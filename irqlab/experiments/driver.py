@@ -7,8 +7,11 @@ The driver is the only writer of the results store. It
 1. parses and prepares the sweep (:mod:`.plan`), records the sweep's
    provenance (``begin_sweep``, idempotent so a rerun resumes it) and asks
    the store which runs are already there;
-2. validates every remaining point by compiling it here; a point that fails
-   becomes failed run rows at once;
+2. plans the points lazily, a chunk at a time as the batches need runs
+   (:class:`.plan.Planner`): it asks the store which of the chunk's runs are
+   already there and compiles the others here; a point that fails becomes
+   failed run rows at once; so memory depends on the batches in flight, not
+   on the sweep's size;
 3. cuts batches (:class:`.plan.Batcher`) and hands them to a launcher
    (:mod:`.launchers`), writing each finished batch to the store in one
    atomic ``write_batch``; so a sweep killed at any moment leaves only whole
@@ -60,6 +63,8 @@ from irqlab.experiments.provenance import git_state, host, now_iso
 
 DEFAULT_SCENARIO = "default.scn"
 
+#: runs kept in memory for the end-of-sweep table; beyond this the table is read back
+ROWS_KEPT = 100_000
 #: metrics kept in memory per run for the end-of-sweep table
 TABLE_METRICS = ("livelock", "time_to_l2_progress_ns", "time_to_progress_ns", "l2_fraction",
                  "livelock_max_ns", "events")
@@ -129,6 +134,7 @@ class SweepReport:
     workers: int = 1
     batch_sizes: list[int] = field(default_factory=list)
     rows: list[RunRow] = field(default_factory=list)
+    rows_complete: bool = True  # False: more than ROWS_KEPT runs, the table reads them back
     first_error: str | None = None
 
 
@@ -253,6 +259,15 @@ def run_infos(runs: list[planning.PlannedRun], wall_s: float) -> list[Any]:
             for r in runs]
 
 
+def stored_lookup(store: Any, sweep_id: str) -> Callable[[list[str]], dict[str, str]]:
+    """``run_ids -> {run_id: status}`` of those already stored: the store's per-chunk
+    query, or (a store without one) its whole list read once."""
+    if hasattr(store, "stored_status"):
+        return lambda ids: store.stored_status(sweep_id, ids)
+    done = store.completed(sweep_id)
+    return lambda ids: {i: done[i] for i in ids if i in done}
+
+
 def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | None = None,
               compile_fn: Callable | None = None, store: Any = None,
               on_progress: Callable[[SweepReport], None] | None = None) -> SweepReport:
@@ -286,40 +301,45 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
     try:
         store.begin_sweep(sweep_info(req, prep, started_at))
         begun = True
-        done = store.completed(prep.sweep_id)
-        progress.start("validating")
+        progress.start("planning")
         stop.install()
-        n_points = len(prep.points)
-
-        def validating(index: int) -> None:
-            if index % 100 == 0 or index + 1 == n_points:
-                progress.phase(f"validating {index + 1}/{n_points} points")
-
-        the_plan = planning.validate(prep, done, retry_failed=req.retry_failed,
-                                     compile_fn=compile_fn, on_point=validating)
-        report.skipped = the_plan.skipped
-        report.plan_s = time.perf_counter() - t_start
-        progress.advance(the_plan.skipped, 0, 0)
+        planner = planning.Planner(prep, stored_lookup(store, prep.sweep_id),
+                                   retry_failed=req.retry_failed, compile_fn=compile_fn)
+        batcher = planning.Batcher((), target_s=req.target_s, max_lanes=req.max_lanes,
+                                   probe_lanes=req.probe_lanes)
 
         def store_batch(runs: list[planning.PlannedRun], result: Any, wall_s: float) -> None:
             add_expect_columns(prep, runs, result)
             stop.critical = True
             try:
-                store.write_batch(prep.sweep_id, run_infos(runs, wall_s), result)
+                already = set(store.write_batch(prep.sweep_id, run_infos(runs, wall_s), result) or ())
             finally:
                 stop.critical = False
-            n_failed = sum(1 for s in result.status if s != "ok")
-            report.ok += result.n - n_failed
-            report.failed += n_failed
-            events = int(np.nansum(result.metrics.get("events", np.zeros(0))))
-            report.lane_events += events
+            n_ok = n_failed = 0
+            events = 0
             cols = {m: result.metrics[m] for m in TABLE_METRICS if m in result.metrics}
+            ev = result.metrics.get("events")
             for i, r in enumerate(runs):
-                report.rows.append(RunRow(r.point, r.replication, result.status[i], r.params,
-                                          {m: c[i].item() for m, c in cols.items()}))
-                if result.status[i] != "ok" and report.first_error is None:
-                    report.first_error = result.error[i]
-            progress.advance(result.n - n_failed, n_failed, events)
+                if r.run_id in already:  # stored meanwhile: already done, not run now
+                    continue
+                if result.status[i] == "ok":
+                    n_ok += 1
+                else:
+                    n_failed += 1
+                    if report.first_error is None:
+                        report.first_error = result.error[i]
+                if ev is not None and np.isfinite(ev[i]):
+                    events += int(ev[i])
+                if len(report.rows) < ROWS_KEPT:
+                    report.rows.append(RunRow(r.point, r.replication, result.status[i], r.params,
+                                              {m: c[i].item() for m, c in cols.items()}))
+                else:
+                    report.rows_complete = False
+            report.ok += n_ok
+            report.failed += n_failed
+            report.skipped += len(already)
+            report.lane_events += events
+            progress.advance(n_ok + len(already), n_failed, events)
             if on_progress is not None:
                 on_progress(report)
             if stop.deferred:
@@ -327,11 +347,22 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
             if n_failed and req.fail_fast:
                 raise _FailFast()
 
-        if the_plan.invalid:
-            store_batch(the_plan.invalid, failed_result([r.error or "" for r in the_plan.invalid]), 0.0)
+        def plan_more(low_water: int) -> None:
+            """Plan chunks of points until ``low_water`` runs are queued or all are planned."""
+            while batcher.pending < low_water and not planner.exhausted and not stop.requested:
+                chunk = planner.next_chunk()
+                if chunk is None:
+                    break
+                report.skipped += chunk.skipped
+                progress.advance(chunk.skipped, 0, 0)
+                if chunk.invalid:
+                    store_batch(chunk.invalid, failed_result([r.error or "" for r in chunk.invalid]), 0.0)
+                batcher.feed(chunk.todo)
+            batcher.more = not planner.exhausted
+            batcher.unfed = max(0, prep.planned_runs - planner.runs_done)
 
-        batcher = planning.Batcher(the_plan.todo, target_s=req.target_s, max_lanes=req.max_lanes,
-                                   probe_lanes=req.probe_lanes)
+        plan_more(1)
+        report.plan_s = time.perf_counter() - t_start
         address = req.address
         if address is None and req.launcher in ("auto", "ray"):
             address = os.environ.get("RAY_ADDRESS") or None
@@ -358,17 +389,21 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         task_ids = itertools.count()
         t_run = time.perf_counter()
         def refill() -> None:
-            while launcher.inflight < launcher.slots and batcher.pending and not stop.requested:
+            while launcher.inflight < launcher.slots and not stop.requested:
+                plan_more(2 * req.max_lanes * launcher.slots)
+                if not batcher.pending:
+                    break
                 key, runs = batcher.next_batch(launcher.workers)
                 if key not in handles:
-                    handles[key] = launcher.put_program(the_plan.programs[key])
+                    handles[key] = launcher.put_program(planner.programs[key])
                 lanes = [Lane(seed=r.seed, spawn_key=tuple(r.spawn_key), params=dict(r.lane_params))
                          for r in runs]
                 task_id = next(task_ids)
                 launcher.submit(task_id, handles[key], lanes)
                 tasks[task_id] = (key, runs)
 
-        while (batcher.pending or (launcher is not None and launcher.inflight)) and not stop.requested:
+        while (batcher.pending or not planner.exhausted or (launcher is not None and launcher.inflight)) \
+                and launcher is not None and not stop.requested:
             refill()
             finished = []
             for task_id, outcome in launcher.wait(0.25):
@@ -461,7 +496,7 @@ def summary_text(report: SweepReport) -> str:
 def load_rows(report: SweepReport, req: SweepRequest) -> list[RunRow]:
     """Every run of the sweep for the answer table: this invocation's from memory,
     and, after a resume, the earlier ones read back from the store."""
-    if not report.skipped:
+    if not report.skipped and report.rows_complete:
         return list(report.rows)
     from irqlab.experiments.readback import stored_rows
 

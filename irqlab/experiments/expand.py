@@ -32,6 +32,7 @@ their values at the point.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Mapping
@@ -43,28 +44,82 @@ from irqlab.errors import ScenarioError, Span
 Point = dict  # dict[str, ir.Value]
 
 
+class Points:
+    """The points of a sweep, planned lazily: iterating yields them in order, one at
+    a time, so memory does not grow with the sweep's size.
+
+    Building it checks the sweep's structure (paths, a path swept twice, zip
+    lengths, sample ranges) and evaluates the axes' values, all in time and
+    memory proportional to the sweep's *text*, not its point count: a grid is
+    indexed (mixed radix), never multiplied out; a ``random`` sample draws its
+    uniforms in chunks at a position of the generator's stream
+    (``PCG64.advance``), giving the values a whole draw would. An ``lhs``
+    sample holds its ``n`` x dims uniforms (**Choice**: a Latin hypercube's
+    strata are one permutation of ``n``).
+
+    ``len()`` is the number of points after the constraints: immediate without
+    constraints (``bound``), one pass over the points with them (memoized).
+    ``paths`` are the swept paths in order of first appearance, ``float_paths``
+    those whose sweep values include a non-whole number (stored as floats at
+    every point).
+    """
+
+    def __init__(self, sweep: ir.Sweep | None, scenario: ir.Scenario,
+                 overrides: Mapping[str, object] | None = None) -> None:
+        self.sweep = sweep
+        self._ex = _Expander(scenario, dict(overrides or {}))
+        self._root: _Seq = _List([{}], ()) if sweep is None or sweep.root is None \
+            else self._ex.seq(sweep.root)
+        paths = list(self._root.paths)
+        if sweep is not None:
+            for d in sweep.derived:
+                path = self._ex.canon(d.path, d.span)
+                if path in paths:
+                    raise ScenarioError(f"'{d.path}' is both swept and derived", d.span)
+                paths.append(path)
+        self.paths: tuple[str, ...] = tuple(paths)
+        self.float_paths: frozenset[str] = frozenset(self._root.float_paths)
+        self.filtered = sweep is not None and bool(sweep.constraints)
+        self._finish = sweep is not None and bool(sweep.derived or sweep.constraints)
+        self._count: int | None = None if self.filtered else len(self._root)
+
+    @property
+    def bound(self) -> int:
+        """The number of points before the constraints (an upper bound of ``len``)."""
+        return len(self._root)
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self._count = sum(1 for _ in self)
+        return self._count
+
+    def __iter__(self) -> Iterator[Point]:
+        root, ex, sweep = self._root, self._ex, self.sweep
+        for i in range(len(root)):
+            p = root[i]
+            if self._finish:
+                p = ex.finish(sweep, p)
+                if p is None:
+                    continue
+            yield p
+
+
 def expand(sweep: ir.Sweep | None, scenario: ir.Scenario,
            overrides: Mapping[str, object] | None = None) -> list[Point]:
-    """Every point of ``sweep`` over ``scenario`` (``[{}]``: no sweep, one point).
+    """Every point of ``sweep`` over ``scenario`` (``[{}]``: no sweep, one point), as a
+    list (small sweeps, tests); :class:`Points` plans them lazily.
 
     ``overrides`` (canonical path -> value) apply under every point. A
     ScenarioError (with the span of the offending node) for an unknown path, a
     path swept twice, zipped axes of different lengths, a bad sample range, or
     a derived value or constraint that cannot be evaluated.
     """
-    ex = _Expander(scenario, dict(overrides or {}))
-    if sweep is None or sweep.root is None:
-        points: list[Point] = [{}]
-    else:
-        points = ex.node(sweep.root)
-    if sweep is not None and (sweep.derived or sweep.constraints):
-        points = [p for p in (ex.finish(sweep, p) for p in points) if p is not None]
-    return points
+    return list(Points(sweep, scenario, overrides))
 
 
 def count_points(sweep: ir.Sweep | None, scenario: ir.Scenario) -> int:
     """How many points ``sweep`` has after its constraints (without replications)."""
-    return len(expand(sweep, scenario))
+    return len(Points(sweep, scenario))
 
 
 # --------------------------------------------------------------------------- environment
@@ -145,35 +200,39 @@ class _Expander:
 
     # -- nodes
 
-    def node(self, node: Any) -> list[Point]:
+    def seq(self, node: Any) -> "_Seq":
+        """The lazy sequence of a sweep node's points (structure checked now)."""
         if isinstance(node, ir.Axis):
             return self.axis(node)
-        if isinstance(node, ir.Grid):
-            parts = [self.node(item) for item in node.items]
-            out = []
-            for combo in itertools.product(*parts):
-                out.append(self.merge(combo, node.span))
-            return out
-        if isinstance(node, ir.Zip):
-            parts = [self.node(item) for item in node.items]
+        if isinstance(node, (ir.Grid, ir.Zip)):
+            parts = [self.seq(item) for item in node.items]
+            _disjoint(parts, node.span)
+            if isinstance(node, ir.Grid):
+                return _Product(parts, node.span, self)
             lengths = {len(p) for p in parts}
             if len(lengths) > 1:
                 sizes = ", ".join(str(len(p)) for p in parts)
                 raise ScenarioError(f"zipped items have different lengths ({sizes})", node.span,
                                     hint="every item of a zip needs the same number of values")
-            return [self.merge(combo, node.span) for combo in zip(*parts)]
+            return _Zipped(parts, node.span, self)
         if isinstance(node, ir.Concat):
-            return [dict(p) for item in node.items for p in self.node(item)]
+            return _Chain([self.seq(item) for item in node.items])
         if isinstance(node, ir.Sample):
             return self.sample(node)
         raise ScenarioError(f"cannot expand a {type(node).__name__} in a sweep",
                             getattr(node, "span", None))
 
-    def axis(self, axis: ir.Axis) -> list[Point]:
+    def node(self, node: Any) -> list[Point]:
+        """Every point of a sweep node, as a list."""
+        sq = self.seq(node)
+        return [sq[i] for i in range(len(sq))]
+
+    def axis(self, axis: ir.Axis) -> "_Seq":
         path = self.canon(axis.path, axis.span)
         if not axis.values:
             raise ScenarioError(f"axis '{axis.path}' has no values", axis.span)
-        return [{path: self.value(v)} for v in axis.values]
+        values = [self.value(v) for v in axis.values]
+        return _List([{path: v} for v in values], (path,), _non_whole(path, values))
 
     def merge(self, parts: tuple[Point, ...], span: Span) -> Point:
         out: Point = {}
@@ -187,9 +246,7 @@ class _Expander:
 
     # -- sampling
 
-    def sample(self, node: ir.Sample) -> list[Point]:
-        import numpy as np
-
+    def sample(self, node: ir.Sample) -> "_Seq":
         if node.n < 1:
             raise ScenarioError("a sample needs at least one point", node.span)
         if node.method not in ("random", "lhs"):
@@ -197,21 +254,17 @@ class _Expander:
                                 hint="use 'random' or 'lhs'")
         if not node.dims:
             raise ScenarioError("a sample needs at least one dimension", node.span)
-        rng = np.random.default_rng(node.seed)
-        n = node.n
-        columns: list[tuple[str, list[Any]]] = []
         seen: set[str] = set()
+        paths = []
         for dim in node.dims:
             path = self.canon(dim.path, dim.span)
             if path in seen:
                 raise ScenarioError(f"'{dim.path}' is sampled twice", dim.span)
             seen.add(path)
-            if node.method == "lhs":
-                u = (rng.permutation(n) + rng.random(n)) / n
-            else:
-                u = rng.random(n)
-            columns.append((path, self.dim_values(dim, u)))
-        return [{path: vals[i] for path, vals in columns} for i in range(n)]
+            paths.append(path)
+        sq = _Sampled(node, tuple(paths), self)
+        sq.chunk(0)  # a bad range is an error now
+        return sq
 
     def dim_values(self, dim: ir.Dist, u: Any) -> list[Any]:
         """Map uniforms ``u`` (float64[n] in [0, 1)) onto the dimension's values."""
@@ -299,6 +352,147 @@ class _Expander:
                 if not ok:
                     return None
         return point
+
+
+# --------------------------------------------------------------------------- lazy sequences
+
+
+class _Seq:
+    """Points by index: ``len()``, ``[i]`` (a new dict), ``paths`` set by its points,
+    ``float_paths`` among them whose values include a non-whole number."""
+
+    paths: tuple[str, ...] = ()
+    float_paths: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> Point:
+        raise NotImplementedError
+
+
+class _List(_Seq):
+    def __init__(self, points: list[Point], paths: tuple[str, ...],
+                 float_paths: tuple[str, ...] = ()) -> None:
+        self.points, self.paths, self.float_paths = points, paths, float_paths
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, i: int) -> Point:
+        return dict(self.points[i])
+
+
+def _non_whole(path: str, values: list[Any]) -> tuple[str, ...]:
+    for v in values:
+        if isinstance(v, ir.Quantity) and v.unit == "" and not float(v.value).is_integer():
+            return (path,)
+    return ()
+
+
+def _disjoint(parts: list[_Seq], span: Span) -> None:
+    """Items combined into one point must set different paths (every path an item
+    names is set by at least one of its points, so a shared one always collides)."""
+    seen: set[str] = set()
+    for p in parts:
+        for k in dict.fromkeys(p.paths):
+            if k in seen:
+                raise ScenarioError(f"'{k}' is swept twice in one point", span,
+                                    hint="use concat for alternatives, or one axis per path")
+            seen.add(k)
+
+
+class _Product(_Seq):
+    """The Cartesian product, the first item outermost (like itertools.product)."""
+
+    def __init__(self, parts: list[_Seq], span: Span, ex: "_Expander") -> None:
+        self.parts, self.span, self.ex = parts, span, ex
+        self.paths = tuple(k for p in parts for k in p.paths)
+        self.float_paths = tuple(k for p in parts for k in p.float_paths)
+        self.n = math.prod(len(p) for p in parts)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Point:
+        picks = []
+        for p in reversed(self.parts):
+            i, r = divmod(i, len(p))
+            picks.append(p[r])
+        return self.ex.merge(tuple(reversed(picks)), self.span)
+
+
+class _Zipped(_Seq):
+    def __init__(self, parts: list[_Seq], span: Span, ex: "_Expander") -> None:
+        self.parts, self.span, self.ex = parts, span, ex
+        self.paths = tuple(k for p in parts for k in p.paths)
+        self.float_paths = tuple(k for p in parts for k in p.float_paths)
+
+    def __len__(self) -> int:
+        return len(self.parts[0]) if self.parts else 0
+
+    def __getitem__(self, i: int) -> Point:
+        return self.ex.merge(tuple(p[i] for p in self.parts), self.span)
+
+
+class _Chain(_Seq):
+    def __init__(self, parts: list[_Seq]) -> None:
+        self.parts = parts
+        self.paths = tuple(dict.fromkeys(k for p in parts for k in p.paths))
+        self.float_paths = tuple(dict.fromkeys(k for p in parts for k in p.float_paths))
+        self.starts = list(itertools.accumulate((len(p) for p in parts), initial=0))
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def __getitem__(self, i: int) -> Point:
+        k = bisect.bisect_right(self.starts, i) - 1
+        return self.parts[k][i - self.starts[k]]
+
+
+class _Sampled(_Seq):
+    """A sample's points, drawn ``CHUNK`` at a time (the latest chunk cached)."""
+
+    CHUNK = 4096
+
+    def __init__(self, node: ir.Sample, paths: tuple[str, ...], ex: "_Expander") -> None:
+        import numpy as np
+
+        self.node, self.paths, self.ex = node, paths, ex
+        self.float_paths = tuple(p for p, d in zip(paths, node.dims) if not d.choices and not d.integer)
+        self._lhs = []
+        if node.method == "lhs":
+            rng = np.random.default_rng(node.seed)
+            n = node.n
+            self._lhs = [(rng.permutation(n) + rng.random(n)) / n for _ in node.dims]
+        self._at = -1
+        self._cols: list[list[Any]] = []
+
+    def __len__(self) -> int:
+        return self.node.n
+
+    def chunk(self, c: int) -> None:
+        import numpy as np
+
+        if c == self._at:
+            return
+        n = self.node.n
+        lo, hi = c * self.CHUNK, min(n, (c + 1) * self.CHUNK)
+        cols = []
+        for k, dim in enumerate(self.node.dims):
+            if self._lhs:
+                u = self._lhs[k][lo:hi]
+            else:  # dimension k takes draws k*n .. k*n + n - 1 of the stream
+                rng = np.random.default_rng(self.node.seed)
+                rng.bit_generator.advance(k * n + lo)
+                u = rng.random(hi - lo)
+            cols.append(self.ex.dim_values(dim, u))
+        self._at, self._cols = c, cols
+
+    def __getitem__(self, i: int) -> Point:
+        self.chunk(i // self.CHUNK)
+        j = i % self.CHUNK
+        return {path: col[j] for path, col in zip(self.paths, self._cols)}
 
 
 def plain(value: Any, tsc_hz: float | None = None) -> Any:

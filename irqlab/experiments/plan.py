@@ -1,16 +1,17 @@
 """Planning: a scenario and the command line's overrides -> runs -> batches.
 
 1. :func:`prepare` builds the sweep (the scenario's ``sweep`` block, with the
-   ``--grid`` axes multiplied in), expands it into points and computes the
-   sweep's identity. Cheap: no compilation.
-2. :func:`validate` resolves and compiles every point on the driver, before
-   anything is shipped. A point that does not resolve or compile becomes
-   failed runs carrying the error (the sweep goes on); every other run gets
-   its ``run_id``, seed, ``Program.key`` and lane parameters. Runs already in
-   the store are skipped without being compiled.
+   ``--grid`` axes multiplied in), its lazy points (:class:`~.expand.Points`)
+   and the sweep's identity. Cheap: no compilation, no point materialized.
+2. :class:`Planner` resolves and compiles the points on the driver, a chunk
+   at a time as the sweep runs, before anything is shipped. A point that does
+   not resolve or compile becomes failed runs carrying the error (the sweep
+   goes on); every other run gets its ``run_id``, seed, ``Program.key`` and
+   lane parameters. Runs already in the store (asked per chunk) are skipped
+   without being compiled. :func:`validate` plans a whole (small) sweep at once.
 3. :class:`Batcher` cuts the runs of each ``Program.key`` into batches of
    lanes, sized so one task takes about ``target_s`` seconds (see its
-   docstring).
+   docstring); the driver feeds it chunks as its queue runs low.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from irqlab import ir
 from irqlab.errors import ScenarioError, Span
 from irqlab.experiments import identity
-from irqlab.experiments.expand import expand, plain
+from irqlab.experiments.expand import Points, plain
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Prepared:
     overrides: dict[str, object]  # canonical path -> value (text from --set)
     cli_overrides: dict[str, str]  # as typed, canonical paths
     cli_axes: list[tuple[str, list[str]]]
-    points: list[dict[str, Any]]
+    points: Points  # lazy: iterate, or len() (one pass when the sweep has constraints)
     param_paths: tuple[str, ...]
     base: ir.Scenario  # resolved with the overrides, no point applied
     base_seed: int
@@ -62,6 +63,11 @@ class Prepared:
     param_units: dict[str, str]  # path -> "s" | "Hz" | "" (how a stored value reads)
     param_kinds: dict[str, str] = field(default_factory=dict)  # path -> resolve's kind
     fixed: dict[str, Any] = field(default_factory=dict)  # --set values, parsed
+
+    @property
+    def float_paths(self) -> frozenset[str]:
+        """Swept paths stored as floats at every point (see :class:`~.expand.Points`)."""
+        return self.points.float_paths
 
     @property
     def planned_runs(self) -> int:
@@ -143,12 +149,8 @@ def prepare(scenario: ir.Scenario, text: str, overrides: Sequence[tuple[str, str
 
     base_overrides: dict[str, object] = dict(cli_set)
     base = resolve.resolve(scenario, base_overrides, spans=value_spans)
-    points = expand(sweep, scenario, base_overrides)
-
-    order: dict[str, None] = dict.fromkeys(cli_set)
-    for p in points:
-        order.update(dict.fromkeys(p))
-    param_paths = tuple(order)
+    points = Points(sweep, scenario, base_overrides)
+    param_paths = tuple(dict.fromkeys([*cli_set, *points.paths]))
 
     replications = base.run.replications
     if sweep is not None and sweep.replications is not None and "run.replications" not in cli_set:
@@ -208,20 +210,40 @@ def _fallback_params(point: Mapping[str, Any], paths: Iterable[str], tsc: float)
     return out
 
 
-def _unify_numbers(runs: Sequence[PlannedRun], paths: Sequence[str]) -> None:
-    """A column of numbers is all ints only if every value is whole; else all floats."""
+def _as_floats(params: dict[str, Any], paths: Iterable[str]) -> None:
+    """Numbers of a path whose sweep values include a non-whole one are all floats
+    (so a column is not ints at some points and floats at others)."""
     for p in paths:
-        vals = [r.params.get(p) for r in runs]
-        if any(isinstance(v, float) for v in vals):
-            for r in runs:
-                v = r.params.get(p)
-                if isinstance(v, int) and not isinstance(v, bool):
-                    r.params[p] = float(v)
+        v = params.get(p)
+        if isinstance(v, int) and not isinstance(v, bool):
+            params[p] = float(v)
 
 
-def plan_point(prep: Prepared, index: int, point: Mapping[str, Any]
-               ) -> tuple[ir.Scenario | None, str | None, list[PlannedRun]]:
-    """Resolve one point: ``(resolved or None, error or None, its runs)`` (not compiled)."""
+@dataclass
+class PointPlan:
+    """One point resolved (not compiled): its runs are made on demand, so a point
+    with a billion replications costs nothing until its runs are needed."""
+
+    index: int
+    resolved: ir.Scenario | None
+    error: str | None
+    params: dict[str, Any]
+    point_id: str
+    seed: int
+    program: Any = None  # compiled once, when its first run is needed
+
+    def runs(self, lo: int, hi: int) -> list[PlannedRun]:
+        """Its replications ``lo .. hi - 1``."""
+        out = []
+        for rep in range(lo, hi):
+            s, key = identity.lane_seed(self.seed, rep)
+            out.append(PlannedRun(identity.replication_id(self.point_id, s, key), self.index, rep,
+                                  s, key, self.params, error=self.error))
+        return out
+
+
+def resolve_point(prep: Prepared, index: int, point: Mapping[str, Any]) -> PointPlan:
+    """Resolve one point (not compiled); a point that does not resolve carries the error."""
     from irqlab import resolve
 
     try:
@@ -236,73 +258,131 @@ def plan_point(prep: Prepared, index: int, point: Mapping[str, Any]
         params = _fallback_params(point, prep.param_paths, prep.base.machine.tsc.value)
         seed = prep.base_seed
     pid = identity.point_digest(prep.sweep_id, params, index, prep.plugins)
-    runs = []
-    for rep in range(prep.replications):
-        s, key = identity.lane_seed(seed, rep)
-        runs.append(PlannedRun(identity.replication_id(pid, s, key), index, rep, s, key, params,
-                               error=error))
-    return resolved, error, runs
+    _as_floats(params, prep.float_paths)  # after the identity, as the values were typed
+    return PointPlan(index, resolved, error, params, pid, seed)
 
 
 def _files(e: ScenarioError) -> set[str]:
     return {d.span.file for d in e.diagnostics if d.span is not None}
 
 
-def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_failed: bool = False,
-             compile_fn: Callable | None = None,
-             on_point: Callable[[int], None] | None = None) -> Plan:
-    """Resolve and compile every point not already done; see the module docstring.
+@dataclass
+class Chunk:
+    """The runs of a few consecutive points: ``todo`` to execute (compiled),
+    ``invalid`` to record as failed, ``skipped`` already in the store."""
 
-    ``done`` maps run_id -> status of the runs already stored; ``ok`` ones are
-    skipped, ``failed`` ones too unless ``retry_failed``.
+    todo: list[PlannedRun]
+    invalid: list[PlannedRun]
+    skipped: int
+    points: int
+
+
+class Planner:
+    """Plans a sweep's runs lazily, a chunk of points at a time, so memory depends on
+    the chunk, not on the sweep's size.
+
+    ``stored(run_ids)`` answers ``{run_id: 'ok' | 'failed'}`` for the runs of
+    the chunk already in the store (asked once per chunk); ``ok`` ones are
+    skipped, ``failed`` ones too unless ``retry_failed``. Every other point is
+    resolved and compiled here; a point that does not resolve or compile
+    becomes ``invalid`` runs carrying the error. ``programs`` holds one
+    compiled program per ``Program.key`` seen so far.
     """
-    if compile_fn is None:
-        from irqlab import engine
 
-        compile_fn = engine.compile
+    def __init__(self, prep: Prepared, stored: Callable[[list[str]], Mapping[str, str]] | None = None,
+                 *, retry_failed: bool = False, compile_fn: Callable | None = None,
+                 chunk_runs: int = 4096) -> None:
+        if compile_fn is None:
+            from irqlab import engine
+
+            compile_fn = engine.compile
+        self.prep = prep
+        self.stored = stored or (lambda ids: {})
+        self.retry_failed = retry_failed
+        self.compile_fn = compile_fn
+        self.chunk_runs = max(1, chunk_runs)
+        self.programs: dict[str, Any] = {}
+        self.points_done = 0  # points planned so far
+        self.runs_done = 0  # runs planned so far (todo, invalid or skipped)
+        self._points = iter(enumerate(prep.points))
+        self._cur: PointPlan | None = None  # the point being planned, from replication _rep
+        self._rep = 0
+        self.exhausted = False
+
+    def next_chunk(self) -> Chunk | None:
+        """The next chunk (about ``chunk_runs`` runs: whole points, or a slice of a point's
+        replications), or None when every run is planned."""
+        prep = self.prep
+        slices: list[tuple[PointPlan, list[PlannedRun]]] = []
+        n_runs = 0
+        while n_runs < self.chunk_runs and not self.exhausted:
+            if self._cur is None or self._rep >= prep.replications:
+                try:
+                    index, point = next(self._points)
+                except StopIteration:
+                    self.exhausted = True
+                    break
+                self._cur, self._rep = resolve_point(prep, index, point), 0
+                self.points_done += 1
+            k = min(prep.replications - self._rep, self.chunk_runs - n_runs)
+            slices.append((self._cur, self._cur.runs(self._rep, self._rep + k)))
+            self._rep += k
+            n_runs += k
+        if not slices:
+            return None
+        done = self.stored([r.run_id for _, runs in slices for r in runs])
+        chunk = Chunk([], [], 0, len(slices))
+        for pp, runs in slices:
+            needed = [r for r in runs if not self._finished(done.get(r.run_id))]
+            chunk.skipped += len(runs) - len(needed)
+            if not needed:
+                continue
+            if pp.error is None and pp.program is None:
+                try:
+                    pp.program = self.compile_fn(pp.resolved)
+                except ScenarioError as e:
+                    pp.error = e.with_sources({s: prep.text for s in _files(e)}).format()
+                except Exception as e:  # noqa: BLE001 - an engine bug fails this point, not the sweep
+                    pp.error = f"internal error in engine.compile: {type(e).__name__}: {e}"
+            if pp.error is not None:
+                for r in needed:
+                    r.error = pp.error
+                chunk.invalid.extend(needed)
+                continue
+            program = pp.program
+            key = program.key
+            if key not in self.programs:
+                self.programs[key] = program
+            base_params = self.programs[key].params
+            lane_params = {k: v for k, v in program.params.items() if base_params.get(k) != v}
+            for r in needed:
+                r.key = key
+                r.lane_params = lane_params
+            chunk.todo.extend(needed)
+        self.runs_done += n_runs
+        return chunk
+
+    def _finished(self, status: str | None) -> bool:
+        return status is not None and (status != "failed" or not self.retry_failed)
+
+
+def validate(prep: Prepared, done: Mapping[str, str] | None = None, *, retry_failed: bool = False,
+             compile_fn: Callable | None = None) -> Plan:
+    """Every run of ``prep`` planned at once (small sweeps, benchmarks); see :class:`Planner`.
+
+    ``done`` maps run_id -> status of the runs already stored.
+    """
     done = done or {}
-
-    def finished(run: PlannedRun) -> bool:
-        status = done.get(run.run_id)
-        return status is not None and (status != "failed" or not retry_failed)
-
+    planner = Planner(prep, lambda ids: {i: done[i] for i in ids if i in done},
+                      retry_failed=retry_failed, compile_fn=compile_fn)
     todo: list[PlannedRun] = []
     invalid: list[PlannedRun] = []
-    programs: dict[str, Any] = {}
     skipped = 0
-    all_runs: list[PlannedRun] = []
-    for index, point in enumerate(prep.points):
-        resolved, error, runs = plan_point(prep, index, point)
-        all_runs.extend(runs)
-        needed = [r for r in runs if not finished(r)]
-        skipped += len(runs) - len(needed)
-        if on_point is not None:
-            on_point(index)
-        if not needed:
-            continue
-        if error is None:
-            try:
-                program = compile_fn(resolved)
-            except ScenarioError as e:
-                error = e.with_sources({s: prep.text for s in _files(e)}).format()
-            except Exception as e:  # noqa: BLE001 - an engine bug fails this point, not the sweep
-                error = f"internal error in engine.compile: {type(e).__name__}: {e}"
-        if error is not None:
-            for r in needed:
-                r.error = error
-            invalid.extend(needed)
-            continue
-        key = program.key
-        if key not in programs:
-            programs[key] = program
-        base_params = programs[key].params
-        lane_params = {k: v for k, v in program.params.items() if base_params.get(k) != v}
-        for r in needed:
-            r.key = key
-            r.lane_params = lane_params
-        todo.extend(needed)
-    _unify_numbers(all_runs, prep.param_paths)
-    return Plan(prep, todo, invalid, skipped, programs)
+    while (chunk := planner.next_chunk()) is not None:
+        todo.extend(chunk.todo)
+        invalid.extend(chunk.invalid)
+        skipped += chunk.skipped
+    return Plan(prep, todo, invalid, skipped, planner.programs)
 
 
 # --------------------------------------------------------------------------- batching
@@ -366,9 +446,10 @@ class Batcher:
     def __init__(self, runs: Iterable[PlannedRun], *, target_s: float = 2.0, max_lanes: int = 4096,
                  probe_lanes: int = 64) -> None:
         self.queues: OrderedDict[str, deque[PlannedRun]] = OrderedDict()
-        for r in runs:
-            self.queues.setdefault(r.key, deque()).append(r)
-        self.pending = sum(len(q) for q in self.queues.values())
+        self.pending = 0
+        self.unfed = 0  # runs still to come through feed (an estimate, for remaining_seconds)
+        self.more = False  # whether feed may still add runs (no tail cutting until it may not)
+        self.feed(runs)
         self.target_s = target_s
         self.max_lanes = max_lanes
         self.probe_lanes = probe_lanes
@@ -376,6 +457,12 @@ class Batcher:
         self.last_key: str | None = None
         self.tail: int | None = None
         self.sizes: list[int] = []
+
+    def feed(self, runs: Iterable[PlannedRun]) -> None:
+        """Queue more runs (each by its ``key``)."""
+        for r in runs:
+            self.queues.setdefault(r.key, deque()).append(r)
+            self.pending += 1
 
     @property
     def measured(self) -> bool:
@@ -419,7 +506,8 @@ class Batcher:
             size = min(8 * largest, max(largest // 2, want))
         size = max(1, min(size, self.max_lanes))
         if workers > 1:
-            if self.tail is None and self.measured and self.pending <= 2 * workers * size:
+            if self.tail is None and not self.more and self.measured \
+                    and self.pending <= 2 * workers * size:
                 pieces = math.ceil(math.ceil(self.pending / size) / workers) * workers
                 self.tail = math.ceil(self.pending / pieces)  # the last rounds, once
             if self.tail is not None:
@@ -455,10 +543,20 @@ class Batcher:
     def remaining_seconds(self) -> float | None:
         """Engine seconds the pending runs would take at the latest cost per lane."""
         total = 0.0
+        per_lane = None
         for k, q in self.queues.items():
             ms = self._window(k)
             if not ms:
                 return None
             big = max(ms, key=lambda m: (m.lanes, m.seconds))
-            total += len(q) * big.seconds / big.lanes
+            per_lane = big.seconds / big.lanes
+            total += len(q) * per_lane
+        if self.unfed:
+            ms = self._window(self.last_key) if self.last_key else []
+            if per_lane is None and ms:
+                big = max(ms, key=lambda m: (m.lanes, m.seconds))
+                per_lane = big.seconds / big.lanes
+            if per_lane is None:
+                return None
+            total += self.unfed * per_lane
         return total

@@ -85,6 +85,8 @@ class Param:
     cycles; ``frequency`` accepts Hz/kHz/MHz/GHz. ``min``/``max`` are in base
     units (seconds, Hz, plain numbers) and inclusive. ``default`` is in the
     same form the user would write it (a number for ``time`` means seconds).
+    ``validate`` (``file`` parameters): ``validate(absolute_path, span)`` checks
+    the file's contents when the scenario is checked, raising a ScenarioError.
     """
 
     name: str
@@ -94,6 +96,7 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    validate: Any = field(default=None, compare=False, repr=False)
 
     @property
     def required(self) -> bool:

@@ -302,12 +302,13 @@ class ResultStore:
     # ------------------------------------------------------------------ batches
 
     def write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
-                    lane_index: Sequence[int] | None = None) -> None:
+                    lane_index: Sequence[int] | None = None) -> list[str]:
         """Atomically store ``runs[i]`` with lane ``lane_index[i]`` (default ``i``) of ``result``.
 
         A ``run_id`` already committed with status ``failed`` is replaced (a
         retry); one committed ``ok`` is skipped; a run is never duplicated.
         Either every row of the batch becomes visible (SQL and Parquet) or none.
+        Returns the run_ids skipped as already stored.
         """
         import numpy as np
 
@@ -321,12 +322,13 @@ class ResultStore:
         if len(set(ids)) != len(ids):
             raise ValueError("a run_id appears twice in one batch")
         if not runs:
-            return
+            return []
         st = self._sweep(sweep_id)
         existing = self._existing(ids)  # run_id -> (sweep_id, status, shard)
         keep = [k for k, rid in enumerate(ids) if existing.get(rid, (None, "failed"))[1] != "ok"]
+        already = [rid for rid in ids if existing.get(rid, (None, "failed"))[1] == "ok"]
         if not keep:
-            return
+            return already
         runs = [runs[k] for k in keep]
         lanes = np.asarray([lane_index[k] for k in keep], dtype=np.int64)
         replaced = {r.run_id: existing[r.run_id] for r in runs if r.run_id in existing}
@@ -369,6 +371,13 @@ class ResultStore:
         shards.remove(self.root, dead)
         shards.publish(self.root, [f for g in rewritten.values() for f, _ in g[1]])
         shards.publish(self.root, new_files.values())
+        return already
+
+    def stored_status(self, sweep_id: str, run_ids: Sequence[str]) -> dict[str, str]:
+        """``{run_id: 'ok' | 'failed'}`` of those of ``run_ids`` committed for ``sweep_id``
+        (a resume asks this per chunk of planned runs, not for the whole sweep)."""
+        return {rid: status for rid, (sid, status, _) in self._existing(list(run_ids)).items()
+                if sid == sweep_id}
 
     def _existing(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
         from sqlalchemy import select

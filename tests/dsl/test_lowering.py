@@ -115,6 +115,7 @@ def test_dotted_names_canonicalized(files):
 def test_file_param_absolute(files):
     """A trace file is made absolute, relative to the scenario file's directory."""
     p = files.write("t.scn", GOOD.replace("arrival once at 0", 'arrival trace file "arr.txt"'))
+    files.write("arr.txt", "1ms\n")
     assert load(p).devices[0].arrival.get("file") == os.path.join(str(files.root), "arr.txt")
 
 

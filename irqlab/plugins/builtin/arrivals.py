@@ -7,9 +7,13 @@ Random draws come from the device's own per-lane stream (``ctx.uniform``,
 
 from __future__ import annotations
 
+import os
+import re
+from collections import OrderedDict
+
 import numpy as np
 
-from irqlab.errors import ScenarioError
+from irqlab.errors import ScenarioError, Span
 from irqlab.plugins.api import NEVER, ArrivalProcess, Param
 
 
@@ -126,7 +130,8 @@ class TraceFile(ArrivalProcess):
     name = "trace"
     version = "1.0"
     params = (
-        Param("file", "file", doc="path of the timestamp file, relative to the scenario"),
+        Param("file", "file", doc="path of the timestamp file, relative to the scenario",
+              validate=lambda path, span: load_timestamps(path, span)),
         Param("offset", "time", 0.0, "added to every timestamp", min=0),
     )
 
@@ -147,39 +152,133 @@ class TraceFile(ArrivalProcess):
         ok = i < len(self.times)
         t = np.full(len(lanes), NEVER, dtype=np.int64)
         if len(self.times):
-            t[ok] = self.times[i[ok]] + ctx.param("offset", lanes)[ok]
+            t[ok] = _after(self.times[i[ok]], ctx.param("offset", lanes)[ok])
         return t
 
 
-_UNITS = {"ns": 10**3, "us": 10**6, "µs": 10**6, "ms": 10**9, "s": 10**12}
+# --------------------------------------------------------------------------- trace files
+
+_UNITS = {"ns": 1e3, "us": 1e6, "µs": 1e6, "μs": 1e6, "ms": 1e9, "s": 1e12}
+_LINE = re.compile(r"\s*([^\s#]+?)\s*(ns|us|µs|μs|ms|s)?\s*(?:#.*)?\Z")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+#: files at least this large are parsed by pyarrow's CSV reader when they hold only numbers
+FAST_BYTES = 256 << 10
+#: timestamps in picoseconds must stay below this (int64)
+_LIMIT_PS = 2.0**63
+_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_CACHE_SIZE = 4
 
 
-def load_timestamps(path: str) -> np.ndarray:
-    """Sorted ``int64`` picosecond timestamps from a file; a ScenarioError on bad lines."""
-    from decimal import Decimal, InvalidOperation
+def load_timestamps(path: str, span: Span | None = None) -> np.ndarray:
+    """Sorted ``int64[n]`` picosecond timestamps from the trace file at ``path``.
 
-    out = []
+    A line holds one timestamp: a decimal number of seconds, or a number and a
+    unit (ns, us, ms, s); ``#`` starts a comment; blank lines are skipped.
+    Each value is rounded to the nearest picosecond (exact for any value with
+    at most picosecond digits below 2**53 ps, about 2.5 hours; beyond that,
+    within float64 precision). A ScenarioError at ``span`` (the ``file``
+    argument) if the file is missing, not a regular file or too large
+    (:func:`irqlab.files.read_bytes`); at the first bad line
+    (``FILE:LINE:COL``, with the line) for invalid UTF-8, a word, NaN or
+    Infinity, a negative time, or a time beyond int64 picoseconds.
+
+    Reading is cached per process by (path, inode, size, mtime), so checking a
+    scenario and running its points read a file once; the returned array is
+    shared and read-only.
+    """
+    from irqlab.files import read_bytes
+
     try:
-        text = open(path, encoding="utf-8").read()
-    except OSError as e:
-        raise ScenarioError(f"cannot read arrival trace '{path}': {e.strerror}") from None
+        st = os.stat(path)
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    data = read_bytes(path, kind="trace", what="arrival trace", span=span)
+    times = _fast_ps(data) if len(data) >= FAST_BYTES else None
+    if times is None:
+        times = _line_ps(data, path)
+    del data
+    times.sort()
+    times.flags.writeable = False
+    if key is not None:
+        _CACHE[key] = times
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return times
+
+
+def _valid(ps: np.ndarray) -> bool:
+    return bool(np.all((ps >= 0) & (ps < _LIMIT_PS)))  # NaN compares false
+
+
+def _fast_ps(data: bytes) -> np.ndarray | None:
+    """``int64[n]`` picoseconds of a file of bare numbers of seconds, one per line,
+    streamed through pyarrow's CSV reader block by block into one preallocated
+    array; None when the file holds anything else or a value is invalid (the
+    line-by-line reader then finds and reports the first bad line)."""
+    if data.translate(None, b"0123456789.eE+-\r\n"):  # comments, units, words, blanks
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    out = np.empty(data.count(b"\n") + 1, dtype=np.int64)
+    n = 0
+    try:
+        reader = pcsv.open_csv(
+            pa.py_buffer(data),
+            read_options=pcsv.ReadOptions(column_names=["t"], block_size=1 << 22),
+            parse_options=pcsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False,
+                                            ignore_empty_lines=True),
+            convert_options=pcsv.ConvertOptions(column_types={"t": pa.float64()}, null_values=[],
+                                                strings_can_be_null=False))
+        for batch in reader:
+            col = batch.column(0)
+            if col.null_count:
+                return None
+            ps = col.to_numpy(zero_copy_only=False) * 1e12
+            np.rint(ps, out=ps)
+            if not _valid(ps):
+                return None
+            out[n: n + len(ps)] = ps
+            n += len(ps)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return out[:n]
+
+
+def _line_ps(data: bytes, path: str) -> np.ndarray:
+    """``int64[n]`` picoseconds, line by line; a ScenarioError at the first bad line."""
+    from irqlab.files import decode_utf8
+
+    text = decode_utf8(data, path, "arrival trace files")
+    out = []
     for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
+        body = raw.split("#", 1)[0]
+        if not body.strip():
             continue
-        num, scale = line, _UNITS["s"]
-        for unit in sorted(_UNITS, key=len, reverse=True):
-            if line.endswith(unit) and line[: -len(unit)].strip():
-                num, scale = line[: -len(unit)].strip(), _UNITS[unit]
-                break
-        try:
-            value = Decimal(num) * scale
-        except InvalidOperation:
-            from irqlab.errors import Span
-            raise ScenarioError(f"not a timestamp: '{line}'", Span(path, n, 1, n, len(raw) + 1),
-                                source_line=raw) from None
+        m = _LINE.match(raw)
+        num, unit = (m.group(1), m.group(2) or "s") if m else (body.strip(), "s")
+        col = raw.find(num) + 1 if num else 1
+
+        def bad(message: str, hint: str | None = None) -> ScenarioError:
+            return ScenarioError(message, Span(path, n, col, n, col + max(len(num), 1)),
+                                 source_line=raw, hint=hint)
+
+        if m is None or not _NUMBER.match(num):
+            word = num.lower().lstrip("+-")
+            if word in ("nan", "inf", "infinity"):
+                raise bad(f"not a finite timestamp: '{num}'")
+            raise bad(f"not a timestamp: '{body.strip()}'",
+                      hint="one number per line: seconds, or a number and a unit (ns, us, ms, s)")
+        value = float(num) * _UNITS[unit]
         if value < 0:
-            from irqlab.errors import Span
-            raise ScenarioError("timestamps cannot be negative", Span(path, n, 1), source_line=raw)
-        out.append(int(value))
-    return np.sort(np.asarray(out, dtype=np.int64))
+            raise bad("timestamps cannot be negative")
+        if not value < _LIMIT_PS:
+            raise bad(f"timestamp {num}{'' if unit == 's' and not m.group(2) else unit} is beyond "
+                      "the range of times the engine can hold",
+                      hint=f"times are int64 picoseconds: at most {_LIMIT_PS / 1e12:.6g} s")
+        out.append(value)
+    return np.rint(np.asarray(out, dtype=np.float64)).astype(np.int64)

@@ -11,7 +11,8 @@ def add_columns(prep: Any, runs: Sequence[Any], result: Any) -> None:
 
     ``prep`` is the sweep's :class:`~irqlab.experiments.plan.Prepared`; a name in an
     expectation that is not a metric reads the run's point (resolved once per point,
-    only if some expectation needs it)."""
+    only if some expectation needs it; a point that did not resolve reads the sweep's
+    scenario under its overrides)."""
     from irqlab.expect import LazyValues, ScenarioValues, columns
 
     sweep = prep.sweep
@@ -20,11 +21,12 @@ def add_columns(prep: Any, runs: Sequence[Any], result: Any) -> None:
     per_point: dict[int, LazyValues] = {}
 
     def values_for(i: int) -> LazyValues:
-        point = runs[i].point
-        if point not in per_point:
-            per_point[point] = LazyValues(lambda p=point: ScenarioValues(
-                prep.scenario, {**prep.overrides, **prep.points[p]}))
-        return per_point[point]
+        run = runs[i]
+        if run.point not in per_point:
+            per_point[run.point] = LazyValues(
+                lambda r=run: ScenarioValues(r.resolved) if r.resolved is not None
+                else ScenarioValues(prep.scenario, dict(prep.overrides)))
+        return per_point[run.point]
 
     result.extra.update(columns(sweep.expect, result.flat_columns(), result.status, prep.base, values_for))
 

@@ -41,6 +41,7 @@ class PlannedRun:
     key: str | None = None
     lane_params: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    resolved: Any = field(default=None, repr=False, compare=False)  # its point's scenario
 
 
 @dataclass
@@ -238,7 +239,7 @@ class PointPlan:
         for rep in range(lo, hi):
             s, key = identity.lane_seed(self.seed, rep)
             out.append(PlannedRun(identity.replication_id(self.point_id, s, key), self.index, rep,
-                                  s, key, self.params, error=self.error))
+                                  s, key, self.params, error=self.error, resolved=self.resolved))
         return out
 
 

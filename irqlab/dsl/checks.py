@@ -58,7 +58,7 @@ def site_for(s: ir.Scenario, vcpu: ir.Vcpu | None, d: ir.Device | None):
     m = s.machine
     levels = tuple(lv.level for lv in vcpu.levels) if vcpu is not None else ("L0",)
     recv = vcpu.receiving_level if vcpu is not None else "L0"
-    kw: dict[str, Any] = dict(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+    kw: dict[str, Any] = dict(irqchip="none" if levels == ("L0",) else m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
                               suppress_eoi_broadcast=m.suppress_eoi_broadcast,
                               nested="L2" in levels, receiving_level=recv, levels=levels)
     if d is not None:

@@ -27,6 +27,13 @@ def compile_scenario(scenario: Scenario) -> Program:
     return c.build()
 
 
+def site_irqchip(machine, stack: tuple[str, ...]) -> str:
+    """The irqchip a scenario runs with: ``machine.irqchip``, except on bare metal, where
+    there is no KVM and the setting is ignored: ``"none"`` (a physical IOAPIC, with the
+    in-kernel IOAPIC's rules; docs/model.md)."""
+    return "none" if tuple(stack) == ("L0",) else machine.irqchip
+
+
 def _ensure_resolved(scenario: Scenario) -> Scenario:
     from irqlab.resolve import is_resolved, resolve
 
@@ -175,7 +182,7 @@ class _Compiler:
         key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
-            stack=stack, n_pins=m.ioapic_pins, split=m.irqchip == "split", apicv=m.apicv,
+            stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
             x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
@@ -218,7 +225,7 @@ class _Compiler:
         cls = registry().get("policy", use.name, use.span)
         assert issubclass(cls, HandlerPolicy)
         policy = self.instance("policy", use, path)
-        site = Site(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+        site = Site(irqchip=site_irqchip(m, stack), apicv=m.apicv, x2apic=m.x2apic,
                     suppress_eoi_broadcast=m.suppress_eoi_broadcast, nested=stack[-1] == "L2",
                     receiving_level=receiving, serviced_locally=first.local,
                     trigger="level" if level else "edge", delivery=delivery, levels=stack)

@@ -72,7 +72,7 @@ class Lockstep:
         self.counters: dict[int, np.ndarray] = {}
         self.stats = Stats.zeros(L, pr)
         self.now = np.zeros(L, I64)
-        self.thread = 0
+        self.thread = np.zeros(L, I64)  # [L] the thread (vCPU, QEMU, kworker) of each lane's event
         self.owner = QEMU if pr.split else KWORKER
         # slots
         self.c_sample = 1
@@ -130,6 +130,9 @@ class Lockstep:
         self.forwarded = np.zeros((L, D), bool)
         self.svc_rem = np.zeros((L, D), I64)
         self.episode = np.full((L, D), NEVER, I64)
+        self.fresh = np.zeros((L, D), bool)  # an arrival raised an interrupt not yet delivered or merged
+        self.edge_merged = np.zeros(L, bool)  # set_line: a KVM edge found irr already set
+        self.pin_devs = {pin: [d.index for d in pr.devices if d.pin == pin] for pin in self.used_pins}
         self.service_ps = np.stack([self.params[d.service] for d in pr.devices], 1) if D else np.zeros((L, 0), I64)
         # groups
         self.waiting = np.zeros((L, max(G, 1)), bool)
@@ -262,8 +265,7 @@ class Lockstep:
             lane = int(lanes[i])
             args = [c[i] if isinstance(c, np.ndarray) else c for c in cols]
             tt = self.now[lane] if t is None else (t[i] if isinstance(t, np.ndarray) else t)
-            th = self.thread if thread is None else thread
-            th = th[i] if isinstance(th, np.ndarray) else th
+            th = self.thread[lane] if thread is None else thread
             self.traces[lane].add(int(tt), int(th), event, fmt.format(*args))
 
     def exit(self, lanes, reason: str, rip, info=0) -> None:
@@ -374,8 +376,9 @@ class Lockstep:
     def lane_of(self, f):
         return f // self.V if self.V > 1 else f
 
-    def accept(self, lanes, v: int, g: int, level: bool) -> None:
-        """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``."""
+    def accept(self, lanes, v: int, g: int, level: bool):
+        """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``; returns bool[n],
+        whether it set the IRR bit (else it merged into the one pending)."""
         trig = "level" if level else "edge"
         vec = self.p.groups[g].vector
         if self.p.bare:
@@ -389,14 +392,44 @@ class Lockstep:
         else:
             self.tmr[f] &= ~bit
         dup = (self.irr[f] & bit) != 0
+        accepted = ~dup
         if dup.any():
-            self.stats.coalesced[lanes[dup]] += 1
-            lanes, f = lanes[~dup], f[~dup]
+            lanes, f = lanes[accepted], f[accepted]
         self.irr[f] |= bit
-        self.stats.delivered[lanes] += 1
         if self.tracing:
             self.trace_lapic(lanes, f)
         self.notify(lanes, v)
+        return accepted
+
+    def count_delivery(self, lanes, devs, accepted) -> None:
+        """Book one delivery of the pin or MSI of devices ``devs`` (see the reference)."""
+        s = self.stats
+        taken = np.zeros(len(lanes), bool)
+        for di in devs:
+            fr = self.fresh[lanes, di]
+            if not fr.any():
+                continue
+            self.fresh[lanes[fr], di] = False
+            ok = fr & accepted & ~taken
+            merged = fr & ~ok
+            s.dev_delivered[lanes[ok], di] += 1
+            s.delivered[lanes[ok]] += 1
+            s.dev_coalesced[lanes[merged], di] += 1
+            s.coalesced[lanes[merged]] += 1
+            taken |= fr
+        re = ~taken & accepted
+        if re.any():
+            rl = lanes[re]
+            who = np.full(len(rl), devs[0], I64)
+            for di in reversed(devs):
+                who = np.where(self.asserted[rl, di], di, who)
+            s.dev_redelivered[rl, who] += 1
+            s.delivered[rl] += 1
+
+    def merge(self, lanes, di: int) -> None:
+        """Arrivals at device ``di`` in ``lanes`` merged into an interrupt already raised."""
+        self.stats.dev_coalesced[lanes, di] += 1
+        self.stats.coalesced[lanes] += 1
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
@@ -449,8 +482,7 @@ class Lockstep:
                     self.service_all(go) if self.p.split else self.service(go, pin)
             else:
                 old = self.p_irr[lanes, self.pk[pin]]
-                if old.any():
-                    self.stats.coalesced[lanes[old]] += 1
+                self.edge_merged[lanes[old]] = True
                 go = lanes[~old]
                 self.p_irr[go, self.pk[pin]] = True
                 if len(go):
@@ -491,10 +523,7 @@ class Lockstep:
         else:
             self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} (Fixed|physical|{})",
                       pin, grp.dest, grp.vector, trig)
-        for d in self.p.devices:
-            if d.pin == pin:
-                self.stats.dev_delivered[lanes, d.index] += 1
-        self.accept(lanes, grp.dest, g, level)
+        self.count_delivery(lanes, self.pin_devs[pin], self.accept(lanes, grp.dest, g, level))
         if self.p.split and not level:
             self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
 
@@ -577,31 +606,41 @@ class Lockstep:
         self.episode[lanes[ep], di] = t[ep]
         raise_now = np.asarray(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, lanes), bool)
         up = lanes[raise_now]
+        if (~raise_now).any():
+            self.merge(lanes[~raise_now], di)
         if len(up):
             if d.delivery == "msi":
                 if self.p.bare:
                     self.emit(up, "irqlab_msi", "dst {} vec {}", d.dest, d.vector)
                 else:
                     self.emit(up, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", d.dest, d.vector)
-                s.dev_delivered[up, di] += 1
-                self.accept(up, d.dest, d.group, False)
+                self.fresh[up, di] = True
+                self.count_delivery(up, [di], self.accept(up, d.dest, d.group, False))
             elif d.trigger == "level":
                 already = self.asserted[up, di]
                 if already.any():
-                    s.coalesced[up[already]] += 1
-                    s.dev_coalesced[up[already], di] += 1
+                    self.merge(up[already], di)
                 up = up[~already]
                 self.asserted[up, di] = True
+                self.fresh[up, di] = True
                 self.p_line[up, self.pk[d.pin]] += 1
                 first_up = up[self.p_line[up, self.pk[d.pin]] == 1]
                 if len(first_up):
                     self.set_line(first_up, d.pin, 1)
             else:
-                before = s.coalesced[up].copy()
+                was = self.fresh[up, di].copy()
+                self.edge_merged[up] = False
+                self.fresh[up, di] = True
                 self.set_line(up, d.pin, 1)
-                changed = s.coalesced[up] != before
-                s.dev_coalesced[up[changed], di] += 1
                 self.set_line(up, d.pin, 0)
+                mg = was | self.edge_merged[up]
+                if mg.any():
+                    self.merge(up[mg], di)
+                    self.fresh[up[mg], di] = was[mg] & self.fresh[up[mg], di]
+                lost = self.fresh[up, di] & ~self.p_irr[up, self.pk[d.pin]]
+                if lost.any():
+                    self.fresh[up[lost], di] = False
+                    s.dev_lost[up[lost], di] += 1
         nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
         self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
 
@@ -624,6 +663,10 @@ class Lockstep:
             self.episode[h, di] = np.where(after[handled] > 0, self.now[h], NEVER)
         low = lanes[lower & self.asserted[lanes, di]]
         if len(low):
+            early = low[self.fresh[low, di]]  # serviced before its assertion was delivered
+            if len(early):
+                self.fresh[early, di] = False
+                self.merge(early, di)
             self.asserted[low, di] = False
             self.p_line[low, self.pk[d.pin]] -= 1
             zero = low[self.p_line[low, self.pk[d.pin]] == 0]
@@ -720,9 +763,9 @@ class Lockstep:
         ex = self.waiting[lanes, g] & done
         if ex.any():
             el, ef, eg = lanes[ex], f[ex], g[ex]
-            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+            reason, qual = P.eoi_exit(self.p.x2apic)
             rip = self.l2_rip(ef)
-            self.exit(el, reason, rip, 0x80B if self.p.x2apic else 0xB0)
+            self.exit(el, reason, rip, qual)
             self.emit(el, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
                       rip, reason)
             self.pt_armed[ef] = False
@@ -919,8 +962,8 @@ class Lockstep:
                 self.exit_to(el, ef, L1, L0)
                 self.at(el, sub(v, ex), P.EOI_L0, t[ex] + self.c["vmexit"][el] + self.c["eoi"][el])
             return
-        self.exit(lanes, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", P.RIP_L1_EOI,
-                  0x80B if self.p.x2apic else 0xB0)
+        reason, qual = P.eoi_exit(self.p.x2apic)
+        self.exit(lanes, reason, P.RIP_L1_EOI, qual)
         self.eoi_vec[f] = -2
         self.exit_to(lanes, f, L1, L0)
         self.at(lanes, v, P.EOI_L0, t + self.c["vmexit"][lanes] + self.c["eoi"][lanes])
@@ -1049,7 +1092,7 @@ class Lockstep:
 
     def ph_reflect(self, lanes, f, v):
         g = self.grp[f]
-        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        reason = P.eoi_exit(self.p.x2apic)[0]
         self.emit(lanes, "kvm_nested_vmexit_inject", "reason {} info1 0 info2 0 int_info 0 int_info_err 0", reason)
         start = self.enter(lanes, f, L1, L0, self.c["nested_exit"][lanes])
         self.waiting[lanes, g] = False
@@ -1113,6 +1156,7 @@ class Lockstep:
                 self.accm[USER][of[user]] -= (ov - take)[user]
                 self.accm[L0][of[~user]] -= (ov - take)[~user]
             self.close_stall(f, t_end)
+        self.stats.dev_pending[lanes] = self.fresh[lanes]
         self.stats.end_t[lanes] = t_end
         self.T[:, lanes] = NEVER
         fl = (lanes[:, None] * self.V + np.arange(self.V)[None, :]).reshape(-1)
@@ -1237,7 +1281,7 @@ class Lockstep:
                         v = self.s_next[lanes] - c_vcpu
                         f = lanes * V + v
                         T[c_vcpu + v, lanes] = NEVER
-                    self.thread = v
+                    self.thread[lanes] = v
                     handlers[c - c_vcpu](lanes, f, v)
                 elif c == 0:
                     self.finish(lanes, now[lanes])
@@ -1246,10 +1290,10 @@ class Lockstep:
                 elif c == self.c_sample:
                     self.on_sample(lanes)
                 elif c < c_tim:
-                    self.thread = QEMU
+                    self.thread[lanes] = QEMU
                     self.arrival(lanes, int(c - c_arr))
                 else:
-                    self.thread = self.owner
+                    self.thread[lanes] = self.owner
                     self.on_timer(lanes, int(c - c_tim))
                 done.append(lanes)
             if done:

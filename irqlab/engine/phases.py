@@ -25,6 +25,17 @@ REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
 
 RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
 
+
+def eoi_exit(x2apic: bool) -> tuple[str, int]:
+    """(exit reason, exit qualification) of a trapped guest EOI write without APICv.
+
+    x2APIC: a WRMSR to 0x80B (``MSR_WRITE``). xAPIC: a write to the APIC-access page at
+    offset 0xB0, an ``APIC_ACCESS`` exit with qualification 0x10B0 (access type 1 = linear
+    write, SDM 27.2.1 table 27-6); KVM takes it in ``handle_apic_access``'s fast-EOI path.
+    ``APIC_WRITE`` would need APIC-register virtualization, i.e. APICv.
+    """
+    return ("MSR_WRITE", 0x80B) if x2apic else ("APIC_ACCESS", 0x10B0)
+
 NAMES = {v: k for k, v in dict(globals()).items() if k.isupper() and isinstance(v, int)}
 
 # Guest instruction pointers shown in kvm_exit (the first two are the seed trace's).

@@ -46,6 +46,7 @@ class LaneSim:
         self.now = np.zeros(1, dtype=np.int64)
         self.t = 0
         self.thread = 0
+        self.edge_merged = False  # set_line: a KVM edge found irr already set
         pr = program
         V, D, Pn = pr.n_vcpus, len(pr.devices), pr.n_pins
         self.owner = QEMU if pr.split else KWORKER
@@ -87,6 +88,8 @@ class LaneSim:
         self.forwarded = [False] * D
         self.svc_rem = [0] * D
         self.episode = [NEVER] * D
+        self.fresh = [False] * D  # an arrival raised an interrupt not yet delivered or merged
+        self.pin_devs = {pin: [d.index for d in pr.devices if d.pin == pin] for pin in self.used_pins}
         # groups
         self.waiting = [False] * len(pr.groups)
         self.wait_pc = [0] * len(pr.groups)
@@ -223,8 +226,9 @@ class LaneSim:
         self.trace_lapic(v)
         return g
 
-    def accept(self, v: int, g: int, level: bool) -> None:
-        """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
+    def accept(self, v: int, g: int, level: bool) -> bool:
+        """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC; returns whether
+        it set the IRR bit (False: merged into the one already pending)."""
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit("irqlab_apic_accept", f"cpu {v} vec {self.vec(g)} ({trig})")
@@ -236,12 +240,39 @@ class LaneSim:
         else:
             self.tmr[v] &= ~bit
         if self.irr[v] & bit:
-            self.stats.coalesced[0] += 1
-            return
+            return False
         self.irr[v] |= bit
-        self.stats.delivered[0] += 1
         self.trace_lapic(v)
         self.notify(v)
+        return True
+
+    def count_delivery(self, devs: Sequence[int], accepted: bool) -> None:
+        """Book one delivery of the pin or MSI of devices ``devs`` to a LAPIC
+        (docs/model.md, Metrics): it delivers the first device with a fresh interrupt
+        and merges the others' (coalesced); with none fresh it is a re-delivery of a
+        line still asserted (``redelivered``). A re-delivery merged into a pending IRR
+        bit is nobody's arrival and is not counted."""
+        s = self.stats
+        taken = False
+        for di in devs:
+            if self.fresh[di]:
+                self.fresh[di] = False
+                if accepted and not taken:
+                    s.dev_delivered[0, di] += 1
+                    s.delivered[0] += 1
+                else:
+                    s.dev_coalesced[0, di] += 1
+                    s.coalesced[0] += 1
+                taken = True
+        if not taken and accepted:
+            di = next((i for i in devs if self.asserted[i]), devs[0])
+            s.dev_redelivered[0, di] += 1
+            s.delivered[0] += 1
+
+    def merge(self, di: int) -> None:
+        """Arrival at device ``di`` merged into an interrupt already raised."""
+        self.stats.dev_coalesced[0, di] += 1
+        self.stats.coalesced[0] += 1
 
     def notify(self, v: int) -> None:
         """A new interrupt is pending at ``v``: a running guest is interrupted."""
@@ -291,7 +322,7 @@ class LaneSim:
                     self.service_all() if self.p.split else self.service(pin)
             else:
                 if self.p_irr[pin]:
-                    self.stats.coalesced[0] += 1
+                    self.edge_merged = True
                 else:
                     self.p_irr[pin] = True
                     self.service(pin)
@@ -323,10 +354,7 @@ class LaneSim:
             self.emit("kvm_msi_set_irq", f"dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
         else:
             self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
-        for d in self.p.devices:
-            if d.pin == pin:
-                self.stats.dev_delivered[0, d.index] += 1
-        self.accept(grp.dest, g, level)
+        self.count_delivery(self.pin_devs[pin], self.accept(grp.dest, g, level))
         if self.p.split and not level:
             self.emit("kvm_set_irq", f"gsi {pin} level 0 source 0")
 
@@ -416,30 +444,35 @@ class LaneSim:
         if self.episode[di] == NEVER:
             self.episode[di] = t
         raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])
-        if raise_now:
-            if d.delivery == "msi":
-                g = d.group
-                if self.p.bare:
-                    self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
-                else:
-                    self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
-                self.stats.dev_delivered[0, di] += 1
-                self.accept(d.dest, g, False)
-            elif d.trigger == "level":
-                if self.asserted[di]:
-                    self.stats.coalesced[0] += 1
-                    self.stats.dev_coalesced[0, di] += 1
-                else:
-                    self.asserted[di] = True
-                    self.p_line[d.pin] += 1
-                    if self.p_line[d.pin] == 1:
-                        self.set_line(d.pin, 1)
+        if not raise_now:
+            self.merge(di)
+        elif d.delivery == "msi":
+            if self.p.bare:
+                self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
             else:
-                before = self.stats.coalesced[0]
-                self.set_line(d.pin, 1)
-                if self.stats.coalesced[0] != before:
-                    self.stats.dev_coalesced[0, di] += 1
-                self.set_line(d.pin, 0)
+                self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
+            self.fresh[di] = True
+            self.count_delivery([di], self.accept(d.dest, d.group, False))
+        elif d.trigger == "level":
+            if self.asserted[di]:
+                self.merge(di)
+            else:
+                self.asserted[di] = True
+                self.fresh[di] = True
+                self.p_line[d.pin] += 1
+                if self.p_line[d.pin] == 1:
+                    self.set_line(d.pin, 1)
+        else:
+            was, self.edge_merged = self.fresh[di], False
+            self.fresh[di] = True
+            self.set_line(d.pin, 1)
+            self.set_line(d.pin, 0)
+            if was or self.edge_merged:
+                self.merge(di)  # an edge of this pin was still pending at the IOAPIC
+                self.fresh[di] = was and self.fresh[di]
+            if self.fresh[di] and not self.p_irr[d.pin]:
+                self.fresh[di] = False  # masked: QEMU ignores it, KVM's falling half clears irr
+                self.stats.dev_lost[0, di] += 1
         nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
         self.arr_t[di] = max(int(nxt[0]), t)
 
@@ -456,6 +489,9 @@ class LaneSim:
                                        np.array([self.t - self.episode[di]], np.int64))
             self.episode[di] = self.t if after > 0 else NEVER
         if lower and self.asserted[di]:
+            if self.fresh[di]:  # serviced before its assertion was delivered
+                self.fresh[di] = False
+                self.merge(di)
             self.asserted[di] = False
             self.p_line[d.pin] -= 1
             if self.p_line[d.pin] == 0:
@@ -538,8 +574,8 @@ class LaneSim:
         g = self.p.devices[d].group
         done = not any(self.forwarded[i] for i in self.p.groups[g].devices)
         if self.waiting[g] and done:
-            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
-            self.exit(v, reason, self.l2_rip(v), 0x80B if self.p.x2apic else 0xB0)
+            reason, qual = P.eoi_exit(self.p.x2apic)
+            self.exit(v, reason, self.l2_rip(v), qual)
             self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
                       "int_info 0 int_info_err 0")
             self.pt_armed[v] = False
@@ -711,7 +747,8 @@ class LaneSim:
                 self.lapic_eoi(v)
                 self.advance(v, t)
             return
-        self.exit(v, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", rip, 0x80B if self.p.x2apic else 0xB0)
+        reason, qual = P.eoi_exit(self.p.x2apic)
+        self.exit(v, reason, rip, qual)
         self.eoi_vec[v] = -2
         self.switch(v, L0)
         self.at(v, P.EOI_L0, t + self.cost("vmexit") + self.cost("eoi"))
@@ -830,7 +867,7 @@ class LaneSim:
     def ph_reflect(self, v: int) -> None:
         """L0 reflects L2's completion exit to L1, which continues the waiting handler."""
         g = self.grp[v]
-        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        reason = P.eoi_exit(self.p.x2apic)[0]
         self.emit("kvm_nested_vmexit_inject", f"reason {reason} info1 0 info2 0 int_info 0 int_info_err 0")
         start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
         self.waiting[g] = False
@@ -856,6 +893,7 @@ class LaneSim:
                     acc[m] -= take
                     over -= take
             self.close_stall(v, t_end)
+        self.stats.dev_pending[0] = self.fresh
         self.stats.end_t[0] = t_end
         if self.trace is not None:
             self.trace.end_ps = t_end

@@ -48,6 +48,9 @@ class Stats:
     dev_delivered: np.ndarray
     dev_coalesced: np.ndarray
     dev_serviced: np.ndarray
+    dev_redelivered: np.ndarray  # [L, D] deliveries of a line still asserted (no new arrival)
+    dev_lost: np.ndarray  # [L, D] edges that hit a masked pin
+    dev_pending: np.ndarray  # [L, D] bool: an interrupt raised and not yet delivered at the end
     lat_hist: np.ndarray  # [L, D, NB] uint16: the low 16 bits of each bin's count
     lat_max: np.ndarray  # [L, D]
     lat_sum: np.ndarray  # [L, D] float64 (ps)
@@ -69,6 +72,8 @@ class Stats:
             act=np.zeros((n, M), i64),
             dev_raised=np.zeros((n, D), i64), dev_delivered=np.zeros((n, D), i64),
             dev_coalesced=np.zeros((n, D), i64), dev_serviced=np.zeros((n, D), i64),
+            dev_redelivered=np.zeros((n, D), i64), dev_lost=np.zeros((n, D), i64),
+            dev_pending=np.zeros((n, D), bool),
             lat_hist=np.zeros((n, D, N_BINS), np.uint16), lat_max=np.zeros((n, D), i64),
             lat_sum=np.zeros((n, D), np.float64), lat_n=np.zeros((n, D), i64),
         )
@@ -204,6 +209,9 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
             "raised": stats.dev_raised[:, i],
             "delivered": stats.dev_delivered[:, i],
             "coalesced": stats.dev_coalesced[:, i],
+            "lost": stats.dev_lost[:, i],
+            "pending": stats.dev_pending[:, i].astype(np.int64),
+            "redelivered": stats.dev_redelivered[:, i],
             "serviced": stats.dev_serviced[:, i],
             "latency_p50_ns": hist_quantile(stats, i, 0.5) * ns,
             "latency_p99_ns": hist_quantile(stats, i, 0.99) * ns,

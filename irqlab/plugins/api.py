@@ -145,7 +145,7 @@ class Plugin:
 class Site:
     """What a plugin's ``check`` and a policy's ``program`` may know of the scenario."""
 
-    irqchip: str = "split"
+    irqchip: str = "split"  # split | kernel | none (bare metal: no KVM, the setting is ignored)
     apicv: bool = True
     x2apic: bool = True
     suppress_eoi_broadcast: str = "off"

@@ -23,13 +23,14 @@ def scenarios(draw):
     suppress = "off"
     if irqchip == "split" and x2apic and len(stack) == 3:
         suppress = draw(st.sampled_from(["off", "quirk", "on"]))
-    policies = ["lower_then_eoi", "eoi_before_lower", "mask_until_serviced"]
+    policies = ["lower_then_eoi", "eoi_before_lower", "irqf_oneshot"]
     if irqchip == "split":
         policies.append("directed_eoi")
     policy = draw(st.sampled_from(policies))
     serviced = {("L0",): ["L0"], ("L0", "L1"): ["L1"], ("L0", "L1", "L2"): ["L1", "L2"]}[stack]
     by = draw(st.sampled_from(serviced))
     devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 9, 20, 23]
+    n_vcpus = draw(st.integers(1, 2))
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["level", "edge", "msi"]))
         arrival = draw(st.sampled_from(["once", "periodic", "poisson", "bursty"]))
@@ -46,7 +47,7 @@ def scenarios(draw):
             f"d{i}", vectors[i], gsi=None if kind == "msi" else gsis[i],
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
-            model=draw(st.sampled_from(["generic", "queue"]))))
+            model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1))))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -58,12 +59,12 @@ def scenarios(draw):
         mits.append(use("mitigation", "linux_spurious", window=draw(st.integers(5, 50)), threshold=3, poll=us(80)))
     if draw(st.booleans()):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
-    return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6),
+    return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
                  ack_on_exit=draw(st.booleans()))
 
 
-def compare(scn, n=3):
+def compare(scn, n=4):
     from dataclasses import replace
 
     scn = replace(scn, run=replace(scn.run, max_events=4000, histograms=True))

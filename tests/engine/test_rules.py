@@ -43,7 +43,7 @@ def test_remote_irr_blocks_a_second_delivery_of_a_level_pin():
 def test_masked_pin_keeps_irr_and_fires_on_unmask():
     """A masked level pin keeps irr; unmasking it with the line still high delivers at once."""
     d = device("nic", 0x61, gsi=20, service=us(5), arrival=use("arrival", "periodic", period=us(3), count=2))
-    r = run(guest(devices=[d], policy="mask_until_serviced", duration=ms(0.1)))
+    r = run(guest(devices=[d], policy="irqf_oneshot", duration=ms(0.1)))
     ev = [(e, x) for _, e, x in events(r, 0, {"irqlab_redirect", "kvm_apic_accept_irq", "ioapic_set_irq"})]
     assert ev[0] == ("ioapic_set_irq", "vector: 20 level: 1")
     assert ("irqlab_redirect", "pin 20 masked 1") in ev and ("irqlab_redirect", "pin 20 masked 0") in ev
@@ -56,7 +56,7 @@ def test_edges_on_a_masked_pin_are_lost():
     d = device("e", 0x41, gsi=11, trigger="edge", service=us(20),
                arrival=use("arrival", "periodic", period=us(5), count=3))
     for irqchip in ("split", "kernel"):
-        m = run(guest(devices=[d], policy="mask_until_serviced", irqchip=irqchip, duration=ms(0.2))).lane(0)
+        m = run(guest(devices=[d], policy="irqf_oneshot", irqchip=irqchip, duration=ms(0.2))).lane(0)
         assert m["interrupts_delivered"] == 1 and m["interrupts_raised"] == 3
 
 

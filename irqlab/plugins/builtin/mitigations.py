@@ -47,7 +47,9 @@ class KvmEoiDelay(Mitigation):
 
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip != "kernel":
+        if site.irqchip == "none":
+            yield ("kvm_eoi_delay is KVM's; a bare-metal scenario has no KVM", None)
+        elif site.irqchip != "kernel":
             yield ("kvm_eoi_delay is KVM's in-kernel IOAPIC mitigation; it needs irqchip kernel "
                    "(with split, use qemu_eoi_throttle)", None)
 
@@ -92,7 +94,9 @@ class QemuEoiThrottle(Mitigation):
 
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip != "split":
+        if site.irqchip == "none":
+            yield ("qemu_eoi_throttle is QEMU's; a bare-metal scenario has no QEMU", None)
+        elif site.irqchip != "split":
             yield ("qemu_eoi_throttle lives in QEMU's userspace IOAPIC; it needs irqchip split "
                    "(with kernel, use kvm_eoi_delay)", None)
 

@@ -52,14 +52,19 @@ class EoiBeforeLower(HandlerPolicy):
         return (Step("EOI", "body"), Step("FORWARD"), Step("RETURN", "costs.resume"))
 
 
-class MaskUntilServiced(HandlerPolicy):
-    """Mask the pin, EOI, unmask once the device has been serviced (VFIO-like).
+class IrqfOneshot(HandlerPolicy):
+    """Linux's ``IRQF_ONESHOT`` flow: mask the pin, EOI, unmask after the thread ran.
 
-    Each mask and unmask is a write to an IOAPIC redirection entry: an MMIO
-    exit, to userspace with a split irqchip.
+    ``handle_fasteoi_irq`` with ``IRQCHIP_ONESHOT_SAFE`` unset masks a oneshot
+    IRQ (``mask_irq``) and EOIs it (``cond_unmask_eoi_irq``); the threaded
+    handler services the device and ``irq_finalize_oneshot`` unmasks it
+    (kernel/irq/chip.c, kernel/irq/manage.c). Each mask and unmask is an IOAPIC
+    register access from the guest: exits as docs/model.md says (an IOREGSEL
+    write, an IOWIN write and, for a mask, a read-back). Not VFIO's host-side
+    INTx masking, which happens in the host, not in the guest.
     """
 
-    name = "mask_until_serviced"
+    name = "irqf_oneshot"
     version = "1.0"
     params = (BODY,)
 
@@ -71,6 +76,13 @@ class MaskUntilServiced(HandlerPolicy):
                     Step("RETURN", "costs.resume"))
         return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("UNMASK"),
                 Step("RETURN", "costs.resume"))
+
+
+class MaskUntilServiced(IrqfOneshot):
+    """Deprecated alias of ``irqf_oneshot`` (the same program; the old name said
+    "VFIO-like", which it is not)."""
+
+    name = "mask_until_serviced"
 
 
 class DirectedEoi(HandlerPolicy):

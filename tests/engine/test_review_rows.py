@@ -1,0 +1,69 @@
+"""Rules corrected after the review against the real sources (model-review.md, section 1)."""
+
+from __future__ import annotations
+
+from irqlab import engine
+from tests.engine.helpers import events, names, run
+from tests.engine.scenarios import device, guest, ms, us, use
+
+
+def kvm_exits(r, lane=0):
+    return [x.split()[1] for _, e, x in events(r, lane, {"kvm_exit"})]
+
+
+def test_xapic_eoi_without_apicv_is_an_apic_access_exit():
+    """Row 12: without APICv an xAPIC EOI write exits with APIC_ACCESS (qualification 0x10b0)."""
+    d = device("nic", 0x61, gsi=20)
+    r = run(guest(devices=[d], apicv=False, x2apic=False, duration=ms(0.1)))
+    eoi = [x for _, e, x in events(r, 0, {"kvm_exit"}) if "APIC" in x]
+    assert eoi and all(x.startswith("reason APIC_ACCESS") and "info 10b0" in x for x in eoi)
+    assert r.lane(0)["exits"]["APIC_ACCESS"] == len(eoi)
+
+
+def test_bare_metal_ignores_the_irqchip_and_emits_no_kvm_records():
+    """A bare-metal scenario has no KVM: no kvm_* records, whatever machine.irqchip says."""
+    d = device("e", 0x41, gsi=11, trigger="edge", serviced_by="L0",
+               arrival=use("arrival", "periodic", period=us(20), count=5))
+    for irqchip in ("split", "kernel"):
+        r = run(guest(levels=("L0",), devices=[d], irqchip=irqchip, duration=ms(0.2)))
+        assert not [e for e in names(r) if e.startswith("kvm_")]
+    a = run(guest(levels=("L0",), devices=[d], irqchip="split", duration=ms(0.2)), trace=False).lane(0)
+    b = run(guest(levels=("L0",), devices=[d], irqchip="kernel", duration=ms(0.2)), trace=False).lane(0)
+    assert a == b
+
+
+def two_vcpu_storm():
+    """The issue's reproduction: two vCPUs, ack_on_exit off, two level devices on different
+    destinations, qemu_eoi_throttle { threshold 3; delay 5us }."""
+    devs = [device("a", 0x51, gsi=9, serviced_by="L2", dest=0, service=us(2),
+                   arrival=use("arrival", "poisson", rate=engine_hz(2e5))),
+            device("b", 0x61, gsi=20, serviced_by="L2", dest=1, service=us(3),
+                   arrival=use("arrival", "poisson", rate=engine_hz(1e5)))]
+    return guest(levels=("L0", "L1", "L2"), policy="eoi_before_lower", devices=devs, vcpus=2,
+                 ack_on_exit=False, duration=ms(0.3),
+                 mitigations=[use("mitigation", "qemu_eoi_throttle", threshold=3, delay=us(5))])
+
+
+def engine_hz(x):
+    from irqlab.ir import Quantity
+
+    return Quantity(x, "Hz")
+
+
+def test_a_lane_traced_in_a_batch_equals_the_same_lane_run_alone():
+    """Every record of lane 1 of a 6-lane batch (thread included) equals that lane run alone."""
+    prog = engine.compile(two_vcpu_storm())
+    lanes = [engine.Lane(3, (i,)) for i in range(6)]
+    batch = engine.run(prog, lanes, trace_lanes=range(6), backend="numpy")
+    for i in (1, 4):
+        alone = engine.run(prog, [lanes[i]], trace_lanes=(0,), backend="numpy")
+        assert batch.traces[i].sorted() == alone.traces[0].sorted()
+        assert {th for _, _, th, _, _ in batch.traces[i].records} >= {0, 1}
+
+
+def test_mask_until_serviced_is_a_deprecated_alias_of_irqf_oneshot():
+    """The old policy name still parses and gives IRQF_ONESHOT's program."""
+    d = device("nic", 0x61, gsi=20)
+    a = engine.compile(guest(devices=[d], policy="irqf_oneshot"))
+    b = engine.compile(guest(devices=[d], policy="mask_until_serviced"))
+    assert a.groups[0].steps == b.groups[0].steps

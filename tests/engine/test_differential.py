@@ -52,11 +52,13 @@ def scenarios(draw):
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
     if irqchip == "kernel" and len(stack) > 1 and draw(st.booleans()):
-        mits.append(use("mitigation", "kvm_eoi_delay", threshold=draw(st.integers(1, 30)), delay=us(40)))
+        mits.append(use("mitigation", "kvm_eoi_delay", threshold=draw(st.integers(1, 30)),
+                        hz=draw(st.sampled_from([250, 1000, 100_000])), delay=draw(st.sampled_from([0, 40e-6]))))
     if len(stack) == 3 and draw(st.booleans()):
         mits.append(use("mitigation", "preemption_timer_throttle", threshold=draw(st.integers(0, 5)), delay=200))
     if draw(st.booleans()):
-        mits.append(use("mitigation", "linux_spurious", window=draw(st.integers(5, 50)), threshold=3, poll=us(80)))
+        mits.append(use("mitigation", "linux_spurious", window=draw(st.integers(5, 50)), threshold=3, poll=us(80),
+                        pre_5_13=draw(st.integers(0, 1))))
     if draw(st.booleans()):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,

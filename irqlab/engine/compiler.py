@@ -9,6 +9,7 @@ units). The structure is hashed into ``Program.key``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
@@ -150,6 +151,7 @@ class _Compiler:
                 model=model, model_path=f"{base}.model"))
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
+        groups = self.directed_eoi(groups)
         pin_group = [-1] * m.ioapic_pins
         pin_level = [False] * m.ioapic_pins
         for d in devices:
@@ -238,12 +240,22 @@ class _Compiler:
                        st.before if st.before.startswith("costs.") else f"{path}.{st.before}"
                        for st in steps)
         ioapic_level = level and delivery == "ioapic"
-        suppress = (ioapic_level and m.suppress_eoi_broadcast in ("quirk", "on")
-                    and any(st.action == "IOAPIC_EOI" for st in steps))
         return GroupInfo(
             index=gi, vector=vector, level=level, delivery=delivery,
             pins=tuple(sorted({d.pin for d in devs if d.pin >= 0})),
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
-            eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=suppress)
+            eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=False)
+
+    def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
+        """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV
+        bit 12. The bit is LAPIC-wide, and writable only when the LAPIC advertises Directed
+        EOI in LVR bit 24 (``kvm_lapic_reg_write``, APIC_SPIV; ``suppress_eoi_broadcast``
+        quirk or on). **Choice:** the guest sets it when a handler of that vCPU writes the
+        IOAPIC's EOI register (an ``IOAPIC_EOI`` step): an OS uses Directed EOI for all
+        its level interrupts or for none."""
+        if self.m.suppress_eoi_broadcast not in ("quirk", "on"):
+            return groups
+        spiv = {g.dest for g in groups if any(st.action == "IOAPIC_EOI" for st in g.steps)}
+        return [replace(g, suppress=g.dest in spiv and g.level and g.delivery == "ioapic") for g in groups]
 

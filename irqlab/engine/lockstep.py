@@ -1017,8 +1017,11 @@ class Lockstep:
         g = self.grp[f]
         ioeoi = action == A_IOAPIC_EOI
         if ioeoi.any():
-            self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {}", self.gvec[g[ioeoi]])
-            self.eoi_broadcast(lanes[ioeoi], self.gvec[g[ioeoi]])
+            if self.p.split or self.p.bare:
+                self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {}", self.gvec[g[ioeoi]])
+                self.eoi_broadcast(lanes[ioeoi], self.gvec[g[ioeoi]])
+            else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
+                self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {} ignored", self.gvec[g[ioeoi]])
         for grp in self.p.groups:
             for code, masked in ((A_MASK, True), (A_UNMASK, False)):
                 sel = lanes[(action == code) & (g == grp.index)]

@@ -77,7 +77,7 @@ class GroupInfo:
     before: tuple[str | None, ...]  # param path of each step's delay, or None
     policy: str
     eoi_exit: bool  # the vector is in the EOI-exit bitmap (APICv)
-    suppress: bool  # the guest has set SPIV bit 12 for this vector's EOIs
+    suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
 
 
 @dataclass

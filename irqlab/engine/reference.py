@@ -802,8 +802,11 @@ class LaneSim:
         g = self.grp[v]
         grp = self.p.groups[g]
         if action == "IOAPIC_EOI":
-            self.emit("irqlab_ioapic_eoi", f"vector {grp.vector}")
-            self.eoi_broadcast(grp.vector)
+            if self.p.split or self.p.bare:
+                self.emit("irqlab_ioapic_eoi", f"vector {grp.vector}")
+                self.eoi_broadcast(grp.vector)
+            else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
+                self.emit("irqlab_ioapic_eoi", f"vector {grp.vector} ignored")
         else:
             for pin in grp.pins:
                 self.redirect_write(pin, action == "MASK")

@@ -21,12 +21,14 @@ def scenarios(draw):
     apicv = draw(st.booleans())
     x2apic = draw(st.booleans())
     suppress = "off"
-    if irqchip == "split" and x2apic and len(stack) == 3:
-        suppress = draw(st.sampled_from(["off", "quirk", "on"]))
+    if x2apic and len(stack) > 1:
+        suppress = draw(st.sampled_from(["off", "quirk", "on"] if irqchip == "split" else ["off", "on"]))
     policies = ["lower_then_eoi", "eoi_before_lower", "irqf_oneshot"]
-    if irqchip == "split":
+    if suppress != "off":
         policies.append("directed_eoi")
     policy = draw(st.sampled_from(policies))
+    # one device may run Directed EOI while the others do not: SPIV bit 12 is LAPIC-wide
+    directed_one = suppress != "off" and draw(st.booleans())
     serviced = {("L0",): ["L0"], ("L0", "L1"): ["L1"], ("L0", "L1", "L2"): ["L1", "L2"]}[stack]
     by = draw(st.sampled_from(serviced))
     devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 9, 20, 23]
@@ -47,7 +49,8 @@ def scenarios(draw):
             f"d{i}", vectors[i], gsi=None if kind == "msi" else gsis[i],
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
-            model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1))))
+            model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
+            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))

@@ -67,3 +67,27 @@ def test_mask_until_serviced_is_a_deprecated_alias_of_irqf_oneshot():
     a = engine.compile(guest(devices=[d], policy="irqf_oneshot"))
     b = engine.compile(guest(devices=[d], policy="mask_until_serviced"))
     assert a.groups[0].steps == b.groups[0].steps
+
+
+def test_spiv_directed_eoi_bit_is_lapic_wide():
+    """Row 10: a guest that sets SPIV bit 12 for one vector's handler suppresses the EOI broadcast of
+    every level vector on that LAPIC: a lower_then_eoi device there never gets Remote IRR cleared."""
+    a = device("a", 0x51, gsi=9, policy=use("policy", "directed_eoi"))
+    b = device("b", 0x61, gsi=20, arrival=use("arrival", "periodic", period=us(50), count=3))
+    m = run(guest(devices=[a, b], suppress_eoi_broadcast="on", duration=ms(0.5)), trace=False).lane(0)
+    assert m["devices"]["b"]["delivered"] == 1 and m["devices"]["b"]["raised"] == 3
+    assert m["devices"]["a"]["delivered"] == 1
+
+
+def test_directed_eoi_with_the_in_kernel_ioapic_kills_the_line():
+    """Review item I (0bcc3fb95b97): with KVM's in-kernel IOAPIC advertising Directed EOI, SPIV bit 12
+    suppresses the broadcast and the IOAPIC EOI write is ignored (no EOI register): Remote IRR stays
+    set and later interrupts of the line are never delivered."""
+    d = device("nic", 0x61, gsi=20, policy=use("policy", "directed_eoi"),
+               arrival=use("arrival", "periodic", period=us(50), count=4))
+    r = run(guest(devices=[d], irqchip="kernel", suppress_eoi_broadcast="on", duration=ms(0.5)))
+    assert r.lane(0)["devices"]["nic"]["delivered"] == 1
+    assert ("irqlab_ioapic_eoi", "vector 97 ignored") in [(e, x) for _, e, x in events(r)]
+    split = run(guest(devices=[d], irqchip="split", suppress_eoi_broadcast="on", duration=ms(0.5)),
+                trace=False).lane(0)
+    assert split["devices"]["nic"]["delivered"] == 4

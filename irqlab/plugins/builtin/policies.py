@@ -92,9 +92,13 @@ class DirectedEoi(HandlerPolicy):
     broadcast): the LAPIC EOI should not reach the IOAPIC; the later write to
     the IOAPIC's EOI register (0xFEC00040) clears Remote IRR once the line is
     low. If the machine only advertises the feature (``suppress_eoi_broadcast
-    quirk``, KVM's legacy split-irqchip behaviour) or does not offer it
-    (``off``), the LAPIC EOI still broadcasts and the line re-fires at once.
-    Needs an IOAPIC with an EOI register: the split irqchip (QEMU's 0x20).
+    quirk``, KVM's legacy split-irqchip behaviour) the LAPIC EOI still
+    broadcasts and the line re-fires at once. A LAPIC that does not advertise
+    it (``off``, LVR bit 24 clear) does not let the guest set SPIV bit 12, so
+    this policy needs ``quirk`` or ``on``. With KVM's in-kernel IOAPIC
+    (``on``: KVM before 0bcc3fb95b97) the broadcast is suppressed and the
+    IOAPIC EOI write is ignored (version 0x11 has no EOI register): Remote IRR
+    stays set and the line is dead (the Windows/Hyper-V hang 0bcc3fb95b97 fixed).
     """
 
     name = "directed_eoi"
@@ -103,9 +107,10 @@ class DirectedEoi(HandlerPolicy):
 
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip == "kernel" and site.delivery == "ioapic":
-            yield ("directed_eoi needs an IOAPIC with an EOI register; KVM's in-kernel "
-                   "IOAPIC is version 0x11 and has none (use irqchip split)", None)
+        if site.suppress_eoi_broadcast == "off" and site.delivery == "ioapic" and site.trigger == "level":
+            yield ("directed_eoi needs a LAPIC that advertises Directed EOI (LVR bit 24): "
+                   "machine { suppress_eoi_broadcast quirk } or on; with off the guest cannot "
+                   "set SPIV bit 12", None)
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.delivery == "msi" or site.trigger == "edge":

@@ -104,6 +104,11 @@ class Lockstep:
         self.rip = np.zeros(LV, I64)
         self.eoi_vec = np.full(LV, -1, I64)
         self.mmio_action = np.zeros(LV, I64)
+        self.mmio_step = np.zeros(LV, I64)
+        self.mmio_n = np.zeros(len(ACTIONS), I64)  # by action code: accesses, and the acting one
+        self.mmio_effect = np.zeros(len(ACTIONS), I64)
+        for name, (n, k) in P.MMIO_ACCESSES.items():
+            self.mmio_n[ACTIONS.index(name)], self.mmio_effect[ACTIONS.index(name)] = n, k
         self.irq_seen = np.zeros(LV, bool)
         self.stall_start = np.full(LV, NEVER, I64)
         self.accm = [np.zeros(LV, I64) for _ in range(4)]  # time per mode, [L*V] each
@@ -740,6 +745,7 @@ class Lockstep:
             P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
             P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
             P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+            P.MMIO_NEXT: self.ph_mmio_next,
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
@@ -1006,11 +1012,29 @@ class Lockstep:
         self.mmio_action[f] = self.act_flat[self.grp[f] * self.maxpc + self.pc[f]]
         if self.p.bare:
             self.ioapic_write(lanes, f)
-            self.advance(lanes, f, t + self.c["mmio"][lanes])
+            self.advance(lanes, f, t + self.mmio_n[self.mmio_action[f]] * self.c["mmio"][lanes])
             return
+        self.mmio_step[f] = 0
+        self.ph_mmio_next(lanes, f, v)
+
+    def ph_mmio_next(self, lanes, f, v):
         self.exit(lanes, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
         self.exit_to(lanes, f, L1, L0)
-        self.at(lanes, v, P.MMIO_L0, t + self.c["vmexit"][lanes] + self.c["mmio"][lanes])
+        self.at(lanes, v, P.MMIO_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["mmio"][lanes])
+
+    def mmio_access(self, lanes, f):
+        act = self.mmio_step[f] == self.mmio_effect[self.mmio_action[f]]
+        if act.any():
+            self.ioapic_write(lanes[act], f[act])
+
+    def mmio_next(self, lanes, f, start):
+        self.mmio_step[f] += 1
+        more = self.mmio_step[f] < self.mmio_n[self.mmio_action[f]]
+        if more.any():
+            ml, mf = lanes[more], f[more]
+            self.at(ml, mf % self.V if self.V > 1 else 0, P.MMIO_NEXT, start[more])
+        if (~more).any():
+            self.advance(lanes[~more], f[~more], start[~more])
 
     def ioapic_write(self, lanes, f):
         action = self.mmio_action[f]
@@ -1036,14 +1060,14 @@ class Lockstep:
             self.exit_to(lanes, f, L0, USER)
             self.at(lanes, v, P.MMIO_USER, self.now[lanes] + self.c_half_user[lanes])
         else:
-            self.ioapic_write(lanes, f)
+            self.mmio_access(lanes, f)
             start = self.enter(lanes, f, L1, L0, self.c["ioapic"][lanes])
-            self.advance(lanes, f, start)
+            self.mmio_next(lanes, f, start)
 
     def ph_mmio_user(self, lanes, f, v):
-        self.ioapic_write(lanes, f)
+        self.mmio_access(lanes, f)
         start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
-        self.advance(lanes, f, start)
+        self.mmio_next(lanes, f, start)
 
     def act_wait(self, lanes, f, v):
         g = self.grp[f]

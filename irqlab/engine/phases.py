@@ -22,8 +22,14 @@ MMIO_L0 = 11  # L0 handles an IOAPIC MMIO write
 MMIO_USER = 12  # QEMU handles it (split irqchip)
 VMRESUME_L0 = 13  # L0 has emulated L1's VMRESUME and enters L2
 REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
+MMIO_NEXT = 15  # the handler makes the next access of a multi-access IOAPIC register write
 
 RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
+
+# IOAPIC accesses of a handler step (Linux arch/x86/kernel/apic/io_apic.c): a redirection entry
+# is written through IOREGSEL then IOWIN (__io_apic_write), and a mask is read back
+# (io_apic_sync); the EOI register is one write. (accesses, index of the one that acts)
+MMIO_ACCESSES = {"IOAPIC_EOI": (1, 0), "MASK": (3, 1), "UNMASK": (2, 1)}
 
 
 def eoi_exit(x2apic: bool) -> tuple[str, int]:

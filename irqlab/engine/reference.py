@@ -70,6 +70,7 @@ class LaneSim:
         self.rip = [0] * V  # innermost progress so far, ps: stands for its instruction pointer
         self.eoi_vec = [-1] * V
         self.mmio_action = [""] * V
+        self.mmio_step = [0] * V  # the access of the current IOAPIC step being made
         self.irq_seen = [False] * V  # the vCPU has had its first interrupt
         self.stall_start = [NEVER] * V
         # LAPICs (bit g = vector group g)
@@ -551,7 +552,7 @@ class LaneSim:
             P.TAKE: self.ph_take, P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject,
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
-            P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+            P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
         }[ph]
         handler(v)
 
@@ -787,16 +788,39 @@ class LaneSim:
         self.advance(v, start)
 
     def guest_mmio(self, v: int, action: str) -> None:
-        """The handler writes an IOAPIC register (EOI register or redirection entry)."""
+        """The handler writes an IOAPIC register (EOI register or redirection entry): each
+        access of :data:`~irqlab.engine.phases.MMIO_ACCESSES` is an MMIO exit."""
         t = self.t
         self.mmio_action[v] = action
+        n, _ = P.MMIO_ACCESSES[action]
         if self.p.bare:
             self.ioapic_write(v, action)
-            self.advance(v, t + self.cost("mmio"))
+            self.advance(v, t + n * self.cost("mmio"))
             return
+        self.mmio_step[v] = 0
+        self.mmio_exit(v)
+
+    def mmio_exit(self, v: int) -> None:
         self.exit(v, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
         self.switch(v, L0)
-        self.at(v, P.MMIO_L0, t + self.cost("vmexit") + self.cost("mmio"))
+        self.at(v, P.MMIO_L0, self.t + self.cost("vmexit") + self.cost("mmio"))
+
+    def mmio_access(self, v: int) -> None:
+        """The IOAPIC side of the current access: only the acting one changes state."""
+        action = self.mmio_action[v]
+        if self.mmio_step[v] == P.MMIO_ACCESSES[action][1]:
+            self.ioapic_write(v, action)
+
+    def mmio_next(self, v: int, start: int) -> None:
+        """Back in the guest at ``start``: the next access, or the handler's next step."""
+        self.mmio_step[v] += 1
+        if self.mmio_step[v] < P.MMIO_ACCESSES[self.mmio_action[v]][0]:
+            self.at(v, P.MMIO_NEXT, start)
+        else:
+            self.advance(v, start)
+
+    def ph_mmio_next(self, v: int) -> None:
+        self.mmio_exit(v)
 
     def ioapic_write(self, v: int, action: str) -> None:
         g = self.grp[v]
@@ -818,15 +842,15 @@ class LaneSim:
             self.switch(v, USER)
             self.at(v, P.MMIO_USER, self.t + self.cost("userspace_exit") // 2)
         else:
-            self.ioapic_write(v, self.mmio_action[v])
+            self.mmio_access(v)
             start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
-            self.advance(v, start)
+            self.mmio_next(v, start)
 
     def ph_mmio_user(self, v: int) -> None:
-        self.ioapic_write(v, self.mmio_action[v])
+        self.mmio_access(v)
         rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
         start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
-        self.advance(v, start)
+        self.mmio_next(v, start)
 
     def handler_return(self, v: int) -> None:
         """End of the handler: VMRESUME (nested L1) or iret."""

@@ -64,7 +64,7 @@ def test_level_redelivery_is_counted_apart_from_the_arrival():
 def test_edges_on_a_masked_pin_are_counted_lost():
     """An edge that hits a masked pin is 'lost' at its device."""
     d = device("e", 0x41, gsi=11, trigger="edge", service=us(20),
-               arrival=use("arrival", "periodic", period=us(5), count=3))
+               arrival=use("arrival", "periodic", period=us(10), count=3))
     for irqchip in ("split", "kernel"):
         m = run(guest(devices=[d], policy="irqf_oneshot", irqchip=irqchip, duration=ms(0.2))).lane(0)
         assert m["devices"]["e"]["lost"] == 2

@@ -91,3 +91,24 @@ def test_directed_eoi_with_the_in_kernel_ioapic_kills_the_line():
     split = run(guest(devices=[d], irqchip="split", suppress_eoi_broadcast="on", duration=ms(0.5)),
                 trace=False).lane(0)
     assert split["devices"]["nic"]["delivered"] == 4
+
+
+def test_mask_and_unmask_take_ioregsel_iowin_and_a_read_back():
+    """Row 21: a Linux guest masks a pin with an IOREGSEL write, an IOWIN write and a read-back, and
+    unmasks with two writes: 3 + 2 MMIO exits, each a KVM_EXIT_MMIO with the split irqchip."""
+    d = device("nic", 0x61, gsi=20)
+    for irqchip in ("split", "kernel"):
+        m = run(guest(devices=[d], policy="irqf_oneshot", irqchip=irqchip, duration=ms(0.2)),
+                trace=False).lane(0)
+        assert m["exits"]["EPT_MISCONFIG"] == 5
+        assert m["userspace_exits"].get("KVM_EXIT_MMIO", 0) == (5 if irqchip == "split" else 0)
+
+
+def test_the_mask_takes_effect_at_the_iowin_write():
+    """The pin is masked at the second access (IOWIN), between the first and the third exit."""
+    d = device("nic", 0x61, gsi=20)
+    r = run(guest(devices=[d], policy="irqf_oneshot", irqchip="kernel", duration=ms(0.2)))
+    ev = [(t, e, x) for t, e, x in events(r, 0, {"kvm_exit", "irqlab_redirect"})]
+    mmio = [t for t, e, x in ev if "EPT_MISCONFIG" in x]
+    masked = next(t for t, e, x in ev if x == "pin 20 masked 1")
+    assert mmio[1] < masked < mmio[2]

@@ -54,7 +54,7 @@ def test_edges_on_a_masked_pin_are_lost():
     """An edge on a masked pin is lost: QEMU ignores it; KVM's pulse (level 1 then 0) clears the
     irr it set, so unmasking delivers nothing."""
     d = device("e", 0x41, gsi=11, trigger="edge", service=us(20),
-               arrival=use("arrival", "periodic", period=us(5), count=3))
+               arrival=use("arrival", "periodic", period=us(10), count=3))
     for irqchip in ("split", "kernel"):
         m = run(guest(devices=[d], policy="irqf_oneshot", irqchip=irqchip, duration=ms(0.2))).lane(0)
         assert m["interrupts_delivered"] == 1 and m["interrupts_raised"] == 3

@@ -238,6 +238,8 @@ COSTS: dict[str, tuple[Quantity, str]] = {
     "mmio": (Quantity(1500, "cycles"), "L0 decoding and emulating one MMIO access"),
     "handler": (Quantity(2000, "cycles"), "default interrupt-handler body before its first action"),
     "resume": (Quantity(500, "cycles"), "a handler's way back: iret, or L1's path to VMRESUME"),
+    "l1_irq_off": (Quantity(1000, "cycles"), "L1 with interrupts off after an emulated exit without "
+                   "ack-on-exit, until it enables them"),
 }
 
 

@@ -745,7 +745,7 @@ class Lockstep:
             P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
             P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
             P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
-            P.MMIO_NEXT: self.ph_mmio_next,
+            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti,
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
@@ -836,7 +836,7 @@ class Lockstep:
         t = self.now[lanes]
         ok = self.deliverable(f)
         if ok.any():
-            al, af, at_ = lanes[ok], f[ok], t[ok]
+            al, af = lanes[ok], f[ok]
             if self.p.ack_on_exit:
                 g = self.ack(af)
                 info = 0x80000000 | self.gvec[g]
@@ -844,12 +844,11 @@ class Lockstep:
                 g, info = None, 0
             self.emit(al, "kvm_nested_vmexit_inject", "reason EXTERNAL_INTERRUPT info1 0 info2 0 int_info {:x} "
                       "int_info_err 0", info)
-            nexit = self.c["nested_exit"][al]
-            if g is None:
-                g = self.ack(af)
-                self.emit(al, "kvm_inj_virq", "irq {}", self.gvec[g], t=at_ + nexit)
-            start = self.enter(al, af, L1, L0, nexit)
-            self.start_handler(al, af, g, start)
+            start = self.enter(al, af, L1, L0, self.c["nested_exit"][al])
+            if g is not None:
+                self.start_handler(al, af, g, start)
+            else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
+                self.at(al, sub(v, ok), P.L1_STI, start + self.c["l1_irq_off"][al])
         no = ~ok
         if no.any():
             nl, nf = lanes[no], f[no]
@@ -868,7 +867,23 @@ class Lockstep:
         if no.any():
             nl, nf = lanes[no], f[no]
             start = self.enter(nl, nf, L1, L0)
-            self.start_run(nl, nf, start)
+            if self.p.nested:
+                self.at(nl, sub(v, no), P.L1_STI, start)
+            else:
+                self.start_run(nl, nf, start)
+
+    def ph_l1_sti(self, lanes, f, v):
+        ok = self.deliverable(f)
+        if (~ok).any():
+            self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
+        if ok.any():
+            al, af = lanes[ok], f[ok]
+            if self.p.apicv:
+                self.start_handler(al, af, self.ack(af), self.now[al])
+            else:
+                self.exit(al, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+                self.exit_to(al, af, L1, L0)
+                self.at(al, sub(v, ok), P.L0_INJECT, self.now[al] + self.c["vmexit"][al])
 
     # handler programs
 

@@ -23,6 +23,7 @@ MMIO_USER = 12  # QEMU handles it (split irqchip)
 VMRESUME_L0 = 13  # L0 has emulated L1's VMRESUME and enters L2
 REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
 MMIO_NEXT = 15  # the handler makes the next access of a multi-access IOAPIC register write
+L1_STI = 16  # nested, no ack-on-exit: L1 enables interrupts after handling the emulated exit
 
 RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
 
@@ -49,5 +50,6 @@ RIP_L1_VMRESUME = 0xFFFFF80006A40115
 RIP_L1_EOI = 0xFFFFF80006A17E1A
 RIP_L1_MMIO = 0xFFFFF80006A18C40
 RIP_L1_IRET = 0xFFFFF80006A17F02
+RIP_L1_STI = 0xFFFFF80006A40020
 RIP_L2_BASE = 0xFFFFF8022F3D8350
 RIP_GUEST_BASE = 0xFFFFFFFF81000000

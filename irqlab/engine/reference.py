@@ -553,6 +553,7 @@ class LaneSim:
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
+            P.L1_STI: self.ph_l1_sti,
         }[ph]
         handler(v)
 
@@ -637,26 +638,41 @@ class LaneSim:
                 g, info = -1, 0
             self.emit("kvm_nested_vmexit_inject", f"reason EXTERNAL_INTERRUPT info1 0 info2 0 "
                       f"int_info {info:x} int_info_err 0")
-            entry_t = t + self.cost("nested_exit")
-            if g < 0:
-                g = self.ack(v)
-                self.emit("kvm_inj_virq", f"irq {self.vec(g)}", t=entry_t)
             start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
-            self.start_handler(v, g, start)
+            if g >= 0:
+                self.start_handler(v, g, start)
+            else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
+                self.at(v, P.L1_STI, start + self.cost("l1_irq_off"))
         else:
             start = self.enter(v, L2)
             self.start_run(v, start)
 
     def ph_l0_inject(self, v: int) -> None:
-        """Single-level guest: L0 injects a pending interrupt on entry, or just re-enters."""
+        """L0 injects a pending interrupt on entry to L1, or just re-enters (a single-level
+        guest runs on; a nested L1 enables interrupts and goes on to VMRESUME)."""
         if self.deliverable(v):
             g = self.ack(v)
             self.emit("kvm_inj_virq", f"irq {self.vec(g)}")
             start = self.enter(v, L1)
             self.start_handler(v, g, start)
+        elif self.p.nested:
+            self.at(v, P.L1_STI, self.enter(v, L1))
         else:
             start = self.enter(v, L1)
             self.start_run(v, start)
+
+    def ph_l1_sti(self, v: int) -> None:
+        """Nested L1 enables interrupts after handling an exit. A pending interrupt is taken
+        through its IDT: with APICv by virtual-interrupt delivery (RVI, no exit), without by
+        an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
+        if not self.deliverable(v):
+            self.vmresume(v)
+        elif self.p.apicv:
+            self.start_handler(v, self.ack(v), self.t)
+        else:
+            self.exit(v, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+            self.switch(v, L0)
+            self.at(v, P.L0_INJECT, self.t + self.cost("vmexit"))
 
     # handler programs
 

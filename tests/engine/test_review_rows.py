@@ -112,3 +112,34 @@ def test_the_mask_takes_effect_at_the_iowin_write():
     mmio = [t for t, e, x in ev if "EPT_MISCONFIG" in x]
     masked = next(t for t, e, x in ev if x == "pin 20 masked 1")
     assert mmio[1] < masked < mmio[2]
+
+
+def test_without_ack_on_exit_l1_runs_with_interrupts_off_then_opens_a_window():
+    """Row 14: after the emulated exit without ack-on-exit L1 has IF=0 (load_vmcs12_host_state), so L0
+    cannot inject on that entry; costs.l1_irq_off later L1 enables interrupts: an INTERRUPT_WINDOW exit
+    (no APICv) and then kvm_inj_virq."""
+    from dataclasses import replace
+
+    from irqlab.ir import Arg, Quantity
+    from tests.engine.scenarios import founding
+
+    for off_cycles in (1000, 5000):
+        s = founding(duration=ms(0.01), ack_on_exit=False, apicv=False)
+        s = replace(s, costs=tuple(Arg(a.name, Quantity(off_cycles, "cycles")) if a.name == "l1_irq_off" else a
+                                   for a in s.costs))
+        ev = events(run(s))
+        k = next(i for i, (_, e, _) in enumerate(ev) if e == "kvm_nested_vmexit_inject")
+        entry, window, inj = ev[k + 1], ev[k + 2], ev[k + 3]
+        assert entry[1] == "kvm_entry" and "INTERRUPT_WINDOW" in window[2] and inj[1:] == ("kvm_inj_virq", "irq 80")
+        vmentry = 1000 * 400  # cycles at 2.5 GHz, in ps
+        assert window[0] - entry[0] == vmentry + off_cycles * 400
+
+
+def test_without_ack_on_exit_and_with_apicv_l1_takes_the_interrupt_without_an_exit():
+    """Row 14 with APICv: once L1 enables interrupts the pending vector is delivered by virtual-interrupt
+    delivery (RVI): no INTERRUPT_WINDOW exit and no kvm_inj_virq."""
+    from tests.engine.scenarios import founding
+
+    r = run(founding(duration=ms(0.05), ack_on_exit=False))
+    assert "kvm_inj_virq" not in names(r) and r.lane(0)["exits"].get("INTERRUPT_WINDOW", 0) == 0
+    assert r.lane(0)["exits"]["EOI_INDUCED"] > 0

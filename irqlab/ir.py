@@ -21,6 +21,7 @@ compiled lane parameters and result columns:
 ``costs.<name>``                ``costs.vmexit``
 ``device.<dev>.<field>``        ``device.uhci.service``
 ``device.<dev>.arrival.<p>``    ``device.uhci.arrival.rate``
+``device.<dev>.service.<p>``    ``device.nic.service.mean`` (a service distribution)
 ``device.<dev>.policy.<p>``     a per-device handler policy's parameter
 ``vcpu.<i>.<level>.policy.<p>`` ``vcpu.0.L1.policy.body``
 ``mitigation.<name>.<p>``       ``mitigation.qemu_eoi_throttle.threshold``
@@ -305,6 +306,7 @@ class Device:
     model: PluginUse = field(default_factory=lambda: PluginUse("device", "generic"))
     serviced_by: str = "L1"
     service: Quantity = Quantity(1e-6, "s", "1us")
+    service_dist: PluginUse | None = None  # a service-time distribution; replaces ``service``
     policy: PluginUse | None = None
     lowers_line: bool = True
     span: Span = _span()

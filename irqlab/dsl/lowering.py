@@ -918,6 +918,15 @@ class Drafter:
                              hint="remove 'gsi', or 'msi' for an IOAPIC pin")
             elif h == "delivery":
                 self.field(dd.fields, fseen, inner, DEVICE_SPECS["delivery"], "delivery")
+            elif h == "service" and inner.args and isinstance(inner.args[0], Name) and "." not in inner.args[0].name:
+                if "service" in fseen:  # a distribution: service exponential mean 20us
+                    self.err(f"the service time is given twice (first at {fseen['service']})", inner.head_span)
+                    continue
+                fseen["service"] = inner.head_span
+                pd = self.plugin("service", inner, 0, dd.plugins.get("service"))
+                if pd is not None:
+                    dd.plugins["service"] = pd
+                    dd.fields.pop("service", None)
             elif h in ("arrival", "model", "policy"):
                 if h in fseen:
                     self.err(f"{h} is given twice (first at {fseen[h]})", inner.head_span)
@@ -969,6 +978,7 @@ class Drafter:
         seen["service"] = args[2].span
         t = self.value(args[2], DEVICE_SPECS["service"], "service time")
         dd.fields["service"] = Entry(t, args[2].span)
+        dd.plugins.pop("service", None)  # a constant replaces an inherited distribution
 
     def mitigation(self, st: Stmt, seen: dict) -> None:
         pd = self.plugin("mitigation", st, 0, self.d.mitigations.get(
@@ -1192,7 +1202,7 @@ class Builder:
             missing.append("arrival (e.g. arrival once at 0)")
         if "serviced_by" not in f:
             missing.append("serviced_by (e.g. serviced_by L1 after 2us)")
-        elif "service" not in f:
+        elif "service" not in f and "service" not in dd.plugins:
             missing.append("the service time (serviced_by LEVEL after TIME)")
         if missing:
             self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span)
@@ -1214,6 +1224,8 @@ class Builder:
         spans = [(k, e.span) for k, e in f.items()]
         if lowers is not None:
             spans.append(("lowers_line", lowers.span))
+        if "service" in dd.plugins:
+            kw["service_dist"] = self.use(dd.plugins["service"])
         return ir.Device(dd.name, **kw, arrival=arrival, model=model, policy=policy, span=dd.span,
                          field_spans=tuple(spans))
 

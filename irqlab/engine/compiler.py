@@ -137,7 +137,11 @@ class _Compiler:
                 raise ScenarioError(f"device '{d.name}' targets vCPU {d.dest}, but the machine has "
                                     f"{n_vcpus}", d.span)
             base = f"device.{d.name}"
-            self.add(f"{base}.service", "time", d.service)
+            dist = None
+            if d.service_dist is None:
+                self.add(f"{base}.service", "time", d.service)
+            else:
+                dist = self.instance("service", d.service_dist, f"{base}.service")
             arrival = self.instance("arrival", d.arrival, f"{base}.arrival")
             model = self.instance("device", d.model, f"{base}.model")
             pin = d.gsi if d.delivery == "ioapic" else -1
@@ -147,7 +151,7 @@ class _Compiler:
                 index=i, name=d.name, delivery=d.delivery, pin=-1 if pin is None else pin,
                 vector=d.vector, trigger=d.trigger, dest=d.dest, group=group_of_vector[d.vector],
                 local=d.serviced_by == receiving, lowers_line=d.lowers_line,
-                service=f"{base}.service", arrival=arrival, arrival_path=f"{base}.arrival",
+                service=f"{base}.service", service_dist=dist, arrival=arrival, arrival_path=f"{base}.arrival",
                 model=model, model_path=f"{base}.model"))
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
@@ -175,7 +179,9 @@ class _Compiler:
             m.suppress_eoi_broadcast, m.ack_on_exit,
             tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
-                   sorted(d.model.config.items())) for d in devices),
+                   sorted(d.model.config.items()),
+                   d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
+                  for d in devices),
             tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress) for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,

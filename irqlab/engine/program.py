@@ -50,7 +50,8 @@ class DeviceInfo:
     group: int
     local: bool  # serviced at the receiving level (else forwarded to L2)
     lowers_line: bool
-    service: str  # param path of the service time
+    service: str  # param path of the service time (a constant), or of the distribution's parameters
+    service_dist: Plugin | None  # the service-time distribution; None: the constant ``service``
     arrival: Plugin
     arrival_path: str  # param path prefix of the arrival's parameters
     model: Plugin

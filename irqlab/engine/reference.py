@@ -17,7 +17,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.context import (
-    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints, service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
@@ -95,6 +95,7 @@ class LaneSim:
         self.waiting = [False] * len(pr.groups)
         self.wait_pc = [0] * len(pr.groups)
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
+        self.ctx_service = service_contexts(self, 1)
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -699,7 +700,15 @@ class LaneSim:
         for di in self.p.groups[g].devices:
             if not self.forwarded[di]:
                 self.forwarded[di] = True
-                self.svc_rem[di] = self.v[self.p.devices[di].service]
+                self.svc_rem[di] = self.service_time(di)
+
+    def service_time(self, di: int) -> int:
+        """How long this service of device ``di`` takes: its constant, or one draw of its
+        distribution (a job starts now)."""
+        d = self.p.devices[di]
+        if d.service_dist is None:
+            return self.v[d.service]
+        return int(call_plugin(self.ctx_service[di], "service", d.service_dist.sample, ONE)[0])
 
     def ph_act(self, v: int) -> None:
         g, pc, t = self.grp[v], self.pc[v], self.t
@@ -708,8 +717,7 @@ class LaneSim:
             self.forward(g)
             self.advance(v, t)
         elif action == "SERVICE":
-            dur = sum(self.v[self.p.devices[di].service] for di in self.p.groups[g].devices
-                      if self.pending[di] > 0)
+            dur = sum(self.service_time(di) for di in self.p.groups[g].devices if self.pending[di] > 0)
             self.at(v, P.SERVICE_DONE, t + dur)
         elif action == "EOI":
             self.guest_eoi(v)

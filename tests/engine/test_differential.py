@@ -15,6 +15,22 @@ NS = 1e-9
 
 
 @st.composite
+def service_dists(draw):
+    """None (the constant service time), or a random service-time distribution."""
+    kind = draw(st.sampled_from([None, "exponential", "uniform", "lognormal", "gamma"]))
+    mean = draw(st.sampled_from([0.5e-6, 2e-6, 20e-6]))
+    if kind is None:
+        return None
+    if kind == "uniform":
+        return use("service", kind, low=mean / 2, high=mean * 1.5)
+    if kind == "lognormal":
+        return use("service", kind, mean=mean, sigma=draw(st.sampled_from([0.2, 1.0])))
+    if kind == "gamma":
+        return use("service", kind, mean=mean, shape=draw(st.sampled_from([0.5, 3.0])))
+    return use("service", kind, mean=mean)
+
+
+@st.composite
 def scenarios(draw):
     stack = draw(st.sampled_from([("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
     irqchip = draw(st.sampled_from(["split", "kernel"]))
@@ -50,7 +66,8 @@ def scenarios(draw):
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
             model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
-            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None))
+            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
+            service_dist=draw(service_dists())))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))

@@ -243,6 +243,17 @@ COSTS: dict[str, tuple[Quantity, str]] = {
                    "ack-on-exit, until it enables them"),
 }
 
+# Named cost sets (``costs { profile NAME }``): each sets every cost it names, the others keep
+# their COSTS default. Sources and derivations in docs/model.md ("Cost profiles").
+COST_PROFILES: dict[str, dict[str, Quantity]] = {
+    # irqlab's defaults: SplitX (Nehalem X5570, 2011), inl_from_qemu (2016), Bonzini 2019; the rest guesses
+    "default": {k: q for k, (q, _) in COSTS.items()},
+    # nested costs from the nested cpuid round trip before Bonzini's 2019 VMX optimizations (14,886 cycles)
+    "bonzini2019_before": {"nested_exit": Quantity(5443, "cycles"), "nested_entry": Quantity(5443, "cycles")},
+    # ... and after them (13,142 cycles)
+    "bonzini2019_after": {"nested_exit": Quantity(4571, "cycles"), "nested_entry": Quantity(4571, "cycles")},
+}
+
 
 @dataclass(frozen=True)
 class LevelSpec:

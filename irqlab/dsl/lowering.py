@@ -709,8 +709,32 @@ class Drafter:
         for inner in b.stmts:
             if isinstance(inner, Stmt) and inner.head in ir.COSTS:
                 self.field(self.d.costs, seen, inner, COST_SPEC, f"cost {inner.head}")
+            elif isinstance(inner, Stmt) and inner.head == "profile":
+                self.cost_profile(inner, seen)
             else:
-                self.unknown(inner, "costs", ir.COSTS)
+                self.unknown(inner, "costs", tuple(ir.COSTS) + ("profile",))
+
+    def cost_profile(self, st: Stmt, seen: dict[str, Span]) -> None:
+        """``profile NAME``: every cost the profile names, except those this block sets
+        itself (before or after it)."""
+        if len(st.args) != 1 or not isinstance(st.args[0], Name) or st.tail is not None:
+            self.err("profile takes a name: profile bonzini2019_after", st.head_span,
+                     hint=f"profiles: {', '.join(ir.COST_PROFILES)}")
+            return
+        name = st.args[0]
+        profile = ir.COST_PROFILES.get(name.name)
+        if profile is None:
+            self.err(f"unknown cost profile '{name.name}'", name.span,
+                     hint=did_you_mean(name.name, tuple(ir.COST_PROFILES))
+                     or f"profiles: {', '.join(ir.COST_PROFILES)}")
+            return
+        if "profile" in seen:
+            self.err(f"the cost profile is given twice (first at {seen['profile']})", st.head_span)
+            return
+        seen["profile"] = st.head_span
+        for cost, q in profile.items():
+            if cost not in seen:
+                self.d.costs[cost] = Entry(q, st.span)
 
     def run(self, st: Stmt) -> None:
         b = self.block_of(st, "run")

@@ -35,6 +35,28 @@ def site_irqchip(machine, stack: tuple[str, ...]) -> str:
     return "none" if tuple(stack) == ("L0",) else machine.irqchip
 
 
+RTC_GSI = 8
+
+
+def eoi_exit_vectors(routes, vcpu: int, irqchip: str, notifier_pins=frozenset(),
+                     pending_eoi=frozenset()) -> frozenset[int]:
+    """The vectors of vCPU ``vcpu``'s APICv EOI-exit bitmap (``ioapic_handled_vectors``).
+
+    ``routes``: ``(pin, vector, dest, level)`` of every IOAPIC pin in use. A pin's vector is
+    in the bitmap if the pin is level-triggered, has an ack notifier (``notifier_pins``:
+    irqfd resamplers, PIT reinjection) or, with the in-kernel IOAPIC, is the RTC's
+    (GSI 8, tracked for coalesced ticks), and it targets ``vcpu`` or its vector still
+    awaits an EOI there (``pending_eoi``, after a reroute). KVM ``kvm_ioapic_scan_entry``
+    (kernel) and ``kvm_scan_ioapic_routes`` (split). Recomputed from the routes, so a
+    route change can recompute it."""
+    out = set()
+    for pin, vector, dest, level in routes:
+        tracked = level or pin in notifier_pins or (irqchip == "kernel" and pin == RTC_GSI)
+        if tracked and (dest == vcpu or vector in pending_eoi):
+            out.add(vector)
+    return frozenset(out)
+
+
 def _ensure_resolved(scenario: Scenario) -> Scenario:
     from irqlab.resolve import is_resolved, resolve
 
@@ -156,6 +178,10 @@ class _Compiler:
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
         groups = self.directed_eoi(groups)
+        if m.apicv and stack != ("L0",):
+            routes = [(d.pin, d.vector, d.dest, d.trigger == "level") for d in devices if d.pin >= 0]
+            bitmaps = {v: eoi_exit_vectors(routes, v, m.irqchip) for v in range(n_vcpus)}
+            groups = [replace(g, eoi_exit=g.vector in bitmaps[g.dest]) for g in groups]
         pin_group = [-1] * m.ioapic_pins
         pin_level = [False] * m.ioapic_pins
         for d in devices:
@@ -245,13 +271,12 @@ class _Compiler:
         before = tuple(None if st.before is None else
                        st.before if st.before.startswith("costs.") else f"{path}.{st.before}"
                        for st in steps)
-        ioapic_level = level and delivery == "ioapic"
         return GroupInfo(
             index=gi, vector=vector, level=level, delivery=delivery,
             pins=tuple(sorted({d.pin for d in devs if d.pin >= 0})),
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
-            eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=False)
+            eoi_exit=False, suppress=False)
 
     def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
         """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV

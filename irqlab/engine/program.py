@@ -77,7 +77,7 @@ class GroupInfo:
     steps: tuple[Step, ...]
     before: tuple[str | None, ...]  # param path of each step's delay, or None
     policy: str
-    eoi_exit: bool  # the vector is in the EOI-exit bitmap (APICv)
+    eoi_exit: bool  # the vector is in its vCPU's EOI-exit bitmap (APICv; compiler.eoi_exit_vectors)
     suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
 
 

@@ -36,6 +36,9 @@ def site_irqchip(machine, stack: tuple[str, ...]) -> str:
 
 
 RTC_GSI = 8
+# L1 kinds that enable interrupts after every exit they handle (KVM: local_irq_enable() in
+# vcpu_enter_guest), so they take pending interrupts through their IDT before re-entering L2
+KVM_LIKE_L1 = ("kvm",)
 
 
 def eoi_exit_vectors(routes, vcpu: int, irqchip: str, notifier_pins=frozenset(),
@@ -200,6 +203,8 @@ class _Compiler:
             metrics.append((use.name, plugin, f"run.metrics.{use.name}"))
         self.errors.raise_if_any()
 
+        l1_irq_window = stack[-1] == "L2" and any(
+            lv.level == "L1" and lv.name in KVM_LIKE_L1 for v in s.vcpus for lv in v.levels)
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
             m.suppress_eoi_broadcast, m.ack_on_exit,
@@ -213,14 +218,15 @@ class _Compiler:
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
-        key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
+        key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
             stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
             x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
-            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms)
+            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
+            l1_irq_window=l1_irq_window)
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

@@ -880,13 +880,15 @@ class Lockstep:
         if (~ok).any():
             self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
         if ok.any():
-            al, af = lanes[ok], f[ok]
-            if self.p.apicv:
-                self.start_handler(al, af, self.ack(af), self.now[al])
-            else:
-                self.exit(al, "INTERRUPT_WINDOW", P.RIP_L1_STI)
-                self.exit_to(al, af, L1, L0)
-                self.at(al, sub(v, ok), P.L0_INJECT, self.now[al] + self.c["vmexit"][al])
+            self.l1_take(lanes[ok], f[ok], sub(v, ok))
+
+    def l1_take(self, lanes, f, v):
+        if self.p.apicv:
+            self.start_handler(lanes, f, self.ack(f), self.now[lanes])
+        else:
+            self.exit(lanes, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+            self.exit_to(lanes, f, L1, L0)
+            self.at(lanes, v, P.L0_INJECT, self.now[lanes] + self.c["vmexit"][lanes])
 
     # handler programs
 
@@ -1125,6 +1127,13 @@ class Lockstep:
             self.start_run(lanes[no], f[no], t[no])
 
     def vmresume(self, lanes, f, v):
+        if self.p.l1_irq_window:
+            ok = self.deliverable(f)
+            if ok.any():
+                self.l1_take(lanes[ok], f[ok], sub(v, ok))
+                lanes, f, v = lanes[~ok], f[~ok], sub(v, ~ok)
+                if not len(lanes):
+                    return
         self.grp[f] = -1
         self.exit(lanes, "VMRESUME", P.RIP_L1_VMRESUME)
         self.exit_to(lanes, f, L1, L0)

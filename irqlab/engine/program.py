@@ -116,6 +116,7 @@ class Program:
     series_fields: tuple[str, ...]
     trace: bool
     histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
+    l1_irq_window: bool = False  # nested KVM-like L1: takes pending interrupts before each VMRESUME
 
     @property
     def nested(self) -> bool:

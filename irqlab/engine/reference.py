@@ -668,7 +668,12 @@ class LaneSim:
         an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
         if not self.deliverable(v):
             self.vmresume(v)
-        elif self.p.apicv:
+        else:
+            self.l1_take(v)
+
+    def l1_take(self, v: int) -> None:
+        """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
+        if self.p.apicv:
             self.start_handler(v, self.ack(v), self.t)
         else:
             self.exit(v, "INTERRUPT_WINDOW", P.RIP_L1_STI)
@@ -898,6 +903,10 @@ class LaneSim:
             self.start_run(v, self.t)
 
     def vmresume(self, v: int) -> None:
+        """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
+        if self.p.l1_irq_window and self.deliverable(v):
+            self.l1_take(v)
+            return
         self.grp[v] = -1
         self.exit(v, "VMRESUME", P.RIP_L1_VMRESUME)
         self.switch(v, L0)

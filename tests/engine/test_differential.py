@@ -82,6 +82,7 @@ def scenarios(draw):
     if draw(st.booleans()):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
+                 l1_kind=draw(st.sampled_from(["hyperv", "kvm"])),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
                  ack_on_exit=draw(st.booleans()))
 

@@ -165,3 +165,24 @@ def test_rtc_edge_eoi_exits_with_the_in_kernel_ioapic():
         d = device("rtc", 0x38, gsi=gsi, trigger="edge")
         m = run(guest(devices=[d], irqchip="kernel", duration=ms(0.1)), trace=False).lane(0)
         assert m["exits"].get("EOI_INDUCED", 0) == exits
+
+
+def test_kvm_like_l1_takes_pending_interrupts_through_its_idt_before_vmresume():
+    """Row 16: an L1 of kind kvm enables interrupts after handling an exit, so an interrupt pending for
+    it is taken through its IDT before VMRESUME: no immediate exits, no VMRESUME while one is pending.
+    A Hyper-V-like L1 resumes L2 with it pending (immediate exits)."""
+    from dataclasses import replace
+
+    from tests.engine.scenarios import founding
+
+    def with_l1(kind):
+        s = founding(duration=ms(0.3))
+        v = s.vcpus[0]
+        return replace(s, vcpus=(replace(v, levels=tuple(replace(lv, name=kind) if lv.level == "L1" else lv
+                                                         for lv in v.levels)),))
+
+    hv = run(with_l1("hyperv"), trace=False).lane(0)
+    kvm = run(with_l1("kvm"), trace=False).lane(0)
+    assert hv["immediate_exits"] > 10 and kvm["immediate_exits"] == 0
+    assert kvm["exits"].get("VMRESUME", 0) == 0 and kvm["livelock"]
+    assert kvm["eoi_count"] > hv["eoi_count"]

@@ -165,6 +165,28 @@ def plugin_contexts(engine: Any, n_lanes: int):
     return arrival, model, mitigation
 
 
+def body_contexts(engine: Any, n_lanes: int) -> list[PluginContext | None]:
+    """Per vector group, the context its random body times are drawn from (stream 400 + g), or
+    None for a constant body."""
+    return [None if g.body_dist == "constant" else
+            PluginContext(engine, label=g.policy, path=g.body_path, stream=400 + g.index, n_lanes=n_lanes)
+            for g in engine.program.groups]
+
+
+def is_body_step(group: Any, pc: int) -> bool:
+    """Whether step ``pc`` of ``group`` waits for a random body time."""
+    return group.body_dist != "constant" and group.before[pc] == f"{group.body_path}.body"
+
+
+def service_contexts(engine: Any, n_lanes: int) -> list[PluginContext | None]:
+    """Per device, the context of its service-time distribution (stream 300 + d), or None
+    for a constant service time."""
+    return [None if d.service_dist is None else
+            PluginContext(engine, label=d.service_dist.label, path=d.service, stream=300 + d.index,
+                          n_lanes=n_lanes, device=d.index)
+            for d in engine.program.devices]
+
+
 def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
     """Run every plugin's ``init`` (arrival processes, device models, mitigations, in that
     order) and return each device's first arrival times (``int64[n]``)."""
@@ -174,6 +196,9 @@ def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
         call_plugin(engine.ctx_model[d.index], "device", d.model.init)
     for m in p.mitigations:
         call_plugin(engine.ctx_mit[m.index], "mitigation", m.plugin.init)
+    for d in p.devices:
+        if d.service_dist is not None:
+            call_plugin(engine.ctx_service[d.index], "service", d.service_dist.init)
     return [np.asarray(call_plugin(engine.ctx_arrival[d.index], "arrival", d.arrival.first, lanes),
                        dtype=np.int64) for d in p.devices]
 
@@ -184,6 +209,9 @@ def _plugins(program: Any):
         yield d.model_path, "device", d.model
     for m in program.mitigations:
         yield m.path, "mitigation", m.plugin
+    for d in program.devices:
+        if d.service_dist is not None:
+            yield d.service, "service", d.service_dist
 
 
 def _fingerprint(plugin: Any) -> str:

@@ -27,7 +27,10 @@ def _echo_table(res, title: str | None = None) -> None:
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Write to FILE instead of standard output (required for parquet).")
-def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
+@click.option("--engine", type=click.Choice(["auto", "sqlite", "duckdb"]), default="auto",
+              show_default=True, help="auto: DuckDB over the Parquet files when it is installed "
+              "and the statement reads only Parquet-backed views; sqlite: the SQL database.")
+def query_cmd(db: str, sql: str, fmt: str, out: str | None, engine: str) -> None:
     """Run one read-only SQL statement on DB.
 
     Each sweep has a wide view sweep_<no> (one column per parameter and
@@ -38,9 +41,10 @@ def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
 
     Write statements are refused; see docs/results.md for the schema.
     """
-    from irqlab.results.query import run_query, write_output
+    from irqlab.results.duckdb_engine import run_query_with
+    from irqlab.results.query import write_output
 
-    write_output(run_query(db, sql), fmt, out)
+    write_output(run_query_with(db, sql, engine), fmt, out)
 
 
 @cli.command("runs")

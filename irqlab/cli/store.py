@@ -151,11 +151,13 @@ def reproduce_cmd(db: str, run_id: str) -> None:
 @click.option("--sweep", "-s", help="Sweep (id, number, name or view); default: the latest.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="PNG or SVG file to write.")
-@click.option("--logx", is_flag=True)
-@click.option("--logy", is_flag=True)
+@click.option("--logx/--linx", default=None,
+              help="Log or linear x axis (default: log when the values span two decades).")
+@click.option("--logy/--liny", default=None,
+              help="Log or linear y axis (default: log when the values span two decades).")
 @click.option("--title")
 def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep: str | None,
-             out: str, logx: bool, logy: bool, title: str | None) -> None:
+             out: str, logx: bool | None, logy: bool | None, title: str | None) -> None:
     """Plot METRIC against parameter -x: lines (95% CI over replications, one per --by
     value) or, with -y, a heatmap. A histogram (e.g. latency_hist, from `run { histograms
     on }`) is drawn as a distribution over latency, one line per --by value."""
@@ -163,4 +165,4 @@ def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep
 
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
              title=title)
-    click.echo(f"wrote {out} ({s['rows']} runs)")
+    click.echo(f"wrote {out} ({s['rows']} runs)" + (f"; {s['caption']}" if s.get("caption") else ""))

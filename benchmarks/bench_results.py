@@ -18,6 +18,7 @@ Rows: 1 device, 2 swept parameters, every built-in metric (~50 columns a row).
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import shutil
 import sqlite3
@@ -147,7 +148,8 @@ def run(n: int, batch: int, out: Path) -> None:
         etimes.append(time.perf_counter() - t0)
     t_eq = min(etimes)
     assert len(res.rows) == len(drows) == len(erows) == len(THRESHOLDS) * len(DELAYS)
-    assert sorted(res.rows) == sorted(erows)  # the same answer (same doubles, same order of sums)
+    for a, b in zip(sorted(res.rows), sorted(erows)):  # the same answer, up to summation order
+        assert a[:2] == b[:2] and math.isclose(a[2], b[2], rel_tol=1e-9), (a, b)
 
     print()
     print(f"{'what':58} {'seconds':>9} {'rows/s':>12}")

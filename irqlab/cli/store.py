@@ -66,9 +66,34 @@ def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: st
         write_output(res, fmt, None)
         return
     _echo_table(sw, "Sweeps")
-    _echo_table(res, f"Runs ({len(res.rows)} of {total})")
+    _echo_table(readable_runs(res), f"Runs ({len(res.rows)} of {total})")
     if total > len(res.rows):
         click.echo(f"... {total - len(res.rows)} more (use --limit 0, --sweep or --status)")
+
+
+def fmt_seconds(v) -> str:
+    """Seconds to 3 significant digits (``0.0439``), not float noise."""
+    return "NULL" if v is None else f"{v:.3g}"
+
+
+def readable_runs(res):
+    """The runs table as shown: each run's seed with its spawn key (replications differ in
+    the key: SeedSequence(seed, spawn_key) is the stream the run used), wall_s to 3
+    significant digits, truncated as yes/no."""
+    from irqlab.results.query import QueryResult
+
+    cols = list(res.columns)
+    i_seed, i_key = cols.index("seed"), cols.index("spawn_key")
+    i_wall, i_trunc = cols.index("wall_s"), cols.index("truncated")
+    out = []
+    for r in res.rows:
+        r = list(r)
+        r[i_seed] = f"{r[i_seed]} {r[i_key] or '[]'}"
+        r[i_wall] = fmt_seconds(r[i_wall])
+        r[i_trunc] = None if r[i_trunc] is None else ("yes" if r[i_trunc] else "no")
+        out.append(tuple(v for k, v in enumerate(r) if k != i_key))
+    cols[i_seed] = "seed, spawn key"
+    return QueryResult([c for k, c in enumerate(cols) if k != i_key], out)
 
 
 @cli.command("show")
@@ -117,10 +142,20 @@ def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
         click.echo("Time series: " + ", ".join(rec.series_fields))
     click.secho("Provenance", bold=True)
     for k in prov_keys:
-        click.echo(f"  {k:15} {rec.sweep.get(k)}")
+        click.echo(f"  {k:15} {provenance_value(k, rec.sweep)}")
     if scenario:
         click.secho("Scenario", bold=True)
         click.echo(rec.sweep["scenario_text"])
+
+
+def provenance_value(key: str, sweep: dict) -> str:
+    """A provenance field as ``show`` prints it: the git state in words."""
+    v = sweep.get(key)
+    if key == "git_commit" and v is None:
+        return "none (the scenario file was not in a git work tree)"
+    if key == "git_dirty" and v is not None:
+        return "yes (uncommitted changes in the work tree)" if v else "no"
+    return str(v)
 
 
 @cli.command("reproduce")

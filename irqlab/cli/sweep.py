@@ -127,6 +127,18 @@ def sweep_cmd(file, out_dir, sets, grids, dry_run, launcher, address, workers, f
         raise click.exceptions.Exit(EXIT_INTERRUPTED)
 
 
+def written(value, unit: str) -> str:
+    """A parameter value as a scenario spells it: ``1ms``, ``50kHz``, ``10``, ``lower_then_eoi``
+    (a stored time is in seconds, a frequency in Hz)."""
+    from irqlab.ir import Quantity, format_quantity
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if unit in ("s", "Hz"):
+        return format_quantity(Quantity(float(value), unit))
+    return format_quantity(Quantity(value, ""))
+
+
 def dry_run_text(scenario, req, first: int = 5) -> str:
     """What ``--dry-run`` prints: counts, the swept paths and the first runs."""
     from irqlab.experiments import plan as planning
@@ -142,7 +154,8 @@ def dry_run_text(scenario, req, first: int = 5) -> str:
         for r in runs:
             if shown == first:
                 break
-            params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
+            params = ", ".join(f"{k}={written(v, prep.param_units.get(k, ''))}"
+                               for k, v in r.params.items())
             lines.append(f"  run {r.run_id}  point {r.point} rep {r.replication} "
                          f"seed {r.seed} spawn_key {list(r.spawn_key)}  {params}"
                          + (f"  INVALID: {error.splitlines()[0]}" if error else ""))

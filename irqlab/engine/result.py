@@ -48,7 +48,8 @@ DEVICE_METRICS: dict[str, tuple[str, str, str]] = {
     "delivered": ("int", "", "deliveries of the device's pin or MSI into a LAPIC"),
     "coalesced": ("int", "", "arrivals that found the interrupt already pending"),
     "serviced": ("int", "", "times the device was serviced (line lowered)"),
-    "latency_p50_ns": ("float", "ns", "median time from the line's assertion to its service"),
+    "latency_p50_ns": ("float", "ns", "median time from the line's assertion to its service "
+                       "(estimated from the histogram, 10 bins/decade)"),
     "latency_p99_ns": ("float", "ns", "99th percentile of the same (histogram, 10 bins/decade)"),
     "latency_max_ns": ("float", "ns", "longest time from assertion to service (exact)"),
     "latency_mean_ns": ("float", "ns", "mean time from assertion to service (exact)"),

@@ -23,7 +23,9 @@ reach the file system) and ``lock_configuration`` is on (the query cannot undo i
 
 ``auto`` picks DuckDB when it is installed, the target is a SQLite results directory
 with its Parquet files, and the statement reads only Parquet-backed relations (it does
-not name ``runs``/``runs_ok``, whose ``params`` and ``shard`` exist only in SQL).
+not name ``runs``/``runs_ok``, whose ``params`` and ``shard`` exist only in SQL); a
+statement DuckDB cannot run (SQLite's dialect, or an error) goes to SQLite, so ``auto``
+answers whatever SQLite answers, with SQLite's messages.
 """
 
 from __future__ import annotations
@@ -94,7 +96,17 @@ def run_query_with(target: str, sql: str, engine: str = "auto",
 
     if choose_engine(target, sql, engine) == "sqlite":
         return run_query(target, sql, params)
-    return run_duckdb(target, sql, params)
+    try:
+        return run_duckdb(target, sql, params)
+    except DuckSQLError:
+        if engine != "auto":
+            raise
+        return run_query(target, sql, params)  # SQLite's dialect or SQLite's own message
+
+
+class DuckSQLError(ScenarioError):
+    """DuckDB could not run a statement (syntax, an unknown column or function): under
+    ``auto`` the statement goes to SQLite, whose dialect and messages are the reference."""
 
 
 def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
@@ -128,7 +140,7 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
         raise ScenarioError(f"the DuckDB session may read only the results' Parquet files: "
                             f"{str(e).splitlines()[0]}") from None
     except duckdb.Error as e:
-        raise ScenarioError(f"SQL error: {friendly_db_error(e)}") from None
+        raise DuckSQLError(f"SQL error: {friendly_db_error(e)}") from None
     finally:
         con.close()
     return QueryResult(cols, rows)

@@ -123,6 +123,17 @@ def test_auto_uses_duckdb_for_reads_over_parquet(two_sweeps, monkeypatch):
         choose_engine(t, "SELECT 1", "duckdb")
 
 
+def test_auto_answers_what_sqlite_answers(two_sweeps):
+    """Under auto, SQLite's dialect still works and errors are SQLite's; --engine duckdb
+    gives DuckDB's own."""
+    t = str(two_sweeps)
+    assert run_query_with(t, "SELECT sqlite_version() AS v FROM sweep_1 LIMIT 1").rows
+    with pytest.raises(ScenarioError, match="no such column: nope"):
+        run_query_with(t, "SELECT nope FROM sweep_1")
+    with pytest.raises(ScenarioError, match='"nope" not found'):
+        run_query_with(t, "SELECT nope FROM sweep_1", "duckdb")
+
+
 def test_duckdb_needs_the_parquet_files(tmp_path):
     """--engine duckdb on a database with no Parquet beside it says so; auto falls back."""
     import shutil

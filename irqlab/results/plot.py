@@ -261,8 +261,7 @@ def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, l
                              / math.sqrt(len(groups[g][p])) if len(groups[g][p]) > 1 else 0.0
                              for p in pts]) / mdiv
             xp = [p / xdiv for p in pts] if numeric_x else [str(p) for p in pts]
-            name = None if g is None else f"{second.name} = {_fmt(g, hdiv)}" + (
-                f" {hunit}" if hunit else "")
+            name = None if g is None else f"{second.name} = {_fmt_unit(g, second.unit, hdiv, hunit)}"
             line, = ax.plot(xp, mean, marker=MARKERS[k % len(MARKERS)],
                             linestyle=STYLES[k % len(STYLES)], markerfacecolor="none",
                             markersize=6 + 2 * (k % 3), label=name)
@@ -370,7 +369,7 @@ def _plot_histogram(target: str, sw: dict, cols: list[Col], name: str, by: Col |
         for k in sorted(groups, key=_key):
             frac = groups[k][lo:hi] / groups[k].sum()
             xs = np.append(lower[lo:hi], upper[hi - 1]) / div
-            label_ = None if k is None else f"{by.name} = {_fmt(k, gdiv)}" + (f" {gunit}" if gunit else "")
+            label_ = None if k is None else f"{by.name} = {_fmt_unit(k, by.unit, gdiv, gunit)}"
             ax.stairs(frac, xs, label=label_)
         ax.set_xscale("log")  # the bins are logarithmic
         plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
@@ -403,6 +402,17 @@ def _key(v: Any) -> tuple:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return (1, v)
     return (2, str(v))
+
+
+def _fmt_unit(v: Any, unit: str, div: float, shown: str) -> str:
+    """A legend value: a time or frequency in its own readable unit (``100 us``, ``1 ms``),
+    anything else scaled by ``div`` with the unit ``shown``."""
+    if unit in ("s", "Hz") and isinstance(v, (int, float)) and not isinstance(v, bool):
+        from irqlab.ir import Quantity, format_quantity
+
+        text = format_quantity(Quantity(float(v), unit))
+        return re.sub(r"^([-\d.e+]+)", r"\1 ", text)
+    return _fmt(v, div) + (f" {shown}" if shown else "")
 
 
 def _fmt(v: Any, div: float) -> str:

@@ -51,10 +51,6 @@ def duckdb_available() -> bool:
     return importlib.util.find_spec("duckdb") is not None
 
 
-def _names(sql: str, names: tuple[str, ...]) -> bool:
-    return any(re.search(rf'(?<![\w."]){n}(?![\w"])|"{n}"', sql, re.I) for n in names)
-
-
 def choose_engine(target: str, sql: str, engine: str = "auto") -> str:
     """``sqlite`` or ``duckdb`` for ``engine`` (auto|sqlite|duckdb); ScenarioError if
     ``duckdb`` is asked for and cannot serve this target.
@@ -74,7 +70,7 @@ def choose_engine(target: str, sql: str, engine: str = "auto") -> str:
                                 f"'{target}' has none",
                                 hint="give the sweep's output directory, or use --engine sqlite")
         return "duckdb"
-    if root is None or not duckdb_available() or _names(sql, SQL_ONLY):
+    if root is None or not duckdb_available() or mentions(sql) & set(SQL_ONLY):
         return "sqlite"
     return "duckdb"
 
@@ -120,7 +116,7 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
     root = _parquet_root(target)
     if db_path is None or root is None:
         raise ScenarioError(f"'{target}' has no Parquet files for DuckDB to read")
-    con = open_session(db_path, root, load_runs=_names(sql, SQL_ONLY))
+    con = open_session(db_path, root, sql)
     import duckdb
 
     try:
@@ -173,9 +169,19 @@ def _lit(s: str) -> str:
 _DUCK_TYPES = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"}
 
 
-def open_session(db_path: Path, root: Path, load_runs: bool = False) -> Any:
-    """A locked-down in-memory DuckDB connection holding the results' tables and views
-    (see the module doc). The SQLite catalog is read in one read transaction."""
+_IDENT = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)')
+
+
+def mentions(sql: str) -> set[str]:
+    """The identifiers ``sql`` names (lower case; quoted ones unquoted)."""
+    return {(q.replace('""', '"') if q else w).lower() for q, w in _IDENT.findall(sql)}
+
+
+def open_session(db_path: Path, root: Path, sql: str = "") -> Any:
+    """A locked-down in-memory DuckDB connection holding the results' tables and views that
+    ``sql`` needs (see the module doc): the relations it names, and those their view
+    definitions name, transitively; everything when ``sql`` is empty. The SQLite catalog
+    and the list of live files are read in one read transaction."""
     import duckdb
 
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
@@ -186,7 +192,8 @@ def open_session(db_path: Path, root: Path, load_runs: bool = False) -> Any:
         tables = [r[0] for r in lite.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
             "ORDER BY name")]
-        views = lite.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall()
+        views = dict(lite.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+        need = _needed(sql, tables, views)
         live: dict[tuple[str, str], list[str]] = {}
         for sweep_id, dataset, file in lite.execute(
                 "SELECT sweep_id, dataset, file FROM shards ORDER BY file"):
@@ -194,25 +201,27 @@ def open_session(db_path: Path, root: Path, load_runs: bool = False) -> Any:
             if p.is_file():  # a row committed a moment before its file's rename is skipped
                 live.setdefault((dataset, sweep_id), []).append(p.resolve().as_posix())
         sweeps = lite.execute("SELECT sweep_id, sweep_no FROM sweeps").fetchall()
-        catalog = {}
+        catalog: dict[str, list[tuple[str, str]]] = {}
         for sid, name, typ in lite.execute(
                 "SELECT sweep_id, column_name, type FROM sweep_columns ORDER BY sweep_id, ordinal"):
             catalog.setdefault(sid, []).append((name, typ))
         files = sorted({f for fs in live.values() for f in fs})
         con.execute("SET allowed_paths = ?", [files])
+        con.execute("SET parquet_metadata_cache = true")  # each view binds: read footers once
         for t in tables:
-            if _DATA.match(t) or t in PARQUET_TABLES and any(d == t for d, _ in live):
+            if t.lower() not in need or _DATA.match(t) or (
+                    t in PARQUET_TABLES and any(d == t for d, _ in live)):
                 continue
-            if t == "runs" and not load_runs:
-                continue
-            arrow = _arrow_of(lite.execute(f"SELECT * FROM {_q(t)}"))  # noqa: F841 - by name
-            con.execute(f"CREATE TABLE {_q(t)} AS SELECT * FROM arrow")
-            del arrow
+            con.register("irqlab_copy", _arrow_of(lite.execute(f"SELECT * FROM {_q(t)}")))
+            con.execute(f"CREATE TABLE {_q(t)} AS SELECT * FROM irqlab_copy")
+            con.unregister("irqlab_copy")
         for sid, no in sweeps:
-            _data_view(con, f"sweep_{no}_data", catalog.get(sid, []), live.get(("runs", sid), []))
+            if f"sweep_{no}_data" in need:
+                _data_view(con, f"sweep_{no}_data", catalog.get(sid, []),
+                           live.get(("runs", sid), []))
         for t in PARQUET_TABLES:
             parts = [fs for (d, _), fs in sorted(live.items()) if d == t]
-            if parts:
+            if parts and t in need:
                 flist = "[" + ", ".join(_lit(f) for fs in parts for f in fs) + "]"
                 cols = [r[1] for r in lite.execute(f"PRAGMA table_info({_q(t)})")]
                 con.execute(f"CREATE VIEW {_q(t)} AS SELECT {', '.join(_q(c) for c in cols)} "
@@ -221,15 +230,32 @@ def open_session(db_path: Path, root: Path, load_runs: bool = False) -> Any:
     finally:
         lite.rollback()
         lite.close()
-    order = sorted(views, key=lambda v: (v[0] in ("results_long", "device_metrics", "runs_ok"),
-                                         v[0] == "device_metrics", v[0]))
-    for name, text in order:
-        if name == "runs_ok" and not load_runs:
-            continue
-        con.execute(text)
+    pending = {n: text for n, text in views.items() if n.lower() in need}
+    while pending:  # a view after the views it names (DuckDB binds at CREATE VIEW)
+        ready = [n for n, text in pending.items()
+                 if not (mentions(text) - {n.lower()}) & {m.lower() for m in pending}]
+        for n in sorted(ready or pending):
+            con.execute(pending.pop(n))
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def _needed(sql: str, tables: list[str], views: dict[str, str]) -> set[str]:
+    """The relations (lower case) ``sql`` needs: those it names and, for a view, those its
+    definition names, transitively; all of them for an empty ``sql``."""
+    names = {t.lower() for t in tables} | {v.lower() for v in views}
+    if not sql.strip():
+        return names
+    texts = {v.lower(): text for v, text in views.items()}
+    need: set[str] = set()
+    todo = mentions(sql) & names
+    while todo:
+        n = todo.pop()
+        if n not in need:
+            need.add(n)
+            todo |= (mentions(texts.get(n, "")) & names) - need
+    return need
 
 
 def _data_view(con: Any, name: str, cols: list[tuple[str, str]], files: list[str]) -> None:

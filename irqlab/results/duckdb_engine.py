@@ -76,13 +76,9 @@ def choose_engine(target: str, sql: str, engine: str = "auto") -> str:
 
 
 def _parquet_root(target: str) -> Path | None:
-    from irqlab.results.db import resolve_target
+    from irqlab.results.reproduce import parquet_root_for
 
-    _, path = resolve_target(target)
-    if path is None:
-        return None
-    root = path.parent / "parquet"
-    return root if root.is_dir() else None
+    return parquet_root_for(target)
 
 
 def run_query_with(target: str, sql: str, engine: str = "auto",

@@ -11,7 +11,7 @@ from irqlab.results import duckdb_engine
 from irqlab.results.duckdb_engine import choose_engine, run_duckdb, run_query_with
 from irqlab.results.query import run_query
 from irqlab.results.store import ResultStore
-from tests.results.results_helpers import make_result, run_infos, sweep_info
+from tests.results.results_helpers import write_two_sweeps
 
 pytest.importorskip("duckdb")
 
@@ -43,15 +43,7 @@ def two_sweeps(tmp_path):
     """Two sweeps: retried runs (a rewritten shard), a column added by a later batch,
     series and histograms."""
     with ResultStore(tmp_path) as store:
-        store.begin_sweep(sweep_info())
-        store.write_batch("s1", run_infos(6), make_result(6, fail=(4,), series=True,
-                                                           histogram=True))
-        store.write_batch("s1", run_infos(6, start=6), make_result(6, seed=1, series=True))
-        store.write_batch("s1", run_infos(6), make_result(6, seed=5))  # retries r000004
-        store.write_batch("s1", run_infos(2, start=12), make_result(2, devices=("uhci", "nic")))
-        store.begin_sweep(sweep_info("s2", "storm"))
-        store.write_batch("s2", run_infos(2, prefix="q"), make_result(2, devices=("a", "b")))
-        store.finish_sweep("s1", "2024-01-01T01:00:00+00:00", "done")
+        write_two_sweeps(store)
     return tmp_path
 
 

@@ -162,7 +162,7 @@ def _lit(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-_DUCK_TYPES = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "str": "VARCHAR"}
+_DUCK_TYPES = {"float": "DOUBLE", "int": "BIGINT", "bool": "BIGINT", "str": "VARCHAR"}
 
 
 _IDENT = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)')
@@ -258,9 +258,12 @@ def _data_view(con: Any, name: str, cols: list[tuple[str, str]], files: list[str
     """``name`` as a view over ``files`` with ``cols`` (name, irqlab type) in order, or an
     empty table of those columns when the sweep has no live file yet."""
     if not files:
-        body = ", ".join(f"{_q(c)} {_DUCK_TYPES.get(t, 'VARCHAR')}" for c, t in cols) or "run_id VARCHAR"
+        body = ", ".join(f"{_q(c)} {_DUCK_TYPES.get(t, 'VARCHAR')}" for c, t in cols) \
+            or "run_id VARCHAR"
         con.execute(f"CREATE TABLE {_q(name)} ({body})")
         return
     flist = "[" + ", ".join(_lit(f) for f in files) + "]"
-    con.execute(f"CREATE VIEW {_q(name)} AS SELECT {', '.join(_q(c) for c, _ in cols)} "
+    sel = ", ".join(f"CAST({_q(c)} AS BIGINT) AS {_q(c)}" if t == "bool" else _q(c)
+                    for c, t in cols)  # flags as 0/1, as SQL stores them: avg(livelock) works
+    con.execute(f"CREATE VIEW {_q(name)} AS SELECT {sel} "
                 f"FROM read_parquet({flist}, union_by_name = true)")

@@ -7,6 +7,7 @@
     res.scenario(run_id)                         # the scenario text the run ran
     res.reproduce(run_id)                        # rerun; truthy if bit-identical
     res.plot("time_to_l2_progress_ns", x="threshold", by="delay")  # shows inline in Jupyter
+    res.report("founding.html")                  # one HTML file to share
     irqlab.run("examples/founding_case.scn", **{"run.duration": "10ms"})  # one-off runs
 
 Everything reads the results read-only (the same paths as ``irqlab query``, ``runs``,
@@ -149,6 +150,12 @@ class Results:
                        sweep=None if sweep is None else str(sweep), logx=logx, logy=logy,
                        title=title)
         return Figure(Path(out), summary)
+
+    def report(self, out: str | os.PathLike, sweep: str | int | None = None) -> Path:
+        """Write the sweep's self-contained HTML report to ``out`` (as ``irqlab report``)."""
+        from irqlab.results.report import write_report
+
+        return write_report(self.target, out, None if sweep is None else str(sweep))
 
 
 def open(target: str | os.PathLike) -> Results:  # noqa: A001 - irqlab.open, as documented

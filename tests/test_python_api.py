@@ -103,6 +103,13 @@ def test_plot_returns_a_figure_jupyter_shows(stored, tmp_path):
     assert fig._repr_png_()[:4] == b"\x89PNG" and fig._repr_svg_() is None
 
 
+def test_report_writes_the_html_report(stored, tmp_path):
+    """report() writes the same self-contained file as `irqlab report`."""
+    path = irqlab.open(stored).report(tmp_path / "r.html")
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "irqlab reproduce" in page and "<svg" in page
+
+
 def test_run_gives_what_irqlab_run_prints(capsys):
     """irqlab.run() rows hold the metrics `irqlab run --json` prints, replication by replication."""
     path = EXAMPLES / "level_highrate.scn"

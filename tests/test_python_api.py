@@ -66,6 +66,13 @@ def test_runs_are_the_views_rows(stored):
     assert irqlab.open(stored).runs(status="failed").column("run_id").to_pylist() == ["r000004"]
 
 
+def test_runs_survive_a_lost_parquet_file(stored):
+    """With a live Parquet file gone, runs() reads the SQL rows: none is dropped."""
+    sorted((stored / "parquet" / "runs").rglob("*.parquet"))[0].unlink()
+    assert sorted(irqlab.open(stored).runs().column("run_id").to_pylist()) == \
+        [f"r{k:06d}" for k in range(12)]
+
+
 @pytest.mark.parametrize("kind,check", [
     ("arrow", lambda t: t.num_rows), ("pandas", lambda t: len(t)), ("polars", lambda t: t.height)])
 def test_runs_and_sweeps_in_each_table_kind(stored, kind, check):

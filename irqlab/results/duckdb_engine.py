@@ -97,8 +97,9 @@ def run_query_with(target: str, sql: str, engine: str = "auto",
 
 
 class DuckSQLError(ScenarioError):
-    """DuckDB could not run a statement (syntax, an unknown column or function): under
-    ``auto`` the statement goes to SQLite, whose dialect and messages are the reference."""
+    """DuckDB could not run a statement (syntax, an unknown column or function, a live
+    Parquet file missing): under ``auto`` the statement goes to SQLite, whose dialect and
+    messages are the reference and which holds every row."""
 
 
 def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
@@ -191,12 +192,22 @@ def open_session(db_path: Path, root: Path, sql: str = "") -> Any:
         views = dict(lite.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
         need = _needed(sql, tables, views)
         live: dict[tuple[str, str], list[str]] = {}
+        missing: dict[tuple[str, str], list[str]] = {}
         for sweep_id, dataset, file in lite.execute(
                 "SELECT sweep_id, dataset, file FROM shards ORDER BY file"):
             p = root / file
-            if p.is_file():  # a row committed a moment before its file's rename is skipped
-                live.setdefault((dataset, sweep_id), []).append(p.resolve().as_posix())
+            (live if p.is_file() else missing).setdefault((dataset, sweep_id), []).append(
+                p.resolve().as_posix())
         sweeps = lite.execute("SELECT sweep_id, sweep_no FROM sweeps").fetchall()
+        lost = [f for (d, sid), fs in missing.items() for f in fs
+                if d in need or (d == "runs" and any(
+                    sid == s_ and f"sweep_{no}_data" in need for s_, no in sweeps))]
+        if lost:
+            con.close()
+            raise DuckSQLError(
+                f"{len(lost)} live Parquet file(s) of the results are missing (or not yet "
+                f"renamed into place by the writer), e.g. {lost[0]}",
+                hint="--engine sqlite answers from the SQL database, which holds every row")
         catalog: dict[str, list[tuple[str, str]]] = {}
         for sid, name, typ in lite.execute(
                 "SELECT sweep_id, column_name, type FROM sweep_columns ORDER BY sweep_id, ordinal"):

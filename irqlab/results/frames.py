@@ -4,7 +4,8 @@
   clear error when that library is not installed;
 * :func:`sweep_runs` -- a sweep's wide rows (what the view ``sweep_<no>`` holds) read
   straight from its live Parquet files with pyarrow, in the catalog's column order; from
-  SQL when the database has no Parquet beside it (a PostgreSQL URL).
+  SQL when the database has no Parquet beside it (a PostgreSQL URL) or one of its live
+  files is missing.
 """
 
 from __future__ import annotations
@@ -60,20 +61,19 @@ def sweep_runs(target: str, sweep: dict, status: str | None = None) -> Any:
     cat = run_query(target, "SELECT column_name, type FROM sweep_columns WHERE sweep_id = :s "
                             "ORDER BY ordinal", {"s": sweep["sweep_id"]}).rows
     root = parquet_root_for(target)
-    if root is None:
+    files = [] if root is None else [root / r[0] for r in run_query(
+        target, "SELECT file FROM shards WHERE sweep_id = :s AND dataset = 'runs' ORDER BY file",
+        {"s": sweep["sweep_id"]}).rows]
+    if root is None or not all(p.is_file() for p in files):
+        # no Parquet (a server database), or a file lost or not yet renamed into place:
+        # SQL holds every row
         where = " WHERE status = :st" if status else ""
         res = run_query(target, f'SELECT * FROM "{sweep["view_name"]}"{where}',
                         {"st": status} if status else None)
         return query_arrow(res)
-    files = [r[0] for r in run_query(
-        target, "SELECT file FROM shards WHERE sweep_id = :s AND dataset = 'runs' ORDER BY file",
-        {"s": sweep["sweep_id"]}).rows]
     schema = pa.schema([(c, getattr(pa, _ARROW.get(t, "string"))()) for c, t in cat])
     parts = []
-    for f in files:
-        p = root / f
-        if not p.is_file():  # committed a moment before its rename: not yet readable
-            continue
+    for p in files:
         t = pq.read_table(p)
         cols = [t[c].cast(schema.field(c).type) if c in t.column_names
                 else pa.nulls(t.num_rows, schema.field(c).type) for c in schema.names]

@@ -128,6 +128,19 @@ def test_auto_answers_what_sqlite_answers(two_sweeps):
         run_query_with(t, "SELECT nope FROM sweep_1", "duckdb")
 
 
+def test_a_lost_parquet_file_never_drops_rows(two_sweeps):
+    """With a live Parquet file gone, auto answers from SQLite (every row) and --engine
+    duckdb says which file is missing instead of answering without its rows."""
+    sql = "SELECT count(*) AS n FROM sweep_1"
+    want = run_query(str(two_sweeps), sql).rows
+    first = sorted((two_sweeps / "parquet" / "runs").rglob("*.parquet"))[0]
+    first.unlink()
+    assert run_query_with(str(two_sweeps), sql).rows == want
+    with pytest.raises(ScenarioError, match="live Parquet file.*missing"):
+        run_query_with(str(two_sweeps), sql, "duckdb")
+    assert run_duckdb(str(two_sweeps), "SELECT count(*) FROM latency_bins").rows == [(92,)]
+
+
 def test_duckdb_needs_the_parquet_files(tmp_path):
     """--engine duckdb on a database with no Parquet beside it says so; auto falls back."""
     import shutil

@@ -80,3 +80,15 @@ def test_show_plot_reproduce_on_postgres(pg, tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "load_rerun", lambda: fake_rerun())
     _, diffs = rp.reproduce(URL, "r000007")
     assert diffs == []
+
+
+def test_report_and_python_api_on_postgres(pg, tmp_path):
+    """irqlab report and irqlab.open read a PostgreSQL database."""
+    import irqlab
+    from irqlab.results.report import write_report
+
+    page = write_report(URL, tmp_path / "r.html", "s1").read_text(encoding="utf-8")
+    assert "irqlab reproduce" in page and "<svg" in page
+    res = irqlab.open(URL)
+    assert res.runs("s1").num_rows == 14
+    assert res.query("SELECT count(*) AS n FROM sweep_1").column("n").to_pylist() == [14]

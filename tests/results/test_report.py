@@ -70,6 +70,14 @@ def test_report_overwrites_only_a_report(written, tmp_path, capsys):
     _report(written, out, capsys)  # its own earlier report: replaced
 
 
+def test_report_hides_a_urls_password():
+    """A database URL is shown (in the page and its reproduce commands) without its password."""
+    from irqlab.results.report import _shown_target
+
+    shown = _shown_target("postgresql+psycopg://me:s3cret@db.example/irq")
+    assert "s3cret" not in shown and shown.startswith("postgresql+psycopg://me:")
+
+
 def _browser() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         path = shutil.which(name)

@@ -17,9 +17,10 @@ What a DuckDB session holds (an in-memory database, thrown away after the query)
 
 Read-only, as the SQLite path: the statement passes the same
 :func:`~irqlab.results.query.check_read_only` filter, must be one SELECT (or EXPLAIN),
-and runs after ``allowed_paths`` is narrowed to the live Parquet files,
-``enable_external_access`` is off (no other file, no ATTACH, COPY, INSTALL or LOAD can
-reach the file system) and ``lock_configuration`` is on (the query cannot undo it).
+and runs after ``allowed_directories`` is narrowed to the Parquet directories of the
+results (``parquet/<dataset>/sweep_id=<id>/``), ``enable_external_access`` is off (no
+other file, no ATTACH, COPY, INSTALL or LOAD can reach the file system) and
+``lock_configuration`` is on (the query cannot undo it).
 
 ``auto`` picks DuckDB when it is installed, the target is a SQLite results directory
 with its Parquet files, and the statement reads only Parquet-backed relations (it does
@@ -212,8 +213,8 @@ def open_session(db_path: Path, root: Path, sql: str = "") -> Any:
         for sid, name, typ in lite.execute(
                 "SELECT sweep_id, column_name, type FROM sweep_columns ORDER BY sweep_id, ordinal"):
             catalog.setdefault(sid, []).append((name, typ))
-        files = sorted({f for fs in live.values() for f in fs})
-        con.execute("SET allowed_paths = ?", [files])
+        dirs = sorted({f.rsplit("/", 1)[0] + "/" for fs in live.values() for f in fs})
+        con.execute("SET allowed_directories = ?", [dirs])  # (allowed_paths: slow per file)
         con.execute("SET parquet_metadata_cache = true")  # each view binds: read footers once
         for t in tables:
             if t.lower() not in need or _DATA.match(t) or (
@@ -267,7 +268,8 @@ def _needed(sql: str, tables: list[str], views: dict[str, str]) -> set[str]:
 
 def _data_view(con: Any, name: str, cols: list[tuple[str, str]], files: list[str]) -> None:
     """``name`` as a view over ``files`` with ``cols`` (name, irqlab type) in order, or an
-    empty table of those columns when the sweep has no live file yet."""
+    empty table of those columns when the sweep has no live file yet. A column added by a
+    later batch is NULL in the earlier files (``union_by_name``)."""
     if not files:
         body = ", ".join(f"{_q(c)} {_DUCK_TYPES.get(t, 'VARCHAR')}" for c, t in cols) \
             or "run_id VARCHAR"

@@ -90,8 +90,9 @@ def test_duckdb_refuses_what_is_not_one_read(two_sweeps, sql):
     assert _digest(two_sweeps) == before
 
 
-def test_duckdb_reads_no_file_but_the_live_parquet(two_sweeps, tmp_path_factory):
-    """A table function naming any other file, even one in the results directory, is refused."""
+def test_duckdb_reads_no_file_but_the_results_parquet(two_sweeps, tmp_path_factory):
+    """A table function naming any file outside the results' Parquet directories, even one
+    in the results directory, is refused."""
     other = tmp_path_factory.mktemp("other") / "x.csv"
     other.write_text("a\n1\n")
     stray = two_sweeps / "parquet" / "runs" / "stray.csv"

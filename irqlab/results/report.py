@@ -120,9 +120,8 @@ def check_output(target: str, out: str | os.PathLike) -> Path:
     if db is not None:
         results = db.resolve().parent
         o = out.resolve()
-        own = (o.name.startswith(db.name) or o.name.startswith(".irqlab")
-               or results / "parquet" in o.parents)
-        if o.parent == results and own or results / "parquet" in o.parents:
+        own = o.parent == results and (o.name.startswith(db.name) or o.name.startswith("."))
+        if own or results / "parquet" in o.parents:
             raise ScenarioError(f"refusing to write the report to '{out}': it is one of the "
                                 f"results directory's own files",
                                 hint="write it elsewhere, e.g. -o report.html")

@@ -41,6 +41,16 @@ def test_import_irqlab_is_light():
     assert out[0] == "[]" and out[1] == "True True"
 
 
+def test_run_works_in_a_fresh_interpreter(tmp_path):
+    """irqlab.run as the first thing a script does (no CLI module loaded before it)."""
+    code = ("import irqlab; t = irqlab.run(%r, replications=1, run__duration='1ms'); "
+            "print(t.num_rows)" % str(EXAMPLES / "level_highrate.scn"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
 def test_unknown_attribute_is_an_attribute_error():
     """irqlab.nope raises AttributeError, as a module should."""
     with pytest.raises(AttributeError):

@@ -72,7 +72,9 @@ def fmt_ns(x) -> str:
 @click.option("--set", "sets", multiple=True, help=SET_HELP)
 @click.option("-n", "--replications", type=click.IntRange(min=1), help="Runs (default: run.replications).")
 @click.option("--seed", type=click.IntRange(min=0), help="Base seed (default: run.seed).")
-@click.option("--backend", type=str, help="Executor backend plugin (default: run.backend, normally numpy).")
+@click.option("--backend", type=str, help="Executor backend plugin (default: the scenario's "
+              "run.backend, itself 'auto' unless set: the reference interpreter for up to 4 "
+              "lanes, the NumPy lockstep executor from 5 on; `irqlab plugins list` names them).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
 def run_cmd(file, sets, replications, seed, backend, as_json):
     """Run FILE's scenario (its replications; the sweep block is ignored: see `irqlab sweep`)."""
@@ -91,29 +93,47 @@ def run_cmd(file, sets, replications, seed, backend, as_json):
         json.dump({"scenario": scenario.name, "runs": runs}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_runs(scenario, runs)
+        print_runs(scenario, runs, program)
     if any(r["status"] != "ok" for r in runs):
         raise SystemExit(1)
 
 
-def print_runs(scenario, runs: list[dict]) -> None:
+def share_columns(program) -> list[tuple[str, str]]:
+    """``(header, metric)`` of the time shares a scenario has: its levels, innermost first,
+    and the VMM's userspace when there is a hypervisor (no ``L2`` column without an L2)."""
+    cols = [(lvl, f"{lvl.lower()}_time_ns") for lvl in reversed(program.stack)]
+    if not program.bare:
+        cols.append(("user", "userspace_time_ns"))
+    return cols
+
+
+def print_runs(scenario, runs: list[dict], program) -> None:
+    """The run table: per replication its seed, progress, the share of vCPU time at each
+    level (of simulated time x vCPUs, so the shares of a run add up to at most 100%),
+    EOIs, exits and events; then the first run's exits and devices."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 110)
-    t = Table(title=f"{scenario.name}: {len(runs)} run(s) of {scenario.run.duration}", title_justify="left")
-    for col in ("rep", "livelock", "progress after", "L2", "L1", "L0", "user", "EOIs", "exits", "events"):
+    shares = share_columns(program)
+    per = "" if program.n_vcpus == 1 else f" (time shares per vCPU, mean of {program.n_vcpus})"
+    t = Table(title=f"{scenario.name}: {len(runs)} run(s) of {scenario.run.duration}{per}",
+              title_justify="left")
+    for col in ("rep", "seed", "livelock", "progress after", *(h for h, _ in shares), "EOIs",
+                "exits", "events"):
         t.add_column(col, justify="right", no_wrap=True)
     for r in runs:
+        seed = f"{r['seed']} {list(r['spawn_key'])}"
         if r["status"] != "ok":
-            t.add_row(str(r["replication"]), "[red]failed[/red]", r["error"] or "", *[""] * 7)
+            t.add_row(str(r["replication"]), seed, "[red]failed[/red]", r["error"] or "",
+                      *[""] * (len(shares) + 3))
             continue
-        sim = r["sim_time_ns"] or 1
-        pct = lambda k: f"{100 * r[k] / sim:.1f}%"  # noqa: E731
-        t.add_row(str(r["replication"]), "[red]yes[/red]" if r["livelock"] else "no",
+        vcpu_time = (r["sim_time_ns"] or 1) * program.n_vcpus
+        pct = lambda k: f"{100 * r[k] / vcpu_time:.1f}%"  # noqa: E731
+        t.add_row(str(r["replication"]), seed, "[red]yes[/red]" if r["livelock"] else "no",
                   fmt_ns(r["time_to_l2_progress_ns"] if r["time_to_l2_progress_ns"] is not None
                          else r["time_to_progress_ns"]),
-                  pct("l2_time_ns"), pct("l1_time_ns"), pct("l0_time_ns"), pct("userspace_time_ns"),
+                  *(pct(k) for _, k in shares),
                   str(r["eoi_count"]), str(r["exits_total"]),
                   f"{r['events']}{' (truncated)' if r['truncated'] else ''}")
     console.print(t)
@@ -128,9 +148,11 @@ def print_runs(scenario, runs: list[dict]) -> None:
     if first["mitigation_activations"]:
         console.print("mitigation activations: " + ", ".join(
             f"{k} {v}" for k, v in first["mitigation_activations"].items()), highlight=False)
-    d = Table(title="devices (first run)", title_justify="left")
-    for col in ("device", "raised", "delivered", "coalesced", "redelivered", "serviced", "latency p50", "p99",
-                "max"):
+    d = Table(title="devices (first run)", title_justify="left",
+              caption="p50, p99: estimates from a histogram, 10 bins a decade; max: exact",
+              caption_justify="left")
+    for col in ("device", "raised", "delivered", "coalesced", "redelivered", "serviced",
+                "p50 (est.)", "p99 (est.)", "max (exact)"):
         d.add_column(col, justify="right", no_wrap=True)
     for name, m in first["devices"].items():
         d.add_row(name, str(m["raised"]), str(m["delivered"]), str(m["coalesced"]), str(m["redelivered"]),

@@ -27,7 +27,10 @@ def _echo_table(res, title: str | None = None) -> None:
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Write to FILE instead of standard output (required for parquet).")
-def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
+@click.option("--engine", type=click.Choice(["auto", "sqlite", "duckdb"]), default="auto",
+              show_default=True, help="auto: DuckDB over the Parquet files when it is installed "
+              "and the statement reads only Parquet-backed views; sqlite: the SQL database.")
+def query_cmd(db: str, sql: str, fmt: str, out: str | None, engine: str) -> None:
     """Run one read-only SQL statement on DB.
 
     Each sweep has a wide view sweep_<no> (one column per parameter and
@@ -38,9 +41,10 @@ def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
 
     Write statements are refused; see docs/results.md for the schema.
     """
-    from irqlab.results.query import run_query, write_output
+    from irqlab.results.duckdb_engine import run_query_with
+    from irqlab.results.query import write_output
 
-    write_output(run_query(db, sql), fmt, out)
+    write_output(run_query_with(db, sql, engine), fmt, out)
 
 
 @cli.command("runs")
@@ -62,9 +66,34 @@ def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: st
         write_output(res, fmt, None)
         return
     _echo_table(sw, "Sweeps")
-    _echo_table(res, f"Runs ({len(res.rows)} of {total})")
+    _echo_table(readable_runs(res), f"Runs ({len(res.rows)} of {total})")
     if total > len(res.rows):
         click.echo(f"... {total - len(res.rows)} more (use --limit 0, --sweep or --status)")
+
+
+def fmt_seconds(v) -> str:
+    """Seconds to 3 significant digits (``0.0439``), not float noise."""
+    return "NULL" if v is None else f"{v:.3g}"
+
+
+def readable_runs(res):
+    """The runs table as shown: each run's seed with its spawn key (replications differ in
+    the key: SeedSequence(seed, spawn_key) is the stream the run used), wall_s to 3
+    significant digits, truncated as yes/no."""
+    from irqlab.results.query import QueryResult
+
+    cols = list(res.columns)
+    i_seed, i_key = cols.index("seed"), cols.index("spawn_key")
+    i_wall, i_trunc = cols.index("wall_s"), cols.index("truncated")
+    out = []
+    for r in res.rows:
+        r = list(r)
+        r[i_seed] = f"{r[i_seed]} {r[i_key] or '[]'}"
+        r[i_wall] = fmt_seconds(r[i_wall])
+        r[i_trunc] = None if r[i_trunc] is None else ("yes" if r[i_trunc] else "no")
+        out.append(tuple(v for k, v in enumerate(r) if k != i_key))
+    cols[i_seed] = "seed, spawn key"
+    return QueryResult([c for k, c in enumerate(cols) if k != i_key], out)
 
 
 @cli.command("show")
@@ -113,10 +142,20 @@ def show_cmd(db: str, run_id: str, scenario: bool, as_json: bool) -> None:
         click.echo("Time series: " + ", ".join(rec.series_fields))
     click.secho("Provenance", bold=True)
     for k in prov_keys:
-        click.echo(f"  {k:15} {rec.sweep.get(k)}")
+        click.echo(f"  {k:15} {provenance_value(k, rec.sweep)}")
     if scenario:
         click.secho("Scenario", bold=True)
         click.echo(rec.sweep["scenario_text"])
+
+
+def provenance_value(key: str, sweep: dict) -> str:
+    """A provenance field as ``show`` prints it: the git state in words."""
+    v = sweep.get(key)
+    if key == "git_commit" and v is None:
+        return "none (the scenario file was not in a git work tree)"
+    if key == "git_dirty" and v is not None:
+        return "yes (uncommitted changes in the work tree)" if v else "no"
+    return str(v)
 
 
 @cli.command("reproduce")
@@ -147,11 +186,13 @@ def reproduce_cmd(db: str, run_id: str) -> None:
 @click.option("--sweep", "-s", help="Sweep (id, number, name or view); default: the latest.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="PNG or SVG file to write.")
-@click.option("--logx", is_flag=True)
-@click.option("--logy", is_flag=True)
+@click.option("--logx/--linx", default=None,
+              help="Log or linear x axis (default: log when the values span two decades).")
+@click.option("--logy/--liny", default=None,
+              help="Log or linear y axis (default: log when the values span two decades).")
 @click.option("--title")
 def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep: str | None,
-             out: str, logx: bool, logy: bool, title: str | None) -> None:
+             out: str, logx: bool | None, logy: bool | None, title: str | None) -> None:
     """Plot METRIC against parameter -x: lines (95% CI over replications, one per --by
     value) or, with -y, a heatmap. A histogram (e.g. latency_hist, from `run { histograms
     on }`) is drawn as a distribution over latency, one line per --by value."""
@@ -159,4 +200,4 @@ def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep
 
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
              title=title)
-    click.echo(f"wrote {out} ({s['rows']} runs)")
+    click.echo(f"wrote {out} ({s['rows']} runs)" + (f"; {s['caption']}" if s.get("caption") else ""))

@@ -146,7 +146,8 @@ def dry_run_text(scenario, req, first: int = 5) -> str:
     for index, point in enumerate(prep.points):
         pp = planning.resolve_point(prep, index, point)
         for r in pp.runs(0, min(prep.replications, first - shown)):
-            params = ", ".join(f"{k}={v!r}" for k, v in r.params.items())
+            params = ", ".join(f"{k}={written(v, prep.param_units.get(k, ''))}"
+                               for k, v in r.params.items())
             lines.append(f"  run {r.run_id}  point {r.point} rep {r.replication} "
                          f"seed {r.seed} spawn_key {list(r.spawn_key)}  {params}"
                          + (f"  INVALID: {pp.error.splitlines()[0]}" if pp.error else ""))
@@ -243,3 +244,15 @@ def took_text(engine_s: float) -> str:
               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return (f"took {wall:.1f} s wall, {cpu:.1f} s CPU (this command, from its start); "
             f"{engine_s:.1f} s in the engine")
+
+
+def written(value, unit: str) -> str:
+    """A parameter value as a scenario spells it: ``1ms``, ``50kHz``, ``10``, ``lower_then_eoi``
+    (a stored time is in seconds, a frequency in Hz)."""
+    from irqlab.ir import Quantity, format_quantity
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if unit in ("s", "Hz"):
+        return format_quantity(Quantity(float(value), unit))
+    return format_quantity(Quantity(value, ""))

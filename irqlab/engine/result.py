@@ -55,7 +55,8 @@ DEVICE_METRICS: dict[str, tuple[str, str, str]] = {
     "redelivered": ("int", "", "deliveries of a line still asserted, without a new arrival "
                     "(after an EOI, an unmask, a deferred service)"),
     "serviced": ("int", "", "times the device was serviced (line lowered)"),
-    "latency_p50_ns": ("float", "ns", "median time from the line's assertion to its service"),
+    "latency_p50_ns": ("float", "ns", "median time from the line's assertion to its service "
+                       "(estimated from the histogram, 10 bins/decade)"),
     "latency_p99_ns": ("float", "ns", "99th percentile of the same (histogram, 10 bins/decade)"),
     "latency_max_ns": ("float", "ns", "longest time from assertion to service (exact)"),
     "latency_mean_ns": ("float", "ns", "mean time from assertion to service (exact)"),

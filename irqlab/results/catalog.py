@@ -74,7 +74,8 @@ def runs(target: str, sweep: str | None = None, status: str | None = None,
     total = run_query(target, f"SELECT count(*) FROM runs r {w}", params).rows[0][0]
     lim = f" LIMIT {int(limit)}" if limit else ""
     res = run_query(target, f"""
-        SELECT r.run_id, s.sweep_no AS sweep, r.point, r.replication, r.seed, r.status,
+        SELECT r.run_id, s.sweep_no AS sweep, r.point, r.replication, r.seed, r.spawn_key,
+               r.status,
                r.wall_s, r.events, r.truncated, r.error
         FROM runs r JOIN sweeps s ON s.sweep_id = r.sweep_id {w}
         ORDER BY s.sweep_no, r.point, r.replication, r.run_id{lim}""", params)

@@ -3,15 +3,21 @@ replications, one line per value of a second parameter) or two (a heatmap of mea
 and of a latency histogram (``device.<dev>.latency_hist``): the distribution of
 every successful run's services, one line per value of a parameter.
 
-Axes carry units: metrics from ``METRICS``/``DEVICE_METRICS`` (through the
-``sweep_columns`` catalog), parameters from the units stored with their
-values. Times and frequencies are shown in a readable scale (ns/us/ms/s,
-Hz/kHz/MHz/GHz). matplotlib runs with the Agg backend; PNG or SVG by suffix.
+Axes carry a human name and its unit (``time to L2 progress [ms]``): metrics
+take theirs from ``METRICS``/``DEVICE_METRICS`` (through the ``sweep_columns``
+catalog), parameters from the units stored with their values. Times and
+frequencies are shown in a readable scale (ns/us/ms/s, Hz/kHz/MHz/GHz), on log
+axes when the values span two decades or more (unless ``logx``/``logy`` say
+otherwise). The title names the sweep as the other commands do (``sweep <id>
+(<name>)``); lines differ in marker and style, and lines that coincide are named
+in the caption, as is every swept parameter the plot averages (or sums) over.
+matplotlib runs with the Agg backend; PNG or SVG by suffix.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,9 +69,62 @@ def scale_for(unit: str, values: Any) -> tuple[float, str]:
     return _SCALES[unit][-1]
 
 
+_UNIT_SUFFIX = re.compile(r"_(ns|us|ms|s|hz|per_s)$", re.I)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+STYLES = ("-", "--", "-.", ":")
+DECADES = 2.0  # values spanning this many decades (max/min >= 100) get a log axis
+
+
+def human(col: Col) -> str:
+    """A readable name: the path's last segment without its unit suffix, ``_`` as spaces,
+    levels as ``L0``/``L1``/``L2``, a device metric prefixed with its device
+    (``device.uhci.latency_p99_ns`` -> ``uhci latency p99``)."""
+    segs = col.path.split(".") if col.path else [col.name]
+    base = segs[-1]
+    if col.role == "metric" and segs[0] in ("exits", "userspace_exits", "mitigation_activations"):
+        base = "_".join(segs)
+    words = _UNIT_SUFFIX.sub("", base).replace("_", " ").strip() or base
+    words = re.sub(r"\bl([012])\b", r"L\1", words)
+    if col.role == "metric" and segs[0] == "device" and len(segs) == 3:
+        words = f"{segs[1]} {words}"
+    return words
+
+
 def label(col: Col, unit: str) -> str:
-    """An axis label: the column name and its unit in brackets."""
-    return f"{col.name} [{unit}]" if unit else col.name
+    """An axis label: the human name and its unit in brackets (``delay [ms]``)."""
+    return f"{human(col)} [{unit}]" if unit else human(col)
+
+
+def sweep_title(what: str, sw: dict) -> str:
+    """``<what>: sweep <id> (<name>)``, the sweep named as the other commands name it."""
+    return f"{what}: sweep {sw['sweep_id']} ({sw['name']})" if sw.get("name") else \
+        f"{what}: sweep {sw['sweep_id']}"
+
+
+def spans_decades(values: Any) -> bool:
+    """True if the finite positive ``values`` span :data:`DECADES` decades or more (and
+    none is zero or negative, which a log axis cannot show)."""
+    import numpy as np
+
+    v = np.asarray([x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)],
+                   np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2 or np.any(v <= 0):
+        return False
+    return math.log10(v.max() / v.min()) >= DECADES
+
+
+def averaged_caption(target: str, view: str, cols: list[Col], shown: list[Col], verb: str,
+                     where: str = "status = 'ok'") -> str:
+    """``mean over delay (2 values)``: the swept parameters that are not on the plot but
+    take several values among the runs drawn; empty if there are none."""
+    others = [c for c in cols if c.role == "param" and c.name not in {s.name for s in shown}]
+    if not others:
+        return ""
+    sel = ", ".join(f'count(DISTINCT "{c.name}")' for c in others)
+    counts = run_query(target, f'SELECT {sel} FROM "{view}" WHERE {where}').rows[0]
+    parts = [f"{human(c)} ({n} values)" for c, n in zip(others, counts) if n and n > 1]
+    return f"{verb} over " + ", ".join(parts) if parts else ""
 
 
 def resolve_column(cols: list[Col], name: str, role: str | None = None) -> Col:
@@ -94,12 +153,13 @@ def sweep_columns(target: str, sweep_id: str) -> list[Col]:
 
 
 def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None = None,
-         y: str | None = None, sweep: str | None = None, logx: bool = False,
-         logy: bool = False, title: str | None = None) -> dict[str, Any]:
+         y: str | None = None, sweep: str | None = None, logx: bool | None = None,
+         logy: bool | None = None, title: str | None = None) -> dict[str, Any]:
     """Draw ``metric`` against parameter ``x`` (lines, one per ``hue`` value, 95% CI bands)
     or, with ``y``, a heatmap over ``x`` and ``y``; a histogram metric is drawn as a
     distribution, one line per ``hue`` value. Only runs with status ``ok`` count.
-    Returns a summary (rows used, groups)."""
+    ``logx``/``logy``: None picks a log axis when the values span two decades.
+    Returns a summary (rows used, groups, ``caption``, ``logx``, ``logy``)."""
     import numpy as np
 
     suffix = Path(out).suffix.lower()
@@ -113,12 +173,18 @@ def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None =
     if not cols:
         raise ScenarioError(f"sweep '{sw['sweep_id']}' has no stored runs yet")
     hist = _histogram_name(target, sw["sweep_id"], metric)
+    if hist is None and _looks_like_histogram(metric):
+        raise ScenarioError(
+            f"sweep {sw['sweep_id']} ({sw['name']}) stored no latency histograms, so there is "
+            f"no {metric} to plot",
+            hint="histograms are off by default: add 'histograms on' to the scenario's run "
+                 "block (run { histograms on }) and run the sweep again")
     if hist is not None:
         if x or y:
             raise ScenarioError(f"{hist} is a histogram: its x axis is the latency",
                                 hint="give --by PARAM for one line per value, or neither")
         by = resolve_column(cols, hue, "param") if hue else None
-        return _plot_histogram(target, sw, hist, by, out, suffix, logy, title)
+        return _plot_histogram(target, sw, cols, hist, by, out, suffix, logy, title)
     if not x:
         raise ScenarioError(f"plotting {metric} needs a parameter for the x axis (-x PARAM)")
     m = resolve_column(cols, metric, "metric")
@@ -133,6 +199,8 @@ def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None =
                             f"WHERE status = 'ok'")
     if not res.rows:
         raise ScenarioError(f"sweep '{sw['sweep_id']}' has no successful runs to plot")
+    caption = averaged_caption(target, sw["view_name"], cols,
+                               [cx] + ([second] if second else []), "mean")
     xs = [r[0] for r in res.rows]
     vals = np.array([np.nan if r[1] is None else float(r[1]) for r in res.rows])
     gs = [r[2] for r in res.rows] if second else [None] * len(xs)
@@ -144,10 +212,11 @@ def plot(target: str, metric: str, x: str | None, *, out: str, hue: str | None =
 
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text
         return _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, logy,
-                     title)
+                     title, caption)
 
 
-def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, logy, title):
+def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, logy, title,
+          caption):
 
     mdiv, munit = scale_for(m.unit, vals)
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -175,6 +244,7 @@ def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, l
         cb = fig.colorbar(im, ax=ax)
         cb.set_label(f"mean {label(m, munit)}")
         summary["cells"] = len(acc)
+        logx = logy = False  # a heatmap's axes are categories
     else:
         groups: dict[Any, dict[Any, list[float]]] = {}
         for a, g, v in zip(xs, gs, vals):
@@ -183,38 +253,64 @@ def _draw(plt, np, res, sw, m, cx, second, y, xs, vals, gs, out, suffix, logx, l
         hdiv, hunit = (scale_for(second.unit, [g for g in groups if g is not None])
                        if second and all(isinstance(g, (int, float)) for g in groups
                                          if g is not None) else (1.0, ""))
-        for g in sorted(groups, key=_key):
+        means: dict[Any, tuple] = {}
+        for k, g in enumerate(sorted(groups, key=_key)):
             pts = sorted(groups[g], key=_key)
             mean = np.array([np.mean(groups[g][p]) for p in pts]) / mdiv
             half = np.array([t95(len(groups[g][p])) * np.std(groups[g][p], ddof=1)
                              / math.sqrt(len(groups[g][p])) if len(groups[g][p]) > 1 else 0.0
                              for p in pts]) / mdiv
             xp = [p / xdiv for p in pts] if numeric_x else [str(p) for p in pts]
-            name = None if g is None else f"{second.name} = {_fmt(g, hdiv)}" + (
-                f" {hunit}" if hunit else "")
-            line, = ax.plot(xp, mean, marker="o", label=name)
+            name = None if g is None else f"{second.name} = {_fmt_unit(g, second.unit, hdiv, hunit)}"
+            line, = ax.plot(xp, mean, marker=MARKERS[k % len(MARKERS)],
+                            linestyle=STYLES[k % len(STYLES)], markerfacecolor="none",
+                            markersize=6 + 2 * (k % 3), label=name)
+            means.setdefault((tuple(map(str, xp)), tuple(np.round(mean, 12))), []).append(name)
             if np.any(half > 0):
                 ax.fill_between(xp, mean - half, mean + half, alpha=0.2, color=line.get_color(),
                                 linewidth=0)
         if second is not None:
             ax.legend(fontsize="small")
         ax.set_xlabel(label(cx, xunit))
-        ax.set_ylabel(f"{label(m, munit)} (mean, 95% CI)")
+        ax.set_ylabel(f"mean {label(m, munit)}, 95% CI")
         ax.grid(True, alpha=0.3)
         summary["lines"] = len(groups)
+        same = [names for names in means.values() if len(names) > 1]
+        if same:
+            note = "; ".join(" and ".join(n.split(" = ", 1)[-1] for n in names)
+                             + f" coincide ({second.name})" for names in same)
+            caption = f"{caption}; lines {note}" if caption else f"lines {note}"
+        if logx is None:
+            logx = numeric_x and spans_decades(xs)
+        if logy is None:
+            logy = spans_decades([v for ln in ax.get_lines() for v in ln.get_ydata()])
+    import matplotlib.ticker
+
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 1000, not 10^3
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plain)
     if logy:
         ax.set_yscale("log")
-    _save(plt, fig, ax, title or f"{m.name} - sweep {sw['sweep_no']} ({sw['name']})", out, suffix)
+        ax.yaxis.set_major_formatter(plain)
+    summary.update(caption=caption, logx=bool(logx), logy=bool(logy))
+    _save(plt, fig, ax, title or sweep_title(human(m), sw), out, suffix, caption)
     return summary
 
 
-def _save(plt, fig, ax, title: str, out: str, suffix: str) -> None:
+def _save(plt, fig, ax, title: str, out: str, suffix: str, caption: str = "") -> None:
     ax.set_title(title, fontsize="medium")
-    fig.tight_layout()
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize="small", ha="left", va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(out, format=suffix[1:])
     plt.close(fig)
+
+
+def _looks_like_histogram(metric: str) -> bool:
+    return metric.endswith("latency_hist")
 
 
 def _histogram_name(target: str, sweep_id: str, metric: str) -> str | None:
@@ -231,8 +327,8 @@ def _histogram_name(target: str, sweep_id: str, metric: str) -> str | None:
     return hits[0] if hits else None
 
 
-def _plot_histogram(target: str, sw: dict, name: str, by: Col | None, out: str, suffix: str,
-                    logy: bool, title: str | None) -> dict[str, Any]:
+def _plot_histogram(target: str, sw: dict, cols: list[Col], name: str, by: Col | None, out: str,
+                    suffix: str, logy: bool | None, title: str | None) -> dict[str, Any]:
     """Each group's services per latency bin as a fraction of the group's services, drawn
     as steps over the bins' edges (log latency axis)."""
     import numpy as np
@@ -273,12 +369,15 @@ def _plot_histogram(target: str, sw: dict, name: str, by: Col | None, out: str, 
         for k in sorted(groups, key=_key):
             frac = groups[k][lo:hi] / groups[k].sum()
             xs = np.append(lower[lo:hi], upper[hi - 1]) / div
-            label_ = None if k is None else f"{by.name} = {_fmt(k, gdiv)}" + (f" {gunit}" if gunit else "")
+            label_ = None if k is None else f"{by.name} = {_fmt_unit(k, by.unit, gdiv, gunit)}"
             ax.stairs(frac, xs, label=label_)
-        ax.set_xscale("log")
+        ax.set_xscale("log")  # the bins are logarithmic
         plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(plain if hi - lo <= 10 else matplotlib.ticker.NullFormatter())
+        if logy is None:
+            logy = spans_decades([v for k in groups for v in groups[k][lo:hi] / groups[k].sum()
+                                  if v > 0])
         if logy:
             ax.set_yscale("log")
         ax.set_xlabel(f"latency, assertion to service [{unit}]")
@@ -286,11 +385,15 @@ def _plot_histogram(target: str, sw: dict, name: str, by: Col | None, out: str, 
         if by is not None:
             ax.legend(fontsize="small")
         ax.grid(True, alpha=0.3)
-        _save(plt, fig, ax, title or f"{name} - sweep {sw['sweep_no']} ({sw['name']})", out, suffix)
+        caption = averaged_caption(target, view, cols, [by] if by else [], "summed")
+        dev = name.split(".")[1] if name.count(".") == 2 else name
+        _save(plt, fig, ax, title or sweep_title(f"{dev} latency distribution", sw), out, suffix,
+              caption)
     runs = run_query(target, f'SELECT count(DISTINCT a.run_id) FROM metric_arrays a JOIN "{view}" w '
                              f"ON w.run_id = a.run_id WHERE a.name = :n AND w.status = 'ok'",
                      {"n": name}).rows[0][0]
-    return {"rows": runs, "sweep": sw["sweep_id"], "metric": name, "lines": len(groups)}
+    return {"rows": runs, "sweep": sw["sweep_id"], "metric": name, "lines": len(groups),
+            "caption": caption, "logx": True, "logy": bool(logy)}
 
 
 def _key(v: Any) -> tuple:
@@ -299,6 +402,17 @@ def _key(v: Any) -> tuple:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return (1, v)
     return (2, str(v))
+
+
+def _fmt_unit(v: Any, unit: str, div: float, shown: str) -> str:
+    """A legend value: a time or frequency in its own readable unit (``100 us``, ``1 ms``),
+    anything else scaled by ``div`` with the unit ``shown``."""
+    if unit in ("s", "Hz") and isinstance(v, (int, float)) and not isinstance(v, bool):
+        from irqlab.ir import Quantity, format_quantity
+
+        text = format_quantity(Quantity(float(v), unit))
+        return re.sub(r"^([-\d.e+]+)", r"\1 ", text)
+    return _fmt(v, div) + (f" {shown}" if shown else "")
 
 
 def _fmt(v: Any, div: float) -> str:

@@ -679,10 +679,14 @@ def _param_kind(values: list[Any]) -> str:
             continue
         if isinstance(v, (bool, np.bool_)):
             kinds.add("bool")
-        elif isinstance(v, (int, float, np.integer, np.floating)):
+        elif isinstance(v, (int, np.integer)):
+            kinds.add("int")  # an integer parameter (resolve keeps them ints) stays one
+        elif isinstance(v, (float, np.floating)):
             kinds.add("float")
         else:
             kinds.add("str")
+    if kinds == {"int", "float"}:
+        return "float"
     if len(kinds) == 1:
         return kinds.pop()
     return "str" if kinds else "float"
@@ -696,6 +700,12 @@ def _param_values(values: list[Any], typ: str, path: str) -> Any:
             return np.array([np.nan if v is None else float(v) for v in values], np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"parameter {path} was numeric in earlier runs; got {values!r}")
+    if typ == "int":
+        if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)))
+               and not (isinstance(v, (float, np.floating)) and float(v).is_integer())
+               for v in values):
+            raise ValueError(f"parameter {path} was an integer in earlier runs; got {values!r}")
+        return [None if v is None else int(v) for v in values]
     if typ == "bool":
         return [None if v is None else bool(v) for v in values]
     return [None if v is None else str(v) for v in values]

@@ -95,3 +95,16 @@ def fake_rerun(calls: list | None = None, tweak=None):
             tweak(out)
         return out
     return rerun
+
+
+def write_two_sweeps(store) -> None:
+    """Sweep s1 (14 runs: a failure retried in a rewritten shard, a device added by a later
+    batch, series and histograms) and sweep s2 'storm' (2 runs, two devices), into ``store``."""
+    store.begin_sweep(sweep_info())
+    store.write_batch("s1", run_infos(6), make_result(6, fail=(4,), series=True, histogram=True))
+    store.write_batch("s1", run_infos(6, start=6), make_result(6, seed=1, series=True))
+    store.write_batch("s1", run_infos(6), make_result(6, seed=5))  # retries r000004
+    store.write_batch("s1", run_infos(2, start=12), make_result(2, devices=("uhci", "nic")))
+    store.begin_sweep(sweep_info("s2", "storm"))
+    store.write_batch("s2", run_infos(2, prefix="q"), make_result(2, devices=("a", "b")))
+    store.finish_sweep("s1", "2024-01-01T01:00:00+00:00", "done")

@@ -10,7 +10,7 @@ import pytest
 from irqlab.errors import ScenarioError
 from irqlab.results.query import run_query
 from irqlab.results.store import ResultStore
-from tests.results.results_helpers import fake_rerun, make_result, run_infos, sweep_info
+from tests.results.results_helpers import fake_rerun, write_two_sweeps
 
 URL = os.environ.get("IRQLAB_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="IRQLAB_TEST_PG_URL not set")
@@ -27,15 +27,7 @@ def pg(tmp_path):
         c.exec_driver_sql("CREATE SCHEMA public")
     eng.dispose()
     with ResultStore(tmp_path, db_url=URL) as store:
-        store.begin_sweep(sweep_info())
-        store.write_batch("s1", run_infos(6), make_result(6, fail=(4,), series=True,
-                                                           histogram=True))
-        store.write_batch("s1", run_infos(6, start=6), make_result(6, seed=1, series=True))
-        store.write_batch("s1", run_infos(6), make_result(6, seed=5))  # retries r000004
-        store.write_batch("s1", run_infos(2, start=12), make_result(2, devices=("uhci", "nic")))
-        store.begin_sweep(sweep_info("s2", "storm"))
-        store.write_batch("s2", run_infos(2, prefix="q"), make_result(2, devices=("a", "b")))
-        store.finish_sweep("s1", "2024-01-01T01:00:00+00:00", "done")
+        write_two_sweeps(store)
     return tmp_path
 
 
@@ -88,3 +80,15 @@ def test_show_plot_reproduce_on_postgres(pg, tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "load_rerun", lambda: fake_rerun())
     _, diffs = rp.reproduce(URL, "r000007")
     assert diffs == []
+
+
+def test_report_and_python_api_on_postgres(pg, tmp_path):
+    """irqlab report and irqlab.open read a PostgreSQL database."""
+    import irqlab
+    from irqlab.results.report import write_report
+
+    page = write_report(URL, tmp_path / "r.html", "s1").read_text(encoding="utf-8")
+    assert "irqlab reproduce" in page and "<svg" in page
+    res = irqlab.open(URL)
+    assert res.runs("s1").num_rows == 14
+    assert res.query("SELECT count(*) AS n FROM sweep_1").column("n").to_pylist() == [14]

@@ -80,7 +80,7 @@ def test_table_output(written, capsys):
     """The default output is a table with the column names."""
     assert main(["query", str(written), GROUPED]) == 0
     out = capsys.readouterr().out
-    assert "threshold" in out and "1000.0" in out
+    assert "threshold" in out and "1000" in out and "1000.0" not in out  # an integer parameter
 
 
 def test_csv_output(written, capsys):

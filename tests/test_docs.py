@@ -112,8 +112,19 @@ def test_the_readme_tutorial_is_checked():
     assert all('import "founding_case.scn"' in b.body for b in extends)
 
 
+#: docs whose commands another test runs as written (the doc and its runner)
+OWN_RUNNER = {"python-api.md": "tests/test_python_api_doc.py"}
+
+
 def runnable() -> list[tuple[Block, str]]:
-    return [(b, c) for d in DOCS for b in blocks(d) if not b.illustrative for c in commands(b)]
+    return [(b, c) for d in DOCS if d.name not in OWN_RUNNER
+            for b in blocks(d) if not b.illustrative for c in commands(b)]
+
+
+def test_docs_with_their_own_runner_have_it():
+    """A doc left to its own runner names a test file that exists and reads that doc."""
+    for doc, runner in OWN_RUNNER.items():
+        assert doc in (ROOT / runner).read_text(encoding="utf-8"), runner
 
 
 def test_every_shown_command_runs_or_is_illustrative():

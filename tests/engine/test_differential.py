@@ -33,8 +33,10 @@ def scenarios(draw):
     by = draw(st.sampled_from(serviced))
     devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 9, 20, 23]
     n_vcpus = draw(st.integers(1, 2))
+    vfio_ok = irqchip == "kernel" and len(stack) > 1  # issue 12: VFIO INTx through the resampler
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["level", "edge", "msi"]))
+        vfio = vfio_ok and kind == "level" and draw(st.booleans())
         arrival = draw(st.sampled_from(["once", "periodic", "poisson", "bursty"]))
         if arrival == "once":
             arr = use("arrival", "once", at=draw(st.integers(0, 200)) * 1e-6)
@@ -50,7 +52,7 @@ def scenarios(draw):
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
             model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
-            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None))
+            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None, vfio=vfio))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -66,7 +68,8 @@ def scenarios(draw):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
-                 ack_on_exit=draw(st.booleans()))
+                 ack_on_exit=draw(st.booleans()), vendor=draw(st.sampled_from(["intel", "amd"])),
+                 resample_on_unmask=draw(st.booleans()))
 
 
 def compare(scn, n=4):

@@ -1,0 +1,82 @@
+"""Issue-12 mechanisms in the lockstep executor, rule for rule as
+:mod:`irqlab.engine.mech_reference` (read that module's docstrings for the rules);
+a mixin of :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irqlab.engine.mech_reference import RESAMPLE_SOURCE
+from irqlab.plugins.api import NEVER
+
+I64 = np.int64
+
+
+class LockstepMechanisms:
+    """State: host slots ``T[c_host + k]``, ``host_masked`` bool[L, D], ``rs_up`` bool[L, NP]."""
+
+    def mech_init(self) -> None:
+        pr = self.p
+        self.host_slot = {di: k for k, di in enumerate(pr.vfio_devices)}
+        self.host_masked = np.zeros((self.L, len(pr.devices)), bool)
+        self.rs_up = np.zeros(self.p_irr.shape, bool)
+        self.pin_vfio = {pin: [di for di in pr.vfio_devices if pr.devices[di].pin == pin]
+                         for pin in self.used_pins}
+
+    def vfio_rise(self, lanes, di: int) -> None:
+        lanes = lanes[~self.host_masked[lanes, di]]
+        if not len(lanes):
+            return
+        self.host_masked[lanes, di] = True
+        self.emit(lanes, "irqlab_vfio_intx", "dev {} masked", self.p.devices[di].name)
+        col = self.c_host + self.host_slot[di]
+        self.set_other(col, lanes, np.minimum(self.T[col][lanes], self.now[lanes] + self.c["vfio"][lanes]))
+
+    def host_event(self, lanes, k: int) -> None:
+        self.set_other(self.c_host + k, lanes, NEVER)
+        pin = self.p.devices[self.p.vfio_devices[k]].pin
+        col = self.pk[pin]
+        up = lanes[~self.rs_up[lanes, col]]
+        self.rs_up[up, col] = True
+        self.p_line[up, col] += 1
+        self.kvm_set_irq(lanes, pin, 1, RESAMPLE_SOURCE)
+
+    def kvm_set_irq(self, lanes, pin: int, level: int, source: int) -> None:
+        self.emit(lanes, "kvm_set_irq", "gsi {} level {} source {}", pin, level, source)
+        high = self.p_line[lanes, self.pk[pin]] > 0
+        if high.any():
+            self.line_effect(lanes[high], pin, 1)
+        if (~high).any():
+            self.line_effect(lanes[~high], pin, 0)
+
+    def resampler_ack(self, lanes, pin: int) -> None:
+        if not self.pin_vfio.get(pin) or not len(lanes):
+            return
+        col = self.pk[pin]
+        self.emit(lanes, "kvm_ack_irq", "irqchip IOAPIC pin {}", pin)
+        up = lanes[self.rs_up[lanes, col]]
+        self.rs_up[up, col] = False
+        self.p_line[up, col] -= 1
+        self.kvm_set_irq(lanes, pin, 0, RESAMPLE_SOURCE)
+        self.vfio_unmask(lanes, pin)
+
+    def vfio_unmask(self, lanes, pin: int) -> None:
+        for di in self.pin_vfio[pin]:
+            sel = lanes[self.host_masked[lanes, di]]
+            if not len(sel):
+                continue
+            still = self.asserted[sel, di]
+            self.emit(sel, "irqlab_vfio_unmask", "dev {} line {}", self.p.devices[di].name, still.astype(I64))
+            self.host_masked[sel, di] = False
+            if still.any():
+                self.vfio_rise(sel[still], di)
+
+    def unmask_resample(self, lanes, pin: int):
+        """Returns the lanes where KVM's fef8f2b90edb rule did not apply (to be serviced)."""
+        if not (self.p.resample_on_unmask and self.pin_vfio.get(pin)):
+            return lanes
+        self.emit(lanes, "irqlab_resample", "pin {}", pin)
+        self.p_irr[lanes, self.pk[pin]] = False
+        self.vfio_unmask(lanes, pin)
+        return lanes[:0]

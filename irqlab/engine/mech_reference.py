@@ -1,0 +1,88 @@
+"""Issue-12 mechanisms in the reference interpreter: VFIO INTx through KVM's resampling
+irqfd, and the AMD immediate exit. A mixin of :class:`~irqlab.engine.reference.LaneSim`;
+:mod:`irqlab.engine.mech_lockstep` is the same for the lockstep executor.
+
+docs/model.md, "Passthrough INTx (VFIO)" and "AMD SVM", states the rules.
+"""
+
+from __future__ import annotations
+
+from irqlab.plugins.api import NEVER
+
+RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
+
+
+class RefMechanisms:
+    """State: ``host_t[k]`` the host slot of VFIO device ``vfio_devices[k]`` (when KVM's
+    irqfd asserts the GSI), ``host_masked[d]`` (VFIO masked the host line),
+    ``rs_up[pin]`` (the resampler's source holds the GSI high)."""
+
+    def mech_init(self) -> None:
+        pr = self.p
+        self.host_t = [NEVER] * len(pr.vfio_devices)
+        self.host_slot = {di: k for k, di in enumerate(pr.vfio_devices)}
+        self.host_masked = [False] * len(pr.devices)
+        self.rs_up = [False] * pr.n_pins
+        self.pin_vfio = {pin: [di for di in pr.vfio_devices if pr.devices[di].pin == pin]
+                         for pin in self.used_pins}
+
+    # ------------------------------------------------------------------ VFIO INTx
+
+    def vfio_rise(self, di: int) -> None:
+        """The passed-through device asserts its line: the host's ``vfio_intx_handler``
+        masks it and signals the irqfd, which asserts the GSI ``costs.vfio`` later."""
+        if self.host_masked[di]:
+            return
+        self.host_masked[di] = True
+        self.emit("irqlab_vfio_intx", f"dev {self.p.devices[di].name} masked")
+        k = self.host_slot[di]
+        self.host_t[k] = min(self.host_t[k], self.t + self.cost("vfio"))
+
+    def host_event(self, k: int) -> None:
+        """KVM's irqfd injects: ``kvm_set_irq(KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID, gsi, 1)``."""
+        pin = self.p.devices[self.p.vfio_devices[k]].pin
+        if not self.rs_up[pin]:
+            self.rs_up[pin] = True
+            self.p_line[pin] += 1
+        self.kvm_set_irq(pin, 1, RESAMPLE_SOURCE)
+
+    def kvm_set_irq(self, pin: int, level: int, source: int) -> None:
+        """``kvm_set_irq`` from ``source``: the trace shows the requested level, the IOAPIC
+        sees the OR of every source's line (``__kvm_irq_line_state``)."""
+        self.emit("kvm_set_irq", f"gsi {pin} level {level} source {source}")
+        self.line_effect(pin, 1 if self.p_line[pin] > 0 else 0)
+
+    def resampler_ack(self, pin: int) -> None:
+        """KVM's ack notifier for a GSI with a resampler (``irqfd_resampler_ack``): de-assert
+        the resampler's source, then signal the resamplefd (VFIO unmasks the host line)."""
+        if not self.pin_vfio.get(pin):
+            return
+        self.emit("kvm_ack_irq", f"irqchip IOAPIC pin {pin}")
+        if self.rs_up[pin]:
+            self.rs_up[pin] = False
+            self.p_line[pin] -= 1
+        self.kvm_set_irq(pin, 0, RESAMPLE_SOURCE)
+        self.vfio_unmask(pin)
+
+    def vfio_unmask(self, pin: int) -> None:
+        """VFIO's ``vfio_pci_intx_unmask_handler`` for each device on ``pin``: unmask the host
+        line; a device still asserting fires again (masked again, irqfd ``costs.vfio`` later)."""
+        for di in self.pin_vfio[pin]:
+            if not self.host_masked[di]:
+                continue
+            still = self.asserted[di]
+            self.emit("irqlab_vfio_unmask", f"dev {self.p.devices[di].name} line {int(still)}")
+            self.host_masked[di] = False
+            if still:
+                self.vfio_rise(di)
+
+    def unmask_resample(self, pin: int) -> bool:
+        """KVM fef8f2b90edb (``ioapic_write_indirect``): unmasking a level pin with ``irr`` set
+        and Remote IRR clear that has a resampler clears ``irr`` and notifies the resampler
+        instead of delivering. Returns whether it applied (else the pin is serviced)."""
+        if not (self.p.resample_on_unmask and self.pin_vfio.get(pin)):
+            return False
+        self.emit("irqlab_resample", f"pin {pin}")
+        self.p_irr[pin] = False
+        self.vfio_unmask(pin)
+        return True

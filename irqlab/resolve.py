@@ -123,8 +123,6 @@ MACHINE_SPECS: dict[str, Spec] = {
     "vendor": Spec("choice", choices=ir.VENDORS, store="raw", doc="intel (VMX) or amd (SVM)"),
     "resample_on_unmask": Spec("bool", store="raw",
                                doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
-    "avic_lazy_eoi": Spec("choice", choices=ir.AVIC_LAZY_EOI, store="raw",
-                          doc="AMD AVIC lazy EOI in ioapic_set_irq: off, edge, all (before 8be8f932e3db)"),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {

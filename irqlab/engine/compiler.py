@@ -172,7 +172,7 @@ class _Compiler:
 
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
-            m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask, m.avic_lazy_eoi,
+            m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask,
             tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line, d.vfio,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
                    sorted(d.model.config.items())) for d in devices),
@@ -190,7 +190,6 @@ class _Compiler:
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
             series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
-            avic_lazy_eoi=m.avic_lazy_eoi if (m.vendor == "amd" and m.apicv and stack != ("L0",)) else "off",
             vfio_devices=tuple(d.index for d in devices if d.vfio))
 
     def stack(self) -> tuple[str, ...]:

@@ -118,12 +118,11 @@ class Program:
     histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
     vendor: str = "intel"  # intel (VMX) or amd (SVM)
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
-    avic_lazy_eoi: str = "off"  # the lazy EOI in effect: off, edge or all (AMD with AVIC only)
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``avic_lazy_eoi``).
+        """The issue-12 mechanisms this program uses (``vfio``, ``amd``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -131,8 +130,6 @@ class Program:
             out.add("vfio")
         if self.vendor == "amd" and not self.bare:
             out.add("amd")
-        if self.avic_lazy_eoi != "off":
-            out.add("avic_lazy_eoi")
         return frozenset(out)
 
     @property

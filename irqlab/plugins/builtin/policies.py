@@ -66,13 +66,14 @@ class IrqfOneshot(HandlerPolicy):
 
     name = "irqf_oneshot"
     version = "1.0"
-    params = (BODY,)
+    params = (BODY, Param("thread", "time", 0.0, "from the EOI until the irq thread services the "
+                          "device (its wakeup and scheduling; serviced here only)", min=0))
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.delivery == "msi":
             return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
         if site.serviced_locally:
-            return (Step("MASK", "body"), Step("EOI"), Step("SERVICE"), Step("UNMASK"),
+            return (Step("MASK", "body"), Step("EOI"), Step("SERVICE", "thread"), Step("UNMASK"),
                     Step("RETURN", "costs.resume"))
         return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("UNMASK"),
                 Step("RETURN", "costs.resume"))

@@ -135,6 +135,8 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
             plugin_check(pol, site, sink, seen, f"for device {d.name}")
         plugin_check(d.arrival, site, sink, seen)
         plugin_check(d.model, site, sink, seen)
+        if d.service_dist is not None:
+            plugin_check(d.service_dist, site, sink, seen)
     if s.mitigations:
         site = site_for(s, s.vcpus[0] if s.vcpus else None, None)
         for mu in s.mitigations:

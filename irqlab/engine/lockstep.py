@@ -26,6 +26,7 @@ from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
 from irqlab.engine.context import (
     PluginFailure, call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+    service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
@@ -141,7 +142,8 @@ class Lockstep(LockstepMechanisms):
         self.fresh = np.zeros((L, D), bool)  # an arrival raised an interrupt not yet delivered or merged
         self.edge_merged = np.zeros(L, bool)  # set_line: a KVM edge found irr already set
         self.pin_devs = {pin: [d.index for d in pr.devices if d.pin == pin] for pin in self.used_pins}
-        self.service_ps = np.stack([self.params[d.service] for d in pr.devices], 1) if D else np.zeros((L, 0), I64)
+        self.service_ps = (np.stack([self.params[d.service] if d.service_dist is None else np.zeros(L, I64)
+                                     for d in pr.devices], 1) if D else np.zeros((L, 0), I64))
         # groups
         self.waiting = np.zeros((L, max(G, 1)), bool)
         self.wait_pc = np.zeros((L, max(G, 1)), I64)
@@ -189,6 +191,7 @@ class Lockstep(LockstepMechanisms):
         self.samples: dict[int, list[tuple[float, ...]]] = {}  # lane -> its samples, once it has one
         # plugins
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, L)
+        self.ctx_service = service_contexts(self, L)
         self.mech_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
@@ -895,13 +898,15 @@ class Lockstep(LockstepMechanisms):
         if (~ok).any():
             self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
         if ok.any():
-            al, af = lanes[ok], f[ok]
-            if self.p.apicv:
-                self.start_handler(al, af, self.ack(af), self.now[al])
-            else:
-                self.exit(al, "INTERRUPT_WINDOW", P.RIP_L1_STI)
-                self.exit_to(al, af, L1, L0)
-                self.at(al, sub(v, ok), P.L0_INJECT, self.now[al] + self.c["vmexit"][al])
+            self.l1_take(lanes[ok], f[ok], sub(v, ok))
+
+    def l1_take(self, lanes, f, v):
+        if self.p.apicv:
+            self.start_handler(lanes, f, self.ack(f), self.now[lanes])
+        else:
+            self.exit(lanes, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+            self.exit_to(lanes, f, L1, L0)
+            self.at(lanes, v, P.L0_INJECT, self.now[lanes] + self.c["vmexit"][lanes])
 
     # handler programs
 
@@ -936,7 +941,14 @@ class Lockstep(LockstepMechanisms):
             for di in grp.devices:
                 new = sel[~self.forwarded[sel, di]]
                 self.forwarded[new, di] = True
-                self.svc_rem[new, di] = self.service_ps[new, di]
+                self.svc_rem[new, di] = self.service_times(new, di)
+
+    def service_times(self, lanes, di: int):
+        """``int64[n]``: how long this service of device ``di`` takes in ``lanes``."""
+        d = self.p.devices[di]
+        if d.service_dist is None or not len(lanes):
+            return self.service_ps[lanes, di]
+        return np.asarray(call_plugin(self.ctx_service[di], "service", d.service_dist.sample, lanes), I64)
 
     def act_forward(self, lanes, f, v):
         self.forward(lanes, self.grp[f])
@@ -948,7 +960,9 @@ class Lockstep(LockstepMechanisms):
         for grp in self.p.groups:
             ing = g == grp.index
             for di in grp.devices:
-                dur += np.where(ing & (self.pending[lanes, di] > 0), self.service_ps[lanes, di], 0)
+                busy = ing & (self.pending[lanes, di] > 0)
+                if busy.any():
+                    dur[busy] += self.service_times(lanes[busy], di)
         self.at(lanes, v, P.SERVICE_DONE, self.now[lanes] + dur)
 
     def ph_service_done(self, lanes, f, v):
@@ -1131,6 +1145,13 @@ class Lockstep(LockstepMechanisms):
             self.start_run(lanes[no], f[no], t[no])
 
     def vmresume(self, lanes, f, v):
+        if self.p.l1_irq_window:
+            ok = self.deliverable(f)
+            if ok.any():
+                self.l1_take(lanes[ok], f[ok], sub(v, ok))
+                lanes, f, v = lanes[~ok], f[~ok], sub(v, ~ok)
+                if not len(lanes):
+                    return
         self.grp[f] = -1
         self.exit(lanes, "VMRESUME", P.RIP_L1_VMRESUME)
         self.exit_to(lanes, f, L1, L0)

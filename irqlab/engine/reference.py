@@ -18,7 +18,7 @@ import numpy as np
 from irqlab.engine import phases as P
 from irqlab.engine.mech_reference import RefMechanisms
 from irqlab.engine.context import (
-    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints, service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
@@ -97,6 +97,7 @@ class LaneSim(RefMechanisms):
         self.waiting = [False] * len(pr.groups)
         self.wait_pc = [0] * len(pr.groups)
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
+        self.ctx_service = service_contexts(self, 1)
         self.mech_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
@@ -681,7 +682,12 @@ class LaneSim(RefMechanisms):
         an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
         if not self.deliverable(v):
             self.vmresume(v)
-        elif self.p.apicv:
+        else:
+            self.l1_take(v)
+
+    def l1_take(self, v: int) -> None:
+        """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
+        if self.p.apicv:
             self.start_handler(v, self.ack(v), self.t)
         else:
             self.exit(v, "INTERRUPT_WINDOW", P.RIP_L1_STI)
@@ -713,7 +719,15 @@ class LaneSim(RefMechanisms):
         for di in self.p.groups[g].devices:
             if not self.forwarded[di]:
                 self.forwarded[di] = True
-                self.svc_rem[di] = self.v[self.p.devices[di].service]
+                self.svc_rem[di] = self.service_time(di)
+
+    def service_time(self, di: int) -> int:
+        """How long this service of device ``di`` takes: its constant, or one draw of its
+        distribution (a job starts now)."""
+        d = self.p.devices[di]
+        if d.service_dist is None:
+            return self.v[d.service]
+        return int(call_plugin(self.ctx_service[di], "service", d.service_dist.sample, ONE)[0])
 
     def ph_act(self, v: int) -> None:
         g, pc, t = self.grp[v], self.pc[v], self.t
@@ -722,8 +736,7 @@ class LaneSim(RefMechanisms):
             self.forward(g)
             self.advance(v, t)
         elif action == "SERVICE":
-            dur = sum(self.v[self.p.devices[di].service] for di in self.p.groups[g].devices
-                      if self.pending[di] > 0)
+            dur = sum(self.service_time(di) for di in self.p.groups[g].devices if self.pending[di] > 0)
             self.at(v, P.SERVICE_DONE, t + dur)
         elif action == "EOI":
             self.guest_eoi(v)
@@ -904,6 +917,10 @@ class LaneSim(RefMechanisms):
             self.start_run(v, self.t)
 
     def vmresume(self, v: int) -> None:
+        """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
+        if self.p.l1_irq_window and self.deliverable(v):
+            self.l1_take(v)
+            return
         self.grp[v] = -1
         self.exit(v, "VMRESUME", P.RIP_L1_VMRESUME)
         self.switch(v, L0)

@@ -15,6 +15,22 @@ NS = 1e-9
 
 
 @st.composite
+def service_dists(draw):
+    """None (the constant service time), or a random service-time distribution."""
+    kind = draw(st.sampled_from([None, "exponential", "uniform", "lognormal", "gamma"]))
+    mean = draw(st.sampled_from([0.5e-6, 2e-6, 20e-6]))
+    if kind is None:
+        return None
+    if kind == "uniform":
+        return use("service", kind, low=mean / 2, high=mean * 1.5)
+    if kind == "lognormal":
+        return use("service", kind, mean=mean, sigma=draw(st.sampled_from([0.2, 1.0])))
+    if kind == "gamma":
+        return use("service", kind, mean=mean, shape=draw(st.sampled_from([0.5, 3.0])))
+    return use("service", kind, mean=mean)
+
+
+@st.composite
 def scenarios(draw):
     stack = draw(st.sampled_from([("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
     irqchip = draw(st.sampled_from(["split", "kernel"]))
@@ -31,7 +47,7 @@ def scenarios(draw):
     directed_one = suppress != "off" and draw(st.booleans())
     serviced = {("L0",): ["L0"], ("L0", "L1"): ["L1"], ("L0", "L1", "L2"): ["L1", "L2"]}[stack]
     by = draw(st.sampled_from(serviced))
-    devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 9, 20, 23]
+    devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 8, 20, 23]  # 8: the RTC (EOI-exit bitmap)
     n_vcpus = draw(st.integers(1, 2))
     vfio_ok = irqchip == "kernel" and len(stack) > 1  # issue 12: VFIO INTx through the resampler
     for i in range(draw(st.integers(1, 3))):
@@ -52,7 +68,8 @@ def scenarios(draw):
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
             model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
-            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None, vfio=vfio))
+            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
+            service_dist=draw(service_dists()), vfio=vfio))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -67,6 +84,7 @@ def scenarios(draw):
     if draw(st.booleans()):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
+                 l1_kind=draw(st.sampled_from(["hyperv", "kvm"])),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
                  ack_on_exit=draw(st.booleans()), vendor=draw(st.sampled_from(["intel", "amd"])),
                  resample_on_unmask=draw(st.booleans()))

@@ -143,3 +143,46 @@ def test_without_ack_on_exit_and_with_apicv_l1_takes_the_interrupt_without_an_ex
     r = run(founding(duration=ms(0.05), ack_on_exit=False))
     assert "kvm_inj_virq" not in names(r) and r.lane(0)["exits"].get("INTERRUPT_WINDOW", 0) == 0
     assert r.lane(0)["exits"]["EOI_INDUCED"] > 0
+
+
+def test_eoi_exit_bitmap_is_computed_from_routes_and_notifiers():
+    """Row 11: the EOI-exit bitmap holds level pins, pins with ack notifiers, the RTC (GSI 8, in-kernel
+    IOAPIC only) for the vCPUs they target, and vectors still awaiting an EOI after a reroute."""
+    from irqlab.engine.compiler import eoi_exit_vectors
+
+    routes = [(20, 0x61, 0, True), (8, 0x38, 0, False), (11, 0x41, 0, False), (21, 0x71, 1, True)]
+    assert eoi_exit_vectors(routes, 0, "kernel") == {0x61, 0x38}
+    assert eoi_exit_vectors(routes, 0, "split") == {0x61}
+    assert eoi_exit_vectors(routes, 0, "split", notifier_pins={11}) == {0x61, 0x41}
+    assert eoi_exit_vectors(routes, 0, "split", pending_eoi={0x71}) == {0x61, 0x71}
+    assert eoi_exit_vectors(routes, 1, "kernel") == {0x71}
+
+
+def test_rtc_edge_eoi_exits_with_the_in_kernel_ioapic():
+    """Row 11: with APICv and the in-kernel IOAPIC, the EOI of the RTC's edge vector (GSI 8) is an
+    EOI_INDUCED exit (KVM tracks RTC EOIs); another edge pin's EOI does not exit."""
+    for gsi, exits in ((8, 1), (11, 0)):
+        d = device("rtc", 0x38, gsi=gsi, trigger="edge")
+        m = run(guest(devices=[d], irqchip="kernel", duration=ms(0.1)), trace=False).lane(0)
+        assert m["exits"].get("EOI_INDUCED", 0) == exits
+
+
+def test_kvm_like_l1_takes_pending_interrupts_through_its_idt_before_vmresume():
+    """Row 16: an L1 of kind kvm enables interrupts after handling an exit, so an interrupt pending for
+    it is taken through its IDT before VMRESUME: no immediate exits, no VMRESUME while one is pending.
+    A Hyper-V-like L1 resumes L2 with it pending (immediate exits)."""
+    from dataclasses import replace
+
+    from tests.engine.scenarios import founding
+
+    def with_l1(kind):
+        s = founding(duration=ms(0.3))
+        v = s.vcpus[0]
+        return replace(s, vcpus=(replace(v, levels=tuple(replace(lv, name=kind) if lv.level == "L1" else lv
+                                                         for lv in v.levels)),))
+
+    hv = run(with_l1("hyperv"), trace=False).lane(0)
+    kvm = run(with_l1("kvm"), trace=False).lane(0)
+    assert hv["immediate_exits"] > 10 and kvm["immediate_exits"] == 0
+    assert kvm["exits"].get("VMRESUME", 0) == 0 and kvm["livelock"]
+    assert kvm["eoi_count"] > hv["eoi_count"]

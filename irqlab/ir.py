@@ -41,6 +41,7 @@ LEVELS = ("L0", "L1", "L2")
 IRQCHIP_MODES = ("kernel", "split")
 SUPPRESS_MODES = ("off", "quirk", "on")
 VENDORS = ("intel", "amd")
+LAZY_EOI = ("off", "edge", "all")
 TRIGGERS = ("edge", "level")
 DELIVERIES = ("ioapic", "msi")
 POLARITIES = ("high", "low")
@@ -235,6 +236,7 @@ class Machine:
     ack_on_exit: bool = True
     vendor: str = "intel"  # intel (VMX) or amd (SVM): docs/model.md, "AMD SVM"
     resample_on_unmask: bool = True  # KVM fef8f2b90edb: an unmask resamples a VFIO INTx pin
+    lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

@@ -123,6 +123,8 @@ MACHINE_SPECS: dict[str, Spec] = {
     "vendor": Spec("choice", choices=ir.VENDORS, store="raw", doc="intel (VMX) or amd (SVM)"),
     "resample_on_unmask": Spec("bool", store="raw",
                                doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
+    "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
+                     doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {

@@ -207,7 +207,7 @@ class _Compiler:
             lv.level == "L1" and lv.name in KVM_LIKE_L1 for v in s.vcpus for lv in v.levels)
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
-            m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask,
+            m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask, m.lazy_eoi,
             tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line, d.vfio,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
                    sorted(d.model.config.items()),
@@ -228,6 +228,7 @@ class _Compiler:
             series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
             l1_irq_window=l1_irq_window,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
+            lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
             vfio_devices=tuple(d.index for d in devices if d.vfio))
 
     def stack(self) -> tuple[str, ...]:

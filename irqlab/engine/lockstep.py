@@ -270,6 +270,8 @@ class Lockstep(LockstepMechanisms):
         """Count one record per lane; trace it for traced lanes (``cols``: arrays
         aligned with ``lanes`` or scalars)."""
         self.stats.events[lanes] += 1
+        if self.zt_depth:
+            self.zt_since[lanes] += 1
         if not self.tracing:
             return
         sel = np.flatnonzero(self.traced[lanes])
@@ -278,7 +280,10 @@ class Lockstep(LockstepMechanisms):
             args = [c[i] if isinstance(c, np.ndarray) else c for c in cols]
             tt = self.now[lane] if t is None else (t[i] if isinstance(t, np.ndarray) else t)
             th = self.thread[lane] if thread is None else thread
-            self.traces[lane].add(int(tt), int(th), event, record_text(self.p.vendor, event, fmt.format(*args)))
+            text = fmt.format(*args)
+            if self.zt_depth:
+                self.zt_log.setdefault(lane, []).append(f"{event} {text}")
+            self.traces[lane].add(int(tt), int(th), event, record_text(self.p.vendor, event, text))
 
     def exit(self, lanes, reason: str, rip, info=0) -> None:
         self.stats.exits[lanes, EXIT_INDEX[reason]] += 1
@@ -478,6 +483,7 @@ class Lockstep(LockstepMechanisms):
         """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level`` in ``lanes``."""
         if self.p.pin_level[pin]:
             if level:
+                self.lazy_eoi(lanes, pin)
                 self.p_irr[lanes, self.pk[pin]] = True
                 if self.p.split:
                     go = lanes[~self.p_rirr[lanes, self.pk[pin]]]
@@ -553,14 +559,18 @@ class Lockstep(LockstepMechanisms):
                 sel = sel[self.p_rirr[sel, self.pk[pin]]]
             if not len(sel):
                 continue
-            if not self.p.split:
-                self.resampler_ack(sel, pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
-            self.p_rirr[sel, self.pk[pin]] = False
-            asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
-            defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
-            go = sel[asserted & ~defer]
-            if len(go):
-                self.service_all(go) if self.p.split else self.service(go, pin)
+            self.eoi_one(sel, pin)
+
+    def eoi_one(self, sel, pin: int) -> None:
+        """The EOI of level ``pin`` in lanes ``sel`` (see the reference)."""
+        if not self.p.split:
+            self.resampler_ack(sel, pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
+        self.p_rirr[sel, self.pk[pin]] = False
+        asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
+        defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
+        go = sel[asserted & ~defer]
+        if len(go):
+            self.service_all(go) if self.p.split else self.service(go, pin)
 
     def redirect_write(self, lanes, pin: int, masked: bool) -> None:
         self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
@@ -1384,6 +1394,11 @@ class Lockstep(LockstepMechanisms):
                 done.append(lanes)
             if done:
                 moved = done[0] if len(done) == 1 else np.sort(np.concatenate(done))
+                zt = self.stats.zt_loop[moved]
+                if zt.any():  # a zero-time cycle ends the lane here (mech_lockstep)
+                    self.finish(moved[zt], now[moved[zt]])
+                    finished = True
+                    moved = moved[~zt]
                 over = moved[events[moved] >= max_events[moved]]
                 if len(over):
                     self.stats.truncated[over] = True

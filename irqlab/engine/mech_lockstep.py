@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irqlab.engine.mech_reference import RESAMPLE_SOURCE
+from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
@@ -23,6 +23,10 @@ class LockstepMechanisms:
         self.rs_up = np.zeros(self.p_irr.shape, bool)
         self.pin_vfio = {pin: [di for di in pr.vfio_devices if pr.devices[di].pin == pin]
                          for pin in self.used_pins}
+        self.zt_depth = 0  # nesting of lazy EOI updates in the current call chain
+        self.zt_since = np.zeros(self.L, I64)  # [L] records since the innermost turn began
+        self.zt_log: dict[int, list[str]] = {}  # traced lane -> records while zt_depth > 0
+        self.zt_turn: dict[int, int] = {}  # traced lane -> where its innermost turn began
 
     def vfio_rise(self, lanes, di: int) -> None:
         lanes = lanes[~self.host_masked[lanes, di]]
@@ -80,3 +84,36 @@ class LockstepMechanisms:
         self.p_irr[lanes, self.pk[pin]] = False
         self.vfio_unmask(lanes, pin)
         return lanes[:0]
+
+    # ------------------------------------------------------------------ lazy EOI, zero-time cycles
+
+    def lazy_eoi(self, lanes, pin: int) -> None:
+        if not (self.p.lazy_eoi_level and self.p.pin_level[pin]):
+            return
+        lanes = lanes[~self.stats.zt_loop[lanes]]
+        g = self.p.pin_group[pin]
+        grp = self.p.groups[g]
+        f = lanes * self.V + grp.dest
+        lanes = lanes[((self.irr[f] | self.isr[f]) & I64(1 << g)) == 0]
+        if not len(lanes):
+            return
+        if self.zt_depth >= ZT_DEPTH:
+            self.zero_time_loop(lanes)
+            return
+        self.zt_depth += 1
+        self.emit(lanes, "irqlab_lazy_eoi", "pin {} vec {}", pin, grp.vector)
+        self.zt_since[lanes] = 1
+        for lane in lanes[self.traced[lanes]]:
+            self.zt_turn[int(lane)] = len(self.zt_log[int(lane)]) - 1
+        self.eoi_one(lanes, pin)
+        self.zt_depth -= 1
+        if not self.zt_depth:
+            self.zt_log.clear()
+
+    def zero_time_loop(self, lanes) -> None:
+        self.stats.zt_loop[lanes] = True
+        n = self.zt_since[lanes].copy()
+        self.stats.zt_cycle[lanes] = n
+        text = np.array([" -> ".join(self.zt_log.get(int(ln), [])[self.zt_turn.get(int(ln), 0):])
+                         if self.traced[ln] else "" for ln in lanes], dtype=object)
+        self.emit(lanes, "irqlab_zero_time_loop", "{} records per turn, {} turns nested: {}", n, ZT_DEPTH, text)

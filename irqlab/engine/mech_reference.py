@@ -10,6 +10,7 @@ from __future__ import annotations
 from irqlab.plugins.api import NEVER
 
 RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
+ZT_DEPTH = 8  # nested turns of a same-instant cycle that prove it never ends (the real kernel overflows its stack)
 
 
 class RefMechanisms:
@@ -25,6 +26,9 @@ class RefMechanisms:
         self.rs_up = [False] * pr.n_pins
         self.pin_vfio = {pin: [di for di in pr.vfio_devices if pr.devices[di].pin == pin]
                          for pin in self.used_pins}
+        self.zt_depth = 0  # nesting of lazy EOI updates in the current instant
+        self.zt_log: list[str] = []  # records emitted while zt_depth > 0
+        self.zt_turn = 0  # index in zt_log where the innermost turn began
 
     # ------------------------------------------------------------------ VFIO INTx
 
@@ -86,3 +90,39 @@ class RefMechanisms:
         self.p_irr[pin] = False
         self.vfio_unmask(pin)
         return True
+
+    # ------------------------------------------------------------------ lazy EOI, zero-time cycles
+
+    def lazy_eoi(self, pin: int) -> None:
+        """``ioapic_set_irq`` with APICv/AVIC active (f458d039db7e, ``ioapic_lazy_update_eoi``):
+        before raising ``irr``, a pin whose vector is no longer pending EOI at its destination
+        (in neither IRR nor ISR, ``kvm_apic_pending_eoi``) gets ``kvm_ioapic_update_eoi_one``,
+        ack notifiers included. 8be8f932e3db restricted it to edge pins, where it changes
+        nothing in this model (no Remote IRR, no resampler); ``lazy_eoi all`` applies it to
+        level pins. A resampler's ack re-enters ``ioapic_set_irq`` while another source holds
+        the line: a cycle in zero time, stopped at :data:`ZT_DEPTH` nested turns."""
+        if not (self.p.lazy_eoi_level and self.p.pin_level[pin]) or self.stats.zt_loop[0]:
+            return
+        g = self.p.pin_group[pin]
+        v = self.p.groups[g].dest
+        if (self.irr[v] | self.isr[v]) >> g & 1:
+            return
+        if self.zt_depth >= ZT_DEPTH:
+            self.zero_time_loop()
+            return
+        self.zt_depth += 1
+        self.emit("irqlab_lazy_eoi", f"pin {pin} vec {self.p.groups[g].vector}")
+        self.zt_turn = len(self.zt_log) - 1
+        self.eoi_one(pin)
+        self.zt_depth -= 1
+        if not self.zt_depth:
+            self.zt_log.clear()
+
+    def zero_time_loop(self) -> None:
+        """Stop the run here: the records since the last turn began are one turn of a cycle
+        that takes no simulated time (outcome ``zero_time_loop``, never a hang)."""
+        cycle = self.zt_log[self.zt_turn:]
+        self.stats.zt_loop[0] = True
+        self.stats.zt_cycle[0] = len(cycle)
+        self.emit("irqlab_zero_time_loop", f"{len(cycle)} records per turn, {ZT_DEPTH} turns nested: "
+                  + " -> ".join(cycle))

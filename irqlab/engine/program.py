@@ -121,10 +121,11 @@ class Program:
     vendor: str = "intel"  # intel (VMX) or amd (SVM)
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
+    lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``).
+        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -132,6 +133,8 @@ class Program:
             out.add("vfio")
         if self.vendor == "amd" and not self.bare:
             out.add("amd")
+        if self.lazy_eoi_level:
+            out.add("lazy_eoi")
         return frozenset(out)
 
     @property

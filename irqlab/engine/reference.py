@@ -158,6 +158,8 @@ class LaneSim(RefMechanisms):
 
     def emit(self, event: str, text: str, t: int | None = None, thread: int | None = None) -> None:
         self.stats.events[0] += 1
+        if self.zt_depth:
+            self.zt_log.append(f"{event} {text}")
         if self.trace is not None:
             self.trace.add(self.t if t is None else t, self.thread if thread is None else thread,
                            event, record_text(self.p.vendor, event, text))
@@ -313,6 +315,7 @@ class LaneSim(RefMechanisms):
         """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level``."""
         if self.p.pin_level[pin]:
             if level:
+                self.lazy_eoi(pin)
                 self.p_irr[pin] = True
                 if self.p.split:
                     if not self.p_rirr[pin]:
@@ -375,13 +378,17 @@ class LaneSim(RefMechanisms):
                 continue
             if self.p.split and not self.p_rirr[pin]:
                 continue
-            if not self.p.split:
-                self.resampler_ack(pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
-            self.p_rirr[pin] = False
-            asserted = (not self.p_masked[pin]) and self.p_irr[pin]
-            defer = self.mit_eoi(pin, asserted)
-            if asserted and not defer:
-                self.service_all() if self.p.split else self.service(pin)
+            self.eoi_one(pin)
+
+    def eoi_one(self, pin: int) -> None:
+        """The EOI of level ``pin`` (QEMU's loop body; KVM ``kvm_ioapic_update_eoi_one``)."""
+        if not self.p.split:
+            self.resampler_ack(pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
+        self.p_rirr[pin] = False
+        asserted = (not self.p_masked[pin]) and self.p_irr[pin]
+        defer = self.mit_eoi(pin, asserted)
+        if asserted and not defer:
+            self.service_all() if self.p.split else self.service(pin)
 
     def redirect_write(self, pin: int, masked: bool) -> None:
         self.emit("irqlab_redirect", f"pin {pin} masked {int(masked)}")
@@ -1026,6 +1033,9 @@ class LaneSim(RefMechanisms):
                 self.host_event(i)
             else:
                 self.sample()
+            if self.stats.zt_loop[0]:
+                self.finish(self.t)
+                break
             if self.stats.events[0] >= max_events:
                 self.stats.truncated[0] = True
                 self.finish(self.t)

@@ -42,6 +42,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "exits_total": ("int", "", "kvm_exit events, all reasons"),
     "events": ("int", "", "trace records the run produced"),
     "truncated": ("bool", "", "the run hit run.max_events before its duration"),
+    "zero_time_loop": ("bool", "", "the run stopped at a cycle of events that takes no simulated "
+                       "time (its trace ends with an irqlab_zero_time_loop record naming the cycle)"),
+    "zero_time_cycle": ("int", "", "trace records in one turn of that cycle (0 without one)"),
     "sim_time_ns": ("float", "ns", "simulated time reached"),
 }
 

@@ -111,6 +111,7 @@ def test_program_mechanisms_name_what_the_kernel_backend_cannot_run():
     assert engine.compile(founding()).mechanisms == frozenset()
     assert engine.compile(founding(vendor="amd")).mechanisms == {"amd"}
     assert engine.compile(screaming(True)).mechanisms == {"vfio"}
+    assert engine.compile(shared_vfio_pin("all")).mechanisms == {"vfio", "amd", "lazy_eoi"}
 
 
 def test_vfio_needs_the_in_kernel_ioapic():
@@ -122,3 +123,28 @@ def test_vfio_needs_the_in_kernel_ioapic():
            "    serviced_by L1 after 1us; arrival once at 0 }\n}\n")
     with pytest.raises(ScenarioError, match="in-kernel IOAPIC"):
         loads(src, "t.scn")
+
+
+def shared_vfio_pin(lazy_eoi: str):
+    """A VFIO device and an emulated one on the same level pin (two sources on one GSI)."""
+    hba = device("hba", 0x41, gsi=16, vfio=True, service=us(5), arrival=use("arrival", "periodic", period=us(100)))
+    uhci = device("uhci", 0x41, gsi=16, service=us(5), arrival=use("arrival", "once", at=30e-6))
+    return guest(devices=[hba, uhci], irqchip="kernel", vendor="amd", lazy_eoi=lazy_eoi, duration=ms(1))
+
+
+def test_lazy_eoi_on_level_pins_recurses_through_the_resampler_into_a_zero_time_loop():
+    """f458d039db7e: set_irq -> lazy EOI -> resampler ack -> set_irq ... at one instant: outcome zero_time_loop."""
+    r = run(shared_vfio_pin("all"))
+    lane = r.lane(0)
+    assert lane["zero_time_loop"] and lane["zero_time_cycle"] == 3
+    assert lane["sim_time_ns"] == 30000.0 and not lane["truncated"]
+    loop = [x for _, e, x in events(r) if e == "irqlab_zero_time_loop"]
+    assert loop == ["3 records per turn, 8 turns nested: irqlab_lazy_eoi pin 16 vec 65 -> "
+                    "kvm_ack_irq irqchip IOAPIC pin 16 -> kvm_set_irq gsi 16 level 0 source 1"]
+
+
+def test_lazy_eoi_restricted_to_edge_pins_has_no_loop():
+    """8be8f932e3db: with the lazy EOI for edge pins only, the same machine runs its whole duration."""
+    lane = run(shared_vfio_pin("edge"), trace=False).lane(0)
+    assert not lane["zero_time_loop"] and lane["zero_time_cycle"] == 0 and lane["sim_time_ns"] == 1e6
+    assert lane["devices"]["uhci"]["serviced"] == 1

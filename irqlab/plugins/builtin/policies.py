@@ -120,3 +120,23 @@ class DirectedEoi(HandlerPolicy):
             return (Step("EOI", "body"), Step("SERVICE"), Step("IOAPIC_EOI"), Step("RETURN", "costs.resume"))
         return (Step("EOI", "body"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("IOAPIC_EOI"),
                 Step("RETURN", "costs.resume"))
+
+
+class WindowsEoi(HandlerPolicy):
+    """Windows' choice of EOI: Directed EOI when the LAPIC advertises it, else a broadcast.
+
+    With LVR bit 24 set (``suppress_eoi_broadcast quirk`` or ``on``) Windows sets SPIV
+    bit 12 and runs ``directed_eoi``'s program (LAPIC EOI, service, IOAPIC EOI
+    register); otherwise ``lower_then_eoi``'s. **Choice** (model-review.md, case I):
+    Windows with the Hyper-V role behaves so, which is why KVM stopped advertising
+    Directed EOI with its in-kernel IOAPIC (0bcc3fb95b97).
+    """
+
+    name = "windows_eoi"
+    version = "1.0"
+    params = (BODY,)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.suppress_eoi_broadcast in ("quirk", "on"):
+            return DirectedEoi.program(self, site)  # type: ignore[arg-type]
+        return LowerThenEoi.program(self, site)  # type: ignore[arg-type]

@@ -1366,6 +1366,14 @@ class Lockstep(LockstepMechanisms):
                 else:
                     lanes = act[codes == c]
                     now[lanes] = self.t_next[lanes]
+                if c != 0:
+                    hit = self.same_instant(lanes, int(c))
+                    if hit is not None:  # a zero-time loop ends these lanes (mech_lockstep)
+                        self.finish(lanes[hit], now[lanes[hit]])
+                        finished = True
+                        lanes = lanes[~hit]
+                        if not len(lanes):
+                            continue
                 if c >= c_vcpu:
                     if V == 1:
                         v, f = 0, lanes

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH
+from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH, ZT_EVENTS, ZT_HIST, describe_cycle
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
+ACT_BASE = 20  # lockstep.ACT0: the phase of handler action a is ACT_BASE + a
 
 
 class LockstepMechanisms:
@@ -27,6 +28,9 @@ class LockstepMechanisms:
         self.zt_since = np.zeros(self.L, I64)  # [L] records since the innermost turn began
         self.zt_log: dict[int, list[str]] = {}  # traced lane -> records while zt_depth > 0
         self.zt_turn: dict[int, int] = {}  # traced lane -> where its innermost turn began
+        self.zt_last_t = np.full(self.L, -1, I64)  # [L] the instant of the lane's last event
+        self.zt_same = np.zeros(self.L, I64)  # [L] events before this one at that instant
+        self.zt_hist: dict[int, list[tuple[str, int]]] = {}  # lane -> its last events there
 
     def vfio_rise(self, lanes, di: int) -> None:
         lanes = lanes[~self.host_masked[lanes, di]]
@@ -117,3 +121,49 @@ class LockstepMechanisms:
         text = np.array([" -> ".join(self.zt_log.get(int(ln), [])[self.zt_turn.get(int(ln), 0):])
                          if self.traced[ln] else "" for ln in lanes], dtype=object)
         self.emit(lanes, "irqlab_zero_time_loop", "{} records per turn, {} turns nested: {}", n, ZT_DEPTH, text)
+
+    def same_instant(self, lanes, c: int):
+        """Count each lane's events at one instant (see the reference); returns bool[n], the
+        lanes that reached ZT_EVENTS (their cycle reported, the event not run), or None."""
+        t = self.now[lanes]
+        same = t == self.zt_last_t[lanes]
+        self.zt_last_t[lanes] = t
+        n = np.where(same, self.zt_same[lanes] + 1, 0)
+        self.zt_same[lanes] = n
+        if self.zt_hist and not same.all():
+            for lane in lanes[~same]:
+                self.zt_hist.pop(int(lane), None)
+        deep = n > ZT_EVENTS - ZT_HIST
+        if not deep.any():
+            return None
+        for lane, k in zip(lanes[deep], n[deep]):
+            if k < ZT_EVENTS:
+                self.zt_hist.setdefault(int(lane), []).append((self.event_name(int(lane), c),
+                                                               int(self.stats.events[lane])))
+        hit = n >= ZT_EVENTS
+        if not hit.any():
+            return None
+        for lane in lanes[hit]:
+            n_rec, text = describe_cycle(self.zt_hist.pop(int(lane)), int(self.stats.events[lane]))
+            self.stats.zt_loop[lane] = True
+            self.stats.zt_cycle[lane] = n_rec
+            self.emit(np.array([lane]), "irqlab_zero_time_loop", "{} records per turn, {} events at one instant: {}",
+                      n_rec, ZT_EVENTS, text)
+        return hit
+
+    def event_name(self, lane: int, c: int) -> str:
+        """The reference's ``event_name`` for event code ``c`` of ``lane``."""
+        from irqlab.engine import phases as P
+        from irqlab.plugins.api import ACTIONS
+
+        if c >= self.c_vcpu:
+            v = 0 if self.V == 1 else int(self.s_next[lane]) - self.c_vcpu
+            ph = c - self.c_vcpu
+            return f"vcpu {v} ACT {ACTIONS[ph - ACT_BASE]}" if ph >= ACT_BASE else f"vcpu {v} {P.NAMES[ph]}"
+        if c == self.c_sample:
+            return "sample 0"
+        if c < self.c_tim:
+            return f"arrival {self.p.devices[c - self.c_arr].name}"
+        if c < self.c_host:
+            return f"timer {c - self.c_tim}"
+        return f"vfio {self.p.devices[self.p.vfio_devices[c - self.c_host]].name}"

@@ -7,10 +7,21 @@ docs/model.md, "Passthrough INTx (VFIO)" and "AMD SVM", states the rules.
 
 from __future__ import annotations
 
+from irqlab.engine import phases as P
 from irqlab.plugins.api import NEVER
 
 RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
 ZT_DEPTH = 8  # nested turns of a same-instant cycle that prove it never ends (the real kernel overflows its stack)
+ZT_EVENTS = 100_000  # events of a lane at one instant that make a zero-time loop (docs/model.md: Choice)
+ZT_HIST = 64  # the last events before it, searched for the cycle's period
+
+
+def describe_cycle(hist: list[tuple[str, int]], events_now: int) -> tuple[int, str]:
+    """The shortest period of the event names in ``hist`` [(name, records before it)]
+    (half of it if none repeats): (records per turn, "name -> name ...")."""
+    names = [n for n, _ in hist]
+    p = next((k for k in range(1, len(names) // 2 + 1) if names[-k:] == names[-2 * k:-k]), len(names) // 2)
+    return events_now - hist[-p][1], " -> ".join(names[-p:])
 
 
 class RefMechanisms:
@@ -29,6 +40,9 @@ class RefMechanisms:
         self.zt_depth = 0  # nesting of lazy EOI updates in the current instant
         self.zt_log: list[str] = []  # records emitted while zt_depth > 0
         self.zt_turn = 0  # index in zt_log where the innermost turn began
+        self.zt_last_t = -1  # the instant of the last event, and how many events ran at it
+        self.zt_same = 0
+        self.zt_hist: list[tuple[str, int]] = []
 
     # ------------------------------------------------------------------ VFIO INTx
 
@@ -126,3 +140,34 @@ class RefMechanisms:
         self.stats.zt_cycle[0] = len(cycle)
         self.emit("irqlab_zero_time_loop", f"{len(cycle)} records per turn, {ZT_DEPTH} turns nested: "
                   + " -> ".join(cycle))
+
+    def same_instant(self, kind: str, i: int) -> bool:
+        """Count the lane's events at one instant; at :data:`ZT_EVENTS` report the cycle they
+        repeat (outcome ``zero_time_loop``) and return True: the event is not run."""
+        if self.t != self.zt_last_t:
+            self.zt_last_t, self.zt_same = self.t, 0
+            self.zt_hist.clear()
+            return False
+        self.zt_same += 1
+        if self.zt_same < ZT_EVENTS:
+            if self.zt_same > ZT_EVENTS - ZT_HIST:
+                self.zt_hist.append((self.event_name(kind, i), int(self.stats.events[0])))
+            return False
+        n, text = describe_cycle(self.zt_hist, int(self.stats.events[0]))
+        self.stats.zt_loop[0] = True
+        self.stats.zt_cycle[0] = n
+        self.emit("irqlab_zero_time_loop", f"{n} records per turn, {ZT_EVENTS} events at one instant: {text}")
+        return True
+
+    def event_name(self, kind: str, i: int) -> str:
+        """An event's name in a zero-time cycle: its slot, and a vCPU's phase."""
+        if kind == "vcpu":
+            ph = self.phase[i]
+            if ph == P.ACT:
+                return f"vcpu {i} ACT {self.p.groups[self.grp[i]].steps[self.pc[i]].action}"
+            return f"vcpu {i} {P.NAMES[ph]}"
+        if kind == "arrival":
+            return f"arrival {self.p.devices[i].name}"
+        if kind == "host":
+            return f"vfio {self.p.devices[self.p.vfio_devices[i]].name}"
+        return f"{kind} {i}"

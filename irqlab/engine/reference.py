@@ -1013,6 +1013,9 @@ class LaneSim(RefMechanisms):
             if kind == "end":
                 self.finish(self.end_t)
                 break
+            if self.same_instant(kind, i):
+                self.finish(self.t)
+                break
             if kind == "vcpu":
                 self.thread = i
                 self.vt[i] = NEVER

@@ -148,3 +148,34 @@ def test_lazy_eoi_restricted_to_edge_pins_has_no_loop():
     lane = run(shared_vfio_pin("edge"), trace=False).lane(0)
     assert not lane["zero_time_loop"] and lane["zero_time_cycle"] == 0 and lane["sim_time_ns"] == 1e6
     assert lane["devices"]["uhci"]["serviced"] == 1
+
+
+def zero_cost_storm():
+    """A screaming level device on a guest whose every transition costs nothing."""
+    from tests.engine.scenarios import costs
+
+    d = device("nic", 0x41, gsi=11, lowers_line=False, service=us(0), arrival=use("arrival", "once", at=1e-6))
+    zero = {k: us(0) for k in ("vmexit", "vmentry", "eoi", "ioapic", "handler", "resume")}
+    return replace(guest(devices=[d], irqchip="kernel", duration=ms(1)), costs=costs(**zero))
+
+
+@pytest.mark.slow
+def test_events_recurring_at_one_instant_end_the_run_as_a_zero_time_loop_with_its_cycle():
+    """100000 events of a lane at one instant stop the run: zero_time_loop, records per turn, the cycle named."""
+    r = run(zero_cost_storm())
+    lane = r.lane(0)
+    assert lane["zero_time_loop"] and not lane["truncated"] and lane["sim_time_ns"] == 1000.0
+    assert lane["zero_time_cycle"] == 5
+    last = events(r)[-1]
+    assert last[1] == "irqlab_zero_time_loop"
+    assert last[2].endswith("vcpu 0 ACT EOI -> vcpu 0 EOI_L0 -> vcpu 0 ACT RETURN -> vcpu 0 TAKE -> "
+                            "vcpu 0 ACT SERVICE -> vcpu 0 SERVICE_DONE")
+
+
+@pytest.mark.slow
+def test_both_executors_stop_a_zero_time_loop_identically():
+    """The lockstep executor reports the same zero-time loop, records and metrics as the reference."""
+    a = run(zero_cost_storm(), backend="reference")
+    b = run(zero_cost_storm(), backend="numpy")
+    assert a.lane(0) == b.lane(0)
+    assert [r[2:] for r in a.traces[0].sorted()] == [r[2:] for r in b.traces[0].sorted()]

@@ -1366,14 +1366,6 @@ class Lockstep(LockstepMechanisms):
                 else:
                     lanes = act[codes == c]
                     now[lanes] = self.t_next[lanes]
-                if c != 0:
-                    hit = self.same_instant(lanes, int(c))
-                    if hit is not None:  # a zero-time loop ends these lanes (mech_lockstep)
-                        self.finish(lanes[hit], now[lanes[hit]])
-                        finished = True
-                        lanes = lanes[~hit]
-                        if not len(lanes):
-                            continue
                 if c >= c_vcpu:
                     if V == 1:
                         v, f = 0, lanes
@@ -1402,7 +1394,7 @@ class Lockstep(LockstepMechanisms):
                 done.append(lanes)
             if done:
                 moved = done[0] if len(done) == 1 else np.sort(np.concatenate(done))
-                zt = self.stats.zt_loop[moved]
+                zt = self.same_instant(moved) | self.stats.zt_loop[moved]
                 if zt.any():  # a zero-time cycle ends the lane here (mech_lockstep)
                     self.finish(moved[zt], now[moved[zt]])
                     finished = True

@@ -122,33 +122,31 @@ class LockstepMechanisms:
                          if self.traced[ln] else "" for ln in lanes], dtype=object)
         self.emit(lanes, "irqlab_zero_time_loop", "{} records per turn, {} turns nested: {}", n, ZT_DEPTH, text)
 
-    def same_instant(self, lanes, c: int):
-        """Count each lane's events at one instant (see the reference); returns bool[n], the
-        lanes that reached ZT_EVENTS (their cycle reported, the event not run), or None."""
+    def same_instant(self, lanes):
+        """After a step, for the lanes that ran an event (one each): the reference's
+        ``same_instant``; returns bool[n], the lanes whose zero-time loop was reported."""
         t = self.now[lanes]
         same = t == self.zt_last_t[lanes]
         self.zt_last_t[lanes] = t
-        n = np.where(same, self.zt_same[lanes] + 1, 0)
+        n = (self.zt_same[lanes] + 1) * same
         self.zt_same[lanes] = n
+        hit = np.zeros(len(lanes), bool)
         if self.zt_hist and not same.all():
             for lane in lanes[~same]:
                 self.zt_hist.pop(int(lane), None)
-        deep = n > ZT_EVENTS - ZT_HIST
-        if not deep.any():
-            return None
-        for lane, k in zip(lanes[deep], n[deep]):
-            if k < ZT_EVENTS:
-                self.zt_hist.setdefault(int(lane), []).append((self.event_name(int(lane), c),
-                                                               int(self.stats.events[lane])))
-        hit = n >= ZT_EVENTS
-        if not hit.any():
-            return None
-        for lane in lanes[hit]:
-            n_rec, text = describe_cycle(self.zt_hist.pop(int(lane)), int(self.stats.events[lane]))
-            self.stats.zt_loop[lane] = True
-            self.stats.zt_cycle[lane] = n_rec
-            self.emit(np.array([lane]), "irqlab_zero_time_loop", "{} records per turn, {} events at one instant: {}",
-                      n_rec, ZT_EVENTS, text)
+        if not len(n) or n.max() <= ZT_EVENTS - ZT_HIST:
+            return hit
+        for k in np.flatnonzero(n > ZT_EVENTS - ZT_HIST):
+            lane = int(lanes[k])
+            hist = self.zt_hist.setdefault(lane, [])
+            hist.append((self.event_name(lane, int(self.code[lane])), int(self.stats.events[lane])))
+            if n[k] >= ZT_EVENTS:
+                n_rec, text = describe_cycle(self.zt_hist.pop(lane))
+                self.stats.zt_loop[lane] = True
+                self.stats.zt_cycle[lane] = n_rec
+                self.emit(lanes[k:k + 1], "irqlab_zero_time_loop",
+                          "{} records per turn, {} events at one instant: {}", n_rec, ZT_EVENTS, text)
+                hit[k] = True
         return hit
 
     def event_name(self, lane: int, c: int) -> str:

@@ -16,12 +16,12 @@ ZT_EVENTS = 100_000  # events of a lane at one instant that make a zero-time loo
 ZT_HIST = 64  # the last events before it, searched for the cycle's period
 
 
-def describe_cycle(hist: list[tuple[str, int]], events_now: int) -> tuple[int, str]:
-    """The shortest period of the event names in ``hist`` [(name, records before it)]
+def describe_cycle(hist: list[tuple[str, int]]) -> tuple[int, str]:
+    """The shortest period of the event names in ``hist`` [(name, records after it)]
     (half of it if none repeats): (records per turn, "name -> name ...")."""
     names = [n for n, _ in hist]
-    p = next((k for k in range(1, len(names) // 2 + 1) if names[-k:] == names[-2 * k:-k]), len(names) // 2)
-    return events_now - hist[-p][1], " -> ".join(names[-p:])
+    p = next((k for k in range(1, len(names) // 2) if names[-k:] == names[-2 * k:-k]), len(names) // 2 - 1)
+    return hist[-1][1] - hist[-1 - p][1], " -> ".join(names[-p:])
 
 
 class RefMechanisms:
@@ -141,23 +141,29 @@ class RefMechanisms:
         self.emit("irqlab_zero_time_loop", f"{len(cycle)} records per turn, {ZT_DEPTH} turns nested: "
                   + " -> ".join(cycle))
 
-    def same_instant(self, kind: str, i: int) -> bool:
-        """Count the lane's events at one instant; at :data:`ZT_EVENTS` report the cycle they
-        repeat (outcome ``zero_time_loop``) and return True: the event is not run."""
+    def same_instant(self, name: str | None) -> bool:
+        """After an event: count the lane's events at one instant (``name``: the event's, when
+        it is among the last :data:`ZT_HIST` before :data:`ZT_EVENTS`); at ZT_EVENTS report
+        the cycle they repeat (outcome ``zero_time_loop``) and return True."""
         if self.t != self.zt_last_t:
             self.zt_last_t, self.zt_same = self.t, 0
             self.zt_hist.clear()
             return False
         self.zt_same += 1
-        if self.zt_same < ZT_EVENTS:
-            if self.zt_same > ZT_EVENTS - ZT_HIST:
-                self.zt_hist.append((self.event_name(kind, i), int(self.stats.events[0])))
+        if name is None:
             return False
-        n, text = describe_cycle(self.zt_hist, int(self.stats.events[0]))
+        self.zt_hist.append((name, int(self.stats.events[0])))
+        if self.zt_same < ZT_EVENTS:
+            return False
+        n, text = describe_cycle(self.zt_hist)
         self.stats.zt_loop[0] = True
         self.stats.zt_cycle[0] = n
         self.emit("irqlab_zero_time_loop", f"{n} records per turn, {ZT_EVENTS} events at one instant: {text}")
         return True
+
+    def deep_in_instant(self) -> bool:
+        """Whether the next event (at ``self.t``) is among the last ZT_HIST before ZT_EVENTS."""
+        return self.t == self.zt_last_t and self.zt_same + 1 > ZT_EVENTS - ZT_HIST
 
     def event_name(self, kind: str, i: int) -> str:
         """An event's name in a zero-time cycle: its slot, and a vCPU's phase."""

@@ -1013,9 +1013,7 @@ class LaneSim(RefMechanisms):
             if kind == "end":
                 self.finish(self.end_t)
                 break
-            if self.same_instant(kind, i):
-                self.finish(self.t)
-                break
+            zt_name = self.event_name(kind, i) if self.deep_in_instant() else None
             if kind == "vcpu":
                 self.thread = i
                 self.vt[i] = NEVER
@@ -1036,7 +1034,7 @@ class LaneSim(RefMechanisms):
                 self.host_event(i)
             else:
                 self.sample()
-            if self.stats.zt_loop[0]:
+            if self.stats.zt_loop[0] or self.same_instant(zt_name):
                 self.finish(self.t)
                 break
             if self.stats.events[0] >= max_events:

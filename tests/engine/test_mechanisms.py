@@ -168,8 +168,8 @@ def test_events_recurring_at_one_instant_end_the_run_as_a_zero_time_loop_with_it
     assert lane["zero_time_cycle"] == 5
     last = events(r)[-1]
     assert last[1] == "irqlab_zero_time_loop"
-    assert last[2].endswith("vcpu 0 ACT EOI -> vcpu 0 EOI_L0 -> vcpu 0 ACT RETURN -> vcpu 0 TAKE -> "
-                            "vcpu 0 ACT SERVICE -> vcpu 0 SERVICE_DONE")
+    assert last[2] == ("5 records per turn, 100000 events at one instant: vcpu 0 EOI_L0 -> vcpu 0 ACT RETURN -> "
+                       "vcpu 0 TAKE -> vcpu 0 ACT SERVICE -> vcpu 0 SERVICE_DONE -> vcpu 0 ACT EOI")
 
 
 @pytest.mark.slow

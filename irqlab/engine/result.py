@@ -38,7 +38,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "interrupts_coalesced": ("int", "", "arrivals merged into an interrupt already raised "
                              "(the devices' coalesced)"),
     "spurious_count": ("int", "", "handler invocations that found no work (unhandled)"),
-    "immediate_exits": ("int", "", "L2 entries with the preemption timer at 0 to reflect an interrupt"),
+    "immediate_exits": ("int", "", "L2 entries with the preemption timer at 0 to reflect an interrupt "
+                        "(AMD: with a self-IPI)"),
     "exits_total": ("int", "", "kvm_exit events, all reasons"),
     "events": ("int", "", "trace records the run produced"),
     "truncated": ("bool", "", "the run hit run.max_events before its duration"),

@@ -40,6 +40,8 @@ from irqlab.errors import NO_SPAN, Span
 LEVELS = ("L0", "L1", "L2")
 IRQCHIP_MODES = ("kernel", "split")
 SUPPRESS_MODES = ("off", "quirk", "on")
+VENDORS = ("intel", "amd")
+LAZY_EOI = ("off", "edge", "all")
 TRIGGERS = ("edge", "level")
 DELIVERIES = ("ioapic", "msi")
 POLARITIES = ("high", "low")
@@ -232,6 +234,9 @@ class Machine:
     vcpus: int = 1
     ioapic_pins: int = 24
     ack_on_exit: bool = True
+    vendor: str = "intel"  # intel (VMX) or amd (SVM): docs/model.md, "AMD SVM"
+    resample_on_unmask: bool = True  # KVM fef8f2b90edb: an unmask resamples a VFIO INTx pin
+    lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
@@ -251,6 +256,10 @@ COSTS: dict[str, tuple[Quantity, str]] = {
     "resume": (Quantity(500, "cycles"), "a handler's way back: iret, or L1's path to VMRESUME"),
     "l1_irq_off": (Quantity(1000, "cycles"), "L1 with interrupts off after an emulated exit without "
                    "ack-on-exit, until it enables them"),
+    "vfio": (Quantity(12500, "cycles"), "host side of VFIO INTx: from the host line's interrupt (or "
+             "its unmask with the line high) to KVM's GSI assertion by the irqfd"),
+    "self_ipi": (Quantity(500, "cycles"), "AMD: L2 execution before the self-IPI of an immediate exit "
+                 "forces the #VMEXIT(INTR)"),
 }
 
 # Named cost sets (``costs { profile NAME }``): each sets every cost it names, the others keep
@@ -330,6 +339,7 @@ class Device:
     service_dist: PluginUse | None = None  # a service-time distribution; replaces ``service``
     policy: PluginUse | None = None
     lowers_line: bool = True
+    vfio: bool = False  # a passed-through device's INTx: VFIO + KVM's resampling irqfd
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

@@ -126,6 +126,11 @@ MACHINE_SPECS: dict[str, Spec] = {
     "vcpus": _int(1, 4096, "number of vCPUs (default: the number of vcpu blocks)"),
     "ioapic_pins": _int(1, 256, "IOAPIC pins (gsi 0 .. pins-1)"),
     "ack_on_exit": Spec("bool", store="raw", doc="L1 uses 'acknowledge interrupt on exit'"),
+    "vendor": Spec("choice", choices=ir.VENDORS, store="raw", doc="intel (VMX) or amd (SVM)"),
+    "resample_on_unmask": Spec("bool", store="raw",
+                               doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
+    "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
+                     doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {
@@ -138,6 +143,7 @@ DEVICE_SPECS: dict[str, Spec] = {
     "serviced_by": Spec("choice", choices=ir.LEVELS, store="raw", doc="level whose driver services it"),
     "service": Spec("time", min=0.0, doc="the driver's service time"),
     "lowers_line": Spec("bool", store="raw", doc="the driver lowers the line (false: never)"),
+    "vfio": Spec("bool", store="raw", doc="a passed-through device: VFIO INTx through KVM's resampling irqfd"),
 }
 
 RUN_SPECS: dict[str, Spec] = {

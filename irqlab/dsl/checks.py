@@ -141,6 +141,24 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
             plugin_check(mu, site, sink, seen)
 
 
+def _check_vfio(s: ir.Scenario, d: ir.Device, sink: ErrorSink) -> None:
+    """A VFIO INTx device is a level-triggered IOAPIC pin of a guest with KVM's in-kernel
+    IOAPIC (the resampling irqfd of docs/model.md; the split irqchip's
+    ``kvm_resample_fd_notify`` path is not modelled)."""
+    if d.vfio is not True:
+        return
+    bare = bool(s.vcpus) and all(lv.level == "L0" for v in s.vcpus for lv in v.levels)
+    for bad, msg, hint in (
+            (d.delivery != "ioapic" or d.trigger != "level", "vfio is INTx: it needs 'gsi N' and "
+             "'trigger level'", "an MSI of a passed-through device needs no resampler"),
+            (bare, "vfio needs a guest (levels L1 or L1 and L2)", None),
+            (s.machine.irqchip != "kernel", "vfio is modelled with KVM's in-kernel IOAPIC only",
+             "write machine { irqchip kernel }")):
+        if _known(d.delivery, d.trigger, s.machine.irqchip) and bad:
+            sink.add(msg, field_span(d, "vfio"), hint=hint)
+            return
+
+
 def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
     m = s.machine
     by_vector: dict[Any, ir.Device] = {}
@@ -159,6 +177,7 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
             sink.add("an MSI cannot be level-triggered", field_span(d, "trigger"),
                      hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line",
                      presumes=mine)
+        _check_vfio(s, d, sink)
         vc = _vcpu(s, d.dest)
         if _known(d.dest) and vc is None and s.vcpus:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"

@@ -41,7 +41,7 @@ SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sw
                   "remove")
 TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
-                "serviced_by", "service", "lowers", "policy")
+                "serviced_by", "service", "lowers", "policy", "vfio")
 RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "histograms",
              "backend", "metric", "metrics", "series")
 SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where", "expect")
@@ -1045,7 +1045,7 @@ class Drafter:
             elif h == "lowers":
                 self.field(dd.fields, fseen, inner, Spec("choice", choices=ir.LOWERS, store="raw"), "lowers")
             else:
-                self.field(dd.fields, fseen, inner, DEVICE_SPECS[h], h)
+                self.field(dd.fields, fseen, inner, DEVICE_SPECS[h], h, flag=h == "vfio")
         lowers = dd.fields.get("lowers")
         chooses = lowers is not None and lowers.value in LOWERS_POLICY
         if chooses and "policy" in fseen and "lowers" in fseen:
@@ -1307,7 +1307,7 @@ class Builder:
     def device(self, dd: DeviceDraft) -> ir.Device:
         f = dd.fields
         kw: dict[str, Any] = {}
-        for k in ("vector", "delivery", "gsi", "trigger", "polarity", "dest", "serviced_by", "service"):
+        for k in ("vector", "delivery", "gsi", "trigger", "polarity", "dest", "serviced_by", "service", "vfio"):
             e = f.get(k)
             if e is not None and e.value is not None:
                 kw[k] = e.value

@@ -177,7 +177,7 @@ class _Compiler:
                 vector=d.vector, trigger=d.trigger, dest=d.dest, group=group_of_vector[d.vector],
                 local=d.serviced_by == receiving, lowers_line=d.lowers_line,
                 service=f"{base}.service", service_dist=dist, arrival=arrival, arrival_path=f"{base}.arrival",
-                model=model, model_path=f"{base}.model"))
+                model=model, model_path=f"{base}.model", vfio=bool(d.vfio)))
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
         groups = self.directed_eoi(groups)
@@ -207,8 +207,8 @@ class _Compiler:
             lv.level == "L1" and lv.name in KVM_LIKE_L1 for v in s.vcpus for lv in v.levels)
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
-            m.suppress_eoi_broadcast, m.ack_on_exit,
-            tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line,
+            m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask, m.lazy_eoi,
+            tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line, d.vfio,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
                    sorted(d.model.config.items()),
                    d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
@@ -226,7 +226,10 @@ class _Compiler:
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
             series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
-            l1_irq_window=l1_irq_window)
+            l1_irq_window=l1_irq_window,
+            vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
+            lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
+            vfio_devices=tuple(d.index for d in devices if d.vfio))
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine.mech_lockstep import LockstepMechanisms
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -32,6 +33,7 @@ from irqlab.engine.result import BatchResult
 from irqlab.engine.rng import lane_keys, uniform
 from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats, finish_batch
 from irqlab.engine.trace import KWORKER, QEMU, Trace
+from irqlab.engine.vendor import record_text
 from irqlab.plugins.api import (
     ACTIONS, NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
 )
@@ -57,7 +59,7 @@ def high_bit(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
 
 
-class Lockstep:
+class Lockstep(LockstepMechanisms):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -79,7 +81,8 @@ class Lockstep:
         self.c_sample = 1
         self.c_arr = 2
         self.c_tim = 2 + D
-        self.c_vcpu = 2 + D + K
+        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), then the vCPUs
+        self.c_vcpu = self.c_host + len(pr.vfio_devices)
         S = self.S = self.c_vcpu + V
         self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
         self.T[0] = self.params["run.duration"]
@@ -191,6 +194,7 @@ class Lockstep:
         self.ctx_service = service_contexts(self, L)
         self.ctx_body = body_contexts(self, L)
         self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
+        self.mech_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -268,6 +272,8 @@ class Lockstep:
         """Count one record per lane; trace it for traced lanes (``cols``: arrays
         aligned with ``lanes`` or scalars)."""
         self.stats.events[lanes] += 1
+        if self.zt_depth:
+            self.zt_since[lanes] += 1
         if not self.tracing:
             return
         sel = np.flatnonzero(self.traced[lanes])
@@ -276,7 +282,10 @@ class Lockstep:
             args = [c[i] if isinstance(c, np.ndarray) else c for c in cols]
             tt = self.now[lane] if t is None else (t[i] if isinstance(t, np.ndarray) else t)
             th = self.thread[lane] if thread is None else thread
-            self.traces[lane].add(int(tt), int(th), event, fmt.format(*args))
+            text = fmt.format(*args)
+            if self.zt_depth:
+                self.zt_log.setdefault(lane, []).append(f"{event} {text}")
+            self.traces[lane].add(int(tt), int(th), event, record_text(self.p.vendor, event, text))
 
     def exit(self, lanes, reason: str, rip, info=0) -> None:
         self.stats.exits[lanes, EXIT_INDEX[reason]] += 1
@@ -470,8 +479,13 @@ class Lockstep:
             self.emit(lanes, "ioapic_set_irq", "vector: {} level: {}", pin, level)
         else:
             self.emit(lanes, "kvm_set_irq", "gsi {} level {} source 0", pin, level)
+        self.line_effect(lanes, pin, level)
+
+    def line_effect(self, lanes, pin: int, level: int) -> None:
+        """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level`` in ``lanes``."""
         if self.p.pin_level[pin]:
             if level:
+                self.lazy_eoi(lanes, pin)
                 self.p_irr[lanes, self.pk[pin]] = True
                 if self.p.split:
                     go = lanes[~self.p_rirr[lanes, self.pk[pin]]]
@@ -547,12 +561,18 @@ class Lockstep:
                 sel = sel[self.p_rirr[sel, self.pk[pin]]]
             if not len(sel):
                 continue
-            self.p_rirr[sel, self.pk[pin]] = False
-            asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
-            defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
-            go = sel[asserted & ~defer]
-            if len(go):
-                self.service_all(go) if self.p.split else self.service(go, pin)
+            self.eoi_one(sel, pin)
+
+    def eoi_one(self, sel, pin: int) -> None:
+        """The EOI of level ``pin`` in lanes ``sel`` (see the reference)."""
+        if not self.p.split:
+            self.resampler_ack(sel, pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
+        self.p_rirr[sel, self.pk[pin]] = False
+        asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
+        defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
+        go = sel[asserted & ~defer]
+        if len(go):
+            self.service_all(go) if self.p.split else self.service(go, pin)
 
     def redirect_write(self, lanes, pin: int, masked: bool) -> None:
         self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
@@ -565,6 +585,8 @@ class Lockstep:
             self.service_all(lanes)
         elif not masked and self.p.pin_level[pin]:
             go = lanes[self.p_irr[lanes, self.pk[pin]] & ~self.p_rirr[lanes, self.pk[pin]]]
+            if len(go):
+                go = self.unmask_resample(go, pin)
             if len(go):
                 self.service(go, pin)
 
@@ -633,6 +655,10 @@ class Lockstep:
                 up = up[~already]
                 self.asserted[up, di] = True
                 self.fresh[up, di] = True
+                if d.vfio:
+                    if len(up):
+                        self.vfio_rise(up, di)
+                    up = up[:0]
                 self.p_line[up, self.pk[d.pin]] += 1
                 first_up = up[self.p_line[up, self.pk[d.pin]] == 1]
                 if len(first_up):
@@ -678,6 +704,8 @@ class Lockstep:
                 self.fresh[early, di] = False
                 self.merge(early, di)
             self.asserted[low, di] = False
+            if d.vfio:  # VFIO: the host line drops; KVM's GSI waits for the resampler
+                return handled
             self.p_line[low, self.pk[d.pin]] -= 1
             zero = low[self.p_line[low, self.pk[d.pin]] == 0]
             if len(zero):
@@ -1164,7 +1192,9 @@ class Lockstep:
         timer = None
         if ok.any():
             self.stats.immediate[lanes[ok]] += 1
-            if self.hooks["immediate_exit"]:
+            if self.p.vendor == "amd":  # SVM: a self-IPI, no preemption timer (mech_reference)
+                timer = self.c["self_ipi"][lanes[ok]]
+            elif self.hooks["immediate_exit"]:
                 timer = self.mit_immediate(lanes[ok], f[ok])
         start = self.enter(lanes, f, L2, L0)
         if ok.any():
@@ -1375,12 +1405,20 @@ class Lockstep:
                 elif c < c_tim:
                     self.thread[lanes] = QEMU
                     self.arrival(lanes, int(c - c_arr))
+                elif c >= self.c_host:
+                    self.thread[lanes] = KWORKER
+                    self.host_event(lanes, int(c - self.c_host))
                 else:
                     self.thread[lanes] = self.owner
                     self.on_timer(lanes, int(c - c_tim))
                 done.append(lanes)
             if done:
                 moved = done[0] if len(done) == 1 else np.sort(np.concatenate(done))
+                zt = self.same_instant(moved) | self.stats.zt_loop[moved]
+                if zt.any():  # a zero-time cycle ends the lane here (mech_lockstep)
+                    self.finish(moved[zt], now[moved[zt]])
+                    finished = True
+                    moved = moved[~zt]
                 over = moved[events[moved] >= max_events[moved]]
                 if len(over):
                     self.stats.truncated[over] = True

@@ -56,6 +56,7 @@ class DeviceInfo:
     arrival_path: str  # param path prefix of the arrival's parameters
     model: Plugin
     model_path: str
+    vfio: bool = False  # INTx of a passed-through device (VFIO + KVM's resampling irqfd)
 
 
 @dataclass
@@ -119,6 +120,24 @@ class Program:
     trace: bool
     histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
     l1_irq_window: bool = False  # nested KVM-like L1: takes pending interrupts before each VMRESUME
+    vendor: str = "intel"  # intel (VMX) or amd (SVM)
+    resample_on_unmask: bool = True  # KVM fef8f2b90edb
+    vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
+    lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
+
+    @property
+    def mechanisms(self) -> frozenset[str]:
+        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
+        An executor that implements only the founding semantics (the compiled kernel) must
+        leave a program with any of them to the lockstep executor."""
+        out = set()
+        if self.vfio_devices:
+            out.add("vfio")
+        if self.vendor == "amd" and not self.bare:
+            out.add("amd")
+        if self.lazy_eoi_level:
+            out.add("lazy_eoi")
+        return frozenset(out)
 
     @property
     def nested(self) -> bool:

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine.mech_reference import RefMechanisms
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -24,6 +25,7 @@ from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
 from irqlab.engine.stats import EXIT_INDEX, UEXIT_INDEX, Stats
 from irqlab.engine.trace import KWORKER, QEMU, Trace
+from irqlab.engine.vendor import record_text
 from irqlab.plugins.api import (
     NEVER, DeliverEvent, EoiEvent, HandlerEvent, ImmediateExitEvent, RedirectEvent, TimerEvent,
 )
@@ -31,7 +33,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim:
+class LaneSim(RefMechanisms):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -98,6 +100,7 @@ class LaneSim:
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
         self.ctx_service = service_contexts(self, 1)
         self.ctx_body = body_contexts(self, 1)
+        self.mech_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -157,9 +160,11 @@ class LaneSim:
 
     def emit(self, event: str, text: str, t: int | None = None, thread: int | None = None) -> None:
         self.stats.events[0] += 1
+        if self.zt_depth:
+            self.zt_log.append(f"{event} {text}")
         if self.trace is not None:
             self.trace.add(self.t if t is None else t, self.thread if thread is None else thread,
-                           event, text)
+                           event, record_text(self.p.vendor, event, text))
 
     def exit(self, v: int, reason: str, rip: int, info: int = 0) -> None:
         self.stats.exits[0, EXIT_INDEX[reason]] += 1
@@ -306,8 +311,13 @@ class LaneSim:
             self.emit("ioapic_set_irq", f"vector: {pin} level: {level}")
         else:
             self.emit("kvm_set_irq", f"gsi {pin} level {level} source 0")
+        self.line_effect(pin, level)
+
+    def line_effect(self, pin: int, level: int) -> None:
+        """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level``."""
         if self.p.pin_level[pin]:
             if level:
+                self.lazy_eoi(pin)
                 self.p_irr[pin] = True
                 if self.p.split:
                     if not self.p_rirr[pin]:
@@ -370,11 +380,17 @@ class LaneSim:
                 continue
             if self.p.split and not self.p_rirr[pin]:
                 continue
-            self.p_rirr[pin] = False
-            asserted = (not self.p_masked[pin]) and self.p_irr[pin]
-            defer = self.mit_eoi(pin, asserted)
-            if asserted and not defer:
-                self.service_all() if self.p.split else self.service(pin)
+            self.eoi_one(pin)
+
+    def eoi_one(self, pin: int) -> None:
+        """The EOI of level ``pin`` (QEMU's loop body; KVM ``kvm_ioapic_update_eoi_one``)."""
+        if not self.p.split:
+            self.resampler_ack(pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
+        self.p_rirr[pin] = False
+        asserted = (not self.p_masked[pin]) and self.p_irr[pin]
+        defer = self.mit_eoi(pin, asserted)
+        if asserted and not defer:
+            self.service_all() if self.p.split else self.service(pin)
 
     def redirect_write(self, pin: int, masked: bool) -> None:
         self.emit("irqlab_redirect", f"pin {pin} masked {int(masked)}")
@@ -383,7 +399,8 @@ class LaneSim:
         if self.p.split:
             self.service_all()
         elif (not masked and self.p.pin_level[pin] and self.p_irr[pin] and not self.p_rirr[pin]):
-            self.service(pin)
+            if not self.unmask_resample(pin):
+                self.service(pin)
 
     # ------------------------------------------------------------------ mitigation hooks
 
@@ -463,9 +480,12 @@ class LaneSim:
             else:
                 self.asserted[di] = True
                 self.fresh[di] = True
-                self.p_line[d.pin] += 1
-                if self.p_line[d.pin] == 1:
-                    self.set_line(d.pin, 1)
+                if d.vfio:
+                    self.vfio_rise(di)
+                else:
+                    self.p_line[d.pin] += 1
+                    if self.p_line[d.pin] == 1:
+                        self.set_line(d.pin, 1)
         else:
             was, self.edge_merged = self.fresh[di], False
             self.fresh[di] = True
@@ -497,9 +517,10 @@ class LaneSim:
                 self.fresh[di] = False
                 self.merge(di)
             self.asserted[di] = False
-            self.p_line[d.pin] -= 1
-            if self.p_line[d.pin] == 0:
-                self.set_line(d.pin, 0)
+            if not d.vfio:  # VFIO: the host line drops; KVM's GSI waits for the resampler
+                self.p_line[d.pin] -= 1
+                if self.p_line[d.pin] == 0:
+                    self.set_line(d.pin, 0)
         return handled
 
     # ------------------------------------------------------------------ running guest code
@@ -931,7 +952,8 @@ class LaneSim:
         """L0 enters L2; with an interrupt pending for L1 it asks for an immediate exit."""
         if self.deliverable(v):
             self.stats.immediate[0] += 1
-            timer = self.mit_immediate(v)
+            amd = self.p.vendor == "amd"  # SVM: a self-IPI, no preemption timer (mech_reference)
+            timer = self.cost("self_ipi") if amd else self.mit_immediate(v)
             start = self.enter(v, L2)
             self.pt_armed[v] = True
             self.pt_deadline[v] = start + max(timer, 0)
@@ -994,6 +1016,9 @@ class LaneSim:
             for i in range(n_tim):
                 if self.timer_t[i] < best_t:
                     best_t, best = self.timer_t[i], ("timer", i)
+            for i, ht in enumerate(self.host_t):
+                if ht < best_t:
+                    best_t, best = ht, ("host", i)
             for v in range(pr.n_vcpus):
                 if self.vt[v] < best_t:
                     best_t, best = self.vt[v], ("vcpu", v)
@@ -1003,6 +1028,7 @@ class LaneSim:
             if kind == "end":
                 self.finish(self.end_t)
                 break
+            zt_name = self.event_name(kind, i) if self.deep_in_instant() else None
             if kind == "vcpu":
                 self.thread = i
                 self.vt[i] = NEVER
@@ -1017,8 +1043,15 @@ class LaneSim:
                     if m.timer_base <= i < m.timer_base + type(m.plugin).timers:
                         call_plugin(self.ctx_mit[m.index], "mitigation", m.plugin.on_timer,
                                     TimerEvent(ONE, i - m.timer_base))
+            elif kind == "host":
+                self.thread = KWORKER
+                self.host_t[i] = NEVER
+                self.host_event(i)
             else:
                 self.sample()
+            if self.stats.zt_loop[0] or self.same_instant(zt_name):
+                self.finish(self.t)
+                break
             if self.stats.events[0] >= max_events:
                 self.stats.truncated[0] = True
                 self.finish(self.t)

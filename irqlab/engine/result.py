@@ -38,10 +38,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "interrupts_coalesced": ("int", "", "arrivals merged into an interrupt already raised "
                              "(the devices' coalesced)"),
     "spurious_count": ("int", "", "handler invocations that found no work (unhandled)"),
-    "immediate_exits": ("int", "", "L2 entries with the preemption timer at 0 to reflect an interrupt"),
+    "immediate_exits": ("int", "", "L2 entries with the preemption timer at 0 to reflect an interrupt "
+                        "(AMD: with a self-IPI)"),
     "exits_total": ("int", "", "kvm_exit events, all reasons"),
     "events": ("int", "", "trace records the run produced"),
     "truncated": ("bool", "", "the run hit run.max_events before its duration"),
+    "zero_time_loop": ("bool", "", "the run stopped at a cycle of events that takes no simulated "
+                       "time (its trace ends with an irqlab_zero_time_loop record naming the cycle)"),
+    "zero_time_cycle": ("int", "", "trace records in one turn of that cycle (0 without one)"),
     "sim_time_ns": ("float", "ns", "simulated time reached"),
 }
 

@@ -41,6 +41,8 @@ class Stats:
     events: np.ndarray
     end_t: np.ndarray
     truncated: np.ndarray  # [L] bool
+    zt_loop: np.ndarray  # [L] bool: stopped at a zero-time cycle
+    zt_cycle: np.ndarray  # [L] records per turn of that cycle
     exits: np.ndarray  # [L, R]
     uexits: np.ndarray  # [L, 2]
     act: np.ndarray  # [L, M]
@@ -69,6 +71,7 @@ class Stats:
             eoi_count=np.zeros(n, i64), raised=np.zeros(n, i64), delivered=np.zeros(n, i64),
             coalesced=np.zeros(n, i64), spurious=np.zeros(n, i64), immediate=np.zeros(n, i64),
             events=np.zeros(n, i64), end_t=np.zeros(n, i64), truncated=np.zeros(n, bool),
+            zt_loop=np.zeros(n, bool), zt_cycle=np.zeros(n, i64),
             exits=np.zeros((n, len(EXIT_REASONS)), i64), uexits=np.zeros((n, len(USERSPACE_EXITS)), i64),
             act=np.zeros((n, M), i64),
             dev_raised=np.zeros((n, D), i64), dev_delivered=np.zeros((n, D), i64),
@@ -199,6 +202,8 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
         "exits_total": stats.exits.sum(1),
         "events": stats.events,
         "truncated": stats.truncated,
+        "zero_time_loop": stats.zt_loop,
+        "zero_time_cycle": stats.zt_cycle,
         "sim_time_ns": duration * ns,
     }
     if not program.nested:

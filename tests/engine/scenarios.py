@@ -77,11 +77,11 @@ def guest(*, levels=("L0", "L1"), policy: str = "lower_then_eoi", devices=(), mi
 
 def device(name: str, vector: int, *, gsi: int | None = 10, trigger: str = "level", arrival=None,
            serviced_by: str = "L1", service: Quantity = us(2), lowers_line: bool = True, model: str = "generic",
-           policy=None, dest: int = 0, service_dist=None) -> Device:
+           policy=None, dest: int = 0, service_dist=None, vfio: bool = False) -> Device:
     return Device(name, vector=vector, delivery="ioapic" if gsi is not None else "msi", gsi=gsi, dest=dest,
                   trigger=trigger, arrival=arrival or use("arrival", "once", at=0.0),
                   model=use("device", model), serviced_by=serviced_by, service=service,
-                  lowers_line=lowers_line, policy=policy, service_dist=service_dist)
+                  lowers_line=lowers_line, policy=policy, service_dist=service_dist, vfio=vfio)
 
 
 def with_run(s: Scenario, **kw) -> Scenario:

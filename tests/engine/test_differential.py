@@ -31,9 +31,11 @@ def service_dists(draw):
 
 
 @st.composite
-def scenarios(draw):
-    stack = draw(st.sampled_from([("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
-    irqchip = draw(st.sampled_from(["split", "kernel"]))
+def scenarios(draw, issue12: bool = False):
+    """Random scenarios; ``issue12`` draws mostly VFIO INTx, shared pins and lazy EOI (kernel irqchip)."""
+    stack = draw(st.sampled_from([("L0", "L1"), ("L0", "L1", "L2")] if issue12 else
+                                 [("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
+    irqchip = "kernel" if issue12 else draw(st.sampled_from(["split", "kernel"]))
     apicv = draw(st.booleans())
     x2apic = draw(st.booleans())
     suppress = "off"
@@ -49,8 +51,11 @@ def scenarios(draw):
     by = draw(st.sampled_from(serviced))
     devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 8, 20, 23]  # 8: the RTC (EOI-exit bitmap)
     n_vcpus = draw(st.integers(1, 2))
+    vfio_ok = irqchip == "kernel" and len(stack) > 1  # issue 12: VFIO INTx through the resampler
+    share = draw(st.booleans())  # device 1 shares device 0's level pin (a second source on the GSI)
     for i in range(draw(st.integers(1, 3))):
-        kind = draw(st.sampled_from(["level", "edge", "msi"]))
+        kind = draw(st.sampled_from(["level", "level", "edge"] if issue12 else ["level", "edge", "msi"]))
+        vfio = vfio_ok and kind == "level" and draw(st.booleans())
         arrival = draw(st.sampled_from(["once", "periodic", "poisson", "bursty"]))
         if arrival == "once":
             arr = use("arrival", "once", at=draw(st.integers(0, 200)) * 1e-6)
@@ -61,13 +66,16 @@ def scenarios(draw):
             arr = use("arrival", "poisson", rate=Quantity(draw(st.sampled_from([5e3, 5e4, 2e5])), "Hz"))
         else:
             arr = use("arrival", "bursty", rate=Quantity(1e5, "Hz"), on=us(50), off=us(150))
+        vec, gsi, dest = vectors[i], None if kind == "msi" else gsis[i], draw(st.integers(0, n_vcpus - 1))
+        if i == 1 and share and kind == "level" and devices[0].trigger == "level" and devices[0].gsi is not None:
+            vec, gsi, dest = devices[0].vector, devices[0].gsi, devices[0].dest
         devices.append(device(
-            f"d{i}", vectors[i], gsi=None if kind == "msi" else gsis[i],
+            f"d{i}", vec, gsi=gsi,
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
-            model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
+            model=draw(st.sampled_from(["generic", "queue"])), dest=dest,
             policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
-            service_dist=draw(service_dists())))
+            service_dist=draw(service_dists()), vfio=vfio))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -87,7 +95,8 @@ def scenarios(draw):
                                                                   "gamma"])),
                                   body_cv=draw(st.sampled_from([0.3, 1.5]))),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
-                 ack_on_exit=draw(st.booleans()))
+                 ack_on_exit=draw(st.booleans()), vendor=draw(st.sampled_from(["intel", "amd"])),
+                 resample_on_unmask=draw(st.booleans()), lazy_eoi=draw(st.sampled_from(["edge", "all"])))
 
 
 def compare(scn, n=4):
@@ -111,4 +120,11 @@ def compare(scn, n=4):
 @given(scenarios())
 def test_lockstep_matches_reference_on_random_scenarios(scn):
     """Every metric and every trace record of the lockstep executor equals the reference's."""
+    compare(scn)
+
+
+@pytest.mark.slow
+@given(scenarios(issue12=True))
+def test_lockstep_matches_reference_on_vfio_shared_pin_and_lazy_eoi_scenarios(scn):
+    """The same on scenarios drawn for issue 12's mechanisms (VFIO INTx, shared pins, lazy EOI, AMD)."""
     compare(scn)

@@ -72,13 +72,14 @@ class IrqfOneshot(HandlerPolicy):
 
     name = "irqf_oneshot"
     version = "1.0"
-    params = BODY
+    params = BODY + (Param("thread", "time", 0.0, "from the EOI until the irq thread services the "
+                           "device (its wakeup and scheduling; serviced here only)", min=0),)
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.delivery == "msi":
             return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
         if site.serviced_locally:
-            return (Step("MASK", "body"), Step("EOI"), Step("SERVICE"), Step("UNMASK"),
+            return (Step("MASK", "body"), Step("EOI"), Step("SERVICE", "thread"), Step("UNMASK"),
                     Step("RETURN", "costs.resume"))
         return (Step("MASK", "body"), Step("EOI"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("UNMASK"),
                 Step("RETURN", "costs.resume"))
@@ -125,3 +126,23 @@ class DirectedEoi(HandlerPolicy):
             return (Step("EOI", "body"), Step("SERVICE"), Step("IOAPIC_EOI"), Step("RETURN", "costs.resume"))
         return (Step("EOI", "body"), Step("FORWARD"), Step("WAIT", "costs.resume"), Step("IOAPIC_EOI"),
                 Step("RETURN", "costs.resume"))
+
+
+class WindowsEoi(HandlerPolicy):
+    """Windows' choice of EOI: Directed EOI when the LAPIC advertises it, else a broadcast.
+
+    With LVR bit 24 set (``suppress_eoi_broadcast quirk`` or ``on``) Windows sets SPIV
+    bit 12 and runs ``directed_eoi``'s program (LAPIC EOI, service, IOAPIC EOI
+    register); otherwise ``lower_then_eoi``'s. **Choice** (model-review.md, case I):
+    Windows with the Hyper-V role behaves so, which is why KVM stopped advertising
+    Directed EOI with its in-kernel IOAPIC (0bcc3fb95b97).
+    """
+
+    name = "windows_eoi"
+    version = "1.0"
+    params = BODY
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.suppress_eoi_broadcast in ("quirk", "on"):
+            return DirectedEoi.program(self, site)  # type: ignore[arg-type]
+        return LowerThenEoi.program(self, site)  # type: ignore[arg-type]

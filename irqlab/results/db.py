@@ -106,6 +106,26 @@ def writer_engine(url: str) -> Any:
     return create_engine(url, pool_pre_ping=True)
 
 
+def leave_wal(path: str | None) -> None:
+    """Switch the SQLite file ``path`` back to a rollback journal, which removes its -wal
+    and -shm files, so that a finished database is read (even on read-only media)
+    without them. Quietly keeps WAL while another connection has the file open."""
+    import sqlite3
+
+    if not path or path == ":memory:":
+        return
+    try:
+        con = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass
+    finally:
+        con.close()
+
+
 def reader_engine(target: str | os.PathLike) -> Any:
     """A read-only engine: SQLite opened with ``mode=ro`` and ``query_only``; other
     databases with read-only sessions (PostgreSQL, MySQL)."""

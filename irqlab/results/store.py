@@ -13,11 +13,18 @@ Atomicity: ``write_batch`` writes its Parquet shards to hidden temp files and
 fsyncs them, then inserts every SQL row of the batch (runs, the wide data
 rows, series, arrays, and the ``shards`` rows naming the files) in ONE
 transaction, and only after the commit renames the temp files to their final
-names. A crash before the commit leaves nothing visible (the temps are deleted
-when the store is next opened); a crash after it leaves the rows committed
-and the rename is finished when the store is next opened. Only this object
-writes; readers (``irqlab query``, sqlite3, pyarrow, DuckDB) can read while it
-does (SQLite in WAL mode).
+names. A crash before the commit leaves nothing visible (the temps, whose
+group was announced in ``shard_intents`` before they were written, are
+deleted when the store is next opened); a crash after it leaves the rows
+committed and the rename is finished when the store is next opened. Files
+that no intent names are never deleted (see :mod:`.shards`). Only this
+object writes; readers (``irqlab query``, sqlite3, pyarrow, DuckDB) can read
+while it does (SQLite in WAL mode; switched back to a rollback journal when
+the writer closes, so a finished database is read without -wal/-shm files).
+
+Storage failures (a full disk, an I/O error, a lost file) raise a
+ScenarioError saying so; the sweep row is still marked, with the space of a
+small reserve file the store keeps for that (:data:`RESERVE_BYTES`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ from irqlab.results.schema import RUN_DOCS, RUN_TYPES, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pragma: no cover
     from irqlab.engine.result import BatchResult
+
+RESERVE_FILE = ".irqlab-reserve"
+RESERVE_BYTES = 512 * 1024  # freed on a full disk so the sweep's status can still be written
+QUARANTINE = "quarantine"  # files of lost shard groups, moved out of the dataset
+LOCK_FILE = ".irqlab-writer.lock"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 2000  # ids per IN (...) list
@@ -130,28 +142,34 @@ class ResultStore:
     """
 
     def __init__(self, out_dir: str | os.PathLike, db_url: str | None = None) -> None:
-        import fcntl
-
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.root = self.out_dir / "parquet"
-        self.root.mkdir(exist_ok=True)
-        self._lock = open(self.out_dir / ".irqlab-writer.lock", "w")
+        with storage_errors(self.out_dir):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.root = self.out_dir / "parquet"
+            self.root.mkdir(exist_ok=True)
+            self._lock_fd = take_writer_lock(self.out_dir)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise ScenarioError(f"another irqlab process is writing results in '{self.out_dir}'",
-                                hint="wait for it to finish, or use another output directory")
+            self._open(db_url)
+        except BaseException:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise
+
+    def _open(self, db_url: str | None) -> None:
         from irqlab.results.db import database_error, open_errors, writer_engine
         from irqlab.results.schema import fixed_tables, latency_bin_rows
 
         self.url = db_url or f"sqlite:///{self.out_dir / 'results.db'}"
+        self._own_db = db_url is None
         self.md, self.t = fixed_tables()
+        with storage_errors(self.out_dir):
+            # first: if even the reserve cannot be written, nothing is marked running
+            self._reserve = make_reserve(self.out_dir)
         try:
             self.engine = writer_engine(self.url)
             with self.engine.begin() as conn:
                 self.md.create_all(conn)
+                _add_missing_columns(conn, self.md)
                 meta = self.t["irqlab_meta"]
                 if conn.execute(meta.select().where(meta.c.key == "schema_version")).first() is None:
                     conn.execute(meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
@@ -159,20 +177,31 @@ class ResultStore:
                 if conn.execute(bins.select().limit(1)).first() is None:
                     conn.execute(bins.insert(), latency_bin_rows())
         except open_errors() as e:
-            self._lock.close()
+            if _out_of_space(e):
+                raise storage_error(self.out_dir, e) from None
             raise database_error(self.url, e) from None
         self._sweeps: dict[str, _Sweep] = {}
-        self._seq = self._max_seq()
-        self.recovered = self.recover()
+        with storage_errors(self.out_dir):
+            self._seq = self._max_seq()
+            self.recovered = self.recover()
+            self.abandoned = self.mark_abandoned()
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Release the database and the writer lock."""
-        if self._lock.closed:
+        """Release the database and the writer lock; a SQLite database is left in rollback
+        journal mode (no -wal/-shm files), unless a reader holds it open."""
+        if self._lock_fd < 0:
             return
-        self.engine.dispose()
-        self._lock.close()
+        try:
+            self.engine.dispose()
+            if self.engine.dialect.name == "sqlite":
+                from irqlab.results.db import leave_wal
+
+                leave_wal(self.engine.url.database)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -181,11 +210,42 @@ class ResultStore:
         self.close()
 
     def recover(self) -> dict[str, list[str]]:
-        """Finish or discard Parquet files a crashed writer left (see :func:`shards.recover`)."""
+        """Finish or discard Parquet files a crashed writer of this database left, leave
+        every other file in place (see :func:`shards.recover`), and forget the intents."""
+        from sqlalchemy import select
+
+        sh, si, sw = self.t["shards"], self.t["shard_intents"], self.t["sweeps"]
         with self.engine.connect() as conn:
-            live = {r[0] for r in conn.execute(self.t["shards"].select().with_only_columns(
-                self.t["shards"].c.file))}
-        return shards.recover(self.root, live)
+            live = dict(conn.execute(select(sh.c.file, sh.c.bytes)).all())
+            intents = conn.execute(select(si.c.name, si.c.kind)).all()
+            own = set(conn.execute(select(sw.c.sweep_id)).scalars())
+        grps = {n for n, k in intents if k == "grp"}
+        doomed = {n for n, k in intents if k == "file"}
+        done = shards.recover(self.root, live, grps, doomed, own)
+        if intents:
+            with self.engine.begin() as conn:
+                conn.execute(si.delete().where(si.c.name.in_([n for n, _ in intents])))
+        return done
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark ``killed`` every sweep still ``running`` whose writer is gone: one that
+        wrote into this directory's own SQLite file (this process holds the writer lock
+        now), or one whose recorded writer process no longer exists on this host."""
+        from sqlalchemy import select
+
+        sw = self.t["sweeps"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sw.c.sweep_id, sw.c.writer)
+                                .where(sw.c.status == "running")).all()
+        local = self._own_db  # this directory's results.db: under the lock this process holds
+        dead = [sid for sid, w in rows if local or writer_gone(w)]
+        if dead:
+            with self.engine.begin() as conn:
+                conn.execute(sw.update().where(sw.c.sweep_id.in_(dead)).values(
+                    status="killed", writer=None))
+            for sid in dead:
+                self._write_sweep_parquet(sid)
+        return dead
 
     def _max_seq(self) -> int:
         from sqlalchemy import select
@@ -200,13 +260,27 @@ class ResultStore:
 
     # ------------------------------------------------------------------ sweeps
 
-    def begin_sweep(self, info: SweepInfo) -> None:
+    def begin_sweep(self, info: SweepInfo) -> list[tuple[str, str, int]]:
         """Record a sweep (status ``running``); for an existing ``sweep_id`` (resume) check
-        the scenario is the same and mark it running again. Idempotent."""
-        from sqlalchemy import func, select
+        the scenario is the same and mark it running again. Idempotent.
 
+        On a resume, the sweep's shard groups with a missing file, or one whose size is
+        not the one committed, are dropped (:meth:`drop_groups`) so that their runs are
+        run again; returns what was dropped: ``[(file, why, runs)]``.
+        """
         if not _SAFE_ID.match(info.sweep_id):
             raise ValueError(f"sweep_id {info.sweep_id!r} must match {_SAFE_ID.pattern}")
+        with storage_errors(self.out_dir):
+            self._begin(info)
+            bad = {**{f: "missing" for f in self.recovered["missing"]},
+                   **{f: "damaged (its size is not the one committed)" for f in self.recovered["damaged"]}}
+            lost = self.drop_groups(bad, sweep_id=info.sweep_id)
+            self._write_sweep_parquet(info.sweep_id)
+        return lost
+
+    def _begin(self, info: SweepInfo) -> None:
+        from sqlalchemy import func, select
+
         sw = self.t["sweeps"]
         with self.engine.begin() as conn:
             row = conn.execute(select(sw).where(sw.c.sweep_id == info.sweep_id)).mappings().first()
@@ -218,7 +292,8 @@ class ResultStore:
                         hint="use a new output directory or sweep id")
                 conn.execute(sw.update().where(sw.c.sweep_id == info.sweep_id).values(
                     status="running", ended_at=None, planned_runs=info.planned_runs,
-                    param_units=json.dumps(dict(info.param_units), sort_keys=True)))
+                    param_units=json.dumps(dict(info.param_units), sort_keys=True),
+                    writer=writer_id()))
             else:
                 no = (conn.execute(select(func.max(sw.c.sweep_no))).scalar() or 0) + 1
                 conn.execute(sw.insert().values(
@@ -232,19 +307,45 @@ class ResultStore:
                     plugin_versions=json.dumps(info.plugin_versions, sort_keys=True),
                     git_commit=info.git_commit, git_dirty=info.git_dirty, host=info.host,
                     view_name=naming.view_name(no), alias_view=None,
-                    data_table=naming.data_table(no)))
+                    data_table=naming.data_table(no), writer=writer_id()))
         self._sweeps.pop(info.sweep_id, None)
-        self._write_sweep_parquet(info.sweep_id)
 
     def finish_sweep(self, sweep_id: str, ended_at: str, status: str) -> None:
-        """Record the end of a sweep: ``status`` such as ``done``, ``failed``, ``interrupted``."""
+        """Record the end of a sweep: ``status`` such as ``done``, ``failed``, ``interrupted``.
+
+        On a full disk the reserve file is given up for this one update; the
+        Parquet copy of the sweep's row is then best effort."""
         sw = self.t["sweeps"]
-        with self.engine.begin() as conn:
-            n = conn.execute(sw.update().where(sw.c.sweep_id == sweep_id).values(
-                ended_at=ended_at, status=status)).rowcount
+
+        def update() -> int:
+            with self.engine.begin() as conn:
+                return conn.execute(sw.update().where(sw.c.sweep_id == sweep_id).values(
+                    ended_at=ended_at, status=status, writer=None)).rowcount
+
+        try:
+            with storage_errors(self.out_dir):
+                n = update()
+        except ScenarioError:
+            if not self._release_reserve():
+                raise
+            with storage_errors(self.out_dir):
+                n = update()
         if not n:
             raise ValueError(f"unknown sweep {sweep_id!r}")
-        self._write_sweep_parquet(sweep_id)
+        try:
+            with storage_errors(self.out_dir):
+                self._write_sweep_parquet(sweep_id)
+        except ScenarioError:
+            if self._reserve is not None:
+                raise
+
+    def _release_reserve(self) -> bool:
+        """Delete the reserve file (once); True if it was there to free space."""
+        if self._reserve is None:
+            return False
+        self._reserve.unlink(missing_ok=True)
+        self._reserve = None
+        return True
 
     def completed(self, sweep_id: str) -> dict[str, str]:
         """``{run_id: 'ok' | 'failed'}`` of the runs of ``sweep_id`` already committed."""
@@ -299,6 +400,44 @@ class ResultStore:
         table = pa.Table.from_pylist([row], schema=pa.schema(fields))
         shards.write_replace(self.root / "sweeps" / f"sweep_id={sweep_id}" / "sweep.parquet", table)
 
+    def drop_groups(self, bad: dict[str, str], sweep_id: str | None = None
+                    ) -> list[tuple[str, str, int]]:
+        """Take the shard groups of the files ``bad`` (file -> why) out of the results, so
+        that a resume runs their runs again: every file of such a group is moved to
+        ``out_dir/quarantine/`` (nothing is deleted), then its runs' rows and its shards
+        rows are deleted in one transaction. ``sweep_id``: only that sweep's groups.
+        Returns ``[(file, why, runs in its group)]``."""
+        from sqlalchemy import select
+
+        if not bad:
+            return []
+        sh, rt = self.t["shards"], self.t["runs"]
+        with self.engine.connect() as conn:
+            q = select(sh.c.file, sh.c.grp, sh.c.sweep_id).where(sh.c.file.in_(list(bad)))
+            hit = [r for r in conn.execute(q).all() if sweep_id is None or r[2] == sweep_id]
+            grps = sorted({g for _, g, _ in hit})
+            if not grps:
+                return []
+            files = conn.execute(select(sh.c.file).where(sh.c.grp.in_(grps))).scalars().all()
+            victims = conn.execute(select(rt.c.run_id, rt.c.sweep_id, rt.c.status, rt.c.shard)
+                                   .where(rt.c.shard.in_(grps))).all()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        for rel in files:
+            src = self.root / rel
+            if src.exists():
+                dst = self.out_dir / QUARANTINE / stamp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        for sid in {v[1] for v in victims}:
+            self._sweep(sid)  # loaded before the transaction, which holds the write lock
+        with self.engine.begin() as conn:
+            self._delete_runs(conn, {rid: (sid, st, g) for rid, sid, st, g in victims})
+            conn.execute(sh.delete().where(sh.c.grp.in_(grps)))
+        per_grp: dict[str, int] = {}
+        for _, _, _, g in victims:
+            per_grp[g] = per_grp.get(g, 0) + 1
+        return [(f, bad[f], per_grp.get(g, 0)) for f, g, _ in hit]
+
     # ------------------------------------------------------------------ batches
 
     def write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
@@ -309,8 +448,6 @@ class ResultStore:
         retry); one committed ``ok`` is skipped; a run is never duplicated.
         Either every row of the batch becomes visible (SQL and Parquet) or none.
         """
-        import numpy as np
-
         if lane_index is None:
             lane_index = list(range(len(runs)))
         if len(lane_index) != len(runs):
@@ -322,6 +459,13 @@ class ResultStore:
             raise ValueError("a run_id appears twice in one batch")
         if not runs:
             return
+        with storage_errors(self.out_dir):
+            self._write_batch(sweep_id, runs, result, lane_index, ids)
+
+    def _write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
+                     lane_index: Sequence[int], ids: list[str]) -> None:
+        import numpy as np
+
         st = self._sweep(sweep_id)
         existing = self._existing(ids)  # run_id -> (sweep_id, status, shard)
         keep = [k for k, rid in enumerate(ids) if existing.get(rid, (None, "failed"))[1] != "ok"]
@@ -338,6 +482,7 @@ class ResultStore:
         cols = {**st.cols, **{c.name: c for c in ddl}}
         data = self._data_columns(cols, runs, result, lanes, scalars)
         grp = self._next_grp()
+        renamed = {old: self._next_grp() for old in sorted({v[2] for v in replaced.values() if v[2]})}
         tables = {"runs": self._arrow(st.sweep_id, cols, data)}
         series_rows = _series_long(runs, result, lanes)
         if series_rows is not None:
@@ -346,41 +491,66 @@ class ResultStore:
         if arr_rows is not None:
             tables["metric_arrays"] = arr_rows
 
-        # 1. temp files, fsynced
+        # 0. announce the groups: their temps are this database's until committed
+        groups = [grp, *renamed.values()]
+        si = self.t["shard_intents"]
+        with self.engine.begin() as conn:
+            conn.execute(si.insert(), [dict(name=g, kind="grp") for g in groups])
         new_files = {ds: shards.final_rel(ds, sweep_id, grp) for ds in tables}
-        for ds, tbl in tables.items():
-            shards.write_temp(self.root, new_files[ds], tbl)
-        rewritten, dead = self._rewrite_replaced(replaced)
-
-        # 2. one transaction
+        written: list[str] = []
         try:
+            # 1. temp files, fsynced
+            digests = {}
+            for ds, tbl in tables.items():
+                written.append(new_files[ds])
+                digests[new_files[ds]] = shards.write_temp(self.root, new_files[ds], tbl)
+            rewritten, dead = self._rewrite_replaced(replaced, renamed, written, digests)
+
+            # 2. one transaction, which first checks that what it replaces is still there
             with self.engine.begin() as conn:
+                if self._existing(ids, conn) != existing:
+                    raise ScenarioError(
+                        f"another writer stored runs of this batch in {self.url} meanwhile",
+                        hint="run one sweep per database at a time")
                 if ddl:
                     self._apply_ddl(conn, st, ddl)
                 self._delete_runs(conn, replaced)
                 self._insert_all(conn, st, sweep_id, grp, runs, data, tables, new_files,
-                                 rewritten, dead)
+                                 rewritten, dead, digests)
+                conn.execute(si.delete().where(si.c.name.in_(groups)))
+                if dead:
+                    conn.execute(si.insert(), [dict(name=f, kind="file") for f in dead])
         except BaseException:
-            for rel in [*new_files.values(), *[f for g in rewritten.values() for f, _ in g[1]]]:
+            for rel in written:
                 shards.temp_path(self.root, rel).unlink(missing_ok=True)
             self._sweeps.pop(sweep_id, None)  # the DDL may have been rolled back
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(si.delete().where(si.c.name.in_(groups)))
+            except Exception:  # noqa: BLE001 - the next open forgets them
+                pass
             raise
         # 3. publish: stale files first, so a reader never sees a run twice
         shards.remove(self.root, dead)
         shards.publish(self.root, [f for g in rewritten.values() for f, _ in g[1]])
         shards.publish(self.root, new_files.values())
+        if dead:
+            with self.engine.begin() as conn:
+                conn.execute(si.delete().where(si.c.name.in_(dead)))
 
-    def _existing(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    def _existing(self, ids: list[str], conn: Any = None) -> dict[str, tuple[str, str, str]]:
         from sqlalchemy import select
 
+        if conn is None:
+            with self.engine.connect() as c:
+                return self._existing(ids, c)
         r = self.t["runs"]
         out = {}
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                q = select(r.c.run_id, r.c.sweep_id, r.c.status, r.c.shard).where(
-                    r.c.run_id.in_(ids[i:i + _CHUNK]))
-                for rid, sid, status, shard in conn.execute(q):
-                    out[rid] = (sid, status, shard)
+        for i in range(0, len(ids), _CHUNK):
+            q = select(r.c.run_id, r.c.sweep_id, r.c.status, r.c.shard).where(
+                r.c.run_id.in_(ids[i:i + _CHUNK]))
+            for rid, sid, status, shard in conn.execute(q):
+                out[rid] = (sid, status, shard)
         return out
 
     def _plan_columns(self, st: _Sweep, runs: Sequence[RunInfo],
@@ -507,12 +677,14 @@ class ResultStore:
                                              "irqlab.schema_version": SCHEMA_VERSION})
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _rewrite_replaced(self, replaced: dict[str, tuple[str, str, str]]
+    def _rewrite_replaced(self, replaced: dict[str, tuple[str, str, str]],
+                          renamed: dict[str, str], written: list[str],
+                          digests: dict[str, tuple[int, str]]
                           ) -> tuple[dict[str, tuple[str, list[tuple[str, int]]]], list[str]]:
-        """For retried runs: rewrite their old shard groups without them.
+        """For retried runs: rewrite their old shard groups ``renamed[old]`` without them.
 
-        Returns ``({old_grp: (new_grp, [(new file, rows)])}, [old files])``;
-        the new files are written as temps.
+        Returns ``({old_grp: (new_grp, [(new file, rows)])}, [old files])``; the new
+        files are written as temps (appended to ``written``, digests in ``digests``).
         """
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -521,15 +693,13 @@ class ResultStore:
         if not replaced:
             return {}, []
         drop = list(replaced)
-        old_grps = sorted({v[2] for v in replaced.values() if v[2]})
         sh = self.t["shards"]
         rewritten: dict[str, tuple[str, list[tuple[str, int]]]] = {}
         dead: list[str] = []
         with self.engine.connect() as conn:
             rows = conn.execute(select(sh.c.file, sh.c.grp, sh.c.sweep_id, sh.c.dataset)
-                                .where(sh.c.grp.in_(old_grps))).all()
-        for old in old_grps:
-            new_grp = self._next_grp()
+                                .where(sh.c.grp.in_(list(renamed)))).all()
+        for old, new_grp in renamed.items():
             files = []
             for file, _g, sid, ds in (r for r in rows if r[1] == old):
                 dead.append(file)
@@ -537,7 +707,8 @@ class ResultStore:
                 tbl = tbl.filter(pc.invert(pc.is_in(tbl["run_id"], value_set=_pa_strings(drop))))
                 if tbl.num_rows:
                     rel = shards.final_rel(ds, sid, new_grp)
-                    shards.write_temp(self.root, rel, tbl)
+                    written.append(rel)
+                    digests[rel] = shards.write_temp(self.root, rel, tbl)
                     files.append((rel, tbl.num_rows))
             rewritten[old] = (new_grp, files)
         return rewritten, dead
@@ -562,7 +733,7 @@ class ResultStore:
                     runs: Sequence[RunInfo], data: dict[str, Any], tables: dict[str, Any],
                     new_files: dict[str, str],
                     rewritten: dict[str, tuple[str, list[tuple[str, int]]]],
-                    dead: list[str]) -> None:
+                    dead: list[str], digests: dict[str, tuple[int, str]]) -> None:
         sh, rt = self.t["shards"], self.t["runs"]
         created = now_iso()
         if dead:
@@ -574,10 +745,12 @@ class ResultStore:
             for rel, rows in files:
                 ds = rel.split("/", 1)[0]
                 shard_rows.append(dict(file=rel, grp=new_grp, sweep_id=rel.split("/")[1][9:],
-                                       dataset=ds, rows=rows, created_at=created))
+                                       dataset=ds, rows=rows, created_at=created,
+                                       bytes=digests[rel][0], sha256=digests[rel][1]))
         for ds, rel in new_files.items():
             shard_rows.append(dict(file=rel, grp=grp, sweep_id=sweep_id, dataset=ds,
-                                   rows=tables[ds].num_rows, created_at=created))
+                                   rows=tables[ds].num_rows, created_at=created,
+                                   bytes=digests[rel][0], sha256=digests[rel][1]))
         conn.execute(sh.insert(), shard_rows)
 
         n = len(runs)
@@ -606,6 +779,148 @@ class ResultStore:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def storage_error(out_dir: Path, e: BaseException) -> ScenarioError:
+    """A user-facing error for a failed write to the results (disk full, I/O error, lost
+    file or directory, read-only media)."""
+    orig = getattr(e, "orig", None) or e
+    if isinstance(orig, OSError) and orig.strerror:
+        why = orig.strerror + (f": '{orig.filename}'" if orig.filename else "")
+    else:
+        text = str(orig).strip()
+        why = text.splitlines()[0] if text else type(orig).__name__
+    return ScenarioError(
+        f"cannot write the results in '{out_dir}': {why}",
+        hint="free space (or fix the directory), then run the same command again: it resumes "
+             "where the last stored batch ended")
+
+
+def _out_of_space(e: BaseException) -> bool:
+    import errno
+
+    orig = getattr(e, "orig", None) or e
+    if isinstance(orig, OSError):
+        return orig.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+    text = str(orig).lower()
+    return "disk is full" in text or "disk i/o error" in text
+
+
+class storage_errors:
+    """Context manager: an OSError or a database OperationalError inside becomes
+    :func:`storage_error` (ScenarioError and everything else pass through)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, e: BaseException | None, tb: Any) -> bool:
+        if e is None or isinstance(e, ScenarioError):
+            return False
+        from sqlalchemy import exc
+
+        if isinstance(e, (OSError, exc.OperationalError)):
+            raise storage_error(self.out_dir, e) from e
+        return False
+
+
+def take_writer_lock(out_dir: Path) -> int:
+    """Open ``out_dir/.irqlab-writer.lock`` without following a link and without truncating
+    it, and take its exclusive lock; return the descriptor. ScenarioError if another
+    process holds it or the path is not a regular file."""
+    import fcntl
+    import stat
+
+    path = out_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        import errno
+
+        if e.errno == errno.ELOOP:
+            raise ScenarioError(f"'{path}' is a symbolic link; irqlab does not follow it",
+                                hint="remove the link (irqlab creates the lock file itself)"
+                                ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ScenarioError(f"'{path}' is not a regular file", hint="remove it")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ScenarioError(f"another irqlab process is writing results in '{out_dir}'",
+                            hint="wait for it to finish, or use another output directory"
+                            ) from None
+    return fd
+
+
+def make_reserve(out_dir: Path) -> Path:
+    """Make sure ``out_dir/.irqlab-reserve`` holds :data:`RESERVE_BYTES` of allocated
+    space (OSError, e.g. ENOSPC, if the disk cannot give it)."""
+    path = out_dir / RESERVE_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        if os.fstat(fd).st_size < RESERVE_BYTES:
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            except OSError as e:
+                import errno
+
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                os.pwrite(fd, bytes(RESERVE_BYTES), 0)
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return path
+
+
+def writer_id() -> str:
+    """``<host>:<pid>`` of this process, recorded on a running sweep."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def writer_gone(writer: str | None) -> bool:
+    """True if ``writer`` (``<host>:<pid>``) names a process of this host that no longer
+    exists (a writer on another host cannot be checked: False)."""
+    import socket
+
+    if not writer or ":" not in writer:
+        return False
+    host, _, pid = writer.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _add_missing_columns(conn: Any, md: Any) -> None:
+    """Add the columns a newer irqlab gave the fixed tables to a database an older one made
+    (nullable, so old rows read as NULL)."""
+    from sqlalchemy import inspect
+
+    insp = inspect(conn)
+    prep = conn.dialect.identifier_preparer
+    for table in md.sorted_tables:
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have:
+                coltype = col.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN "
+                                     f"{prep.quote(col.name)} {coltype}")
 
 
 def _device_parts(c: _Col) -> dict[str, str | None]:

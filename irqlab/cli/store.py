@@ -160,3 +160,54 @@ def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
              title=title)
     click.echo(f"wrote {out} ({s['rows']} runs)")
+
+
+@cli.command("verify")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="SQLAlchemy URL of the database (default: OUT_DIR/results.db).")
+@click.option("--repair", is_flag=True,
+              help="Take missing and corrupt shards' runs out of the results (files moved to "
+                   "quarantine/), so the next run of the sweep runs exactly them again.")
+def verify_cmd(out_dir: str, db_url: str | None, repair: bool) -> None:
+    """Check OUT_DIR's SQL rows against its Parquet files; exit 1 on any problem.
+
+    Names every missing or corrupt shard (size and SHA-256 recorded at its
+    commit) and the runs in it, Parquet files the database does not list, and
+    row counts that differ. Read-only unless --repair is given.
+    """
+    from irqlab.results.verify import REPAIRABLE, repair as do_repair, verify
+
+    rep = verify(out_dir, db_url)
+    for p in rep.problems:
+        click.echo(p.format())
+    for note in rep.notes:
+        click.echo(f"note: {note}")
+    status = "ok" if rep.ok else f"{len(rep.problems)} problem(s)"
+    click.echo(f"verify {out_dir}: {rep.shards} shards, {rep.runs} runs: {status}")
+    if rep.ok:
+        return
+    if repair:
+        dropped = do_repair(out_dir, rep, db_url)
+        n = sum(k for _, _, k in dropped)
+        click.echo(f"repaired: {len(dropped)} shard(s) quarantined, {n} runs taken out; run "
+                   "each sweep again (the same command) to run them again")
+        if all(p.kind in REPAIRABLE and p.file for p in rep.problems):
+            return
+    raise click.exceptions.Exit(1)
+
+
+@cli.command("rebuild")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="An empty database to rebuild into (default: OUT_DIR/results.db, which "
+                   "must not exist).")
+def rebuild_cmd(out_dir: str, db_url: str | None) -> None:
+    """Recreate OUT_DIR's database (tables, catalog, views) from its Parquet files."""
+    from irqlab.results.rebuild import rebuild
+
+    rep = rebuild(out_dir, db_url)
+    for note in rep.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"rebuilt {db_url or out_dir}: {rep.sweeps} sweeps, {rep.runs} runs, "
+               f"{rep.files} shards")

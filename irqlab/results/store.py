@@ -483,7 +483,7 @@ class ResultStore:
         data = self._data_columns(cols, runs, result, lanes, scalars)
         grp = self._next_grp()
         renamed = {old: self._next_grp() for old in sorted({v[2] for v in replaced.values() if v[2]})}
-        tables = {"runs": self._arrow(st.sweep_id, cols, data)}
+        tables = {"runs": self._arrow(st.sweep_id, cols, data, runs)}
         series_rows = _series_long(runs, result, lanes)
         if series_rows is not None:
             tables["series"] = series_rows
@@ -660,7 +660,11 @@ class ResultStore:
                                             "bool": np.bool_}[c.type], copy=False)
         return out
 
-    def _arrow(self, sweep_id: str, cols: dict[str, _Col], data: dict[str, Any]) -> Any:
+    def _arrow(self, sweep_id: str, cols: dict[str, _Col], data: dict[str, Any],
+               runs: Sequence[RunInfo]) -> Any:
+        """The runs shard of a batch. A numeric parameter's field metadata also says which
+        rows were given as integers (``ints``: ``all``, or their run ids), so that
+        ``irqlab rebuild`` restores ``runs.params`` exactly."""
         import pyarrow as pa
 
         from irqlab.results.schema import arrow_type
@@ -669,6 +673,9 @@ class ResultStore:
         for name, col in data.items():
             c = cols[name]
             meta = {"role": c.role, "path": c.path, "type": c.type, "unit": c.unit}
+            if c.role == "param" and c.type == "float":
+                meta["ints"] = _int_rows([r.params.get(c.path) for r in runs],
+                                         [r.run_id for r in runs])
             fields.append(pa.field(name, arrow_type(c.type), metadata=meta))
             arrays.append(pa.array(col, type=arrow_type(c.type), from_pandas=True)
                           if c.type == "float" and not isinstance(col, list)
@@ -974,6 +981,18 @@ def _json_default(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     raise TypeError(f"cannot store parameter value {x!r} ({type(x).__name__})")
+
+
+def _int_rows(values: list[Any], ids: list[str]) -> str:
+    """``all`` if every given value is an integer, else the run ids of those that are,
+    comma-separated (run ids, not row numbers: a shard rewritten without some runs keeps it
+    true)."""
+    import numpy as np
+
+    given = [i for i, v in enumerate(values) if v is not None]
+    ints = [i for i in given if isinstance(values[i], (int, np.integer))
+            and not isinstance(values[i], (bool, np.bool_))]
+    return "all" if ints and len(ints) == len(given) else ",".join(ids[i] for i in ints)
 
 
 def _param_kind(values: list[Any]) -> str:

@@ -26,8 +26,13 @@ def _echo_table(res, title: str | None = None) -> None:
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
-              help="Write to FILE instead of standard output (required for parquet).")
-def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
+              help="Write to FILE instead of standard output (required for parquet); never a "
+                   "file of a results directory.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Stop the query after this long (exit 2).")
+def query_cmd(db: str, sql: str, fmt: str, out: str | None, force: bool,
+              timeout: float | None) -> None:
     """Run one read-only SQL statement on DB.
 
     Each sweep has a wide view sweep_<no> (one column per parameter and
@@ -36,11 +41,15 @@ def query_cmd(db: str, sql: str, fmt: str, out: str | None) -> None:
       irqlab query out/ "SELECT threshold, delay, avg(time_to_l2_progress_ns)
       FROM sweep_1 GROUP BY 1, 2"
 
-    Write statements are refused; see docs/results.md for the schema.
+    The database refuses anything but reading; Ctrl-C stops a long query
+    (exit 130). See docs/results.md for the schema.
     """
     from irqlab.results.query import run_query, write_output
+    from irqlab.results.readonly import check_output_path
 
-    write_output(run_query(db, sql), fmt, out)
+    if out:
+        check_output_path(out, db, force)
+    write_output(run_query(db, sql, timeout=timeout), fmt, out, force=force)
 
 
 @cli.command("runs")
@@ -156,7 +165,9 @@ def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep
     value) or, with -y, a heatmap. A histogram (e.g. latency_hist, from `run { histograms
     on }`) is drawn as a distribution over latency, one line per --by value."""
     from irqlab.results.plot import plot
+    from irqlab.results.readonly import check_output_path
 
+    check_output_path(out, db, force=True)
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
              title=title)
     click.echo(f"wrote {out} ({s['rows']} runs)")

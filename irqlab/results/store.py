@@ -55,6 +55,10 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 2000  # ids per IN (...) list
 
 
+class _Changed(Exception):
+    """The runs already stored changed between a batch's check and its transaction."""
+
+
 @dataclass(frozen=True)
 class SweepInfo:
     """Provenance of one sweep (one row of ``sweeps``).
@@ -460,7 +464,13 @@ class ResultStore:
         if not runs:
             return
         with storage_errors(self.out_dir):
-            self._write_batch(sweep_id, runs, result, lane_index, ids)
+            for attempt in range(3):
+                try:
+                    return self._write_batch(sweep_id, runs, result, lane_index, ids)
+                except _Changed:  # another writer stored some of these runs: decide again
+                    pass
+            raise ScenarioError(f"other writers keep storing runs of this batch in {self.url}",
+                                hint="run one sweep per database at a time")
 
     def _write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
                      lane_index: Sequence[int], ids: list[str]) -> None:
@@ -509,9 +519,7 @@ class ResultStore:
             # 2. one transaction, which first checks that what it replaces is still there
             with self.engine.begin() as conn:
                 if self._existing(ids, conn) != existing:
-                    raise ScenarioError(
-                        f"another writer stored runs of this batch in {self.url} meanwhile",
-                        hint="run one sweep per database at a time")
+                    raise _Changed()
                 if ddl:
                     self._apply_ddl(conn, st, ddl)
                 self._delete_runs(conn, replaced)

@@ -18,6 +18,7 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,36 +28,53 @@ from test_ray_cluster import cluster  # noqa: F401 - the module-scoped Ray head 
 IRQLAB = str(Path(sys.executable).with_name("irqlab"))
 
 
-def _plan(long: bool) -> tuple[int, int, str]:
-    """(kills, replications, thresholds) for the normal or the --long variant."""
-    if long:
-        return 100, 40, "10, 100, 1000, 10000"
-    return 20, 10, "10, 100, 1000, 10000"
+def _plan(long: bool) -> tuple[int, int]:
+    """(kills, replications at each of the 2 points) for the normal or the --long variant."""
+    return (100, 500) if long else (20, 100)
+
+
+def _stored(db: Path) -> int:
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            return con.execute("SELECT count(*) FROM runs").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 def _kill_and_resume(scn: Path, out: Path, extra: list[str], env: dict | None, kills: int,
-                     window: tuple[float, float], seed: int) -> int:
-    """Run the sweep ``kills`` times, each killed after a random delay in ``window`` (or
-    ended on its own); return how many kills hit a running sweep."""
+                     seed: int) -> tuple[int, int]:
+    """Run the sweep ``kills`` times and SIGKILL it at a random moment: one time in four at
+    any moment of its first 3 s (start-up, recovery, planning), otherwise a random 0-0.8 s
+    after it stored its first batch. Then run it to the end. Returns (kills that hit a
+    running sweep, kills while it was storing)."""
     rng = random.Random(seed)
+    db = out / "results.db"
     cmd = [IRQLAB, "sweep", str(scn), "--out", str(out), "--max-lanes", "2", "--no-progress",
            "--no-table", *extra]
-    hits = 0
+    hits = storing = 0
     for _ in range(kills):
+        before = _stored(db)
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                              start_new_session=True)
+        early = rng.random() < 0.25
+        delay = rng.uniform(0.0, 3.0) if early else rng.uniform(0.0, 0.8)
+        if not early:
+            deadline = time.monotonic() + 120
+            while p.poll() is None and _stored(db) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
         try:
-            p.wait(rng.uniform(*window))
+            p.wait(delay)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
             hits += 1
+            storing += not early
         else:
             assert p.returncode == 0, p.stderr.read().decode()
         p.stderr.close()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    return hits
+    return hits, storing
 
 
 def _check(out: Path, planned: int, points: int, reps: int) -> None:
@@ -80,29 +98,24 @@ def _check(out: Path, planned: int, points: int, reps: int) -> None:
     assert v.returncode == 0, v.stdout + v.stderr
 
 
+def _run(tmp_path: Path, request: Any, extra: list[str], env: dict | None, seed: int) -> None:
+    kills, reps = _plan(request.config.getoption("--long"))
+    scn = tmp_path / "storm.scn"
+    scn.write_text(tiny(duration="2ms", thresholds="10", replications=reps))  # 2 points
+    hits, storing = _kill_and_resume(scn, tmp_path / "out", extra, env, kills, seed)
+    assert storing >= kills // 2, f"only {storing} of {kills} kills hit a storing sweep"
+    _check(tmp_path / "out", 2 * reps, 2, reps)
+
+
 @pytest.mark.slow
 def test_kills_at_random_moments_inline(tmp_path, request):
     """20 SIGKILLs of an inline sweep at random moments, each followed by a resume: exactly
     the planned runs, consistent and verified."""
-    kills, reps, thresholds = _plan(request.config.getoption("--long"))
-    scn = tmp_path / "storm.scn"
-    scn.write_text(tiny(duration="2ms", thresholds=thresholds, replications=reps))
-    points = len(thresholds.split(",")) * 2
-    hits = _kill_and_resume(scn, tmp_path / "out", ["--launcher", "inline"], None, kills,
-                            (0.3, 2.5), seed=1)
-    assert hits >= kills // 2
-    _check(tmp_path / "out", points * reps, points, reps)
+    _run(tmp_path, request, ["--launcher", "inline"], None, seed=1)
 
 
 @pytest.mark.slow
 def test_kills_at_random_moments_on_ray(cluster, tmp_path, request):  # noqa: F811
     """20 SIGKILLs of a sweep running on a Ray cluster (--address) at random moments, each
     followed by a resume: exactly the planned runs, consistent and verified."""
-    kills, reps, thresholds = _plan(request.config.getoption("--long"))
-    scn = tmp_path / "storm.scn"
-    scn.write_text(tiny(duration="2ms", thresholds=thresholds, replications=reps))
-    points = len(thresholds.split(",")) * 2
-    hits = _kill_and_resume(scn, tmp_path / "out", ["--address", cluster["address"]],
-                            cluster["env"], kills, (1.0, 4.0), seed=2)
-    assert hits >= kills // 2
-    _check(tmp_path / "out", points * reps, points, reps)
+    _run(tmp_path, request, ["--address", cluster["address"]], cluster["env"], seed=2)

@@ -114,3 +114,31 @@ def test_the_writer_lock_is_not_truncated(tmp_path):
     with ResultStore(tmp_path):
         pass
     assert (tmp_path / ".irqlab-writer.lock").read_text() == "keep"
+
+
+def test_the_already_stored_check_is_repeated_inside_the_transaction(tmp_path, monkeypatch):
+    """A run another writer commits between a batch's check and its transaction is not
+    inserted twice: the batch decides again and stores only the others."""
+    import irqlab.results.store as store_mod
+
+    real = store_mod.shards.write_temp
+    calls = []
+
+    def racing(root, rel, table):
+        if not calls:  # another writer commits run r000000 while the temps are written
+            with closing(sqlite3.connect(tmp_path / "results.db", timeout=30)) as other:
+                other.execute("INSERT INTO runs(run_id, sweep_id, status, shard) "
+                              "VALUES ('r000000', 's1', 'ok', 'elsewhere')")
+                other.commit()
+        calls.append(rel)
+        return real(root, rel, table)
+
+    with ResultStore(tmp_path) as store:
+        store.begin_sweep(sweep_info())
+        monkeypatch.setattr(store_mod.shards, "write_temp", racing)
+        store.write_batch("s1", run_infos(3), make_result(3))
+    with closing(sqlite3.connect(tmp_path / "results.db")) as db:
+        rows = db.execute("SELECT run_id, shard FROM runs ORDER BY run_id").fetchall()
+    assert [r for r, _ in rows] == ["r000000", "r000001", "r000002"]
+    assert rows[0][1] == "elsewhere"
+    assert not [p for p in (tmp_path / "parquet").rglob(".*") if p.is_file()]

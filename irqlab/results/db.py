@@ -126,6 +126,23 @@ def leave_wal(path: str | None) -> None:
         con.close()
 
 
+def one_statement_only(engine: Any) -> None:
+    """Make psycopg (3) send every statement with the extended query protocol, which takes
+    exactly one statement: with the simple protocol, ``COMMIT; BEGIN READ WRITE; ...``
+    in one string would leave the read-only transaction."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "do_execute")
+    def _execute(cursor, statement, parameters, context):  # pragma: no cover - needs a server
+        cursor.execute(statement, parameters or None, prepare=True)
+        return True
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _execute_no_params(cursor, statement, context):  # pragma: no cover - needs a server
+        cursor.execute(statement, None, prepare=True)
+        return True
+
+
 def reader_engine(target: str | os.PathLike) -> Any:
     """A read-only engine (:mod:`irqlab.results.readonly`): SQLite through
     :func:`~irqlab.results.readonly.connect_sqlite` (``mode=ro`` or ``immutable=1``,
@@ -142,6 +159,8 @@ def reader_engine(target: str | os.PathLike) -> Any:
                              poolclass=NullPool)
     connect_args, per_txn = server_read_only(url)
     engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if engine.dialect.driver == "psycopg":
+        one_statement_only(engine)
     if per_txn is not None:
         @event.listens_for(engine, "begin")
         def _ro(conn):  # pragma: no cover - needs a server

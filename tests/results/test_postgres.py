@@ -88,3 +88,17 @@ def test_show_plot_reproduce_on_postgres(pg, tmp_path, monkeypatch):
     monkeypatch.setattr(rp, "load_rerun", lambda: fake_rerun())
     _, diffs = rp.reproduce(URL, "r000007")
     assert diffs == []
+
+
+@pytest.mark.parametrize("sql", [
+    "COMMIT; BEGIN READ WRITE; DELETE FROM runs; COMMIT; SELECT 1",
+    "COMMIT; SET default_transaction_read_only = off; DELETE FROM runs",
+    "DELETE FROM runs", "CREATE TABLE t(a int)",
+])
+def test_a_query_cannot_leave_the_read_only_transaction(pg, sql):
+    """Neither a write nor a second statement that would leave the READ ONLY transaction
+    runs; the rows are all still there."""
+    n = run_query(URL, "SELECT count(*) FROM runs").rows
+    with pytest.raises(ScenarioError):
+        run_query(URL, sql)
+    assert run_query(URL, "SELECT count(*) FROM runs").rows == n

@@ -67,6 +67,7 @@ def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: st
 
     sw = catalog.sweeps(db)
     res, total = catalog.runs(db, sweep, status, limit or None)
+    _warn_abandoned(db)
     if fmt != "table":
         write_output(res, fmt, None)
         return
@@ -74,6 +75,24 @@ def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: st
     _echo_table(res, f"Runs ({len(res.rows)} of {total})")
     if total > len(res.rows):
         click.echo(f"... {total - len(res.rows)} more (use --limit 0, --sweep or --status)")
+
+
+def _warn_abandoned(db: str) -> None:
+    """On stderr: sweeps marked running whose writer process is gone (killed); the next
+    writer of the directory marks them 'killed'."""
+    from irqlab.errors import ScenarioError
+    from irqlab.results.query import run_query
+    from irqlab.results.store import writer_gone
+
+    try:
+        rows = run_query(db, "SELECT sweep_id, writer FROM sweeps WHERE status = 'running'").rows
+    except ScenarioError:  # a database from before the writer column
+        return
+    for sid, writer in rows:
+        if writer_gone(writer):
+            click.echo(f"irqlab: warning: sweep {sid} is marked running but its process "
+                       f"({writer}) is gone; it was killed (the next sweep into this directory "
+                       "marks it 'killed')", err=True)
 
 
 @cli.command("show")

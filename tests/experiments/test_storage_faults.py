@@ -116,3 +116,19 @@ def test_an_error_inside_the_sweep_leaves_it_marked(tmp_path, capsys, monkeypatc
                  "--launcher", "inline"]) == 2
     assert "Input/output error" in capsys.readouterr().err
     assert _status(out / "results.db") == ([("error",)], 0)
+
+
+def test_runs_tells_of_a_sweep_whose_writer_was_killed(tmp_path, capsys):
+    """irqlab runs (read-only) warns of a sweep marked running whose writer process is gone."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    store = ResultStore(tmp_path)
+    store.begin_sweep(sweep_info())
+    sw = store.t["sweeps"]
+    import socket
+
+    with store.engine.begin() as conn:
+        conn.execute(sw.update().values(writer=f"{socket.gethostname()}:{gone.pid}"))
+    store.close()
+    assert main(["runs", str(tmp_path)]) == 0
+    assert "sweep s1 is marked running but its process" in capsys.readouterr().err

@@ -122,7 +122,9 @@ def server_read_only(url: str) -> tuple[dict[str, Any], str | None]:
 
 class QueryGuard:
     """While active, Ctrl-C (SIGINT) and ``timeout`` seconds stop the SQLite statement
-    running on ``conn`` (a progress handler checks every few thousand VM steps).
+    running on ``conn`` (a progress handler checks every few thousand VM steps). Other
+    connections are left alone: psycopg cancels a query on KeyboardInterrupt, and the
+    timeout is the server's ``statement_timeout``.
 
     After the statement failed, :meth:`raise_if_stopped` raises KeyboardInterrupt for a
     Ctrl-C and a ScenarioError for the timeout.
@@ -150,8 +152,9 @@ class QueryGuard:
         self.interrupted = True
 
     def __enter__(self) -> "QueryGuard":
-        if isinstance(self.conn, sqlite3.Connection):
-            self.conn.set_progress_handler(self._progress, self.STEPS)
+        if not isinstance(self.conn, sqlite3.Connection):
+            return self  # a server driver turns KeyboardInterrupt into a cancel itself
+        self.conn.set_progress_handler(self._progress, self.STEPS)
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._on_sigint)
         return self

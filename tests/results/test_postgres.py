@@ -102,3 +102,9 @@ def test_a_query_cannot_leave_the_read_only_transaction(pg, sql):
     with pytest.raises(ScenarioError):
         run_query(URL, sql)
     assert run_query(URL, "SELECT count(*) FROM runs").rows == n
+
+
+def test_timeout_bounds_a_query(pg):
+    """timeout= stops a long query on the server (statement_timeout): a user error."""
+    with pytest.raises(ScenarioError, match="statement timeout"):
+        run_query(URL, "SELECT pg_sleep(10)", timeout=0.5)

@@ -141,7 +141,7 @@ class Name(Expr):
 
 @dataclass(frozen=True)
 class Unary(Expr):
-    op: str = "-"
+    op: str = "-"  # - + not, or % (a percentage: 1% is 0.01)
     operand: Expr = field(default_factory=Expr)
 
 
@@ -156,6 +156,16 @@ class Binary(Expr):
 class Call(Expr):
     func: str = ""  # min max abs log2 log10 sqrt floor ceil round if
     args: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class Within(Expr):
+    """``value within tolerance of target``: true if ``|value - target| <= tolerance``,
+    where a tolerance written as a percentage (``1%``) is relative to ``|target|``."""
+
+    value: Expr = field(default_factory=Expr)
+    tolerance: Expr = field(default_factory=Expr)
+    target: Expr = field(default_factory=Expr)
 
 
 Value = Union[Quantity, str, bool, Expr]
@@ -412,16 +422,28 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """One assertion of an ``expect`` block over a run's metrics (see
+    :mod:`irqlab.expect`): ``expr`` is true or false; ``text`` is how the user
+    wrote it (for reports)."""
+
+    expr: Expr
+    text: str = field(default="", compare=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A sweep: points from ``root``, filtered by ``constraints``, with ``derived``
     values computed per point, each run ``replications`` times (None: the run
-    block's replications)."""
+    block's replications). ``expect`` is checked on every run and stored as columns."""
 
     root: SweepNode | None = None
     constraints: tuple[Expr, ...] = ()
     derived: tuple[Derived, ...] = ()
     replications: int | None = None
     span: Span = _span()
+    expect: tuple[Expectation, ...] = ()
 
 
 # --------------------------------------------------------------------------- scenario
@@ -451,6 +473,7 @@ class Scenario:
     params: tuple[ParamDef, ...] = ()
     span: Span = _span()
     source: str = field(default="", compare=False, repr=False)
+    expect: tuple[Expectation, ...] = ()  # checked by `irqlab test` over the run's replications
 
     def cost(self, name: str) -> Quantity:
         for a in self.costs:

@@ -53,7 +53,7 @@ from typing import Any, Iterator, Mapping
 
 from irqlab import ir
 from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, did_you_mean
-from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary
+from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary, Within
 
 KINDS = ("number", "time", "frequency", "choice", "bool", "str")
 BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
@@ -66,6 +66,7 @@ _FREQ_EXP = {"hz": 0, "khz": 3, "mhz": 6, "ghz": 9}
 UNIT_WORDS = "ns, us (µs), ms, s; Hz, kHz, MHz, GHz; cycles"
 
 FUNCTIONS = ("min", "max", "abs", "sqrt", "log2", "log10", "floor", "ceil", "round", "if")
+QUANTIFIERS = ("all", "any", "mean", "fraction")  # over replications, in expect blocks only
 
 # --------------------------------------------------------------------------- specs
 
@@ -395,6 +396,8 @@ class _Evaluator:
             return self.binary(e)
         if isinstance(e, Call):
             return self.call(e)
+        if isinstance(e, Within):
+            return self.within(e)
         if isinstance(e, (Quantity, str, bool)):  # pragma: no cover - tolerated
             return e
         raise ScenarioError(f"cannot evaluate {type(e).__name__}", getattr(e, "span", None))
@@ -422,7 +425,29 @@ class _Evaluator:
             return not v
         if not isinstance(v, Quantity):
             raise ScenarioError(f"'{e.op}' needs a number, not {describe(v)}", e.span)
+        if e.op == "%":
+            if v.unit:
+                raise ScenarioError(f"a percentage needs a plain number, not {describe(v)}", e.span)
+            return Quantity(v.value / 100)
         return Quantity(-v.value if e.op == "-" else v.value, v.unit)
+
+    def within(self, e: Within) -> bool:
+        """``value within tolerance of target``: a percentage tolerance is relative to the target."""
+        a, b = self.eval(e.value), self.eval(e.target)
+        for v, node in ((a, e.value), (b, e.target)):
+            if not isinstance(v, Quantity):
+                raise ScenarioError(f"'within' needs numbers, not {describe(v)}", node.span)
+        x, y, unit = self.align(a, b, e)
+        tol = self.eval(e.tolerance)
+        if not isinstance(tol, Quantity):
+            raise ScenarioError(f"a tolerance is a number, not {describe(tol)}", e.tolerance.span)
+        if isinstance(e.tolerance, Unary) and e.tolerance.op == "%":
+            allowed = tol.value * abs(y)
+        else:
+            if tol.unit == "" and tol.value == 0:
+                tol = Quantity(0.0, unit)
+            _, allowed, _ = self.align(Quantity(y, unit), tol, e.tolerance)
+        return abs(x - y) <= abs(allowed) * (1 + 1e-12)
 
     def _word_or_eval(self, e: Expr, other: Any) -> Any:
         if isinstance(e, Name) and isinstance(other, str) and e.name not in self.env:
@@ -538,8 +563,15 @@ class _Evaluator:
             raise ScenarioError("the result is too large", e.span)
         return q
 
+    def quantify(self, e: Call) -> Any:
+        """A quantifier over replications; only an expectation's evaluator has them."""
+        raise ScenarioError(f"{e.func}() ranges over a run's replications: it belongs in an expect block",
+                            e.span)
+
     def call(self, e: Call) -> Any:
         f = e.func
+        if f in QUANTIFIERS:
+            return self.quantify(e)
         if f not in FUNCTIONS:
             raise ScenarioError(f"unknown function '{f}'", e.span,
                                 hint=did_you_mean(f, FUNCTIONS) or f"functions: {', '.join(FUNCTIONS)}")

@@ -89,7 +89,7 @@ def _internal(e: Exception, debug: bool) -> int:
 
 
 def _register() -> None:
-    for name in ("lang", "sim", "sweep", "store", "plugins"):
+    for name in ("lang", "sim", "sweep", "store", "plugins", "expectations"):
         try:
             __import__(f"irqlab.cli.{name}")
         except ModuleNotFoundError as e:

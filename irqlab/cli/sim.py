@@ -16,12 +16,18 @@ def load_resolved(path: str, sets: tuple[str, ...]):
     """The scenario in ``path`` with ``--set`` overrides applied and every value resolved.
 
     An error in an override points at it on the command line (``<command line>:1:COL``)."""
-    from irqlab.cli.cmdline import assignments, with_command_line
     from irqlab.dsl import load
+
+    return resolve_with_sets(load(path), path, sets)
+
+
+def resolve_with_sets(scenario, path: str, sets: tuple[str, ...]):
+    """``scenario`` (read from ``path``) resolved with ``--set`` overrides; an error in an
+    override points at it on the command line."""
+    from irqlab.cli.cmdline import assignments, with_command_line
     from irqlab.errors import ScenarioError
     from irqlab.resolve import resolve
 
-    scenario = load(path)
     try:
         given = assignments("--set", sets)
         return resolve(scenario, {a.path: a.value for a in given},

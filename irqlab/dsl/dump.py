@@ -17,12 +17,22 @@ def expr_text(e: Any) -> str:
         return e.name
     if isinstance(e, ir.Unary):
         inner = expr_text(e.operand)
+        if e.op == "%":
+            return f"{inner}%"
         return f"not {inner}" if e.op == "not" else f"{e.op}{inner}"
     if isinstance(e, ir.Binary):
         return f"({expr_text(e.left)} {e.op} {expr_text(e.right)})"
     if isinstance(e, ir.Call):
         return f"{e.func}({', '.join(expr_text(a) for a in e.args)})"
+    if isinstance(e, ir.Within):
+        return f"({expr_text(e.value)} within {expr_text(e.tolerance)} of {expr_text(e.target)})"
     return value_text(e)
+
+
+def top_text(e: Any) -> str:
+    """An expression without the parentheses around its outermost operator."""
+    t = expr_text(e)
+    return t[1:-1] if isinstance(e, (ir.Binary, ir.Within)) else t
 
 
 def value_text(v: Any) -> str:
@@ -56,6 +66,9 @@ def _dump(obj: Any, ind: int, out: list[str], label: str | None) -> None:
     head = f"{pad}{label}: " if label else pad
     if isinstance(obj, ir.PluginUse):
         out.append(f"{head}{obj.kind} {_plugin(obj)}")
+        return
+    if isinstance(obj, ir.Expectation):
+        out.append(f"{pad}{top_text(obj.expr)}")
         return
     if isinstance(obj, (ir.Arg, ir.ParamDef)):
         out.append(f"{pad}{obj.name}: {value_text(obj.value)}")

@@ -236,6 +236,10 @@ class _Printer:
             return f"param {name} = {self.expr(value)}"
         if kind == "where":
             return f"where {self.expr(kids[1])}"
+        if kind == "check":
+            tail = kids.pop() if isinstance(kids[-1], Tree) and kids[-1].data in ("compare", "approx") else None
+            call = self.expr(Tree("call", kids))
+            return call if tail is None else f"{call} {self.tail(tail)}"
         parts = [str(kids[0])]
         for k in kids[1:]:
             if isinstance(k, Tree) and k.data == "block":
@@ -244,9 +248,17 @@ class _Printer:
                 parts.append("= " + self.expr(k.children[0]))
             elif isinstance(k, Tree) and k.data == "within":
                 parts.append("in " + self.expr(k.children[1]))
+            elif isinstance(k, Tree) and k.data in ("compare", "approx"):
+                parts.append(self.tail(k))
             else:
                 parts.append(self.expr(k))
         return " ".join(parts)
+
+    def tail(self, t: Tree) -> str:
+        """An expectation's ``OP value`` or ``within TOL of value``."""
+        if t.data == "compare":
+            return f"{t.children[0]} {self.expr(t.children[1])}"
+        return f"within {self.expr(t.children[1])} of {self.expr(t.children[3])}"
 
     def inline_block(self, blk: Tree) -> str:
         inner = _stmts(blk.children[1:-1])
@@ -268,6 +280,10 @@ class _Printer:
             return f"{self.expr(k[0])} {_BIN[d]} {self.expr(k[1])}"
         if d == "cmp":
             return f"{self.expr(k[0])} {k[1]} {self.expr(k[2])}"
+        if d == "near":
+            return f"{self.expr(k[0])} within {self.expr(k[2])} of {self.expr(k[4])}"
+        if d == "percent":
+            return str(k[0])
         if d == "neg":
             return "-" + self.expr(k[0])
         if d == "pos":

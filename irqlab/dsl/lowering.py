@@ -28,21 +28,23 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from irqlab import ir
-from irqlab.dsl.syntax import (Assign, Block, ListLit, ParamStmt, Range, Stmt, StrLit, WhereStmt,
-                               Within, decode, parse_statements, tree_statements)
+from irqlab.dsl.syntax import (Approx, Assign, Block, CheckStmt, Compare, ListLit, ParamStmt, Range, Stmt,
+                               StrLit, WhereStmt, Within, decode, parse_statements, tree_statements,
+                               with_tail)
 from irqlab.errors import NO_SPAN, ErrorSink, ScenarioError, Span, collect, did_you_mean
 from irqlab.ir import Expr, Name, Num, PluginUse, Quantity
 from irqlab.resolve import (COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, Spec,
                             check_value, evaluate, expected, plugin_spec)
 
-SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sweep", "include", "remove")
+SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sweep", "expect", "include",
+                  "remove")
 TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
                 "serviced_by", "service", "lowers", "policy")
 RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "histograms",
              "backend", "metric", "metrics", "series")
-SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where")
-REMOVABLE = ("device", "mitigation", "sweep", "param", "metric")
+SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where", "expect")
+REMOVABLE = ("device", "mitigation", "sweep", "param", "metric", "expect")
 LEVEL_RE = ir.LEVELS
 LOWERS_POLICY = {"before_eoi": "lower_then_eoi", "after_eoi": "eoi_before_lower"}
 DEFAULT_POLICY = "lower_then_eoi"
@@ -128,13 +130,14 @@ class Draft:
     metrics: dict[str, PluginDraft] = field(default_factory=dict)
     series: Entry | None = None
     sweep: Stmt | None = None
+    expect: tuple[ir.Expectation, ...] = ()  # a child's expect block replaces its base's
 
     def copy(self, name: str, span: Span, file: str) -> "Draft":
         return Draft(name, span, file, dict(self.params), dict(self.machine), self.machine_span,
                      dict(self.costs), self.costs_span, {k: v.copy() for k, v in self.vcpus.items()},
                      {k: v.copy() for k, v in self.devices.items()},
                      {k: v.copy() for k, v in self.mitigations.items()}, dict(self.run), self.run_span,
-                     {k: v.copy() for k, v in self.metrics.items()}, self.series, self.sweep)
+                     {k: v.copy() for k, v in self.metrics.items()}, self.series, self.sweep, self.expect)
 
 
 @dataclass
@@ -233,6 +236,39 @@ class Loader:
 
     def err(self, message: str, span: Span | None, hint: str | None = None) -> None:
         self.sink.add(message, span, hint)
+
+    def expectations(self, st: Stmt) -> tuple[ir.Expectation, ...] | None:
+        """The assertions of ``expect { ... }`` (see :mod:`irqlab.expect`); None after an error."""
+        if not isinstance(st.tail, Block):
+            self.err("expect needs a block: expect { livelock == false }", st.span)
+            return None
+        if st.args:
+            self.err("expect takes a block only: expect { ... }", st.args[0].span)
+        out = []
+        for inner in st.tail.stmts:
+            e: Any = None
+            if isinstance(inner, CheckStmt):
+                e = inner.expr
+            elif isinstance(inner, Stmt) and not inner.args and inner.tail is None:
+                e = Name(span=inner.head_span, name=inner.head)  # a true-or-false metric alone
+            elif isinstance(inner, Stmt) and not inner.args and isinstance(inner.tail, (Compare, Approx)):
+                e = with_tail(Name(span=inner.head_span, name=inner.head), inner.tail)
+            if e is None or _has_strings(e):
+                self.err("expected an assertion such as 'livelock == false', 'eoi_count within 1% of "
+                         "1000' or 'fraction(livelock) >= 0.9'", inner.span)
+                continue
+            out.append(ir.Expectation(e, self.source_text(inner.span), inner.span))
+        return tuple(out)
+
+    def source_text(self, span: Span) -> str:
+        """The text ``span`` covers, on one line (for reports)."""
+        lines = self.sources.get(span.file, "").split("\n")[span.line - 1: span.end_line]
+        if not lines:
+            return ""
+        if len(lines) == 1:
+            return lines[0][span.col - 1: span.end_col - 1]
+        lines[0], lines[-1] = lines[0][span.col - 1:], lines[-1][: span.end_col - 1]
+        return " ".join(x.strip() for x in lines)
 
     def finish(self, unit: FileUnit) -> ir.Scenario:
         merged = collect(self.sink.errors)
@@ -645,6 +681,14 @@ class Drafter:
                     if st.args:
                         self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
                     self.d.sweep = st
+            elif h == "expect":
+                if "expect" in seen_blocks:
+                    self.err(f"a second expect block (the first is at {seen_blocks['expect']})", st.head_span)
+                    continue
+                seen_blocks["expect"] = st.head_span
+                found = self.l.expectations(st)
+                if found is not None:
+                    self.d.expect = found
             elif h == "remove":
                 self.remove(st)
             elif h in ("import", "scenario"):
@@ -653,7 +697,7 @@ class Drafter:
                 self.err(f"unknown statement '{h}' in scenario {self.d.name}", st.head_span,
                          hint=did_you_mean(h, SCENARIO_HEADS + ("param",)) or
                          "a scenario holds machine, costs, vcpu, device, mitigation, run, sweep, "
-                         "param, include and remove statements")
+                         "expect, param, include and remove statements")
 
     def param(self, st: ParamStmt, seen: dict) -> None:
         if st.name in seen:
@@ -985,9 +1029,16 @@ class Drafter:
         a = st.args
         if not a or not isinstance(a[0], Name) or a[0].name not in REMOVABLE:
             self.err("expected 'remove device NAME', 'remove mitigation NAME', 'remove metric NAME', "
-                     "'remove param NAME' or 'remove sweep'", a[0].span if a else st.head_span)
+                     "'remove param NAME', 'remove sweep' or 'remove expect'", a[0].span if a else st.head_span)
             return
         what = a[0].name
+        if what == "expect":
+            if len(a) != 1:
+                self.err("remove expect takes nothing more", a[1].span)
+            elif not self.d.expect:
+                self.err("there are no expectations to remove", st.span)
+            self.d.expect = ()
+            return
         if what == "sweep":
             if len(a) != 1:
                 self.err("remove sweep takes nothing more", a[1].span)
@@ -1035,7 +1086,7 @@ class Builder:
         params = tuple(ir.ParamDef(n, e.value, e.span) for n, e in d.params.items())
         s = ir.Scenario(d.name, machine=machine, costs=costs, vcpus=vcpus, devices=devices,
                         mitigations=mitigations, run=run, params=params, span=d.span,
-                        source=self.text)
+                        source=self.text, expect=d.expect)
         from irqlab import resolve as R
 
         infos = R._raw_infos(s)
@@ -1055,6 +1106,10 @@ class Builder:
             self.l.sink.extend(e)
         if resolved is not None and s.sweep is not None and len(self.l.sink.errors) == errors_before:
             SweepChecker(self, s, infos).check(s.sweep)
+        if resolved is not None and (s.expect or (s.sweep is not None and s.sweep.expect)):
+            from irqlab.expect import check_expectations
+
+            check_expectations(s, self.l.sink)
         return s
 
     # -- names in expressions
@@ -1283,6 +1338,8 @@ def _any_leaf(e: Any, pred: Any) -> bool:
         return _any_leaf(e.operand, pred)
     if isinstance(e, ir.Call):
         return any(_any_leaf(a, pred) for a in e.args)
+    if isinstance(e, ir.Within):
+        return any(_any_leaf(a, pred) for a in (e.value, e.tolerance, e.target))
     return pred(e)
 
 
@@ -1331,6 +1388,10 @@ def _map_expr(e: Expr, fn: Any) -> Expr:
     if isinstance(e, ir.Call):
         args = tuple(_map_expr(a, fn) for a in e.args)
         return e if all(x is y for x, y in zip(args, e.args)) else replace(e, args=args)
+    if isinstance(e, ir.Within):
+        v, t, g = (_map_expr(x, fn) for x in (e.value, e.tolerance, e.target))
+        same = v is e.value and t is e.tolerance and g is e.target
+        return e if same else replace(e, value=v, tolerance=t, target=g)
     return e
 
 
@@ -1378,8 +1439,16 @@ class SweepBuilder:
         derived: list = []
         replications = None
         rseen: Span | None = None
+        expect: tuple[ir.Expectation, ...] = ()
+        eseen: Span | None = None
         for inner in block.stmts:
-            if isinstance(inner, WhereStmt):
+            if isinstance(inner, Stmt) and inner.head == "expect":
+                if eseen is not None:
+                    self.err(f"a second expect block (the first is at {eseen})", inner.head_span)
+                    continue
+                eseen = inner.head_span
+                expect = self.b.l.expectations(inner) or ()
+            elif isinstance(inner, WhereStmt):
                 constraints.append(self.expr(inner.expr))
             elif isinstance(inner, ParamStmt):
                 self.err("'param' belongs at the scenario level, not in a sweep", inner.span)
@@ -1413,7 +1482,7 @@ class SweepBuilder:
             self.err("this sweep has constraints or derived values but no axes", st.head_span)
         self.dup_paths(root, derived)
         return ir.Sweep(root, tuple(c for c in constraints if c is not None), tuple(derived),
-                        replications, st.span)
+                        replications, st.span, expect)
 
     def dup_paths(self, root: Any, derived: list) -> None:
         def walk(node: Any, seen: dict) -> None:

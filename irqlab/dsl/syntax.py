@@ -24,7 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from irqlab.errors import ScenarioError, Span, collect
-from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary
+from irqlab.ir import Binary, Call, Expr, Name, Num, Quantity, Unary, Within as Near
 
 MAX_BRACKETS = 32  # ( and [ nesting
 MAX_BLOCKS = 16  # { nesting
@@ -87,13 +87,31 @@ class Within:
 
 
 @dataclass(slots=True)
+class Compare:
+    """``OP value`` after a head: ``livelock == true`` (an expectation)."""
+
+    op: str
+    value: Any
+    span: Span
+
+
+@dataclass(slots=True)
+class Approx:
+    """``within tolerance of target`` after a head (an expectation)."""
+
+    tolerance: Any
+    target: Any
+    span: Span
+
+
+@dataclass(slots=True)
 class Stmt:
     """``head arg* [tail]``: the one shape of (almost) every statement."""
 
     head: str
     head_span: Span
     args: list
-    tail: Any  # Block | Assign | Within | None
+    tail: Any  # Block | Assign | Within | Compare | Approx | None
     span: Span
 
     @property
@@ -114,6 +132,14 @@ class ParamStmt:
 @dataclass(slots=True)
 class WhereStmt:
     """``where expression`` (a sweep constraint)."""
+
+    expr: Any
+    span: Span
+
+
+@dataclass(slots=True)
+class CheckStmt:
+    """An expectation that starts with a call: ``fraction(livelock) >= 0.9``."""
 
     expr: Any
     span: Span
@@ -175,7 +201,7 @@ class AstBuilder(Transformer):
 
     # statements
     def start(self, c: list) -> list:
-        return c
+        return _sift(c)
 
     def expression(self, c: list) -> Any:
         return c[0]
@@ -184,10 +210,12 @@ class AstBuilder(Transformer):
         head = c[0]
         rest = c[1:]
         tail = None
-        if rest and isinstance(rest[-1], (Block, Assign, Within)):
+        if rest and isinstance(rest[-1], (Block, Assign, Within, Compare, Approx)):
             tail = rest.pop()
         hs = _tok_span(head)
         end = tail.span if tail is not None else (rest[-1].span if rest else hs)
+        if type(tail) is Block and head != "expect":
+            tail.stmts = _sift(tail.stmts)
         return Stmt(str(head), hs, rest, tail, _join(hs, end))
 
     def param(self, c: list) -> ParamStmt:
@@ -197,6 +225,20 @@ class AstBuilder(Transformer):
     def where(self, c: list) -> WhereStmt:
         kw, e = c
         return WhereStmt(e, _join(_tok_span(kw), e.span))
+
+    def check(self, c: list) -> CheckStmt:
+        tail = c.pop() if isinstance(c[-1], (Compare, Approx)) else None
+        call = self.call(c)
+        e = call if tail is None else with_tail(call, tail)
+        return CheckStmt(e, e.span)
+
+    def compare(self, c: list) -> Compare:
+        op, value = c
+        return Compare(str(op), value, _join(_tok_span(op), value.span))
+
+    def approx(self, c: list) -> Approx:
+        kw, tol, _, target = c
+        return Approx(tol, target, _join(_tok_span(kw), target.span))
 
     def block(self, c: list) -> Block:
         return Block(c[1:-1], _join(_tok_span(c[0]), _tok_span(c[-1])))
@@ -245,6 +287,15 @@ class AstBuilder(Transformer):
         a, op, b = c
         return Binary(span=_join(a.span, b.span), op=str(op), left=a, right=b)
 
+    def near(self, c: list) -> Near:
+        a, _, tol, _, b = c
+        return Near(span=_join(a.span, b.span), value=a, tolerance=tol, target=b)
+
+    def percent(self, c: list) -> Unary:
+        t = c[0]
+        num = _number(Token.new_borrow_pos("NUMBER", str(t)[:-1], t))
+        return Unary(span=_tok_span(t), op="%", operand=num)
+
     def not_(self, c: list) -> Unary:
         return Unary(span=c[0].span, op="not", operand=c[0])
 
@@ -253,6 +304,29 @@ class AstBuilder(Transformer):
 
     def pos(self, c: list) -> Unary:
         return Unary(span=c[0].span, op="+", operand=c[0])
+
+
+def is_assertion(st: Any) -> bool:
+    """True for a statement only an expect block can hold (a comparison or a check)."""
+    return type(st) is CheckStmt or (type(st) is Stmt and type(st.tail) in (Compare, Approx))
+
+
+def _sift(stmts: list) -> list:
+    """``stmts`` without assertions, each reported: outside ``expect { }`` they mean nothing."""
+    if not any(is_assertion(st) for st in stmts):
+        return stmts
+    for st in stmts:
+        if is_assertion(st):
+            _ctx.errors.append(ScenarioError("a comparison like this belongs in an expect block", st.span,
+                                             hint="write it inside 'expect { ... }' in a scenario or sweep"))
+    return [st for st in stmts if not is_assertion(st)]
+
+
+def with_tail(e: Expr, tail: Compare | Approx) -> Expr:
+    """``e`` followed by a comparison or ``within`` tail, as one expression."""
+    if isinstance(tail, Compare):
+        return Binary(span=_join(e.span, tail.value.span), op=tail.op, left=e, right=tail.value)
+    return Near(span=_join(e.span, tail.target.span), value=e, tolerance=tail.tolerance, target=tail.target)
 
 
 def _binary(op: str):
@@ -649,6 +723,8 @@ _WORDS = {
     "PARAM": "'param'",
     "WHERE": "'where'",
     "IN": "'in'",
+    "WITHIN": "'within'",
+    "OF": "'of'",
 }
 _VALUE_START = {"NUMBER", "NAME", "DOTTED", "STRING", "FUNC", "LPAR", "MINUS", "PLUS", "NOT"}
 

@@ -55,5 +55,9 @@ def rerun(scenario_text: str, scenario_file: str | None, params: Mapping[str, An
     scenario = dsl.loads(scenario_text, scenario_file or "<scenario>")
     resolved = resolve.resolve(scenario, to_overrides(scenario, params))
     program = engine.compile(resolved)
-    return engine.run(program, [Lane(int(seed), tuple(int(k) for k in spawn_key), {})],
-                      trace_lanes=(0,) if trace else ())
+    result = engine.run(program, [Lane(int(seed), tuple(int(k) for k in spawn_key), {})],
+                        trace_lanes=(0,) if trace else ())
+    from irqlab.experiments.expectations import add_rerun_columns
+
+    add_rerun_columns(scenario, resolved, result)
+    return result

@@ -53,6 +53,7 @@ import numpy as np
 from irqlab import __version__
 from irqlab.errors import ScenarioError
 from irqlab.experiments import plan as planning
+from irqlab.experiments.expectations import add_columns as add_expect_columns
 from irqlab.experiments.launchers import InlineLauncher, Launcher, make_launcher
 from irqlab.experiments.progress import Progress
 from irqlab.experiments.provenance import git_state, host, now_iso
@@ -319,6 +320,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         progress.advance(the_plan.skipped, 0, 0)
 
         def store_batch(runs: list[planning.PlannedRun], result: Any, wall_s: float) -> None:
+            add_expect_columns(prep, runs, result)
             stop.critical = True
             try:
                 store.write_batch(prep.sweep_id, run_infos(runs, wall_s), result)

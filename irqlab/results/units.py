@@ -36,6 +36,9 @@ def metric_info(flat_name: str, dtype_kind: str = "f") -> tuple[str, str, str]:
         return "int", "", f"exits to the VMM's userspace with reason {flat_name[16:]}"
     if flat_name.startswith("mitigation_activations."):
         return "int", "", f"times mitigation {flat_name[23:]} acted"
+    if flat_name.startswith("expect_"):  # irqlab.expect.columns
+        what = "every expectation" if flat_name == "expect_pass" else f"expectation {flat_name[7:]}"
+        return "bool", "", f"{what} of the sweep's expect block held in this run"
     col = _plugin_column(flat_name)
     if col is not None:
         return col

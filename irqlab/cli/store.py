@@ -82,7 +82,7 @@ def _warn_abandoned(db: str) -> None:
     writer of the directory marks them 'killed'."""
     from irqlab.errors import ScenarioError
     from irqlab.results.query import run_query
-    from irqlab.results.store import writer_gone
+    from irqlab.results.writer import writer_gone
 
     try:
         rows = run_query(db, "SELECT sweep_id, writer FROM sweeps WHERE status = 'running'").rows

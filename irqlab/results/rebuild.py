@@ -109,7 +109,8 @@ def _restore_sweep(store: Any, root: Path, sid: str, no: int, row: dict[str, Any
                    rep: RebuildReport) -> None:
     import pyarrow.parquet as pq
 
-    from irqlab.results.store import _Col, bulk_insert, params_json
+    from irqlab.results.rows import bulk_insert, params_json
+    from irqlab.results.store import _Col
     from irqlab.results.schema import RUN_DOCS
     from irqlab.results.units import metric_info
 

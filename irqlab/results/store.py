@@ -24,13 +24,12 @@ the writer closes, so a finished database is read without -wal/-shm files).
 
 Storage failures (a full disk, an I/O error, a lost file) raise a
 ScenarioError saying so; the sweep row is still marked, with the space of a
-small reserve file the store keeps for that (:data:`RESERVE_BYTES`).
+small reserve file the store keeps for that (:mod:`.writer`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
@@ -42,14 +41,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 from irqlab.errors import ScenarioError
 from irqlab.results import naming, shards
 from irqlab.results.schema import RUN_DOCS, RUN_TYPES, SCHEMA_VERSION
+from irqlab.results.rows import (arrays_long, bulk_insert, device_parts, int_rows, np_kind,
+                                 pa_strings, param_kind, param_values, params_json, series_long)
+from irqlab.results.writer import (add_missing_columns, make_reserve, out_of_space,
+                                   storage_error, storage_errors, take_writer_lock, writer_gone,
+                                   writer_id)
 
 if TYPE_CHECKING:  # pragma: no cover
     from irqlab.engine.result import BatchResult
 
-RESERVE_FILE = ".irqlab-reserve"
-RESERVE_BYTES = 512 * 1024  # freed on a full disk so the sweep's status can still be written
 QUARANTINE = "quarantine"  # files of lost shard groups, moved out of the dataset
-LOCK_FILE = ".irqlab-writer.lock"
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 2000  # ids per IN (...) list
@@ -173,7 +174,7 @@ class ResultStore:
             self.engine = writer_engine(self.url)
             with self.engine.begin() as conn:
                 self.md.create_all(conn)
-                _add_missing_columns(conn, self.md)
+                add_missing_columns(conn, self.md)
                 meta = self.t["irqlab_meta"]
                 if conn.execute(meta.select().where(meta.c.key == "schema_version")).first() is None:
                     conn.execute(meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
@@ -181,7 +182,7 @@ class ResultStore:
                 if conn.execute(bins.select().limit(1)).first() is None:
                     conn.execute(bins.insert(), latency_bin_rows())
         except open_errors() as e:
-            if _out_of_space(e):
+            if out_of_space(e):
                 raise storage_error(self.out_dir, e) from None
             raise database_error(self.url, e) from None
         self._sweeps: dict[str, _Sweep] = {}
@@ -494,10 +495,10 @@ class ResultStore:
         grp = self._next_grp()
         renamed = {old: self._next_grp() for old in sorted({v[2] for v in replaced.values() if v[2]})}
         tables = {"runs": self._arrow(st.sweep_id, cols, data, runs)}
-        series_rows = _series_long(runs, result, lanes)
+        series_rows = series_long(runs, result, lanes)
         if series_rows is not None:
             tables["series"] = series_rows
-        arr_rows = _arrays_long(runs, arrays, lanes)
+        arr_rows = arrays_long(runs, arrays, lanes)
         if arr_rows is not None:
             tables["metric_arrays"] = arr_rows
 
@@ -588,7 +589,7 @@ class ResultStore:
                     name = "param_" + naming.sanitize(p) if not name.startswith("param_") \
                         else name + "_"
                 used.add(name.lower())
-                typ = _param_kind([r.params.get(p) for r in runs])
+                typ = param_kind([r.params.get(p) for r in runs])
                 unit = st.param_units.get(p, param_unit(p) if typ == "float" else "")
                 new.append(_Col(name, "param", p, typ, unit, "parameter " + p))
         used = {c.lower() for c in st.cols} | {c.name.lower() for c in new}
@@ -624,7 +625,7 @@ class ResultStore:
         conn.execute(sc.insert(), [
             dict(sweep_id=st.sweep_id, column_name=c.name, ordinal=base + k, role=c.role,
                  path=c.path, type=c.type, unit=c.unit, description=c.doc,
-                 **_device_parts(c))
+                 **device_parts(c))
             for k, c in enumerate(new)])
         from irqlab.results.views import refresh_views
 
@@ -657,7 +658,7 @@ class ResultStore:
                 elif name == "wall_s":
                     out[name] = np.array([r.wall_s for r in runs], np.float64)
             elif c.role == "param":
-                out[name] = _param_values([r.params.get(c.path) for r in runs], c.type, c.path)
+                out[name] = param_values([r.params.get(c.path) for r in runs], c.type, c.path)
             else:
                 arr = scalars.get(c.path)
                 if arr is None:
@@ -682,7 +683,7 @@ class ResultStore:
             c = cols[name]
             meta = {"role": c.role, "path": c.path, "type": c.type, "unit": c.unit}
             if c.role == "param" and c.type == "float":
-                meta["ints"] = _int_rows([r.params.get(c.path) for r in runs],
+                meta["ints"] = int_rows([r.params.get(c.path) for r in runs],
                                          [r.run_id for r in runs])
             fields.append(pa.field(name, arrow_type(c.type), metadata=meta))
             arrays.append(pa.array(col, type=arrow_type(c.type), from_pandas=True)
@@ -719,7 +720,7 @@ class ResultStore:
             for file, _g, sid, ds in (r for r in rows if r[1] == old):
                 dead.append(file)
                 tbl = pq.read_table(self.root / file)
-                tbl = tbl.filter(pc.invert(pc.is_in(tbl["run_id"], value_set=_pa_strings(drop))))
+                tbl = tbl.filter(pc.invert(pc.is_in(tbl["run_id"], value_set=pa_strings(drop))))
                 if tbl.num_rows:
                     rel = shards.final_rel(ds, sid, new_grp)
                     written.append(rel)
@@ -792,337 +793,3 @@ class ResultStore:
             cols["sweep_id"] = [sweep_id] * tables["metric_arrays"].num_rows
             bulk_insert(conn, self.t["metric_arrays"], cols)
 
-
-# ---------------------------------------------------------------------- helpers
-
-
-def storage_error(out_dir: Path, e: BaseException) -> ScenarioError:
-    """A user-facing error for a failed write to the results (disk full, I/O error, lost
-    file or directory, read-only media)."""
-    orig = getattr(e, "orig", None) or e
-    if isinstance(orig, OSError) and orig.strerror:
-        why = orig.strerror + (f": '{orig.filename}'" if orig.filename else "")
-    else:
-        text = str(orig).strip()
-        why = text.splitlines()[0] if text else type(orig).__name__
-    return ScenarioError(
-        f"cannot write the results in '{out_dir}': {why}",
-        hint="free space (or fix the directory), then run the same command again: it resumes "
-             "where the last stored batch ended")
-
-
-def _out_of_space(e: BaseException) -> bool:
-    import errno
-
-    orig = getattr(e, "orig", None) or e
-    if isinstance(orig, OSError):
-        return orig.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
-    text = str(orig).lower()
-    return "disk is full" in text or "disk i/o error" in text
-
-
-class storage_errors:
-    """Context manager: an OSError or a database OperationalError inside becomes
-    :func:`storage_error` (ScenarioError and everything else pass through)."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, typ: Any, e: BaseException | None, tb: Any) -> bool:
-        if e is None or isinstance(e, ScenarioError):
-            return False
-        from sqlalchemy import exc
-
-        if isinstance(e, (OSError, exc.OperationalError)):
-            raise storage_error(self.out_dir, e) from e
-        return False
-
-
-def take_writer_lock(out_dir: Path) -> int:
-    """Open ``out_dir/.irqlab-writer.lock`` without following a link and without truncating
-    it, and take its exclusive lock; return the descriptor. ScenarioError if another
-    process holds it or the path is not a regular file."""
-    import fcntl
-    import stat
-
-    path = out_dir / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as e:
-        import errno
-
-        if e.errno == errno.ELOOP:
-            raise ScenarioError(f"'{path}' is a symbolic link; irqlab does not follow it",
-                                hint="remove the link (irqlab creates the lock file itself)"
-                                ) from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise ScenarioError(f"'{path}' is not a regular file", hint="remove it")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ScenarioError(f"another irqlab process is writing results in '{out_dir}'",
-                            hint="wait for it to finish, or use another output directory"
-                            ) from None
-    return fd
-
-
-def make_reserve(out_dir: Path) -> Path:
-    """Make sure ``out_dir/.irqlab-reserve`` holds :data:`RESERVE_BYTES` of allocated
-    space (OSError, e.g. ENOSPC, if the disk cannot give it)."""
-    path = out_dir / RESERVE_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        if os.fstat(fd).st_size < RESERVE_BYTES:
-            try:
-                os.posix_fallocate(fd, 0, RESERVE_BYTES)
-            except OSError as e:
-                import errno
-
-                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    raise
-                os.pwrite(fd, bytes(RESERVE_BYTES), 0)
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return path
-
-
-def writer_id() -> str:
-    """``<host>:<pid>`` of this process, recorded on a running sweep."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def writer_gone(writer: str | None) -> bool:
-    """True if ``writer`` (``<host>:<pid>``) names a process of this host that no longer
-    exists (a writer on another host cannot be checked: False)."""
-    import socket
-
-    if not writer or ":" not in writer:
-        return False
-    host, _, pid = writer.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _add_missing_columns(conn: Any, md: Any) -> None:
-    """Add the columns a newer irqlab gave the fixed tables to a database an older one made
-    (nullable, so old rows read as NULL)."""
-    from sqlalchemy import inspect
-
-    insp = inspect(conn)
-    prep = conn.dialect.identifier_preparer
-    for table in md.sorted_tables:
-        have = {c["name"] for c in insp.get_columns(table.name)}
-        for col in table.columns:
-            if col.name not in have:
-                coltype = col.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {prep.quote(table.name)} ADD COLUMN "
-                                     f"{prep.quote(col.name)} {coltype}")
-
-
-def _device_parts(c: _Col) -> dict[str, str | None]:
-    """``device``/``metric`` catalog entries of a ``device.<dev>.<metric>`` column."""
-    if c.role == "metric" and c.path.startswith("device.") and c.path.count(".") >= 2:
-        dev, metric = c.path[len("device."):].rsplit(".", 1)
-        return {"device": dev, "metric": metric}
-    return {"device": None, "metric": None}
-
-
-def np_kind(arr: Any) -> str:
-    """numpy ``dtype.kind`` of an array-like."""
-    import numpy as np
-
-    return np.asarray(arr).dtype.kind
-
-
-def _pa_strings(values: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.string())
-
-
-_KEY_JSON: dict[str, str] = {}
-
-
-def params_json(params: dict[str, Any]) -> str:
-    """``params`` as JSON with sorted keys, keeping ints and floats apart (exact floats)."""
-    parts = []
-    for k in sorted(params):
-        v = params[k]
-        t = type(v)
-        if t is float and v - v == 0.0:  # finite
-            js = float.__repr__(v)
-        elif t is int:
-            js = int.__repr__(v)
-        elif t is bool:
-            js = "true" if v else "false"
-        else:
-            js = json.dumps(v, default=_json_default)
-        key = _KEY_JSON.get(k)
-        if key is None:
-            key = _KEY_JSON[k] = json.dumps(k) + ": "
-        parts.append(key + js)
-    return "{" + ", ".join(parts) + "}"
-
-
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(f"cannot store parameter value {x!r} ({type(x).__name__})")
-
-
-def _int_rows(values: list[Any], ids: list[str]) -> str:
-    """``all`` if every given value is an integer, else the run ids of those that are,
-    comma-separated (run ids, not row numbers: a shard rewritten without some runs keeps it
-    true)."""
-    import numpy as np
-
-    given = [i for i, v in enumerate(values) if v is not None]
-    ints = [i for i in given if isinstance(values[i], (int, np.integer))
-            and not isinstance(values[i], (bool, np.bool_))]
-    return "all" if ints and len(ints) == len(given) else ",".join(ids[i] for i in ints)
-
-
-def _param_kind(values: list[Any]) -> str:
-    import numpy as np
-
-    kinds = set()
-    for v in values:
-        if v is None:
-            continue
-        if isinstance(v, (bool, np.bool_)):
-            kinds.add("bool")
-        elif isinstance(v, (int, float, np.integer, np.floating)):
-            kinds.add("float")
-        else:
-            kinds.add("str")
-    if len(kinds) == 1:
-        return kinds.pop()
-    return "str" if kinds else "float"
-
-
-def _param_values(values: list[Any], typ: str, path: str) -> Any:
-    import numpy as np
-
-    if typ == "float":
-        try:
-            return np.array([np.nan if v is None else float(v) for v in values], np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"parameter {path} was numeric in earlier runs; got {values!r}")
-    if typ == "bool":
-        return [None if v is None else bool(v) for v in values]
-    return [None if v is None else str(v) for v in values]
-
-
-def _sql_values(col: Any) -> list[Any]:
-    """A column as Python values for the DB-API: numpy scalars unboxed, NaN -> None."""
-    import numpy as np
-
-    if isinstance(col, np.ndarray):
-        if col.dtype.kind == "f":
-            nan = np.isnan(col)
-            if nan.any():
-                obj = col.astype(object)
-                obj[nan] = None
-                return obj.tolist()
-        return col.tolist()
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in col]
-
-
-def bulk_insert(conn: Any, table: Any, cols: dict[str, Any]) -> None:
-    """Insert columns ``{name: values}`` (equal lengths) into ``table`` in one executemany.
-
-    On SQLite the DB-API's ``executemany`` gets plain tuples (the fastest
-    path); elsewhere SQLAlchemy's batched ``insertmanyvalues`` does the work.
-    """
-    names = list(cols)
-    values = [_sql_values(cols[n]) for n in names]
-    if not values or not values[0]:
-        return
-    if conn.dialect.name == "sqlite":
-        prep = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(n) for n in names)}) "
-               f"VALUES ({', '.join('?' for _ in names)})")
-        conn.exec_driver_sql(sql, list(zip(*values)))
-    else:
-        conn.execute(table.insert(), [dict(zip(names, row)) for row in zip(*values)])
-
-
-def _series_long(runs: Sequence[RunInfo], result: "BatchResult", lanes: Any) -> Any:
-    """The batch's time series as a long Arrow table, or None if there are none."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not result.series:
-        return None
-    fields = [k for k in result.series if k != "t_ns"]
-    if not fields:
-        return None
-    ids = np.array([r.run_id for r in runs], dtype=object)
-    t = result.series.get("t_ns")
-    parts = {"run_id": [], "field": [], "sample": [], "t_ns": [], "value": []}
-    for f in fields:
-        v = np.asarray(result.series[f], np.float64)[lanes]  # [n, samples]
-        n, s = v.shape
-        if t is None:
-            tt = np.full((n, s), np.nan)
-        elif np.ndim(t) == 2:
-            tt = np.asarray(t, np.float64)[lanes]
-        else:
-            tt = np.broadcast_to(np.asarray(t, np.float64), (n, s))
-        parts["run_id"].append(np.repeat(ids, s))
-        parts["field"].append(np.full(n * s, f, dtype=object))
-        parts["sample"].append(np.tile(np.arange(s, dtype=np.int64), n))
-        parts["t_ns"].append(np.asarray(tt, np.float64).reshape(-1))
-        parts["value"].append(v.reshape(-1))
-    return pa.table({
-        "run_id": pa.array(np.concatenate(parts["run_id"]).tolist(), pa.string()),
-        "field": pa.array(np.concatenate(parts["field"]).tolist(), pa.string()),
-        "sample": pa.array(np.concatenate(parts["sample"]), pa.int64()),
-        "t_ns": pa.array(np.concatenate(parts["t_ns"]), pa.float64(), from_pandas=True),
-        "value": pa.array(np.concatenate(parts["value"]), pa.float64(), from_pandas=True),
-    })
-
-
-def _arrays_long(runs: Sequence[RunInfo], arrays: dict[str, Any], lanes: Any) -> Any:
-    """Array-valued metrics ``{name: [n, k]}`` as a long Arrow table, or None."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not arrays:
-        return None
-    ids = np.array([r.run_id for r in runs], dtype=object)
-    run_id, name, idx, value = [], [], [], []
-    for k, arr in arrays.items():
-        v = np.asarray(arr, np.float64)[lanes].reshape(len(runs), -1)
-        n, s = v.shape
-        run_id.append(np.repeat(ids, s))
-        name.append(np.full(n * s, k, dtype=object))
-        idx.append(np.tile(np.arange(s, dtype=np.int64), n))
-        value.append(v.reshape(-1))
-    return pa.table({
-        "run_id": pa.array(np.concatenate(run_id).tolist(), pa.string()),
-        "name": pa.array(np.concatenate(name).tolist(), pa.string()),
-        "idx": pa.array(np.concatenate(idx), pa.int64()),
-        "value": pa.array(np.concatenate(value), pa.float64(), from_pandas=True),
-    })

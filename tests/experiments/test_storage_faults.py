@@ -3,7 +3,6 @@ sweep 'running'; a sweep whose writer died is noticed and marked by the next wri
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys

@@ -26,11 +26,16 @@ def _echo_table(res, title: str | None = None) -> None:
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
-              help="Write to FILE instead of standard output (required for parquet).")
+              help="Write to FILE instead of standard output (required for parquet); never a "
+                   "file of a results directory.")
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Stop the query after this long (exit 2).")
 @click.option("--engine", type=click.Choice(["auto", "sqlite", "duckdb"]), default="auto",
               show_default=True, help="auto: DuckDB over the Parquet files when it is installed "
               "and the statement reads only Parquet-backed views; sqlite: the SQL database.")
-def query_cmd(db: str, sql: str, fmt: str, out: str | None, engine: str) -> None:
+def query_cmd(db: str, sql: str, fmt: str, out: str | None, force: bool,
+              timeout: float | None, engine: str) -> None:
     """Run one read-only SQL statement on DB.
 
     Each sweep has a wide view sweep_<no> (one column per parameter and
@@ -39,12 +44,16 @@ def query_cmd(db: str, sql: str, fmt: str, out: str | None, engine: str) -> None
       irqlab query out/ "SELECT threshold, delay, avg(time_to_l2_progress_ns)
       FROM sweep_1 GROUP BY 1, 2"
 
-    Write statements are refused; see docs/results.md for the schema.
+    The database refuses anything but reading; Ctrl-C stops a long query
+    (exit 130). See docs/results.md for the schema.
     """
     from irqlab.results.duckdb_engine import run_query_with
     from irqlab.results.query import write_output
+    from irqlab.results.readonly import check_output_path
 
-    write_output(run_query_with(db, sql, engine), fmt, out)
+    if out:
+        check_output_path(out, db, force)
+    write_output(run_query_with(db, sql, engine, timeout=timeout), fmt, out, force=force)
 
 
 @cli.command("runs")
@@ -62,6 +71,7 @@ def runs_cmd(db: str, sweep: str | None, status: str | None, limit: int, fmt: st
 
     sw = catalog.sweeps(db)
     res, total = catalog.runs(db, sweep, status, limit or None)
+    _warn_abandoned(db)
     if fmt != "table":
         write_output(res, fmt, None)
         return
@@ -94,6 +104,24 @@ def readable_runs(res):
         out.append(tuple(v for k, v in enumerate(r) if k != i_key))
     cols[i_seed] = "seed, spawn key"
     return QueryResult([c for k, c in enumerate(cols) if k != i_key], out)
+
+
+def _warn_abandoned(db: str) -> None:
+    """On stderr: sweeps marked running whose writer process is gone (killed); the next
+    writer of the directory marks them 'killed'."""
+    from irqlab.errors import ScenarioError
+    from irqlab.results.query import run_query
+    from irqlab.results.writer import writer_gone
+
+    try:
+        rows = run_query(db, "SELECT sweep_id, writer FROM sweeps WHERE status = 'running'").rows
+    except ScenarioError:  # a database from before the writer column
+        return
+    for sid, writer in rows:
+        if writer_gone(writer):
+            click.echo(f"irqlab: warning: sweep {sid} is marked running but its process "
+                       f"({writer}) is gone; it was killed (the next sweep into this directory "
+                       "marks it 'killed')", err=True)
 
 
 @cli.command("show")
@@ -197,7 +225,60 @@ def plot_cmd(db: str, metric: str, x: str, hue: str | None, y: str | None, sweep
     value) or, with -y, a heatmap. A histogram (e.g. latency_hist, from `run { histograms
     on }`) is drawn as a distribution over latency, one line per --by value."""
     from irqlab.results.plot import plot
+    from irqlab.results.readonly import check_output_path
 
+    check_output_path(out, db, force=True)
     s = plot(db, metric, x, out=out, hue=hue, y=y, sweep=sweep, logx=logx, logy=logy,
              title=title)
     click.echo(f"wrote {out} ({s['rows']} runs)" + (f"; {s['caption']}" if s.get("caption") else ""))
+
+
+@cli.command("verify")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="SQLAlchemy URL of the database (default: OUT_DIR/results.db).")
+@click.option("--repair", is_flag=True,
+              help="Take missing and corrupt shards' runs out of the results (files moved to "
+                   "quarantine/), so the next run of the sweep runs exactly them again.")
+def verify_cmd(out_dir: str, db_url: str | None, repair: bool) -> None:
+    """Check OUT_DIR's SQL rows against its Parquet files; exit 1 on any problem.
+
+    Names every missing or corrupt shard (size and SHA-256 recorded at its
+    commit) and the runs in it, Parquet files the database does not list, and
+    row counts that differ. Read-only unless --repair is given.
+    """
+    from irqlab.results.verify import REPAIRABLE, repair as do_repair, verify
+
+    rep = verify(out_dir, db_url)
+    for p in rep.problems:
+        click.echo(p.format())
+    for note in rep.notes:
+        click.echo(f"note: {note}")
+    status = "ok" if rep.ok else f"{len(rep.problems)} problem(s)"
+    click.echo(f"verify {out_dir}: {rep.shards} shards, {rep.runs} runs: {status}")
+    if rep.ok:
+        return
+    if repair:
+        dropped = do_repair(out_dir, rep, db_url)
+        n = sum(k for _, _, k in dropped)
+        click.echo(f"repaired: {len(dropped)} shard(s) quarantined, {n} runs taken out; run "
+                   "each sweep again (the same command) to run them again")
+        if all(p.kind in REPAIRABLE and p.file for p in rep.problems):
+            return
+    raise click.exceptions.Exit(1)
+
+
+@cli.command("rebuild")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--db", "db_url", default=None, metavar="URL",
+              help="An empty database to rebuild into (default: OUT_DIR/results.db, which "
+                   "must not exist).")
+def rebuild_cmd(out_dir: str, db_url: str | None) -> None:
+    """Recreate OUT_DIR's database (tables, catalog, views) from its Parquet files."""
+    from irqlab.results.rebuild import rebuild
+
+    rep = rebuild(out_dir, db_url)
+    for note in rep.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"rebuilt {db_url or out_dir}: {rep.sweeps} sweeps, {rep.runs} runs, "
+               f"{rep.files} shards")

@@ -225,6 +225,23 @@ class _FailFast(Exception):
     pass
 
 
+def warn_store(store: Any, lost: Any) -> None:
+    """Tell on stderr what opening the store found: files it left alone, sweeps whose
+    writer had died, shards lost since the last run (whose runs are run again)."""
+    found = getattr(store, "recovered", {})
+    unknown = found.get("unknown", [])
+    if unknown:
+        shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        print(f"irqlab: warning: left in place {len(unknown)} Parquet file(s) this database does "
+              f"not list: {shown} (see 'irqlab verify')", file=sys.stderr)
+    for sid in getattr(store, "abandoned", []):
+        print(f"irqlab: warning: sweep {sid} was left running by a process that no longer "
+              f"exists; marked 'killed'", file=sys.stderr)
+    for file, why, n in lost or []:
+        print(f"irqlab: warning: shard {file} is {why}: its group's {n} runs are run again "
+              f"(its files moved to quarantine/)", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- the driver
 
 
@@ -299,8 +316,9 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
     batcher: planning.Batcher | None = None
     begun = False
     try:
-        store.begin_sweep(sweep_info(req, prep, started_at))
+        lost = store.begin_sweep(sweep_info(req, prep, started_at))
         begun = True
+        warn_store(store, lost)
         progress.start("planning")
         stop.install()
         planner = planning.Planner(prep, stored_lookup(store, prep.sweep_id),

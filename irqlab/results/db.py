@@ -7,7 +7,7 @@ holding ``results.db``.
 SQLite specifics live only here (behind ``engine.dialect.name`` checks): WAL
 mode so readers never block the writer, a busy timeout, ``synchronous=FULL``
 for the driver, explicit ``BEGIN IMMEDIATE`` so DDL is transactional too, and
-``mode=ro`` + ``query_only`` for readers.
+the read-only connections of :mod:`irqlab.results.readonly` for readers.
 """
 
 from __future__ import annotations
@@ -106,41 +106,64 @@ def writer_engine(url: str) -> Any:
     return create_engine(url, pool_pre_ping=True)
 
 
-def reader_engine(target: str | os.PathLike) -> Any:
-    """A read-only engine: SQLite opened with ``mode=ro`` and ``query_only``; other
-    databases with read-only sessions (PostgreSQL, MySQL)."""
+def leave_wal(path: str | None) -> None:
+    """Switch the SQLite file ``path`` back to a rollback journal, which removes its -wal
+    and -shm files, so that a finished database is read (even on read-only media)
+    without them. Quietly keeps WAL while another connection has the file open."""
     import sqlite3
 
+    if not path or path == ":memory:":
+        return
+    try:
+        con = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error:
+        pass
+    finally:
+        con.close()
+
+
+def one_statement_only(engine: Any) -> None:
+    """Make psycopg (3) send every statement with the extended query protocol, which takes
+    exactly one statement: with the simple protocol, ``COMMIT; BEGIN READ WRITE; ...``
+    in one string would leave the read-only transaction."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "do_execute")
+    def _execute(cursor, statement, parameters, context):  # pragma: no cover - needs a server
+        cursor.execute(statement, parameters or None, prepare=True)
+        return True
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _execute_no_params(cursor, statement, context):  # pragma: no cover - needs a server
+        cursor.execute(statement, None, prepare=True)
+        return True
+
+
+def reader_engine(target: str | os.PathLike) -> Any:
+    """A read-only engine (:mod:`irqlab.results.readonly`): SQLite through
+    :func:`~irqlab.results.readonly.connect_sqlite` (``mode=ro`` or ``immutable=1``,
+    ``query_only``, an authorizer that allows only reads); other databases with
+    read-only sessions and every transaction ``READ ONLY`` (PostgreSQL, MySQL)."""
     from sqlalchemy import create_engine, event
     from sqlalchemy.pool import NullPool
 
+    from irqlab.results.readonly import connect_sqlite, server_read_only
+
     url, path = resolve_target(target)
     if path is not None:
-        uri = f"file:{path.resolve().as_posix()}?mode=ro"
-
-        def creator():
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA query_only=ON")
-            return conn
-
-        return create_engine("sqlite://", creator=creator, poolclass=NullPool)
-    from sqlalchemy.engine import make_url
-
-    backend = make_url(url).get_backend_name()
-    if backend == "postgresql":
-        # every transaction of the session is READ ONLY, set at connection start-up
-        return create_engine(url, poolclass=NullPool,
-                             connect_args={"options": "-c default_transaction_read_only=on"})
-    engine = create_engine(url, poolclass=NullPool)
-
-    @event.listens_for(engine, "connect")
-    def _ro(dbapi_conn, _rec):  # pragma: no cover - needs a server
-        if backend in ("mysql", "mariadb"):
-            cur = dbapi_conn.cursor()
-            cur.execute("SET SESSION TRANSACTION READ ONLY")
-            cur.close()
-            dbapi_conn.commit()
+        return create_engine("sqlite://", creator=lambda: connect_sqlite(path),
+                             poolclass=NullPool)
+    connect_args, per_txn = server_read_only(url)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if engine.dialect.driver == "psycopg":
+        one_statement_only(engine)
+    if per_txn is not None:
+        @event.listens_for(engine, "begin")
+        def _ro(conn):  # pragma: no cover - needs a server
+            conn.exec_driver_sql(per_txn)
 
     return engine

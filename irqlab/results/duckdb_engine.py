@@ -15,9 +15,8 @@ What a DuckDB session holds (an in-memory database, thrown away after the query)
   ``runs_ok``) created from the very SQL text SQLite stores for it, so the views are
   the same by construction.
 
-Read-only, as the SQLite path: the statement passes the same
-:func:`~irqlab.results.query.check_read_only` filter, must be one SELECT (or EXPLAIN),
-and runs after ``allowed_directories`` is narrowed to the Parquet directories of the
+Read-only, as the SQLite path (enforced by the engine, not by a text filter): the
+statement must be one SELECT (or EXPLAIN) by DuckDB's own parser, and runs after ``allowed_directories`` is narrowed to the Parquet directories of the
 results (``parquet/<dataset>/sweep_id=<id>/``), ``enable_external_access`` is off (no
 other file, no ATTACH, COPY, INSTALL or LOAD can reach the file system) and
 ``lock_configuration`` is on (the query cannot undo it).
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from irqlab.errors import ScenarioError
-from irqlab.results.query import QueryResult, check_read_only, friendly_db_error
+from irqlab.results.query import QueryResult, friendly_db_error
 
 ENGINES = ("auto", "sqlite", "duckdb")
 PARQUET_TABLES = ("series", "metric_arrays")
@@ -83,18 +82,19 @@ def _parquet_root(target: str) -> Path | None:
 
 
 def run_query_with(target: str, sql: str, engine: str = "auto",
-                   params: dict[str, Any] | None = None) -> QueryResult:
-    """Run one read-only statement with the chosen engine (see :func:`choose_engine`)."""
+                   params: dict[str, Any] | None = None, timeout: float | None = None) -> QueryResult:
+    """Run one read-only statement with the chosen engine (see :func:`choose_engine`);
+    ``timeout`` (seconds) bounds the SQL database's queries (DuckDB's are over Parquet)."""
     from irqlab.results.query import run_query
 
     if choose_engine(target, sql, engine) == "sqlite":
-        return run_query(target, sql, params)
+        return run_query(target, sql, params, timeout=timeout)
     try:
         return run_duckdb(target, sql, params)
     except DuckSQLError:
         if engine != "auto":
             raise
-        return run_query(target, sql, params)  # SQLite's dialect or SQLite's own message
+        return run_query(target, sql, params, timeout=timeout)  # SQLite's dialect or message
 
 
 class DuckSQLError(ScenarioError):
@@ -107,7 +107,6 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
     """Run one read-only statement with DuckDB over ``target``'s Parquet files.
 
     ``params``: named parameters (``$name`` in DuckDB SQL)."""
-    check_read_only(sql)
     from irqlab.results.db import resolve_target
 
     _, db_path = resolve_target(target)
@@ -141,12 +140,9 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
 
 
 def _sqlite_ro(db_path: Path) -> sqlite3.Connection:
-    from irqlab.results.db import BUSY_TIMEOUT_MS
+    from irqlab.results.readonly import connect_sqlite
 
-    conn = sqlite3.connect(f"file:{db_path.resolve().as_posix()}?mode=ro", uri=True,
-                           timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute("PRAGMA query_only=ON")
-    return conn
+    return connect_sqlite(db_path.resolve())
 
 
 def _arrow_of(cur: sqlite3.Cursor) -> Any:

@@ -1,28 +1,21 @@
 """Read-only SQL over a results database, and the output formats of ``irqlab query``.
 
-The database is opened read-only (SQLite ``mode=ro`` + ``query_only``;
-PostgreSQL sessions with ``default_transaction_read_only``), and a statement
-that would write is refused before it reaches the database, so a query can
-never change results, and can run while a sweep is writing.
+The database itself refuses anything but reading (:mod:`irqlab.results.readonly`:
+an SQLite authorizer on a ``mode=ro``/``immutable`` connection; read-only
+transactions on a server), so a query can never change results, whatever
+its text, and can run while a sweep is writing. Ctrl-C or ``timeout`` stops a
+query that runs too long.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from irqlab.errors import ScenarioError
 
 FORMATS = ("table", "csv", "json", "parquet")
-_WRITE = re.compile(
-    r"^\s*(insert|update|delete|replace|upsert|merge|create|drop|alter|truncate|attach|detach|"
-    r"vacuum|reindex|grant|revoke|copy|begin|commit|rollback|savepoint|release|lock|"
-    r"call|do|set|reset|load|install)\b", re.I)
-_PRAGMA_SET = re.compile(r"^\s*pragma\s+[\w.]+\s*(=|\()", re.I)
-_WRITE_ANYWHERE = re.compile(r"\b(insert\s+into|update\s+\w+\s+set|delete\s+from)\b", re.I)
 
 
 @dataclass
@@ -33,46 +26,6 @@ class QueryResult:
     rows: list[tuple]
 
 
-def _strip_comments(sql: str) -> str:
-    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
-    return re.sub(r"--[^\n]*", " ", sql)
-
-
-def _outside_quotes(sql: str) -> str:
-    """``sql`` with the contents of '...' and "..." blanked out."""
-    out, quote = [], None
-    for ch in sql:
-        if quote:
-            if ch == quote:
-                quote = None
-            out.append(" ")
-        elif ch in "'\"":
-            quote = ch
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def check_read_only(sql: str) -> None:
-    """Refuse a statement that would write (a ScenarioError naming the keyword), and more
-    than one statement."""
-    body = _strip_comments(sql).strip().rstrip(";").strip()
-    if not body:
-        raise ScenarioError("empty SQL statement")
-    if ";" in _outside_quotes(body):
-        raise ScenarioError("one SQL statement at a time, please",
-                            hint="irqlab query runs a single SELECT")
-    m = _WRITE.match(body) or _PRAGMA_SET.match(body)
-    if m is None and re.match(r"^\s*with\b", body, re.I):
-        m = _WRITE_ANYWHERE.search(body)
-    if m is not None:
-        word = m.group(0).strip().split()[0].upper()
-        raise ScenarioError(
-            f"the results database is opened read-only: {word} statements are refused",
-            hint="irqlab query runs SELECT (and WITH ... SELECT, EXPLAIN) only")
-
-
 def friendly_db_error(e: Exception) -> str:
     """The database's own message for an SQL error, without the SQLAlchemy wrapping."""
     orig = getattr(e, "orig", None) or e
@@ -80,37 +33,49 @@ def friendly_db_error(e: Exception) -> str:
     return msg
 
 
-def run_query(target: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+READ_ONLY_HINT = "irqlab query runs one read-only statement (SELECT, WITH ... SELECT, EXPLAIN)"
+
+
+def run_query(target: str, sql: str, params: dict[str, Any] | None = None,
+              timeout: float | None = None) -> QueryResult:
     """Run one read-only statement against a DB (path, directory or URL).
 
-    Raises ScenarioError for a write statement, a missing database or an SQL
-    error (with the database's message).
+    Raises ScenarioError for a statement the database refuses (a write), a
+    missing database, an SQL error (with the database's message) or a query
+    stopped by ``timeout`` seconds; KeyboardInterrupt if Ctrl-C stopped it.
     """
     from sqlalchemy import exc, text
 
     from irqlab.results.db import database_error, open_errors, reader_engine
+    from irqlab.results.readonly import QueryGuard
 
-    check_read_only(sql)
+    if not sql.strip():
+        raise ScenarioError("empty SQL statement")
     try:
         engine = reader_engine(target)
         conn = engine.connect()
     except open_errors() as e:
         raise database_error(target, e) from None
+    guard = None
     try:
         with conn:
-            res = conn.execute(text(sql), params or {})
-            if not res.returns_rows:
-                raise ScenarioError("the statement returned no rows",
-                                    hint="irqlab query runs SELECT statements")
-            cols = list(res.keys())
-            rows = [tuple(r) for r in res.fetchall()]
+            if timeout is not None and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeout * 1000)}")
+            with QueryGuard(conn.connection.dbapi_connection, timeout) as guard:
+                res = conn.execute(text(sql), params or {})
+                if not res.returns_rows:
+                    raise ScenarioError("the statement returned no rows", hint=READ_ONLY_HINT)
+                cols = list(res.keys())
+                rows = [tuple(r) for r in res.fetchall()]
             conn.rollback()
     except exc.SQLAlchemyError as e:
+        if guard is not None:
+            guard.raise_if_stopped()
         msg = friendly_db_error(e)
-        if "readonly" in msg.replace(" ", "").lower() or "read-only" in msg.lower():
-            raise ScenarioError(
-                f"the results database is opened read-only: {msg}",
-                hint="irqlab query runs SELECT (and WITH ... SELECT, EXPLAIN) only") from None
+        low = msg.replace(" ", "").lower()
+        if "readonly" in low or "read-only" in msg.lower() or "notauthorized" in low:
+            raise ScenarioError(f"the results database is opened read-only: {msg}",
+                                hint=READ_ONLY_HINT) from None
         raise ScenarioError(f"SQL error: {msg}") from None
     finally:
         engine.dispose()
@@ -155,9 +120,12 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def write_output(res: QueryResult, fmt: str, out: str | None, console: Any = None) -> None:
+def write_output(res: QueryResult, fmt: str, out: str | None, console: Any = None,
+                 force: bool = False) -> None:
     """Print or save ``res`` as ``table`` (rich), ``csv``, ``json`` (a list of objects) or
-    ``parquet`` (needs ``out``)."""
+    ``parquet`` (needs ``out``). ``out`` must have passed
+    :func:`~irqlab.results.readonly.check_output_path`; it is created exclusively
+    unless ``force``."""
     import csv
     import io
     import json
@@ -170,7 +138,8 @@ def write_output(res: QueryResult, fmt: str, out: str | None, console: Any = Non
             raise ScenarioError("--format parquet needs an output file (-o FILE)")
         import pyarrow.parquet as pq
 
-        pq.write_table(to_arrow(res), out)
+        with open(out, "wb" if force else "xb") as f:
+            pq.write_table(to_arrow(res), f)
         return
     if fmt == "table":
         from rich.console import Console
@@ -182,7 +151,7 @@ def write_output(res: QueryResult, fmt: str, out: str | None, console: Any = Non
         for r in res.rows:
             table.add_row(*(_cell(v) for v in r))
         if out:
-            with open(out, "w") as f:
+            with open(out, "w" if force else "x") as f:
                 Console(file=f, width=200).print(table)
         else:
             con = console or Console(width=None if sys.stdout.isatty() else 240)
@@ -207,6 +176,7 @@ def write_output(res: QueryResult, fmt: str, out: str | None, console: Any = Non
         json.dump([{c: val(v) for c, v in zip(res.columns, r)} for r in res.rows], buf, indent=1)
         buf.write("\n")
     if out:
-        Path(out).write_text(buf.getvalue())
+        with open(out, "w" if force else "x") as f:
+            f.write(buf.getvalue())
     else:
         sys.stdout.write(buf.getvalue())

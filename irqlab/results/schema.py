@@ -9,7 +9,8 @@ Fixed tables, the same for every sweep (documented in ``docs/results.md``):
 ``series``         optional time series, long: (run_id, field, sample, t_ns, value)
 ``metric_arrays``  array-valued metrics (e.g. latency histograms), long:
                    (run_id, name, idx, value)
-``shards``         the Parquet files that hold committed rows
+``shards``         the Parquet files that hold committed rows (size, SHA-256)
+``shard_intents``  Parquet files this database's writer is about to create or delete
 ``latency_bins``   the bins of ``device.<dev>.latency_hist``: (idx, lower_ns, upper_ns)
 ``irqlab_meta``    key/value: schema version
 
@@ -76,6 +77,7 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Column("git_commit", String(64)), Column("git_dirty", Boolean(create_constraint=False)),
         Column("host", Text), Column("view_name", String(128)), Column("alias_view", String(128)),
         Column("data_table", String(128)),
+        Column("writer", Text),  # "<host>:<pid>" of the process running it (while running)
     )
     t["runs"] = Table(
         "runs", md,
@@ -124,7 +126,13 @@ def fixed_tables() -> tuple[Any, dict[str, Any]]:
         Column("file", String(512), primary_key=True),  # relative to the parquet root
         Column("grp", String(128), nullable=False), Column("sweep_id", String(128)),
         Column("dataset", String(32)), Column("rows", BigInteger), Column("created_at", String(40)),
+        Column("bytes", BigInteger), Column("sha256", String(64)),  # of the file as committed
         Index("ix_shards_grp", "grp"),
+    )
+    t["shard_intents"] = Table(
+        "shard_intents", md,
+        Column("name", String(512), primary_key=True),  # a shard group, or a file
+        Column("kind", String(8), nullable=False),  # grp: its temps are ours; file: delete it
     )
     return md, t
 

@@ -11,7 +11,14 @@ Layout under the Parquet root (``out_dir/parquet``)::
 A shard group ``grp`` (``part-<seq>-<random>``) holds the rows of one
 ``write_batch`` in each dataset. Temp files are ``.<grp>.parquet.tmp``: a
 leading dot and another suffix, so pyarrow, DuckDB and polars never read them.
-The SQL ``shards`` table is the truth: a file is live iff it has a row there.
+The SQL ``shards`` table is the truth: a file is live iff it has a row there
+(with its size and SHA-256, recorded at the commit).
+
+Ownership: before a writer writes a group's temp files it commits the group's
+name to ``shard_intents`` (kind ``grp``); a file it will delete after a commit
+is named there in the commit itself (kind ``file``). Recovery removes only
+files an intent names, so Parquet that another database (or a lost one)
+committed is never deleted: it is reported and left in place.
 """
 
 from __future__ import annotations
@@ -49,17 +56,45 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_temp(root: Path, rel: str, table: Any) -> Path:
-    """Write ``table`` to the temp file of ``rel`` and fsync it; return the temp path."""
+def grp_of(rel: str) -> str:
+    """The shard group of a live file's relative path (``.../<grp>.parquet``)."""
+    return rel.rsplit("/", 1)[-1][:-len(".parquet")]
+
+
+def write_temp(root: Path, rel: str, table: Any) -> tuple[int, str]:
+    """Write ``table`` to the temp file of ``rel`` and fsync it; return ``(bytes, sha256)``
+    of what was written."""
+    import hashlib
+
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    data = sink.getvalue()
     tmp = temp_path(root, rel)
     tmp.parent.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as f:
-        pq.write_table(table, f, compression="zstd")
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    return tmp
+    return data.size, hashlib.sha256(data).hexdigest()
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    """``(bytes, sha256)`` of a file, read in chunks (bounded memory)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            n += len(b)
+            h.update(b)
+    return n, h.hexdigest()
 
 
 def publish(root: Path, rels: Iterable[str]) -> None:
@@ -92,48 +127,75 @@ def write_replace(path: Path, table: Any) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + f".{os.getpid()}" + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        pq.write_table(table, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
-def recover(root: Path, live: set[str]) -> dict[str, list[str]]:
-    """Bring the files in line with the committed ``live`` set after a crash.
+def recover(root: Path, live: dict[str, int | None], intended_grps: set[str],
+            doomed: set[str], own_sweeps: set[str]) -> dict[str, list[str]]:
+    """Bring the files in line with the committed state after a crash.
 
-    A live file whose temp exists but final does not is renamed; a temp that
-    is not live is deleted (its transaction never committed); a final
-    ``part-*.parquet`` that is not live is deleted (superseded by a retry).
-    Returns what was done, by action, and the live files that are missing.
+    ``live``: committed files -> recorded size (None if unknown);
+    ``intended_grps``: groups whose temps this database's writer announced
+    (uncommitted unless live); ``doomed``: files a commit replaced, to delete;
+    ``own_sweeps``: sweep ids of this database (their provenance temps are its own).
+
+    A live file whose temp exists but final does not is renamed; a temp of an
+    intended group that is not live is deleted (its transaction never
+    committed); a doomed file is deleted. Anything else is left where it is
+    and listed under ``unknown``. Also returns the live files that are missing
+    and those whose size differs from the recorded one (``damaged``).
     """
     done: dict[str, list[str]] = {"published": [], "deleted_temp": [], "deleted_stale": [],
-                                  "missing": []}
+                                  "unknown": [], "missing": [], "damaged": []}
     for ds in (*DATASETS, "sweeps"):
         base = root / ds
         if not base.is_dir():
             continue
         for p in sorted(base.rglob("*")):
-            if not p.is_file():
+            if p.is_symlink() or not p.is_file():
                 continue
             name = p.name
             if name.startswith(".") and name.endswith(TMP_SUFFIX):
                 if ds == "sweeps":
-                    p.unlink()
-                    done["deleted_temp"].append(str(p.relative_to(root)))
+                    if p.parent.name.removeprefix("sweep_id=") in own_sweeps:
+                        p.unlink()
+                        done["deleted_temp"].append(str(p.relative_to(root)))
+                    else:
+                        done["unknown"].append(str(p.relative_to(root)))
                     continue
                 rel = str(p.with_name(name[1:-len(TMP_SUFFIX)]).relative_to(root))
                 if rel in live and not (root / rel).exists():
                     os.replace(p, root / rel)
                     done["published"].append(rel)
-                else:
+                elif rel not in live and grp_of(rel) in intended_grps:
                     p.unlink()
                     done["deleted_temp"].append(rel)
-            elif ds != "sweeps" and name.startswith("part-") and name.endswith(".parquet"):
+                else:
+                    done["unknown"].append(str(p.relative_to(root)))
+            elif ds != "sweeps" and name.endswith(".parquet") and not name.startswith("."):
                 rel = str(p.relative_to(root))
-                if rel not in live:
+                if rel in live:
+                    continue
+                if rel in doomed:
                     p.unlink()
                     done["deleted_stale"].append(rel)
-    done["missing"] = sorted(r for r in live if not (root / r).exists())
+                else:
+                    done["unknown"].append(rel)
+    for rel, size in sorted(live.items()):
+        try:
+            st = os.stat(root / rel)
+        except FileNotFoundError:
+            done["missing"].append(rel)
+            continue
+        if size is not None and st.st_size != size:
+            done["damaged"].append(rel)
     return done

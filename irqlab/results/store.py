@@ -13,17 +13,23 @@ Atomicity: ``write_batch`` writes its Parquet shards to hidden temp files and
 fsyncs them, then inserts every SQL row of the batch (runs, the wide data
 rows, series, arrays, and the ``shards`` rows naming the files) in ONE
 transaction, and only after the commit renames the temp files to their final
-names. A crash before the commit leaves nothing visible (the temps are deleted
-when the store is next opened); a crash after it leaves the rows committed
-and the rename is finished when the store is next opened. Only this object
-writes; readers (``irqlab query``, sqlite3, pyarrow, DuckDB) can read while it
-does (SQLite in WAL mode).
+names. A crash before the commit leaves nothing visible (the temps, whose
+group was announced in ``shard_intents`` before they were written, are
+deleted when the store is next opened); a crash after it leaves the rows
+committed and the rename is finished when the store is next opened. Files
+that no intent names are never deleted (see :mod:`.shards`). Only this
+object writes; readers (``irqlab query``, sqlite3, pyarrow, DuckDB) can read
+while it does (SQLite in WAL mode; switched back to a rollback journal when
+the writer closes, so a finished database is read without -wal/-shm files).
+
+Storage failures (a full disk, an I/O error, a lost file) raise a
+ScenarioError saying so; the sweep row is still marked, with the space of a
+small reserve file the store keeps for that (:mod:`.writer`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import secrets
@@ -35,12 +41,23 @@ from typing import TYPE_CHECKING, Any, Sequence
 from irqlab.errors import ScenarioError
 from irqlab.results import naming, shards
 from irqlab.results.schema import RUN_DOCS, RUN_TYPES, SCHEMA_VERSION
+from irqlab.results.rows import (arrays_long, bulk_insert, device_parts, int_rows, np_kind,
+                                 pa_strings, param_kind, param_values, params_json, series_long)
+from irqlab.results.writer import (add_missing_columns, make_reserve, out_of_space,
+                                   storage_error, storage_errors, take_writer_lock, writer_gone,
+                                   writer_id)
 
 if TYPE_CHECKING:  # pragma: no cover
     from irqlab.engine.result import BatchResult
 
+QUARANTINE = "quarantine"  # files of lost shard groups, moved out of the dataset
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CHUNK = 2000  # ids per IN (...) list
+
+
+class _Changed(Exception):
+    """The runs already stored changed between a batch's check and its transaction."""
 
 
 @dataclass(frozen=True)
@@ -130,28 +147,34 @@ class ResultStore:
     """
 
     def __init__(self, out_dir: str | os.PathLike, db_url: str | None = None) -> None:
-        import fcntl
-
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.root = self.out_dir / "parquet"
-        self.root.mkdir(exist_ok=True)
-        self._lock = open(self.out_dir / ".irqlab-writer.lock", "w")
+        with storage_errors(self.out_dir):
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.root = self.out_dir / "parquet"
+            self.root.mkdir(exist_ok=True)
+            self._lock_fd = take_writer_lock(self.out_dir)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise ScenarioError(f"another irqlab process is writing results in '{self.out_dir}'",
-                                hint="wait for it to finish, or use another output directory")
+            self._open(db_url)
+        except BaseException:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise
+
+    def _open(self, db_url: str | None) -> None:
         from irqlab.results.db import database_error, open_errors, writer_engine
         from irqlab.results.schema import fixed_tables, latency_bin_rows
 
         self.url = db_url or f"sqlite:///{self.out_dir / 'results.db'}"
+        self._own_db = db_url is None
         self.md, self.t = fixed_tables()
+        with storage_errors(self.out_dir):
+            # first: if even the reserve cannot be written, nothing is marked running
+            self._reserve = make_reserve(self.out_dir)
         try:
             self.engine = writer_engine(self.url)
             with self.engine.begin() as conn:
                 self.md.create_all(conn)
+                add_missing_columns(conn, self.md)
                 meta = self.t["irqlab_meta"]
                 if conn.execute(meta.select().where(meta.c.key == "schema_version")).first() is None:
                     conn.execute(meta.insert().values(key="schema_version", value=SCHEMA_VERSION))
@@ -159,20 +182,31 @@ class ResultStore:
                 if conn.execute(bins.select().limit(1)).first() is None:
                     conn.execute(bins.insert(), latency_bin_rows())
         except open_errors() as e:
-            self._lock.close()
+            if out_of_space(e):
+                raise storage_error(self.out_dir, e) from None
             raise database_error(self.url, e) from None
         self._sweeps: dict[str, _Sweep] = {}
-        self._seq = self._max_seq()
-        self.recovered = self.recover()
+        with storage_errors(self.out_dir):
+            self._seq = self._max_seq()
+            self.recovered = self.recover()
+            self.abandoned = self.mark_abandoned()
 
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
-        """Release the database and the writer lock."""
-        if self._lock.closed:
+        """Release the database and the writer lock; a SQLite database is left in rollback
+        journal mode (no -wal/-shm files), unless a reader holds it open."""
+        if self._lock_fd < 0:
             return
-        self.engine.dispose()
-        self._lock.close()
+        try:
+            self.engine.dispose()
+            if self.engine.dialect.name == "sqlite":
+                from irqlab.results.db import leave_wal
+
+                leave_wal(self.engine.url.database)
+        finally:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -181,11 +215,42 @@ class ResultStore:
         self.close()
 
     def recover(self) -> dict[str, list[str]]:
-        """Finish or discard Parquet files a crashed writer left (see :func:`shards.recover`)."""
+        """Finish or discard Parquet files a crashed writer of this database left, leave
+        every other file in place (see :func:`shards.recover`), and forget the intents."""
+        from sqlalchemy import select
+
+        sh, si, sw = self.t["shards"], self.t["shard_intents"], self.t["sweeps"]
         with self.engine.connect() as conn:
-            live = {r[0] for r in conn.execute(self.t["shards"].select().with_only_columns(
-                self.t["shards"].c.file))}
-        return shards.recover(self.root, live)
+            live = dict(conn.execute(select(sh.c.file, sh.c.bytes)).all())
+            intents = conn.execute(select(si.c.name, si.c.kind)).all()
+            own = set(conn.execute(select(sw.c.sweep_id)).scalars())
+        grps = {n for n, k in intents if k == "grp"}
+        doomed = {n for n, k in intents if k == "file"}
+        done = shards.recover(self.root, live, grps, doomed, own)
+        if intents:
+            with self.engine.begin() as conn:
+                conn.execute(si.delete().where(si.c.name.in_([n for n, _ in intents])))
+        return done
+
+    def mark_abandoned(self) -> list[str]:
+        """Mark ``killed`` every sweep still ``running`` whose writer is gone: one that
+        wrote into this directory's own SQLite file (this process holds the writer lock
+        now), or one whose recorded writer process no longer exists on this host."""
+        from sqlalchemy import select
+
+        sw = self.t["sweeps"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sw.c.sweep_id, sw.c.writer)
+                                .where(sw.c.status == "running")).all()
+        local = self._own_db  # this directory's results.db: under the lock this process holds
+        dead = [sid for sid, w in rows if local or writer_gone(w)]
+        if dead:
+            with self.engine.begin() as conn:
+                conn.execute(sw.update().where(sw.c.sweep_id.in_(dead)).values(
+                    status="killed", writer=None))
+            for sid in dead:
+                self._write_sweep_parquet(sid)
+        return dead
 
     def _max_seq(self) -> int:
         from sqlalchemy import select
@@ -200,13 +265,27 @@ class ResultStore:
 
     # ------------------------------------------------------------------ sweeps
 
-    def begin_sweep(self, info: SweepInfo) -> None:
+    def begin_sweep(self, info: SweepInfo) -> list[tuple[str, str, int]]:
         """Record a sweep (status ``running``); for an existing ``sweep_id`` (resume) check
-        the scenario is the same and mark it running again. Idempotent."""
-        from sqlalchemy import func, select
+        the scenario is the same and mark it running again. Idempotent.
 
+        On a resume, the sweep's shard groups with a missing file, or one whose size is
+        not the one committed, are dropped (:meth:`drop_groups`) so that their runs are
+        run again; returns what was dropped: ``[(file, why, runs)]``.
+        """
         if not _SAFE_ID.match(info.sweep_id):
             raise ValueError(f"sweep_id {info.sweep_id!r} must match {_SAFE_ID.pattern}")
+        with storage_errors(self.out_dir):
+            self._begin(info)
+            bad = {**{f: "missing" for f in self.recovered["missing"]},
+                   **{f: "damaged (its size is not the one committed)" for f in self.recovered["damaged"]}}
+            lost = self.drop_groups(bad, sweep_id=info.sweep_id)
+            self._write_sweep_parquet(info.sweep_id)
+        return lost
+
+    def _begin(self, info: SweepInfo) -> None:
+        from sqlalchemy import func, select
+
         sw = self.t["sweeps"]
         with self.engine.begin() as conn:
             row = conn.execute(select(sw).where(sw.c.sweep_id == info.sweep_id)).mappings().first()
@@ -218,7 +297,8 @@ class ResultStore:
                         hint="use a new output directory or sweep id")
                 conn.execute(sw.update().where(sw.c.sweep_id == info.sweep_id).values(
                     status="running", ended_at=None, planned_runs=info.planned_runs,
-                    param_units=json.dumps(dict(info.param_units), sort_keys=True)))
+                    param_units=json.dumps(dict(info.param_units), sort_keys=True),
+                    writer=writer_id()))
             else:
                 no = (conn.execute(select(func.max(sw.c.sweep_no))).scalar() or 0) + 1
                 conn.execute(sw.insert().values(
@@ -232,19 +312,45 @@ class ResultStore:
                     plugin_versions=json.dumps(info.plugin_versions, sort_keys=True),
                     git_commit=info.git_commit, git_dirty=info.git_dirty, host=info.host,
                     view_name=naming.view_name(no), alias_view=None,
-                    data_table=naming.data_table(no)))
+                    data_table=naming.data_table(no), writer=writer_id()))
         self._sweeps.pop(info.sweep_id, None)
-        self._write_sweep_parquet(info.sweep_id)
 
     def finish_sweep(self, sweep_id: str, ended_at: str, status: str) -> None:
-        """Record the end of a sweep: ``status`` such as ``done``, ``failed``, ``interrupted``."""
+        """Record the end of a sweep: ``status`` such as ``done``, ``failed``, ``interrupted``.
+
+        On a full disk the reserve file is given up for this one update; the
+        Parquet copy of the sweep's row is then best effort."""
         sw = self.t["sweeps"]
-        with self.engine.begin() as conn:
-            n = conn.execute(sw.update().where(sw.c.sweep_id == sweep_id).values(
-                ended_at=ended_at, status=status)).rowcount
+
+        def update() -> int:
+            with self.engine.begin() as conn:
+                return conn.execute(sw.update().where(sw.c.sweep_id == sweep_id).values(
+                    ended_at=ended_at, status=status, writer=None)).rowcount
+
+        try:
+            with storage_errors(self.out_dir):
+                n = update()
+        except ScenarioError:
+            if not self._release_reserve():
+                raise
+            with storage_errors(self.out_dir):
+                n = update()
         if not n:
             raise ValueError(f"unknown sweep {sweep_id!r}")
-        self._write_sweep_parquet(sweep_id)
+        try:
+            with storage_errors(self.out_dir):
+                self._write_sweep_parquet(sweep_id)
+        except ScenarioError:
+            if self._reserve is not None:
+                raise
+
+    def _release_reserve(self) -> bool:
+        """Delete the reserve file (once); True if it was there to free space."""
+        if self._reserve is None:
+            return False
+        self._reserve.unlink(missing_ok=True)
+        self._reserve = None
+        return True
 
     def completed(self, sweep_id: str) -> dict[str, str]:
         """``{run_id: 'ok' | 'failed'}`` of the runs of ``sweep_id`` already committed."""
@@ -299,6 +405,44 @@ class ResultStore:
         table = pa.Table.from_pylist([row], schema=pa.schema(fields))
         shards.write_replace(self.root / "sweeps" / f"sweep_id={sweep_id}" / "sweep.parquet", table)
 
+    def drop_groups(self, bad: dict[str, str], sweep_id: str | None = None
+                    ) -> list[tuple[str, str, int]]:
+        """Take the shard groups of the files ``bad`` (file -> why) out of the results, so
+        that a resume runs their runs again: every file of such a group is moved to
+        ``out_dir/quarantine/`` (nothing is deleted), then its runs' rows and its shards
+        rows are deleted in one transaction. ``sweep_id``: only that sweep's groups.
+        Returns ``[(file, why, runs in its group)]``."""
+        from sqlalchemy import select
+
+        if not bad:
+            return []
+        sh, rt = self.t["shards"], self.t["runs"]
+        with self.engine.connect() as conn:
+            q = select(sh.c.file, sh.c.grp, sh.c.sweep_id).where(sh.c.file.in_(list(bad)))
+            hit = [r for r in conn.execute(q).all() if sweep_id is None or r[2] == sweep_id]
+            grps = sorted({g for _, g, _ in hit})
+            if not grps:
+                return []
+            files = conn.execute(select(sh.c.file).where(sh.c.grp.in_(grps))).scalars().all()
+            victims = conn.execute(select(rt.c.run_id, rt.c.sweep_id, rt.c.status, rt.c.shard)
+                                   .where(rt.c.shard.in_(grps))).all()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        for rel in files:
+            src = self.root / rel
+            if src.exists():
+                dst = self.out_dir / QUARANTINE / stamp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dst)
+        for sid in {v[1] for v in victims}:
+            self._sweep(sid)  # loaded before the transaction, which holds the write lock
+        with self.engine.begin() as conn:
+            self._delete_runs(conn, {rid: (sid, st, g) for rid, sid, st, g in victims})
+            conn.execute(sh.delete().where(sh.c.grp.in_(grps)))
+        per_grp: dict[str, int] = {}
+        for _, _, _, g in victims:
+            per_grp[g] = per_grp.get(g, 0) + 1
+        return [(f, bad[f], per_grp.get(g, 0)) for f, g, _ in hit]
+
     # ------------------------------------------------------------------ batches
 
     def write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
@@ -310,8 +454,6 @@ class ResultStore:
         Either every row of the batch becomes visible (SQL and Parquet) or none.
         Returns the run_ids skipped as already stored.
         """
-        import numpy as np
-
         if lane_index is None:
             lane_index = list(range(len(runs)))
         if len(lane_index) != len(runs):
@@ -323,6 +465,19 @@ class ResultStore:
             raise ValueError("a run_id appears twice in one batch")
         if not runs:
             return []
+        with storage_errors(self.out_dir):
+            for attempt in range(3):
+                try:
+                    return self._write_batch(sweep_id, runs, result, lane_index, ids)
+                except _Changed:  # another writer stored some of these runs: decide again
+                    pass
+            raise ScenarioError(f"other writers keep storing runs of this batch in {self.url}",
+                                hint="run one sweep per database at a time")
+
+    def _write_batch(self, sweep_id: str, runs: Sequence[RunInfo], result: "BatchResult",
+                     lane_index: Sequence[int], ids: list[str]) -> list[str]:
+        import numpy as np
+
         st = self._sweep(sweep_id)
         existing = self._existing(ids)  # run_id -> (sweep_id, status, shard)
         keep = [k for k, rid in enumerate(ids) if existing.get(rid, (None, "failed"))[1] != "ok"]
@@ -340,37 +495,59 @@ class ResultStore:
         cols = {**st.cols, **{c.name: c for c in ddl}}
         data = self._data_columns(cols, runs, result, lanes, scalars)
         grp = self._next_grp()
-        tables = {"runs": self._arrow(st.sweep_id, cols, data)}
-        series_rows = _series_long(runs, result, lanes)
+        renamed = {old: self._next_grp() for old in sorted({v[2] for v in replaced.values() if v[2]})}
+        tables = {"runs": self._arrow(st.sweep_id, cols, data, runs)}
+        series_rows = series_long(runs, result, lanes)
         if series_rows is not None:
             tables["series"] = series_rows
-        arr_rows = _arrays_long(runs, arrays, lanes)
+        arr_rows = arrays_long(runs, arrays, lanes)
         if arr_rows is not None:
             tables["metric_arrays"] = arr_rows
 
-        # 1. temp files, fsynced
+        # 0. announce the groups: their temps are this database's until committed
+        groups = [grp, *renamed.values()]
+        si = self.t["shard_intents"]
+        with self.engine.begin() as conn:
+            conn.execute(si.insert(), [dict(name=g, kind="grp") for g in groups])
         new_files = {ds: shards.final_rel(ds, sweep_id, grp) for ds in tables}
-        for ds, tbl in tables.items():
-            shards.write_temp(self.root, new_files[ds], tbl)
-        rewritten, dead = self._rewrite_replaced(replaced)
-
-        # 2. one transaction
+        written: list[str] = []
         try:
+            # 1. temp files, fsynced
+            digests = {}
+            for ds, tbl in tables.items():
+                written.append(new_files[ds])
+                digests[new_files[ds]] = shards.write_temp(self.root, new_files[ds], tbl)
+            rewritten, dead = self._rewrite_replaced(replaced, renamed, written, digests)
+
+            # 2. one transaction, which first checks that what it replaces is still there
             with self.engine.begin() as conn:
+                if self._existing(ids, conn) != existing:
+                    raise _Changed()
                 if ddl:
                     self._apply_ddl(conn, st, ddl)
                 self._delete_runs(conn, replaced)
                 self._insert_all(conn, st, sweep_id, grp, runs, data, tables, new_files,
-                                 rewritten, dead)
+                                 rewritten, dead, digests)
+                conn.execute(si.delete().where(si.c.name.in_(groups)))
+                if dead:
+                    conn.execute(si.insert(), [dict(name=f, kind="file") for f in dead])
         except BaseException:
-            for rel in [*new_files.values(), *[f for g in rewritten.values() for f, _ in g[1]]]:
+            for rel in written:
                 shards.temp_path(self.root, rel).unlink(missing_ok=True)
             self._sweeps.pop(sweep_id, None)  # the DDL may have been rolled back
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(si.delete().where(si.c.name.in_(groups)))
+            except Exception:  # noqa: BLE001 - the next open forgets them
+                pass
             raise
         # 3. publish: stale files first, so a reader never sees a run twice
         shards.remove(self.root, dead)
         shards.publish(self.root, [f for g in rewritten.values() for f, _ in g[1]])
         shards.publish(self.root, new_files.values())
+        if dead:
+            with self.engine.begin() as conn:
+                conn.execute(si.delete().where(si.c.name.in_(dead)))
         return already
 
     def stored_status(self, sweep_id: str, run_ids: Sequence[str]) -> dict[str, str]:
@@ -379,17 +556,19 @@ class ResultStore:
         return {rid: status for rid, (sid, status, _) in self._existing(list(run_ids)).items()
                 if sid == sweep_id}
 
-    def _existing(self, ids: list[str]) -> dict[str, tuple[str, str, str]]:
+    def _existing(self, ids: list[str], conn: Any = None) -> dict[str, tuple[str, str, str]]:
         from sqlalchemy import select
 
+        if conn is None:
+            with self.engine.connect() as c:
+                return self._existing(ids, c)
         r = self.t["runs"]
         out = {}
-        with self.engine.connect() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                q = select(r.c.run_id, r.c.sweep_id, r.c.status, r.c.shard).where(
-                    r.c.run_id.in_(ids[i:i + _CHUNK]))
-                for rid, sid, status, shard in conn.execute(q):
-                    out[rid] = (sid, status, shard)
+        for i in range(0, len(ids), _CHUNK):
+            q = select(r.c.run_id, r.c.sweep_id, r.c.status, r.c.shard).where(
+                r.c.run_id.in_(ids[i:i + _CHUNK]))
+            for rid, sid, status, shard in conn.execute(q):
+                out[rid] = (sid, status, shard)
         return out
 
     def _plan_columns(self, st: _Sweep, runs: Sequence[RunInfo],
@@ -419,7 +598,7 @@ class ResultStore:
                     name = "param_" + naming.sanitize(p) if not name.startswith("param_") \
                         else name + "_"
                 used.add(name.lower())
-                typ = _param_kind([r.params.get(p) for r in runs])
+                typ = param_kind([r.params.get(p) for r in runs])
                 unit = st.param_units.get(p, param_unit(p) if typ == "float" else "")
                 new.append(_Col(name, "param", p, typ, unit, "parameter " + p))
         used = {c.lower() for c in st.cols} | {c.name.lower() for c in new}
@@ -455,7 +634,7 @@ class ResultStore:
         conn.execute(sc.insert(), [
             dict(sweep_id=st.sweep_id, column_name=c.name, ordinal=base + k, role=c.role,
                  path=c.path, type=c.type, unit=c.unit, description=c.doc,
-                 **_device_parts(c))
+                 **device_parts(c))
             for k, c in enumerate(new)])
         from irqlab.results.views import refresh_views
 
@@ -488,7 +667,7 @@ class ResultStore:
                 elif name == "wall_s":
                     out[name] = np.array([r.wall_s for r in runs], np.float64)
             elif c.role == "param":
-                out[name] = _param_values([r.params.get(c.path) for r in runs], c.type, c.path)
+                out[name] = param_values([r.params.get(c.path) for r in runs], c.type, c.path)
             else:
                 arr = scalars.get(c.path)
                 if arr is None:
@@ -499,7 +678,11 @@ class ResultStore:
                                             "bool": np.bool_}[c.type], copy=False)
         return out
 
-    def _arrow(self, sweep_id: str, cols: dict[str, _Col], data: dict[str, Any]) -> Any:
+    def _arrow(self, sweep_id: str, cols: dict[str, _Col], data: dict[str, Any],
+               runs: Sequence[RunInfo]) -> Any:
+        """The runs shard of a batch. A numeric parameter's field metadata also says which
+        rows were given as integers (``ints``: ``all``, or their run ids), so that
+        ``irqlab rebuild`` restores ``runs.params`` exactly."""
         import pyarrow as pa
 
         from irqlab.results.schema import arrow_type
@@ -508,6 +691,9 @@ class ResultStore:
         for name, col in data.items():
             c = cols[name]
             meta = {"role": c.role, "path": c.path, "type": c.type, "unit": c.unit}
+            if c.role == "param" and c.type == "float":
+                meta["ints"] = int_rows([r.params.get(c.path) for r in runs],
+                                         [r.run_id for r in runs])
             fields.append(pa.field(name, arrow_type(c.type), metadata=meta))
             arrays.append(pa.array(col, type=arrow_type(c.type), from_pandas=True)
                           if c.type == "float" and not isinstance(col, list)
@@ -516,12 +702,14 @@ class ResultStore:
                                              "irqlab.schema_version": SCHEMA_VERSION})
         return pa.Table.from_arrays(arrays, schema=schema)
 
-    def _rewrite_replaced(self, replaced: dict[str, tuple[str, str, str]]
+    def _rewrite_replaced(self, replaced: dict[str, tuple[str, str, str]],
+                          renamed: dict[str, str], written: list[str],
+                          digests: dict[str, tuple[int, str]]
                           ) -> tuple[dict[str, tuple[str, list[tuple[str, int]]]], list[str]]:
-        """For retried runs: rewrite their old shard groups without them.
+        """For retried runs: rewrite their old shard groups ``renamed[old]`` without them.
 
-        Returns ``({old_grp: (new_grp, [(new file, rows)])}, [old files])``;
-        the new files are written as temps.
+        Returns ``({old_grp: (new_grp, [(new file, rows)])}, [old files])``; the new
+        files are written as temps (appended to ``written``, digests in ``digests``).
         """
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -530,23 +718,22 @@ class ResultStore:
         if not replaced:
             return {}, []
         drop = list(replaced)
-        old_grps = sorted({v[2] for v in replaced.values() if v[2]})
         sh = self.t["shards"]
         rewritten: dict[str, tuple[str, list[tuple[str, int]]]] = {}
         dead: list[str] = []
         with self.engine.connect() as conn:
             rows = conn.execute(select(sh.c.file, sh.c.grp, sh.c.sweep_id, sh.c.dataset)
-                                .where(sh.c.grp.in_(old_grps))).all()
-        for old in old_grps:
-            new_grp = self._next_grp()
+                                .where(sh.c.grp.in_(list(renamed)))).all()
+        for old, new_grp in renamed.items():
             files = []
             for file, _g, sid, ds in (r for r in rows if r[1] == old):
                 dead.append(file)
                 tbl = pq.read_table(self.root / file)
-                tbl = tbl.filter(pc.invert(pc.is_in(tbl["run_id"], value_set=_pa_strings(drop))))
+                tbl = tbl.filter(pc.invert(pc.is_in(tbl["run_id"], value_set=pa_strings(drop))))
                 if tbl.num_rows:
                     rel = shards.final_rel(ds, sid, new_grp)
-                    shards.write_temp(self.root, rel, tbl)
+                    written.append(rel)
+                    digests[rel] = shards.write_temp(self.root, rel, tbl)
                     files.append((rel, tbl.num_rows))
             rewritten[old] = (new_grp, files)
         return rewritten, dead
@@ -571,7 +758,7 @@ class ResultStore:
                     runs: Sequence[RunInfo], data: dict[str, Any], tables: dict[str, Any],
                     new_files: dict[str, str],
                     rewritten: dict[str, tuple[str, list[tuple[str, int]]]],
-                    dead: list[str]) -> None:
+                    dead: list[str], digests: dict[str, tuple[int, str]]) -> None:
         sh, rt = self.t["shards"], self.t["runs"]
         created = now_iso()
         if dead:
@@ -583,10 +770,12 @@ class ResultStore:
             for rel, rows in files:
                 ds = rel.split("/", 1)[0]
                 shard_rows.append(dict(file=rel, grp=new_grp, sweep_id=rel.split("/")[1][9:],
-                                       dataset=ds, rows=rows, created_at=created))
+                                       dataset=ds, rows=rows, created_at=created,
+                                       bytes=digests[rel][0], sha256=digests[rel][1]))
         for ds, rel in new_files.items():
             shard_rows.append(dict(file=rel, grp=grp, sweep_id=sweep_id, dataset=ds,
-                                   rows=tables[ds].num_rows, created_at=created))
+                                   rows=tables[ds].num_rows, created_at=created,
+                                   bytes=digests[rel][0], sha256=digests[rel][1]))
         conn.execute(sh.insert(), shard_rows)
 
         n = len(runs)
@@ -613,193 +802,3 @@ class ResultStore:
             cols["sweep_id"] = [sweep_id] * tables["metric_arrays"].num_rows
             bulk_insert(conn, self.t["metric_arrays"], cols)
 
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _device_parts(c: _Col) -> dict[str, str | None]:
-    """``device``/``metric`` catalog entries of a ``device.<dev>.<metric>`` column."""
-    if c.role == "metric" and c.path.startswith("device.") and c.path.count(".") >= 2:
-        dev, metric = c.path[len("device."):].rsplit(".", 1)
-        return {"device": dev, "metric": metric}
-    return {"device": None, "metric": None}
-
-
-def np_kind(arr: Any) -> str:
-    """numpy ``dtype.kind`` of an array-like."""
-    import numpy as np
-
-    return np.asarray(arr).dtype.kind
-
-
-def _pa_strings(values: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.string())
-
-
-_KEY_JSON: dict[str, str] = {}
-
-
-def params_json(params: dict[str, Any]) -> str:
-    """``params`` as JSON with sorted keys, keeping ints and floats apart (exact floats)."""
-    parts = []
-    for k in sorted(params):
-        v = params[k]
-        t = type(v)
-        if t is float and v - v == 0.0:  # finite
-            js = float.__repr__(v)
-        elif t is int:
-            js = int.__repr__(v)
-        elif t is bool:
-            js = "true" if v else "false"
-        else:
-            js = json.dumps(v, default=_json_default)
-        key = _KEY_JSON.get(k)
-        if key is None:
-            key = _KEY_JSON[k] = json.dumps(k) + ": "
-        parts.append(key + js)
-    return "{" + ", ".join(parts) + "}"
-
-
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(f"cannot store parameter value {x!r} ({type(x).__name__})")
-
-
-def _param_kind(values: list[Any]) -> str:
-    import numpy as np
-
-    kinds = set()
-    for v in values:
-        if v is None:
-            continue
-        if isinstance(v, (bool, np.bool_)):
-            kinds.add("bool")
-        elif isinstance(v, (int, np.integer)):
-            kinds.add("int")  # an integer parameter (resolve keeps them ints) stays one
-        elif isinstance(v, (float, np.floating)):
-            kinds.add("float")
-        else:
-            kinds.add("str")
-    if kinds == {"int", "float"}:
-        return "float"
-    if len(kinds) == 1:
-        return kinds.pop()
-    return "str" if kinds else "float"
-
-
-def _param_values(values: list[Any], typ: str, path: str) -> Any:
-    import numpy as np
-
-    if typ == "float":
-        try:
-            return np.array([np.nan if v is None else float(v) for v in values], np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"parameter {path} was numeric in earlier runs; got {values!r}")
-    if typ == "int":
-        if any(v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)))
-               and not (isinstance(v, (float, np.floating)) and float(v).is_integer())
-               for v in values):
-            raise ValueError(f"parameter {path} was an integer in earlier runs; got {values!r}")
-        return [None if v is None else int(v) for v in values]
-    if typ == "bool":
-        return [None if v is None else bool(v) for v in values]
-    return [None if v is None else str(v) for v in values]
-
-
-def _sql_values(col: Any) -> list[Any]:
-    """A column as Python values for the DB-API: numpy scalars unboxed, NaN -> None."""
-    import numpy as np
-
-    if isinstance(col, np.ndarray):
-        if col.dtype.kind == "f":
-            nan = np.isnan(col)
-            if nan.any():
-                obj = col.astype(object)
-                obj[nan] = None
-                return obj.tolist()
-        return col.tolist()
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in col]
-
-
-def bulk_insert(conn: Any, table: Any, cols: dict[str, Any]) -> None:
-    """Insert columns ``{name: values}`` (equal lengths) into ``table`` in one executemany.
-
-    On SQLite the DB-API's ``executemany`` gets plain tuples (the fastest
-    path); elsewhere SQLAlchemy's batched ``insertmanyvalues`` does the work.
-    """
-    names = list(cols)
-    values = [_sql_values(cols[n]) for n in names]
-    if not values or not values[0]:
-        return
-    if conn.dialect.name == "sqlite":
-        prep = conn.dialect.identifier_preparer
-        sql = (f"INSERT INTO {prep.quote(table.name)} ({', '.join(prep.quote(n) for n in names)}) "
-               f"VALUES ({', '.join('?' for _ in names)})")
-        conn.exec_driver_sql(sql, list(zip(*values)))
-    else:
-        conn.execute(table.insert(), [dict(zip(names, row)) for row in zip(*values)])
-
-
-def _series_long(runs: Sequence[RunInfo], result: "BatchResult", lanes: Any) -> Any:
-    """The batch's time series as a long Arrow table, or None if there are none."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not result.series:
-        return None
-    fields = [k for k in result.series if k != "t_ns"]
-    if not fields:
-        return None
-    ids = np.array([r.run_id for r in runs], dtype=object)
-    t = result.series.get("t_ns")
-    parts = {"run_id": [], "field": [], "sample": [], "t_ns": [], "value": []}
-    for f in fields:
-        v = np.asarray(result.series[f], np.float64)[lanes]  # [n, samples]
-        n, s = v.shape
-        if t is None:
-            tt = np.full((n, s), np.nan)
-        elif np.ndim(t) == 2:
-            tt = np.asarray(t, np.float64)[lanes]
-        else:
-            tt = np.broadcast_to(np.asarray(t, np.float64), (n, s))
-        parts["run_id"].append(np.repeat(ids, s))
-        parts["field"].append(np.full(n * s, f, dtype=object))
-        parts["sample"].append(np.tile(np.arange(s, dtype=np.int64), n))
-        parts["t_ns"].append(np.asarray(tt, np.float64).reshape(-1))
-        parts["value"].append(v.reshape(-1))
-    return pa.table({
-        "run_id": pa.array(np.concatenate(parts["run_id"]).tolist(), pa.string()),
-        "field": pa.array(np.concatenate(parts["field"]).tolist(), pa.string()),
-        "sample": pa.array(np.concatenate(parts["sample"]), pa.int64()),
-        "t_ns": pa.array(np.concatenate(parts["t_ns"]), pa.float64(), from_pandas=True),
-        "value": pa.array(np.concatenate(parts["value"]), pa.float64(), from_pandas=True),
-    })
-
-
-def _arrays_long(runs: Sequence[RunInfo], arrays: dict[str, Any], lanes: Any) -> Any:
-    """Array-valued metrics ``{name: [n, k]}`` as a long Arrow table, or None."""
-    import numpy as np
-    import pyarrow as pa
-
-    if not arrays:
-        return None
-    ids = np.array([r.run_id for r in runs], dtype=object)
-    run_id, name, idx, value = [], [], [], []
-    for k, arr in arrays.items():
-        v = np.asarray(arr, np.float64)[lanes].reshape(len(runs), -1)
-        n, s = v.shape
-        run_id.append(np.repeat(ids, s))
-        name.append(np.full(n * s, k, dtype=object))
-        idx.append(np.tile(np.arange(s, dtype=np.int64), n))
-        value.append(v.reshape(-1))
-    return pa.table({
-        "run_id": pa.array(np.concatenate(run_id).tolist(), pa.string()),
-        "name": pa.array(np.concatenate(name).tolist(), pa.string()),
-        "idx": pa.array(np.concatenate(idx), pa.int64()),
-        "value": pa.array(np.concatenate(value), pa.float64(), from_pandas=True),
-    })

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,10 @@ def _pids_with(marker: str) -> list[int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """A head node with 2 CPUs and token auth on a free port; stopped (only it) at the end."""
+@contextmanager
+def ray_head():
+    """A head node with 2 CPUs and token auth on a free port; stopped (only it) at the end.
+    Yields ``{"address", "env", "kill"}``; ``kill()`` SIGKILLs every process of the head."""
     if not os.path.exists(RAY):
         pytest.skip("the ray command is not installed")
     tmp = tempfile.mkdtemp(prefix="irqray")  # short: Ray's socket paths must stay short
@@ -60,6 +62,14 @@ def cluster():
         [RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def kill() -> None:
+        for pid in _pids_with(tmp):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -70,7 +80,7 @@ def cluster():
                 if head.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("ray start --head did not come up")
                 time.sleep(0.2)
-        yield {"address": f"127.0.0.1:{port}", "env": env}
+        yield {"address": f"127.0.0.1:{port}", "env": env, "kill": kill}
     finally:
         head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on SIGINT
         try:
@@ -79,12 +89,15 @@ def cluster():
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
         time.sleep(0.5)
-        for pid in _pids_with(tmp):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head node with 2 CPUs and token auth on a free port; stopped (only it) at the end."""
+    with ray_head() as head:
+        yield head
 
 
 @pytest.mark.slow
@@ -145,3 +158,52 @@ def test_an_address_nobody_listens_at_fails_fast(tmp_path):
     assert r.returncode == 2
     assert f"nothing accepts connections at 127.0.0.1:{port}" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _sweep_status(db: Path) -> tuple[str, int]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return (con.execute("SELECT status FROM sweeps").fetchone()[0],
+                con.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone()[0])
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_lost_cluster_is_a_clear_error_and_the_sweep_resumes_inline(tmp_path):
+    """The head killed during sweep --address: an irqlab message, exit 2, the sweep marked
+    'error' with no run recorded as failed; the same command inline then finishes it."""
+    scn = tmp_path / "slow.scn"
+    scn.write_text(tiny(duration="10ms", thresholds="10, 100, 1000, 10000",
+                        replications=15))  # 120 runs
+    out = tmp_path / "out"
+    db = out / "results.db"
+    with ray_head() as head:
+        p = subprocess.Popen([IRQLAB, "sweep", str(scn), "--out", str(out), "--address",
+                              head["address"], "--max-lanes", "4", "--no-progress",
+                              "--no-table"], env=head["env"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                if _sweep_status(db)[1] >= 8:
+                    break
+            except sqlite3.Error:
+                pass
+            time.sleep(0.2)
+        assert p.poll() is None, "the sweep ended before the cluster could be killed"
+        head["kill"]()
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 2, err
+    assert "lost the Ray cluster at" in err and "Traceback" not in err
+    status, stored = _sweep_status(db)
+    assert status == "error" and 8 <= stored < 120
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM runs WHERE status != 'ok'").fetchone()[0] == 0
+    con.close()
+    r = subprocess.run([IRQLAB, "sweep", str(scn), "--out", str(out), "--launcher", "inline",
+                        "--no-progress", "--no-table"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"{stored} already done, {120 - stored} run now" in r.stdout
+    assert _sweep_status(db) == ("done", 120)

@@ -109,14 +109,19 @@ def test_sigkill_during_writes_leaves_readers_consistent(tmp_path):
 
 
 def test_uncommitted_temp_shard_is_deleted_on_open(tmp_path):
-    """A temp file with no shards row (a crash before the commit) is removed at open."""
+    """A temp file of a group the writer announced but never committed (a crash before the
+    commit) is removed at open."""
     with ResultStore(tmp_path) as store:
         store.begin_sweep(sweep_info())
         store.write_batch("s1", run_infos(2), make_result(2))
+        with store.engine.begin() as conn:  # what write_batch commits before its temps
+            conn.execute(store.t["shard_intents"].insert().values(
+                name="part-99999999-abcdef", kind="grp"))
     import pyarrow as pa
 
     rel = shards.final_rel("runs", "s1", "part-99999999-abcdef")
-    tmp = shards.write_temp(tmp_path / "parquet", rel, pa.table({"run_id": ["zz"]}))
+    shards.write_temp(tmp_path / "parquet", rel, pa.table({"run_id": ["zz"]}))
+    tmp = shards.temp_path(tmp_path / "parquet", rel)
     with ResultStore(tmp_path) as store:
         assert store.recovered["deleted_temp"] == [rel]
     assert not tmp.exists() and _parquet_ids(tmp_path) == ["r000000", "r000001"]

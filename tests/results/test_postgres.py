@@ -92,3 +92,23 @@ def test_report_and_python_api_on_postgres(pg, tmp_path):
     res = irqlab.open(URL)
     assert res.runs("s1").num_rows == 14
     assert res.query("SELECT count(*) AS n FROM sweep_1").column("n").to_pylist() == [14]
+
+
+@pytest.mark.parametrize("sql", [
+    "COMMIT; BEGIN READ WRITE; DELETE FROM runs; COMMIT; SELECT 1",
+    "COMMIT; SET default_transaction_read_only = off; DELETE FROM runs",
+    "DELETE FROM runs", "CREATE TABLE t(a int)",
+])
+def test_a_query_cannot_leave_the_read_only_transaction(pg, sql):
+    """Neither a write nor a second statement that would leave the READ ONLY transaction
+    runs; the rows are all still there."""
+    n = run_query(URL, "SELECT count(*) FROM runs").rows
+    with pytest.raises(ScenarioError):
+        run_query(URL, sql)
+    assert run_query(URL, "SELECT count(*) FROM runs").rows == n
+
+
+def test_timeout_bounds_a_query(pg):
+    """timeout= stops a long query on the server (statement_timeout): a user error."""
+    with pytest.raises(ScenarioError, match="statement timeout"):
+        run_query(URL, "SELECT pg_sleep(10)", timeout=0.5)

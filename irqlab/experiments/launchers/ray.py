@@ -23,6 +23,14 @@ is retried by Ray up to ``max_retries`` times; after that its outcome is the
 exception, and the driver records the batch's runs as failed. Exceptions
 raised by the engine are caught on the worker (see :mod:`..worker`), so Ray
 never retries a deterministic bug.
+
+A lost cluster is not a failed run: on a cluster, :meth:`RayLauncher.wait`
+checks (at most every :data:`HEALTH_EVERY_S` s, and whenever a task comes back
+as an exception) that the head still accepts connections; when it does not,
+it raises a ScenarioError (exit 2) instead of reporting
+the tasks, so the driver marks the sweep and a later run (inline or on
+another cluster) runs exactly what was not stored. Ray itself would only
+stop the process 60 s later, with exit status 1.
 """
 
 from __future__ import annotations
@@ -33,6 +41,9 @@ from typing import Any, Sequence
 
 from irqlab.experiments.launchers.base import Launcher
 from irqlab.experiments.worker import execute
+
+
+HEALTH_EVERY_S = 2.0
 
 
 class RayLauncher(Launcher):
@@ -53,6 +64,8 @@ class RayLauncher(Launcher):
         self._pending: dict[Any, int] = {}
         self.workers = workers or 1
         self.slots = self.workers
+        self.lost = False
+        self._checked = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -117,10 +130,51 @@ class RayLauncher(Launcher):
         import ray
 
         self._pending.clear()
-        if self._owned and ray.is_initialized():
+        if self._owned and ray.is_initialized() and not self.lost:
             ray.shutdown()
         self._started = False
         self._owned = False
+
+    def _head(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the cluster's GCS, or None when not on a cluster."""
+        if not self.address:
+            return None
+        hostport = self.address.removeprefix("ray://")
+        if hostport in ("auto", "local") or ":" not in hostport:
+            import ray
+
+            hostport = ray.get_runtime_context().gcs_address
+        host, _, port = hostport.rpartition(":")
+        return (host.strip("[]"), int(port)) if port.isdigit() else None
+
+    def check_cluster(self, force: bool = False) -> None:
+        """Raise a ScenarioError if the cluster's head has stopped accepting connections (three
+        attempts over about two seconds); checked at most every HEALTH_EVERY_S s."""
+        import socket
+        import time
+
+        head = self._head()
+        now = time.monotonic()
+        if head is None or (not force and now - self._checked < HEALTH_EVERY_S):
+            return
+        self._checked = now
+        why = ""
+        for attempt in range(3):
+            try:
+                socket.create_connection(head, timeout=1.0).close()
+                return
+            except OSError as e:
+                why = e.strerror or type(e).__name__
+                time.sleep(0.5)
+        self.lost = True
+        from irqlab.errors import ScenarioError
+
+        raise ScenarioError(
+            f"lost the Ray cluster at {self.address}: its head no longer accepts connections "
+            f"at {head[0]}:{head[1]} ({why}); {len(self._pending)} batch(es) in flight were "
+            "dropped, every batch finished before is stored",
+            hint="run the same command again to finish the sweep, inline (--launcher inline) "
+                 "or with --address of a running cluster")
 
     # ------------------------------------------------------------------ tasks
 
@@ -138,19 +192,27 @@ class RayLauncher(Launcher):
 
         if not self._pending:
             return []
+        self.check_cluster()
         refs = list(self._pending)
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-        if not ready:
-            return []
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        try:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if not ready:
+                return []
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        except Exception:  # noqa: BLE001 - Ray's own failure: a lost cluster, or re-raised
+            self.check_cluster(force=True)
+            raise
         out = []
         for ref in ready:
-            task_id = self._pending.pop(ref)
             try:
                 outcome = ray.get(ref)
             except ray.exceptions.RayError as e:
                 outcome = e
-            out.append((task_id, outcome))
+            out.append((self._pending[ref], outcome))
+        if any(isinstance(o, BaseException) for _, o in out):
+            self.check_cluster(force=True)  # a task lost with the cluster is not a failed run
+        for ref in ready:
+            self._pending.pop(ref)
         return out
 
     @property
@@ -160,6 +222,9 @@ class RayLauncher(Launcher):
     def cancel(self) -> None:
         import ray
 
+        if self.lost:
+            self._pending.clear()
+            return
         for ref in list(self._pending):
             try:
                 ray.cancel(ref, force=self._owned)

@@ -31,12 +31,15 @@ answers whatever SQLite answers, with SQLite's messages.
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 from irqlab.errors import ScenarioError
 from irqlab.results.query import QueryResult, friendly_db_error
+from irqlab.results.readonly import QueryGuard
 
 ENGINES = ("auto", "sqlite", "duckdb")
 PARQUET_TABLES = ("series", "metric_arrays")
@@ -90,7 +93,7 @@ def run_query_with(target: str, sql: str, engine: str = "auto",
     if choose_engine(target, sql, engine) == "sqlite":
         return run_query(target, sql, params, timeout=timeout)
     try:
-        return run_duckdb(target, sql, params)
+        return run_duckdb(target, sql, params, timeout=timeout)
     except DuckSQLError:
         if engine != "auto":
             raise
@@ -103,10 +106,40 @@ class DuckSQLError(ScenarioError):
     messages are the reference and which holds every row."""
 
 
-def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> QueryResult:
+class DuckGuard(QueryGuard):
+    """:class:`~irqlab.results.readonly.QueryGuard` for a DuckDB connection: Ctrl-C and
+    ``timeout`` seconds call ``con.interrupt()``, which stops the running statement."""
+
+    def __enter__(self) -> "DuckGuard":
+        if self.timeout is not None:
+            self._timer = threading.Timer(self.timeout, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self.conn.interrupt()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        self.conn.interrupt()
+
+    def __exit__(self, *exc: Any) -> None:
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+        super().__exit__(*exc)
+
+
+def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None,
+               timeout: float | None = None) -> QueryResult:
     """Run one read-only statement with DuckDB over ``target``'s Parquet files.
 
-    ``params``: named parameters (``$name`` in DuckDB SQL)."""
+    ``params``: named parameters (``$name`` in DuckDB SQL). Ctrl-C stops the statement
+    (KeyboardInterrupt); so does ``timeout`` seconds (a ScenarioError)."""
     from irqlab.results.db import resolve_target
 
     _, db_path = resolve_target(target)
@@ -126,9 +159,15 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
             raise ScenarioError(
                 f"the results database is opened read-only: {kind} statements are refused",
                 hint="irqlab query runs SELECT (and WITH ... SELECT, EXPLAIN) only")
-        cur = con.execute(sql, params or None)
-        cols = [d[0] for d in cur.description]
-        rows = [tuple(r) for r in cur.fetchall()]
+        guard = DuckGuard(con, timeout)
+        try:
+            with guard:
+                cur = con.execute(sql, params or None)
+                cols = [d[0] for d in cur.description]
+                rows = [tuple(r) for r in cur.fetchall()]
+        except duckdb.InterruptException:
+            guard.raise_if_stopped()
+            raise KeyboardInterrupt from None
     except duckdb.PermissionException as e:
         raise ScenarioError(f"the DuckDB session may read only the results' Parquet files: "
                             f"{str(e).splitlines()[0]}") from None
@@ -142,7 +181,11 @@ def run_duckdb(target: str, sql: str, params: dict[str, Any] | None = None) -> Q
 def _sqlite_ro(db_path: Path) -> sqlite3.Connection:
     from irqlab.results.readonly import connect_sqlite
 
-    return connect_sqlite(db_path.resolve())
+    conn = connect_sqlite(db_path.resolve())
+    # only this module's own statements run here (the user's go to DuckDB), and it needs
+    # a read transaction: the file stays read-only (mode=ro or immutable, query_only)
+    conn.set_authorizer(None)
+    return conn
 
 
 def _arrow_of(cur: sqlite3.Cursor) -> Any:

@@ -162,18 +162,20 @@ def test_reading_a_wal_database_no_writer_has_open_leaves_no_files(written):
 # ---------------------------------------------------------------------- stopping a query
 
 
-def test_timeout_bounds_a_runaway_query(written, capsys):
-    """--timeout stops a query that never ends: exit 2 with a message."""
-    assert main(["query", str(written), RUNAWAY, "--timeout", "0.3"]) == 2
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_timeout_bounds_a_runaway_query(written, capsys, engine):
+    """--timeout stops a query that never ends, with either engine: exit 2 with a message."""
+    assert main(["query", str(written), RUNAWAY, "--timeout", "0.3", "--engine", engine]) == 2
     assert "--timeout 0.3 s" in capsys.readouterr().err
 
 
-def test_ctrl_c_interrupts_a_runaway_query(written, capsys):
-    """SIGINT during a query that never ends stops it: exit 130."""
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_ctrl_c_interrupts_a_runaway_query(written, capsys, engine):
+    """SIGINT during a query that never ends stops it, with either engine: exit 130."""
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
-        assert main(["query", str(written), RUNAWAY]) == 130
+        assert main(["query", str(written), RUNAWAY, "--engine", engine]) == 130
     finally:
         timer.cancel()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -1,0 +1,288 @@
+"""Run a batch with the per-lane kernel, and turn what it leaves into a BatchResult.
+
+Untraced lanes run in one parallel call (:func:`irqlab.engine.kernel.run_lanes`).
+A traced lane runs alone, with a record buffer of :data:`TRACE_BUFFER` records:
+the kernel stops when it is half full, the records are handed to the lane's
+:class:`~irqlab.engine.trace.Trace` (decoded into the text the other executors
+emit) and the lane resumes, so the kernel's own memory stays bounded however
+long the trace.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from irqlab.engine import kernel_ids as K
+from irqlab.engine.kernelprog import Packed, lane_param_arrays, pack
+from irqlab.engine.program import Lane, Program
+from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
+from irqlab.engine.rng import lane_keys
+from irqlab.engine.stats import N_BINS, Stats, finish_batch
+from irqlab.engine.trace import Trace
+
+TRACE_BUFFER = 1 << 16
+EXACT_SUM = 2**53  # latency sums (int64 in the kernel) equal a float64 sum below this
+
+_compiled = False
+
+
+def kernel_module(notify: Callable[[str], None] | None = None):
+    """The Numba kernel module, compiled or loaded from the on-disk cache. ``notify`` is
+    told (``"compiling"``) before the first call of the process, which compiles the
+    kernel, or loads it from the cache in well under a second."""
+    global _compiled
+    from irqlab.engine import kernel
+
+    if not _compiled:
+        if notify is not None and not _cache_present(kernel):
+            notify("compiling")
+        _warm(kernel)
+        _compiled = True
+    return kernel
+
+
+def _cache_present(kernel) -> bool:
+    """Whether Numba's cache already holds ``run_lanes`` (then the first call loads it)."""
+    try:
+        cache = kernel.run_lanes._cache
+        return os.path.exists(cache._cache_path) and any(
+            f.startswith("kernel.run_lanes") and f.endswith(".nbi") for f in os.listdir(cache._cache_path))
+    except Exception:  # noqa: BLE001 - only decides whether to say "compiling"
+        return False
+
+
+def _warm(kernel) -> None:
+    """Compile (or load) the kernel's entry points with the types every run uses."""
+    from irqlab.engine.program import Lane  # noqa: F401
+
+    pr = _WARM_PROGRAM()
+    run_packed(kernel, pr, pack(pr), [Lane(0)], (0,))
+
+
+def _WARM_PROGRAM() -> Program:
+    from irqlab import engine
+    from irqlab.ir import Device, LevelSpec, Machine, Quantity, RunSpec, Scenario, Vcpu
+    from irqlab.ir import COSTS, Arg, PluginUse
+
+    costs = tuple(Arg(k, d) for k, (d, _) in COSTS.items())
+    once = PluginUse("arrival", "once", (Arg("at", Quantity(0.0, "s")),))
+    dev = Device("d", vector=0x30, delivery="ioapic", gsi=10, trigger="level", arrival=once,
+                 model=PluginUse("device", "generic", ()), serviced_by="L1", service=Quantity(1e-6, "s"))
+    pol = PluginUse("policy", "lower_then_eoi", (Arg("body", "costs.handler"),))
+    scn = Scenario(name="warm", machine=Machine(), costs=costs,
+                   vcpus=(Vcpu(0, (LevelSpec("L0", "l0"), LevelSpec("L1", "l1", pol))),),
+                   devices=(dev,), mitigations=(), run=RunSpec(duration=Quantity(1e-5, "s")))
+    return engine.compile(scn)
+
+
+def run_kernel(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = (),
+               notify: Callable[[str], None] | None = None) -> BatchResult:
+    """Every lane of ``lanes`` with the kernel (``program`` must pass ``kernel_support``)."""
+    return run_packed(kernel_module(notify), program, pack(program), list(lanes), tuple(trace_lanes))
+
+
+def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...]) -> BatchResult:
+    n = len(lanes)
+    params = program.lane_params(lanes)
+    keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes])
+    shared_i, shared_f, var_idx, var_i, var_f = lane_param_arrays(packed, params)
+    o = packed.o
+    D = len(program.devices)
+    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC])), np.int64)
+    hist = np.empty((n, D, N_BINS), np.uint16)
+    over = np.zeros(n, np.uint8)
+    arrays = packed.program_arrays()
+    traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
+    plain = np.array([i for i in range(n) if i not in set(traced)], np.int64) if traced else None
+
+    def batch(rows):
+        """Run ``rows`` (None: all) in parallel into out/hist/over."""
+        if rows is None:
+            kn.run_lanes(*arrays, shared_i, shared_f, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
+            return
+        if not len(rows):
+            return
+        o2 = np.empty((len(rows), out.shape[1]), np.int64)
+        h2 = np.empty((len(rows), D, N_BINS), np.uint16)
+        v2 = np.zeros(len(rows), np.uint8)
+        kn.run_lanes(*arrays, shared_i, shared_f, var_idx, np.ascontiguousarray(var_i[rows]),
+                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2, _NO_FULL, v2)
+        out[rows], hist[rows], over[rows] = o2, h2, v2
+
+    batch(plain)
+    traces = {}
+    for i in traced:
+        traces[i] = _run_traced(kn, program, packed, arrays, shared_i, shared_f, var_idx, var_i, var_f,
+                                keys, i, out, hist, over)
+    stats = stats_from(program, out, hist)
+    if over.any():  # a histogram bin passed 65535: rerun those lanes for the whole counts
+        rows = np.flatnonzero(over)
+        full = np.zeros((len(rows), D, N_BINS), np.int64)
+        kn.run_lanes(*arrays, shared_i, shared_f, var_idx, np.ascontiguousarray(var_i[rows]),
+                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]),
+                     np.empty((len(rows), out.shape[1]), np.int64), np.empty((len(rows), D, N_BINS), np.uint16),
+                     full, np.zeros(len(rows), np.uint8))
+        stats._hi()[rows] = (full >> 16).astype(np.uint16)
+    inexact = np.flatnonzero((stats.lat_sum >= EXACT_SUM).any(axis=1)) if D else np.zeros(0, np.int64)
+    result = finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
+    if len(inexact):  # latency sums past 2**53 ps: the float sum of the others is not exact
+        from irqlab.engine.lockstep import run_lockstep
+
+        again = run_lockstep(program, [lanes[i] for i in inexact],
+                             tuple(j for j, i in enumerate(inexact) if i in traces))
+        result = _replace_lanes(result, again, inexact)
+    return result
+
+
+_NO_FULL = np.zeros((0, 0, 0), np.int64)
+
+
+def _run_traced(kn, program, packed, arrays, shared_i, shared_f, var_idx, var_i, var_f, keys, i, out, hist, over):
+    pi, pf = shared_i.copy(), shared_f.copy()
+    for p, k in enumerate(var_idx):
+        if k >= 0:
+            pi[p], pf[p] = var_i[i, k], var_f[i, k]
+    cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used, o = arrays
+    s = np.empty(int(o[K.O_SIZE]), np.int64)
+    tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
+    trace = Trace()
+    decode = Decoder(program, trace)
+    kn.lane_init(s, o, tb, cfg, grp, dev, mit, pi, pf, keys[i], 1)
+    while True:
+        done = kn.lane_resume(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level,
+                              used, pi, pf, keys[i])
+        if s[K.S_OVERFLOW]:
+            raise RuntimeError("kernel trace buffer overflow within one event")
+        decode(tb[: s[K.S_NTB]])
+        s[K.S_NTB] = 0
+        if done:
+            break
+    trace.end_ps = int(s[K.S_STAT_END_T])
+    full = np.zeros((0, 0, 0), np.int64)
+    over[i] = kn.collect(s, o, cfg, out, hist, full, i)
+    return trace
+
+
+def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
+    """The :class:`Stats` of the lanes, as views of the kernel's ``out`` rows."""
+    n = len(out)
+    V, D, M = program.n_vcpus, len(program.devices), len(program.mitigations)
+    at = K.N_OUT_SCALARS
+
+    def take(width: int) -> np.ndarray:
+        nonlocal at
+        col = out[:, at:at + width]
+        at += width
+        return col
+
+    sc = out[:, :K.N_OUT_SCALARS]
+    acc = take(4 * V).reshape(n, V, 4)
+    stall_max, exits, uexits, act = take(V), take(len(EXIT_REASONS)), take(len(USERSPACE_EXITS)), take(M)
+    dr, dd, dc, ds = take(D), take(D), take(D), take(D)
+    lat_max, lat_n, lat_sum = take(D), take(D), take(D)
+    return Stats(acc=acc, stall_max=stall_max, first_irq=sc[:, 0], ttp=sc[:, 1], ttp_l2=sc[:, 2],
+                 eoi_count=sc[:, 3], raised=sc[:, 4], delivered=sc[:, 5], coalesced=sc[:, 6],
+                 spurious=sc[:, 7], immediate=sc[:, 8], events=sc[:, 9], end_t=sc[:, 10],
+                 truncated=sc[:, 11].astype(bool), exits=exits, uexits=uexits, act=act,
+                 dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
+                 lat_hist=hist, lat_max=lat_max, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
+
+
+def _replace_lanes(result: BatchResult, again: BatchResult, rows: np.ndarray) -> BatchResult:
+    parts, prev = [], 0
+    for j, i in enumerate(rows):
+        if i > prev:
+            parts.append(result.slice(prev, i))
+        parts.append(again.slice(j, j + 1))
+        prev = i + 1
+    if prev < result.n:
+        parts.append(result.slice(prev, result.n))
+    return BatchResult.concat(parts)
+
+
+# ---------------------------------------------------------------- trace records -> text
+
+M64 = (1 << 64) - 1
+TRIG = ("edge", "level")
+
+
+class Decoder:
+    """Turns kernel trace records into a :class:`Trace`'s records, modes and counters, with
+    the texts the reference interpreter writes."""
+
+    def __init__(self, program: Program, trace: Trace) -> None:
+        self.p = program
+        self.trace = trace
+
+    def __call__(self, rows: np.ndarray) -> None:
+        tr = self.trace
+        for kind, t, thread, code, a0, a1, a2, a3 in rows.tolist():
+            if kind == K.TR_MODE:
+                tr.modes.append((t, thread, code))
+            elif kind == K.TR_COUNTER:
+                tr.counters.append((t, f"vCPU {thread} {'ISR' if code else 'IRR'}", a0))
+            else:
+                event, text = self.text(code, a0, a1, a2, a3)
+                tr.add(t, thread, event, text)
+
+    def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
+        X = EXIT_REASONS
+        if code == K.E_KVM_EXIT:
+            return "kvm_exit", f"reason {X[a0]} rip 0x{a1 & M64:x} info {a2:x} 0"
+        if code == K.E_APIC_ACCEPT:
+            return "irqlab_apic_accept", f"cpu {a0} vec {a1} ({TRIG[a2]})"
+        if code == K.E_KVM_APIC_ACCEPT:
+            return "kvm_apic_accept_irq", f"apicid {a0} vec {a1} (Fixed|{TRIG[a2]})"
+        if code == K.E_LINE:
+            return "irqlab_line", f"gsi {a0} level {a1}"
+        if code == K.E_IOAPIC_SET_IRQ:
+            return "ioapic_set_irq", f"vector: {a0} level: {a1}"
+        if code == K.E_KVM_SET_IRQ:
+            return "kvm_set_irq", f"gsi {a0} level {a1} source 0"
+        if code == K.E_IOAPIC_DELIVER:
+            return "irqlab_ioapic_deliver", f"pin {a0} vec {a1} ({TRIG[a2]})"
+        if code == K.E_KVM_MSI_SET_IRQ:
+            return "kvm_msi_set_irq", f"dst {a0} vec {a1} (Fixed|physical|{TRIG[a2]})"
+        if code == K.E_KVM_IOAPIC_SET_IRQ:
+            return "kvm_ioapic_set_irq", f"pin {a0} dst {a1} vec {a2} (Fixed|physical|{TRIG[a3]})"
+        if code == K.E_REDIRECT:
+            return "irqlab_redirect", f"pin {a0} masked {a1}"
+        if code == K.E_POLL:
+            return "irqlab_poll", f"pin {a0}"
+        if code == K.E_MSI:
+            return "irqlab_msi", f"dst {a0} vec {a1}"
+        if code == K.E_NESTED_VMEXIT:
+            return "kvm_nested_vmexit", (f"rip {a0 & M64:x} reason {X[a1]} info1 0 info2 0 "
+                                         "int_info 0 int_info_err 0")
+        if code == K.E_KVM_ENTRY:
+            return "kvm_entry", f"vcpu {a0}"
+        if code == K.E_HANDLER_ENTRY:
+            return "irq_handler_entry", f"irq={a0} name={self.p.devices[a1].name}"
+        if code == K.E_NESTED_INJECT:
+            return "kvm_nested_vmexit_inject", (f"reason {X[a1]} info1 0 info2 0 int_info {a0:x} "
+                                                "int_info_err 0")
+        if code == K.E_INJ_VIRQ:
+            return "kvm_inj_virq", f"irq {a0}"
+        if code == K.E_HANDLER_EXIT:
+            return "irq_handler_exit", f"irq={a0} ret=handled"
+        if code == K.E_EOI:
+            return "irqlab_eoi", f"cpu {a0} vector {a1}"
+        if code == K.E_KVM_EOI:
+            return "kvm_eoi", f"apicid {a0} vector {a1}"
+        if code == K.E_USERSPACE_EXIT:
+            return "kvm_userspace_exit", ("reason KVM_EXIT_IOAPIC_EOI (26)" if a0 == K.U_IOAPIC_EOI
+                                          else "reason KVM_EXIT_MMIO (6)")
+        if code == K.E_IOAPIC_EOI:
+            return "irqlab_ioapic_eoi", f"vector {a0}"
+        if code == K.E_KVM_DELAYED_EOI:
+            return "kvm_ioapic_delayed_eoi_inj", f"pin {a0}"
+        if code == K.E_QEMU_DELAYED:
+            return "ioapic_eoi_delayed_reassert", f"pin {a0}"
+        if code == K.E_SPURIOUS_DISABLE:
+            return "irqlab_spurious_disable", f"irq {a0}: nobody cared, disabling"
+        if code == K.E_XEN_RATELIMIT:
+            return "irqlab_xen_ratelimit", f"pin {a0} masked"
+        raise ValueError(f"unknown kernel trace record {code}")

@@ -8,8 +8,8 @@ executor bit for bit. There is ONE kernel for every program: the program
 arrives as arrays (:mod:`irqlab.engine.kernelprog`), so the compile is paid once
 and cached on disk (``cache=True``), not once per program structure.
 
-State of a lane: ``s`` (``int64[o[O_SIZE]]``), every integer of the lane: scalars
-at the fixed slots ``S_*``, arrays at the offsets ``o[O_*]`` that
+State of a lane: ``s`` (``int64[s[O_SIZE]]``), every integer of the lane: scalars
+at the fixed slots ``S_*``, arrays at the offsets ``s[O_*]`` that
 :func:`irqlab.engine.kernelprog.pack` lays out (constants in
 :mod:`irqlab.engine.kernel_ids`). Parameters: ``pi`` (``int64[NP]``) and ``pf``
 (``float64[NP]``), every parameter in both forms. The latency sums are kept as
@@ -87,10 +87,10 @@ def latency_bin(lat, nb):
 
 
 @njit(cache=True)
-def draw(s, o, keys, stream_slot, stream):
-    c = s[o[O_DRAWS] + stream_slot]
-    s[o[O_DRAWS] + stream_slot] = c + 1
-    return uniform(keys[0], keys[1], stream, c)
+def draw(s, stream_slot, stream):
+    c = s[s[O_DRAWS] + stream_slot]
+    s[s[O_DRAWS] + stream_slot] = c + 1
+    return uniform(np.uint64(s[S_KEY0]), np.uint64(s[S_KEY1]), stream, c)
 
 
 @njit(cache=True)
@@ -134,8 +134,8 @@ def emit(s, tb, code, a0, a1, a2, a3):
 
 
 @njit(cache=True)
-def exit_(s, o, tb, reason, rip, info):
-    s[o[O_EXITS] + reason] += 1
+def exit_(s, tb, reason, rip, info):
+    s[s[O_EXITS] + reason] += 1
     emit(s, tb, E_KVM_EXIT, reason, rip, info, 0)
 
 
@@ -155,27 +155,27 @@ def popcount(x):
 
 
 @njit(cache=True)
-def trace_lapic(s, o, tb, v):
+def trace_lapic(s, tb, v):
     if s[S_TRACING]:
-        record(s, tb, TR_COUNTER, s[S_T], v, 0, popcount(s[o[O_IRR] + v]), 0, 0, 0)
-        record(s, tb, TR_COUNTER, s[S_T], v, 1, popcount(s[o[O_ISR] + v]), 0, 0, 0)
+        record(s, tb, TR_COUNTER, s[S_T], v, 0, popcount(s[s[O_IRR] + v]), 0, 0, 0)
+        record(s, tb, TR_COUNTER, s[S_T], v, 1, popcount(s[s[O_ISR] + v]), 0, 0, 0)
 
 
 @njit(cache=True)
-def l2_rip(s, o, v):
-    return RIP_L2_BASE + (s[o[O_RIP] + v] // 1000) * 4
+def l2_rip(s, v):
+    return RIP_L2_BASE + (s[s[O_RIP] + v] // 1000) * 4
 
 
 # ---------------------------------------------------------------- time accounting
 
 
 @njit(cache=True)
-def switch(s, o, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
+def switch(s, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
     """Leave the current mode at now; spend up to two prefix stays ``(m0, dt0), (m1, dt1)``
     (the first ``n_pre``), then be in ``new_mode``. Returns when the new mode starts."""
     t = s[S_T]
-    a = o[O_ACC] + v * 4
-    s[a + s[o[O_MODE] + v]] += t - s[o[O_SINCE] + v]
+    a = s[O_ACC] + v * 4
+    s[a + s[s[O_MODE] + v]] += t - s[s[O_SINCE] + v]
     if n_pre >= 1:
         if dt0:
             trace_mode(s, tb, v, t, m0)
@@ -186,32 +186,32 @@ def switch(s, o, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
             trace_mode(s, tb, v, t, m1)
         s[a + m1] += dt1
         t += dt1
-    p = o[O_PRE] + v * 4
-    s[o[O_PRE_N] + v] = n_pre
+    p = s[O_PRE] + v * 4
+    s[s[O_PRE_N] + v] = n_pre
     s[p] = m0
     s[p + 1] = dt0
     s[p + 2] = m1
     s[p + 3] = dt1
-    s[o[O_MODE] + v] = new_mode
-    s[o[O_SINCE] + v] = t
+    s[s[O_MODE] + v] = new_mode
+    s[s[O_SINCE] + v] = t
     trace_mode(s, tb, v, t, new_mode)
     return t
 
 
 @njit(cache=True)
-def enter(s, o, tb, cfg, pi, v, level, pre_mode, pre_dt, has_pre):
+def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
     """kvm_entry into ``level`` (after the optional prefix); returns when its code starts."""
     emit_at(s, tb, s[S_T] + (pre_dt if has_pre else 0), E_KVM_ENTRY, v, 0, 0, 0)
-    entry = pi[cfg[C_P_VMENTRY]]
+    entry = s[s[O_PI] + s[CFG + C_P_VMENTRY]]
     if has_pre:
-        return switch(s, o, tb, v, level, pre_mode, pre_dt, L0, entry, 2)
-    return switch(s, o, tb, v, level, L0, entry, 0, 0, 1)
+        return switch(s, tb, v, level, pre_mode, pre_dt, L0, entry, 2)
+    return switch(s, tb, v, level, L0, entry, 0, 0, 1)
 
 
 @njit(cache=True)
-def at(s, o, v, phase, t):
-    s[o[O_PHASE] + v] = phase
-    s[o[O_VT] + v] = t
+def at(s, v, phase, t):
+    s[s[O_PHASE] + v] = phase
+    s[s[O_VT] + v] = t
 
 
 # ---------------------------------------------------------------- LAPIC
@@ -226,113 +226,115 @@ def high(bits):
 
 
 @njit(cache=True)
-def deliverable(s, o, grp, v):
-    irr = s[o[O_IRR] + v]
+def deliverable(s, v):
+    irr = s[s[O_IRR] + v]
     if not irr:
         return False
-    isr = s[o[O_ISR] + v]
+    isr = s[s[O_ISR] + v]
     if not isr:
         return True
-    return (grp[high(irr), G_VECTOR] >> 4) > (grp[high(isr), G_VECTOR] >> 4)
+    return (s[s[O_PGRP] + (high(irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(isr)) * N_GRP + G_VECTOR] >> 4)
 
 
 @njit(cache=True)
-def ack(s, o, tb, v):
-    g = high(s[o[O_IRR] + v])
-    s[o[O_IRR] + v] &= ~(np.int64(1) << g)
-    s[o[O_ISR] + v] |= np.int64(1) << g
-    trace_lapic(s, o, tb, v)
+def ack(s, tb, v):
+    g = high(s[s[O_IRR] + v])
+    s[s[O_IRR] + v] &= ~(np.int64(1) << g)
+    s[s[O_ISR] + v] |= np.int64(1) << g
+    trace_lapic(s, tb, v)
     return g
 
 
 @njit(cache=True)
-def lapic_eoi(s, o, tb, v):
-    isr = s[o[O_ISR] + v]
+def lapic_eoi(s, tb, v):
+    isr = s[s[O_ISR] + v]
     if not isr:
         return -1
     g = high(isr)
-    s[o[O_ISR] + v] = isr & ~(np.int64(1) << g)
-    trace_lapic(s, o, tb, v)
+    s[s[O_ISR] + v] = isr & ~(np.int64(1) << g)
+    trace_lapic(s, tb, v)
     return g
 
 
 @njit(cache=True)
-def accept(s, o, tb, cfg, grp, v, g, level):
+def accept(s, tb, v, g, level):
     """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
-    emit(s, tb, E_APIC_ACCEPT if cfg[C_BARE] else E_KVM_APIC_ACCEPT, v, grp[g, G_VECTOR], level, 0)
+    emit(s, tb, E_APIC_ACCEPT if s[CFG + C_BARE] else E_KVM_APIC_ACCEPT, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], level, 0)
     bit = np.int64(1) << g
     if level:
-        s[o[O_TMR] + v] |= bit
+        s[s[O_TMR] + v] |= bit
     else:
-        s[o[O_TMR] + v] &= ~bit
-    if s[o[O_IRR] + v] & bit:
+        s[s[O_TMR] + v] &= ~bit
+    if s[s[O_IRR] + v] & bit:
         s[S_COALESCED] += 1
         return
-    s[o[O_IRR] + v] |= bit
+    s[s[O_IRR] + v] |= bit
     s[S_DELIVERED] += 1
-    trace_lapic(s, o, tb, v)
+    trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
-    ph = s[o[O_PHASE] + v]
+    ph = s[s[O_PHASE] + v]
     if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
         return
-    t = max(s[S_T], s[o[O_SINCE] + v])
-    if cfg[C_NESTED] or (not cfg[C_BARE] and not cfg[C_APICV]):
-        at(s, o, v, KICK, t)
-    elif deliverable(s, o, grp, v):
-        at(s, o, v, TAKE, t)
+    t = max(s[S_T], s[s[O_SINCE] + v])
+    if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
+        at(s, v, KICK, t)
+    elif deliverable(s, v):
+        at(s, v, TAKE, t)
 
 
 # ---------------------------------------------------------------- IOAPIC
 
 
 @njit(cache=True)
-def set_line(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, level):
-    if cfg[C_BARE]:
+def set_line(s, tb, pf, pin, level):
+    if s[S_TRACING]:
+        record(s, tb, TR_COUNTER, s[S_T], pin, 2, level, 0, 0, 0)
+    if s[CFG + C_BARE]:
         emit(s, tb, E_LINE, pin, level, 0, 0)
-    elif cfg[C_SPLIT]:
+    elif s[CFG + C_SPLIT]:
         emit(s, tb, E_IOAPIC_SET_IRQ, pin, level, 0, 0)
     else:
         emit(s, tb, E_KVM_SET_IRQ, pin, level, 0, 0)
-    split = cfg[C_SPLIT]
-    if pin_level[pin]:
+    split = s[CFG + C_SPLIT]
+    if s[s[O_PPIN_LEVEL] + pin]:
         if level:
-            s[o[O_P_IRR] + pin] = 1
+            s[s[O_P_IRR] + pin] = 1
             if split:
-                if not s[o[O_P_RIRR] + pin]:
-                    service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, False)
+                if not s[s[O_P_RIRR] + pin]:
+                    service_all(s, tb, pf, False)
             else:
-                service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+                service(s, tb, pf, pin)
         else:
-            s[o[O_P_IRR] + pin] = 0
+            s[s[O_P_IRR] + pin] = 0
     elif not level:
-        if not (split or cfg[C_BARE]):
-            s[o[O_P_IRR] + pin] = 0  # KVM: the pulse's falling half clears an edge pin's irr
-    elif split or cfg[C_BARE]:
-        if not s[o[O_P_MASKED] + pin]:
-            s[o[O_P_IRR] + pin] = 1
+        if not (split or s[CFG + C_BARE]):
+            s[s[O_P_IRR] + pin] = 0  # KVM: the pulse's falling half clears an edge pin's irr
+    elif split or s[CFG + C_BARE]:
+        if not s[s[O_P_MASKED] + pin]:
+            s[s[O_P_IRR] + pin] = 1
             if split:
-                service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, False)
+                service_all(s, tb, pf, False)
             else:
-                service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+                service(s, tb, pf, pin)
     else:
-        if s[o[O_P_IRR] + pin]:
+        if s[s[O_P_IRR] + pin]:
             s[S_COALESCED] += 1
         else:
-            s[o[O_P_IRR] + pin] = 1
-            service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+            s[s[O_P_IRR] + pin] = 1
+            service(s, tb, pf, pin)
 
 
 @njit(cache=True)
-def service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, level_only):
-    for k in range(cfg[C_NUSED]):
-        pin = used[k]
-        if level_only and not pin_level[pin]:
+def service_all(s, tb, pf, level_only):
+    for k in range(s[CFG + C_NUSED]):
+        pin = s[s[O_PUSED] + k]
+        if level_only and not s[s[O_PPIN_LEVEL] + pin]:
             continue
-        service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+        service(s, tb, pf, pin)
 
 
 @njit(cache=True)
-def service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin0):
+def service(s, tb, pf, pin0):
     """Deliver ``pin0`` if it is pending and deliverable (ioapic_service).
 
     A ``deliver`` hook may mask the pin, and with a split irqchip that write services
@@ -342,7 +344,7 @@ def service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, ke
     ``FR_M`` the next mitigation whose hook runs, ``FR_K`` the next pin of a nested
     service-all (-1: none under way), ``FR_BLOCK`` whether a hook blocked delivery.
     """
-    fr = o[O_FRAMES]
+    fr = s[O_FRAMES]
     depth = 1
     s[fr] = pin0
     s[fr + 1] = -1
@@ -352,381 +354,380 @@ def service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, ke
         f = fr + 4 * (depth - 1)
         pin, m, k = s[f], s[f + 1], s[f + 2]
         if m < 0:
-            level = pin_level[pin]
-            if s[o[O_P_MASKED] + pin] or not s[o[O_P_IRR] + pin] or (level and s[o[O_P_RIRR] + pin]):
+            level = s[s[O_PPIN_LEVEL] + pin]
+            if s[s[O_P_MASKED] + pin] or not s[s[O_P_IRR] + pin] or (level and s[s[O_P_RIRR] + pin]):
                 depth -= 1
                 continue
             m = 0
         if k >= 0:  # a hook's nested service-all is under way
-            if k < cfg[C_NUSED]:
+            if k < s[CFG + C_NUSED]:
                 s[f + 1] = m
                 s[f + 2] = k + 1
                 g = fr + 4 * depth
-                s[g], s[g + 1], s[g + 2], s[g + 3] = used[k], -1, -1, 0
+                s[g], s[g + 1], s[g + 2], s[g + 3] = s[s[O_PUSED] + k], -1, -1, 0
                 depth += 1
                 continue
-            xen_blocked_tail(s, o, tb, mit, pi, pin, m)
+            xen_blocked_tail(s, tb, pin, m)
             k = -1
             m += 1
         paused = False
-        while m < cfg[C_M]:
-            if mit[m, M_KIND] == MIT_XEN_RATELIMIT and xen_deliver(s, o, cfg, mit, pi, pin, m):
+        while m < s[CFG + C_M]:
+            if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_XEN_RATELIMIT and xen_deliver(s, pin, m):
                 s[f + 3] = 1
-                redirect_entry(s, o, tb, cfg, mit, pin, 1)
-                if cfg[C_SPLIT]:  # the mask write services every pin, then the hook goes on
+                redirect_entry(s, tb, pin, 1)
+                if s[CFG + C_SPLIT]:  # the mask write services every pin, then the hook goes on
                     s[f + 1] = m
                     s[f + 2] = 0
                     paused = True
                     break
-                xen_blocked_tail(s, o, tb, mit, pi, pin, m)
+                xen_blocked_tail(s, tb, pin, m)
             m += 1
         if paused:
             continue
         depth -= 1
         if not s[f + 3]:
-            deliver(s, o, tb, cfg, grp, dev, pin_group, pin_level, pin)
+            deliver(s, tb, pin)
 
 
 @njit(cache=True)
-def deliver(s, o, tb, cfg, grp, dev, pin_group, pin_level, pin):
-    level = pin_level[pin]
+def deliver(s, tb, pin):
+    level = s[s[O_PPIN_LEVEL] + pin]
     if level:
-        s[o[O_P_RIRR] + pin] = 1
+        s[s[O_P_RIRR] + pin] = 1
     else:
-        s[o[O_P_IRR] + pin] = 0
-    g = pin_group[pin]
-    vec, dest = grp[g, G_VECTOR], grp[g, G_DEST]
-    if cfg[C_BARE]:
+        s[s[O_P_IRR] + pin] = 0
+    g = s[s[O_PPIN_GROUP] + pin]
+    vec, dest = s[s[O_PGRP] + g * N_GRP + G_VECTOR], s[s[O_PGRP] + g * N_GRP + G_DEST]
+    if s[CFG + C_BARE]:
         emit(s, tb, E_IOAPIC_DELIVER, pin, vec, level, 0)
-    elif cfg[C_SPLIT]:
+    elif s[CFG + C_SPLIT]:
         emit(s, tb, E_KVM_SET_IRQ, pin, 1, 0, 0)
         emit(s, tb, E_KVM_MSI_SET_IRQ, dest, vec, level, 1)
     else:
         emit(s, tb, E_KVM_IOAPIC_SET_IRQ, pin, dest, vec, level)
-    for d in range(cfg[C_D]):
-        if dev[d, D_PIN] == pin:
-            s[o[O_DEV_DELIVERED] + d] += 1
-    accept(s, o, tb, cfg, grp, dest, g, level)
-    if cfg[C_SPLIT] and not level:
+    for d in range(s[CFG + C_D]):
+        if s[s[O_PDEV] + d * N_DEV + D_PIN] == pin:
+            s[s[O_DEV_DELIVERED] + d] += 1
+    accept(s, tb, dest, g, level)
+    if s[CFG + C_SPLIT] and not level:
         emit(s, tb, E_KVM_SET_IRQ, pin, 0, 0, 0)
 
 
 @njit(cache=True)
-def eoi_broadcast(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, vector):
+def eoi_broadcast(s, tb, pf, vector):
     """An EOI for ``vector`` reaches the IOAPIC."""
-    for k in range(cfg[C_NUSED]):
-        pin = used[k]
-        if not pin_level[pin] or grp[pin_group[pin], G_VECTOR] != vector:
+    for k in range(s[CFG + C_NUSED]):
+        pin = s[s[O_PUSED] + k]
+        if not s[s[O_PPIN_LEVEL] + pin] or s[s[O_PGRP] + (s[s[O_PPIN_GROUP] + pin]) * N_GRP + G_VECTOR] != vector:
             continue
-        if cfg[C_SPLIT] and not s[o[O_P_RIRR] + pin]:
+        if s[CFG + C_SPLIT] and not s[s[O_P_RIRR] + pin]:
             continue
-        s[o[O_P_RIRR] + pin] = 0
-        asserted = (not s[o[O_P_MASKED] + pin]) and s[o[O_P_IRR] + pin] != 0
-        defer = mit_eoi(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, asserted)
+        s[s[O_P_RIRR] + pin] = 0
+        asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
+        defer = mit_eoi(s, tb, pf, pin, asserted)
         if asserted and not defer:
-            if cfg[C_SPLIT]:
-                service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, False)
+            if s[CFG + C_SPLIT]:
+                service_all(s, tb, pf, False)
             else:
-                service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+                service(s, tb, pf, pin)
 
 
 @njit(cache=True)
-def redirect_entry(s, o, tb, cfg, mit, pin, masked):
+def redirect_entry(s, tb, pin, masked):
     """The guest (or a mitigation) writes ``pin``'s redirection entry: the mask bit and the
     ``redirect`` hooks; :func:`redirect_write` then services the pins."""
     emit(s, tb, E_REDIRECT, pin, masked, 0, 0)
-    s[o[O_P_MASKED] + pin] = masked
-    mit_redirect(s, o, cfg, mit, pin)
+    s[s[O_P_MASKED] + pin] = masked
+    mit_redirect(s, pin)
 
 
 @njit(cache=True)
-def redirect_write(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, masked):
-    redirect_entry(s, o, tb, cfg, mit, pin, masked)
-    if cfg[C_SPLIT]:
-        service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, False)
-    elif not masked and pin_level[pin] and s[o[O_P_IRR] + pin] and not s[o[O_P_RIRR] + pin]:
-        service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin)
+def redirect_write(s, tb, pf, pin, masked):
+    redirect_entry(s, tb, pin, masked)
+    if s[CFG + C_SPLIT]:
+        service_all(s, tb, pf, False)
+    elif not masked and s[s[O_PPIN_LEVEL] + pin] and s[s[O_P_IRR] + pin] and not s[s[O_P_RIRR] + pin]:
+        service(s, tb, pf, pin)
 
 
 # ---------------------------------------------------------------- mitigations (builtin kinds)
 
 
 @njit(cache=True)
-def set_timer(s, o, k, t):
-    s[o[O_TIMER_T] + k] = t
+def set_timer(s, k, t):
+    s[s[O_TIMER_T] + k] = t
 
 
 @njit(cache=True)
-def xen_deliver(s, o, cfg, mit, pi, pin, m):
+def xen_deliver(s, pin, m):
     """xen_irq_ratelimit.on_deliver up to its mask write: whether it blocks (then the
     caller masks the pin and runs :func:`xen_blocked_tail`)."""
-    npins = cfg[C_PINS]
-    base = o[O_MST] + mit[m, M_STATE]
+    npins = s[CFG + C_PINS]
+    base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
     cnt, qs, lim = base + pin, base + npins + pin, base + 2 * npins + pin
     now = s[S_T]
-    inside = now < s[qs] + pi[mit[m, M_P1]]
+    inside = now < s[qs] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]]
     count = s[cnt] + 1 if inside else 0
     if not inside:
         s[qs] = now
     s[cnt] = count
-    over = inside and count >= pi[mit[m, M_P0]]
+    over = inside and count >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
     if over:
         s[lim] = 1
     return over
 
 
 @njit(cache=True)
-def xen_blocked_tail(s, o, tb, mit, pi, pin, m):
+def xen_blocked_tail(s, tb, pin, m):
     """The rest of xen_irq_ratelimit.on_deliver after the mask write."""
-    k = mit[m, M_TIMER_BASE]
-    if s[o[O_TIMER_T] + k] == NEVER:
-        set_timer(s, o, k, s[S_T] + pi[mit[m, M_P1]])
-    s[o[O_ACT] + m] += 1
+    k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
+    if s[s[O_TIMER_T] + k] == NEVER:
+        set_timer(s, k, s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]])
+    s[s[O_ACT] + m] += 1
     emit(s, tb, E_XEN_RATELIMIT, pin, 0, 0, 0)
 
 
 @njit(cache=True)
-def mit_eoi(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, asserted):
+def mit_eoi(s, tb, pf, pin, asserted):
     defer = False
-    for m in range(cfg[C_M]):
-        kind = mit[m, M_KIND]
+    for m in range(s[CFG + C_M]):
+        kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
         if kind != MIT_KVM_EOI_DELAY and kind != MIT_QEMU_EOI_THROTTLE:
             continue
         # successive_eoi
-        cnt = o[O_MST] + mit[m, M_STATE] + pin
+        cnt = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE] + pin
         c = s[cnt] + 1 if asserted else 0
-        threshold = pi[mit[m, M_P0]]
+        threshold = s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
         hit = asserted and (c == threshold if kind == MIT_KVM_EOI_DELAY else c >= threshold)
         s[cnt] = 0 if hit else c
         if not hit:
             continue
         defer = True
-        k = mit[m, M_TIMER_BASE]
-        due = s[S_T] + pi[mit[m, M_P1]]
+        k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
+        due = s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]]
         if kind == MIT_KVM_EOI_DELAY:
-            if s[o[O_TIMER_T] + k] == NEVER:  # schedule_delayed_work: no-op if pending
-                set_timer(s, o, k, due)
-            s[o[O_ACT] + m] += 1
+            if s[s[O_TIMER_T] + k] == NEVER:  # schedule_delayed_work: no-op if pending
+                set_timer(s, k, due)
+            s[s[O_ACT] + m] += 1
             emit(s, tb, E_KVM_DELAYED_EOI, pin, 0, 0, 0)
         else:
-            set_timer(s, o, k, min(s[o[O_TIMER_T] + k], due))  # timer_mod_anticipate
-            s[o[O_ACT] + m] += 1
+            set_timer(s, k, min(s[s[O_TIMER_T] + k], due))  # timer_mod_anticipate
+            s[s[O_ACT] + m] += 1
             emit(s, tb, E_QEMU_DELAYED, pin, 0, 0, 0)
     return defer
 
 
 @njit(cache=True)
-def mit_redirect(s, o, cfg, mit, pin):
-    for m in range(cfg[C_M]):
-        if mit[m, M_KIND] == MIT_QEMU_EOI_THROTTLE:
-            s[o[O_MST] + mit[m, M_STATE] + pin] = 0
+def mit_redirect(s, pin):
+    for m in range(s[CFG + C_M]):
+        if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_QEMU_EOI_THROTTLE:
+            s[s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE] + pin] = 0
 
 
 @njit(cache=True)
-def timer_unit_ps(cfg, pi, pf):
-    return np.ldexp(1e12, pi[cfg[C_P_PT_RATE]]) / pf[cfg[C_P_TSC]]
+def timer_unit_ps(s, pf):
+    return np.ldexp(1e12, s[s[O_PI] + s[CFG + C_P_PT_RATE]]) / pf[s[CFG + C_P_TSC]]
 
 
 @njit(cache=True)
-def mit_immediate(s, o, cfg, mit, pi, pf, v):
+def mit_immediate(s, pf, v):
     timer = np.int64(0)
-    for m in range(cfg[C_M]):
-        if mit[m, M_KIND] != MIT_PT_THROTTLE:
+    for m in range(s[CFG + C_M]):
+        if s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_PT_THROTTLE:
             continue
-        base = o[O_MST] + mit[m, M_STATE]
-        last, count = base + v, base + cfg[C_V] + v
-        rip = s[o[O_RIP] + v]
+        base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
+        last, count = base + v, base + s[CFG + C_V] + v
+        rip = s[s[O_RIP] + v]
         c = s[count] + 1 if s[last] == rip else 0
         s[count] = c
         s[last] = rip
-        if c > pi[mit[m, M_P0]]:
-            units = pf[mit[m, M_P1]]
-            timer = np.int64(math.floor(units * timer_unit_ps(cfg, pi, pf)))
-            s[o[O_ACT] + m] += 1
+        if c > s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]:
+            units = pf[s[s[O_PMIT] + m * N_MIT + M_P1]]
+            timer = np.int64(math.floor(units * timer_unit_ps(s, pf)))
+            s[s[O_ACT] + m] += 1
     return timer
 
 
 @njit(cache=True)
-def mit_handler_done(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, v, pin, handled):
-    for m in range(cfg[C_M]):
-        if mit[m, M_KIND] != MIT_LINUX_SPURIOUS:
+def mit_handler_done(s, tb, pf, v, pin, handled):
+    for m in range(s[CFG + C_M]):
+        if s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_LINUX_SPURIOUS:
             continue
         # linux_spurious.on_handler_done; params window, threshold, reset, poll
-        npins = cfg[C_PINS]
-        base = o[O_MST] + mit[m, M_STATE]
+        npins = s[CFG + C_PINS]
+        base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
         icount, unh, last, dis = base + pin, base + npins + pin, base + 2 * npins + pin, base + 3 * npins + pin
         now = s[S_T]
         un = s[unh]
-        stale = now - s[last] > pi[mit[m, M_P2]]
+        stale = now - s[last] > s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P2]]
         if not handled:
             un = 1 if stale else un + 1
             s[last] = now
         count = s[icount] + 1
-        verdict = count >= pi[mit[m, M_P0]]
-        bad = verdict and un > pi[mit[m, M_P1]] and not s[dis]
+        verdict = count >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
+        bad = verdict and un > s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]] and not s[dis]
         s[icount] = 0 if verdict else count
         s[unh] = 0 if verdict else un
         if bad:
             s[dis] = 1
-            redirect_write(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, 1)
-            k = mit[m, M_TIMER_BASE]
-            set_timer(s, o, k, min(s[o[O_TIMER_T] + k], now + pi[mit[m, M_P3]]))
-            s[o[O_ACT] + m] += 1
+            redirect_write(s, tb, pf, pin, 1)
+            k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
+            set_timer(s, k, min(s[s[O_TIMER_T] + k], now + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]]))
+            s[s[O_ACT] + m] += 1
             emit(s, tb, E_SPURIOUS_DISABLE, pin, 0, 0, 0)
 
 
 @njit(cache=True)
-def mit_timer(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, m):
-    kind = mit[m, M_KIND]
-    k = mit[m, M_TIMER_BASE]
-    npins = cfg[C_PINS]
-    base = o[O_MST] + mit[m, M_STATE]
+def mit_timer(s, tb, pf, m):
+    kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
+    k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
+    npins = s[CFG + C_PINS]
+    base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
     if kind == MIT_KVM_EOI_DELAY or kind == MIT_QEMU_EOI_THROTTLE:
-        set_timer(s, o, k, NEVER)
-        service_all(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys,
-                    kind == MIT_KVM_EOI_DELAY)
+        set_timer(s, k, NEVER)
+        service_all(s, tb, pf, kind == MIT_KVM_EOI_DELAY)
     elif kind == MIT_LINUX_SPURIOUS:
         for p in range(npins):
             if s[base + 3 * npins + p]:
-                poll(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, p)
-        set_timer(s, o, k, s[S_T] + pi[mit[m, M_P3]])
+                poll(s, tb, pf, p)
+        set_timer(s, k, s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]])
     elif kind == MIT_XEN_RATELIMIT:
-        set_timer(s, o, k, NEVER)
+        set_timer(s, k, NEVER)
         now = s[S_T]
         for p in range(npins):
             if s[base + 2 * npins + p]:
                 s[base + 2 * npins + p] = 0
                 s[base + p] = 0
                 s[base + npins + p] = now
-                redirect_write(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, p, 0)
+                redirect_write(s, tb, pf, p, 0)
 
 
 @njit(cache=True)
-def poll(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin):
+def poll(s, tb, pf, pin):
     emit(s, tb, E_POLL, pin, 0, 0, 0)
-    for d in range(cfg[C_D]):
-        if dev[d, D_PIN] == pin and s[o[O_PENDING] + d] > 0:
-            device_service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, d)
+    for d in range(s[CFG + C_D]):
+        if s[s[O_PDEV] + d * N_DEV + D_PIN] == pin and s[s[O_PENDING] + d] > 0:
+            device_service(s, tb, pf, d)
 
 
 # ---------------------------------------------------------------- devices
 
 
 @njit(cache=True)
-def close_stall(s, o, v, t):
-    st = s[o[O_STALL_START] + v]
+def close_stall(s, v, t):
+    st = s[s[O_STALL_START] + v]
     if st != NEVER:
-        s[o[O_STALL_MAX] + v] = max(s[o[O_STALL_MAX] + v], t - st)
-        s[o[O_STALL_START] + v] = NEVER
+        s[s[O_STALL_MAX] + v] = max(s[s[O_STALL_MAX] + v], t - st)
+        s[s[O_STALL_START] + v] = NEVER
 
 
 @njit(cache=True)
-def arrival_next(s, o, dev, pi, pf, keys, d, now, first):
+def arrival_next(s, pf, d, now, first):
     """The device's arrival process: its first arrival, or the one after ``now``."""
-    kind = dev[d, D_ARR_KIND]
-    a = o[O_ARRST] + 2 * d
+    kind = s[s[O_PDEV] + d * N_DEV + D_ARR_KIND]
+    a = s[O_ARRST] + 2 * d
     if kind == ARR_ONCE:
-        return pi[dev[d, D_ARR_P0]] if first else NEVER
+        return s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]] if first else NEVER
     if kind == ARR_PERIODIC:  # period, start, count
         if first:
             s[a] = 1
-            return pi[dev[d, D_ARR_P1]]
-        count = pi[dev[d, D_ARR_P2]]
+            return s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1]]
+        count = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P2]]
         done = count > 0 and s[a] >= count
         s[a] += 1
-        return NEVER if done else after(now, pi[dev[d, D_ARR_P0]])
+        return NEVER if done else after(now, s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]])
     if kind == ARR_POISSON:  # rate, start
         if first:
-            now = pi[dev[d, D_ARR_P1]]
-        mean = 1e12 / pf[dev[d, D_ARR_P0]]
-        u = draw(s, o, keys, d, d)
+            now = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1]]
+        mean = 1e12 / pf[s[s[O_PDEV] + d * N_DEV + D_ARR_P0]]
+        u = draw(s, d, d)
         return after(now, np.int64(math.floor(-mean * det_log(1.0 - u))))
     # ARR_BURSTY: rate, on, off, start; s[a] = the burst's end
-    on, off = pi[dev[d, D_ARR_P1]], pi[dev[d, D_ARR_P2]]
+    on, off = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1]], s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P2]]
     if first:
-        now = pi[dev[d, D_ARR_P3]]
+        now = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P3]]
         s[a] = now + on
-    mean = 1e12 / pf[dev[d, D_ARR_P0]]
-    t = after(now, np.int64(math.floor(-mean * det_log(1.0 - draw(s, o, keys, d, d)))))
+    mean = 1e12 / pf[s[s[O_PDEV] + d * N_DEV + D_ARR_P0]]
+    t = after(now, np.int64(math.floor(-mean * det_log(1.0 - draw(s, d, d)))))
     while t >= s[a]:  # memorylessness: an arrival past the burst's end restarts in the next burst
         start = s[a] + off
         s[a] = start + on
-        t = after(start, np.int64(math.floor(-mean * det_log(1.0 - draw(s, o, keys, d, d)))))
+        t = after(start, np.int64(math.floor(-mean * det_log(1.0 - draw(s, d, d)))))
     return t
 
 
 @njit(cache=True)
-def arrival(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, d):
+def arrival(s, tb, pf, d):
     t = s[S_T]
     s[S_RAISED] += 1
-    s[o[O_DEV_RAISED] + d] += 1
+    s[s[O_DEV_RAISED] + d] += 1
     if s[S_FIRST_IRQ] == NEVER:
         s[S_FIRST_IRQ] = t
-    s[o[O_PENDING] + d] += 1
-    dest = dev[d, D_DEST]
-    if not s[o[O_IRQ_SEEN] + dest]:
-        s[o[O_IRQ_SEEN] + dest] = 1
-        if s[o[O_RUN_START] + dest] == NEVER:
-            s[o[O_STALL_START] + dest] = t
-    if s[o[O_EPISODE] + d] == NEVER:
-        s[o[O_EPISODE] + d] = t
+    s[s[O_PENDING] + d] += 1
+    dest = s[s[O_PDEV] + d * N_DEV + D_DEST]
+    if not s[s[O_IRQ_SEEN] + dest]:
+        s[s[O_IRQ_SEEN] + dest] = 1
+        if s[s[O_RUN_START] + dest] == NEVER:
+            s[s[O_STALL_START] + dest] = t
+    if s[s[O_EPISODE] + d] == NEVER:
+        s[s[O_EPISODE] + d] = t
     # generic and queue: every arrival raises the interrupt
-    if dev[d, D_MSI]:
-        g = dev[d, D_GROUP]
-        emit(s, tb, E_MSI if cfg[C_BARE] else E_KVM_MSI_SET_IRQ, dest, dev[d, D_VECTOR], 0, 1)
-        s[o[O_DEV_DELIVERED] + d] += 1
-        accept(s, o, tb, cfg, grp, dest, g, 0)
-    elif dev[d, D_LEVEL]:
-        if s[o[O_ASSERTED] + d]:
+    if s[s[O_PDEV] + d * N_DEV + D_MSI]:
+        g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
+        emit(s, tb, E_MSI if s[CFG + C_BARE] else E_KVM_MSI_SET_IRQ, dest, s[s[O_PDEV] + d * N_DEV + D_VECTOR], 0, 1)
+        s[s[O_DEV_DELIVERED] + d] += 1
+        accept(s, tb, dest, g, 0)
+    elif s[s[O_PDEV] + d * N_DEV + D_LEVEL]:
+        if s[s[O_ASSERTED] + d]:
             s[S_COALESCED] += 1
-            s[o[O_DEV_COALESCED] + d] += 1
+            s[s[O_DEV_COALESCED] + d] += 1
         else:
-            s[o[O_ASSERTED] + d] = 1
-            pin = dev[d, D_PIN]
-            s[o[O_P_LINE] + pin] += 1
-            if s[o[O_P_LINE] + pin] == 1:
-                set_line(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, 1)
+            s[s[O_ASSERTED] + d] = 1
+            pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
+            s[s[O_P_LINE] + pin] += 1
+            if s[s[O_P_LINE] + pin] == 1:
+                set_line(s, tb, pf, pin, 1)
     else:
         before = s[S_COALESCED]
-        pin = dev[d, D_PIN]
-        set_line(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, 1)
+        pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
+        set_line(s, tb, pf, pin, 1)
         if s[S_COALESCED] != before:
-            s[o[O_DEV_COALESCED] + d] += 1
-        set_line(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, 0)
-    s[o[O_ARR_T] + d] = max(arrival_next(s, o, dev, pi, pf, keys, d, t, False), t)
+            s[s[O_DEV_COALESCED] + d] += 1
+        set_line(s, tb, pf, pin, 0)
+    s[s[O_ARR_T] + d] = max(arrival_next(s, pf, d, t, False), t)
 
 
 @njit(cache=True)
-def device_service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, d):
+def device_service(s, tb, pf, d):
     """The driver finishes servicing device ``d``; returns whether it had work."""
-    pend = o[O_PENDING] + d
+    pend = s[O_PENDING] + d
     handled = s[pend] > 0
-    if dev[d, D_MODEL_KIND] == DEV_GENERIC:
+    if s[s[O_PDEV] + d * N_DEV + D_MODEL_KIND] == DEV_GENERIC:
         s[pend] = 0
         lower = True
     else:  # DEV_QUEUE
         s[pend] = max(s[pend] - 1, 0)
         lower = s[pend] == 0
-    lower = lower and dev[d, D_LOWERS] != 0
+    lower = lower and s[s[O_PDEV] + d * N_DEV + D_LOWERS] != 0
     after_ = s[pend]
     t = s[S_T]
     if handled:
-        s[o[O_DEV_SERVICED] + d] += 1
-        ep = s[o[O_EPISODE] + d]
+        s[s[O_DEV_SERVICED] + d] += 1
+        ep = s[s[O_EPISODE] + d]
         if ep != NEVER:
             lat = t - ep
-            b = latency_bin(lat, cfg[C_NB])
-            s[o[O_LAT_HIST] + d * cfg[C_NB] + b] += 1
-            s[o[O_LAT_MAX] + d] = max(s[o[O_LAT_MAX] + d], lat)
-            s[o[O_LAT_N] + d] += 1
-            s[o[O_LAT_SUM] + d] += lat  # exact while below 2**53 (checked by the caller)
-        s[o[O_EPISODE] + d] = t if after_ > 0 else NEVER
-    if lower and s[o[O_ASSERTED] + d]:
-        s[o[O_ASSERTED] + d] = 0
-        pin = dev[d, D_PIN]
-        s[o[O_P_LINE] + pin] -= 1
-        if s[o[O_P_LINE] + pin] == 0:
-            set_line(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, pin, 0)
+            b = latency_bin(lat, s[CFG + C_NB])
+            s[s[O_LAT_HIST] + d * s[CFG + C_NB] + b] += 1
+            s[s[O_LAT_MAX] + d] = max(s[s[O_LAT_MAX] + d], lat)
+            s[s[O_LAT_N] + d] += 1
+            s[s[O_LAT_SUM] + d] += lat  # exact while below 2**53 (checked by the caller)
+        s[s[O_EPISODE] + d] = t if after_ > 0 else NEVER
+    if lower and s[s[O_ASSERTED] + d]:
+        s[s[O_ASSERTED] + d] = 0
+        pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
+        s[s[O_P_LINE] + pin] -= 1
+        if s[s[O_P_LINE] + pin] == 0:
+            set_line(s, tb, pf, pin, 0)
     return handled
 
 
@@ -734,421 +735,419 @@ def device_service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi,
 
 
 @njit(cache=True)
-def cur_fwd(s, o, cfg, dev, v):
-    for d in range(cfg[C_D]):
-        if dev[d, D_DEST] == v and s[o[O_FORWARDED] + d]:
+def cur_fwd(s, v):
+    for d in range(s[CFG + C_D]):
+        if s[s[O_PDEV] + d * N_DEV + D_DEST] == v and s[s[O_FORWARDED] + d]:
             return d
     return -1
 
 
 @njit(cache=True)
-def start_run(s, o, cfg, dev, v, t0):
+def start_run(s, v, t0):
     """The innermost level runs guest code from ``t0`` (>= now)."""
-    s[o[O_RUN_START] + v] = t0
+    s[s[O_RUN_START] + v] = t0
     svc_t = NEVER
-    d = cur_fwd(s, o, cfg, dev, v)
+    d = cur_fwd(s, v)
     if d >= 0:
-        svc_t = t0 + s[o[O_SVC_REM] + d]
-    pt_t = s[o[O_PT_DEADLINE] + v] if s[o[O_PT_ARMED] + v] else NEVER
+        svc_t = t0 + s[s[O_SVC_REM] + d]
+    pt_t = s[s[O_PT_DEADLINE] + v] if s[s[O_PT_ARMED] + v] else NEVER
     if svc_t <= pt_t and svc_t != NEVER:
-        at(s, o, v, RUN_SVC, svc_t)
+        at(s, v, RUN_SVC, svc_t)
     elif pt_t != NEVER:
-        at(s, o, v, RUN_PT, pt_t)
+        at(s, v, RUN_PT, pt_t)
     else:
-        at(s, o, v, RUN_IDLE, NEVER)
+        at(s, v, RUN_IDLE, NEVER)
 
 
 @njit(cache=True)
-def end_run(s, o, cfg, dev, v, t):
+def end_run(s, v, t):
     """The guest code run that began at ``run_start`` stops at ``t``."""
-    start = s[o[O_RUN_START] + v]
-    s[o[O_RUN_START] + v] = NEVER
+    start = s[s[O_RUN_START] + v]
+    s[s[O_RUN_START] + v] = NEVER
     elapsed = t - start
     if elapsed > 0:
-        close_stall(s, o, v, start)
+        close_stall(s, v, start)
         first = s[S_FIRST_IRQ]
         if first != NEVER and t > first and s[S_TTP] == NEVER:
             s[S_TTP] = max(start, first) - first
-            if cfg[C_NESTED]:
+            if s[CFG + C_NESTED]:
                 s[S_TTP_L2] = s[S_TTP]
-        d = cur_fwd(s, o, cfg, dev, v)
+        d = cur_fwd(s, v)
         if d >= 0:
-            s[o[O_SVC_REM] + d] -= elapsed
-        s[o[O_RIP] + v] += elapsed
-        if s[o[O_IRQ_SEEN] + v]:
-            s[o[O_STALL_START] + v] = t
-    elif s[o[O_IRQ_SEEN] + v] and s[o[O_STALL_START] + v] == NEVER:
-        s[o[O_STALL_START] + v] = start
+            s[s[O_SVC_REM] + d] -= elapsed
+        s[s[O_RIP] + v] += elapsed
+        if s[s[O_IRQ_SEEN] + v]:
+            s[s[O_STALL_START] + v] = t
+    elif s[s[O_IRQ_SEEN] + v] and s[s[O_STALL_START] + v] == NEVER:
+        s[s[O_STALL_START] + v] = start
 
 
 # ---------------------------------------------------------------- the vCPU's phases
 
 
 @njit(cache=True)
-def vcpu_event(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used,
-               pi, pf, keys, v):
-    ph = s[o[O_PHASE] + v]
+def vcpu_event(s, tb, pf, v):
+    ph = s[s[O_PHASE] + v]
     t = s[S_T]
-    nested, bare, split, x2apic = cfg[C_NESTED], cfg[C_BARE], cfg[C_SPLIT], cfg[C_X2APIC]
-    vmexit = pi[cfg[C_P_VMEXIT]]
+    nested, bare, split, x2apic = s[CFG + C_NESTED], s[CFG + C_BARE], s[CFG + C_SPLIT], s[CFG + C_X2APIC]
+    vmexit = s[s[O_PI] + s[CFG + C_P_VMEXIT]]
     if ph == RUN_SVC:  # L2 has finished servicing a forwarded device
-        end_run(s, o, cfg, dev, v, t)
-        d = cur_fwd(s, o, cfg, dev, v)
-        s[o[O_SVC_REM] + d] = 0
-        s[o[O_FORWARDED] + d] = 0
-        device_service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, d)
-        g = dev[d, D_GROUP]
+        end_run(s, v, t)
+        d = cur_fwd(s, v)
+        s[s[O_SVC_REM] + d] = 0
+        s[s[O_FORWARDED] + d] = 0
+        device_service(s, tb, pf, d)
+        g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         done = True
-        for k in range(grp[g, G_NDEVS]):
-            if s[o[O_FORWARDED] + gdev[g, k]]:
+        for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
+            if s[s[O_FORWARDED] + s[s[O_PGDEV] + g * s[CFG + C_W] + k]]:
                 done = False
-        if s[o[O_WAITING] + g] and done:
+        if s[s[O_WAITING] + g] and done:
             reason = X_MSR_WRITE if x2apic else X_APIC_WRITE
-            exit_(s, o, tb, reason, l2_rip(s, o, v), 0x80B if x2apic else 0xB0)
-            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, o, v), reason, 0, 0)
-            s[o[O_PT_ARMED] + v] = 0
-            switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-            s[o[O_GRP] + v] = g
-            at(s, o, v, REFLECT, t + vmexit)
+            exit_(s, tb, reason, l2_rip(s, v), 0x80B if x2apic else 0xB0)
+            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
+            s[s[O_PT_ARMED] + v] = 0
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            s[s[O_GRP] + v] = g
+            at(s, v, REFLECT, t + vmexit)
         else:
-            start_run(s, o, cfg, dev, v, t)
+            start_run(s, v, t)
     elif ph == RUN_PT:  # the preemption timer fires in L2
-        end_run(s, o, cfg, dev, v, t)
-        s[o[O_PT_ARMED] + v] = 0
-        exit_(s, o, tb, X_PREEMPTION_TIMER, l2_rip(s, o, v), 0)
-        emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, o, v), X_PREEMPTION_TIMER, 0, 0)
-        switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-        at(s, o, v, L0_CHECK, t + vmexit)
+        end_run(s, v, t)
+        s[s[O_PT_ARMED] + v] = 0
+        exit_(s, tb, X_PREEMPTION_TIMER, l2_rip(s, v), 0)
+        emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), X_PREEMPTION_TIMER, 0, 0)
+        switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+        at(s, v, L0_CHECK, t + vmexit)
     elif ph == KICK:  # a new interrupt made the running guest exit
-        end_run(s, o, cfg, dev, v, t)
-        s[o[O_PT_ARMED] + v] = 0
+        end_run(s, v, t)
+        s[s[O_PT_ARMED] + v] = 0
         if nested:
-            exit_(s, o, tb, X_EXTERNAL_INTERRUPT, l2_rip(s, o, v), 0)
-            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, o, v), X_EXTERNAL_INTERRUPT, 0, 0)
-            switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-            at(s, o, v, L0_CHECK, t + vmexit)
+            exit_(s, tb, X_EXTERNAL_INTERRUPT, l2_rip(s, v), 0)
+            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), X_EXTERNAL_INTERRUPT, 0, 0)
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            at(s, v, L0_CHECK, t + vmexit)
         else:
-            exit_(s, o, tb, X_EXTERNAL_INTERRUPT, RIP_GUEST_BASE + (s[o[O_RIP] + v] // 1000) * 4, 0)
-            switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-            at(s, o, v, L0_INJECT, t + vmexit)
+            exit_(s, tb, X_EXTERNAL_INTERRUPT, RIP_GUEST_BASE + (s[s[O_RIP] + v] // 1000) * 4, 0)
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            at(s, v, L0_INJECT, t + vmexit)
     elif ph == TAKE:  # the guest takes the highest deliverable interrupt itself
-        if s[o[O_RUN_START] + v] != NEVER:
-            end_run(s, o, cfg, dev, v, t)
-        if not deliverable(s, o, grp, v):
-            start_run(s, o, cfg, dev, v, t)
+        if s[s[O_RUN_START] + v] != NEVER:
+            end_run(s, v, t)
+        if not deliverable(s, v):
+            start_run(s, v, t)
             return
-        g = ack(s, o, tb, v)
+        g = ack(s, tb, v)
         if bare:
-            emit(s, tb, E_HANDLER_ENTRY, grp[g, G_IRQ], gdev[g, 0], 0, 0)
-        start_handler(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, g, t)
+            emit(s, tb, E_HANDLER_ENTRY, s[s[O_PGRP] + g * N_GRP + G_IRQ], s[s[O_PGDEV] + g * s[CFG + C_W] + 0], 0, 0)
+        start_handler(s, v, g, t)
     elif ph == L0_CHECK:  # nested: L0's check_nested_events after an L2 exit
-        if deliverable(s, o, grp, v):
-            if cfg[C_ACK_ON_EXIT]:
-                g = ack(s, o, tb, v)
-                info = 0x80000000 | grp[g, G_VECTOR]
+        if deliverable(s, v):
+            if s[CFG + C_ACK_ON_EXIT]:
+                g = ack(s, tb, v)
+                info = 0x80000000 | s[s[O_PGRP] + g * N_GRP + G_VECTOR]
             else:
                 g, info = -1, 0
             emit(s, tb, E_NESTED_INJECT, info, 0, 0, 0)
-            nx = pi[cfg[C_P_NESTED_EXIT]]
+            nx = s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]]
             if g < 0:
-                g = ack(s, o, tb, v)
-                emit_at(s, tb, t + nx, E_INJ_VIRQ, grp[g, G_VECTOR], 0, 0, 0)
-            start = enter(s, o, tb, cfg, pi, v, L1, L0, nx, True)
-            start_handler(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, g, start)
+                g = ack(s, tb, v)
+                emit_at(s, tb, t + nx, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
+            start = enter(s, tb, v, L1, L0, nx, True)
+            start_handler(s, v, g, start)
         else:
-            start = enter(s, o, tb, cfg, pi, v, L2, 0, 0, False)
-            start_run(s, o, cfg, dev, v, start)
+            start = enter(s, tb, v, L2, 0, 0, False)
+            start_run(s, v, start)
     elif ph == L0_INJECT:  # single-level guest: inject a pending interrupt, or re-enter
-        if deliverable(s, o, grp, v):
-            g = ack(s, o, tb, v)
-            emit(s, tb, E_INJ_VIRQ, grp[g, G_VECTOR], 0, 0, 0)
-            start = enter(s, o, tb, cfg, pi, v, L1, 0, 0, False)
-            start_handler(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, g, start)
+        if deliverable(s, v):
+            g = ack(s, tb, v)
+            emit(s, tb, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
+            start = enter(s, tb, v, L1, 0, 0, False)
+            start_handler(s, v, g, start)
         else:
-            start = enter(s, o, tb, cfg, pi, v, L1, 0, 0, False)
-            start_run(s, o, cfg, dev, v, start)
+            start = enter(s, tb, v, L1, 0, 0, False)
+            start_run(s, v, start)
     elif ph == ACT:
-        act(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used, pi, pf, keys, v)
+        act(s, tb, pf, v)
     elif ph == SERVICE_DONE:
-        g = s[o[O_GRP] + v]
+        g = s[s[O_GRP] + v]
         any_handled = False
         # handled per pin, in pin order (the reference's sorted dict)
-        for k in range(grp[g, G_NDEVS]):
-            d = gdev[g, k]
-            h = device_service(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, d)
+        for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
+            d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
+            h = device_service(s, tb, pf, d)
             any_handled = any_handled or h
-            if dev[d, D_PIN] >= 0:
-                s[o[O_HANDLED_PIN] + dev[d, D_PIN]] |= 2 | int(h)
+            if s[s[O_PDEV] + d * N_DEV + D_PIN] >= 0:
+                s[s[O_HANDLED_PIN] + s[s[O_PDEV] + d * N_DEV + D_PIN]] |= 2 | int(h)
         if not any_handled:
             s[S_SPURIOUS] += 1
-        for pin in range(cfg[C_PINS]):
-            hp = s[o[O_HANDLED_PIN] + pin]
+        for pin in range(s[CFG + C_PINS]):
+            hp = s[s[O_HANDLED_PIN] + pin]
             if hp:
-                s[o[O_HANDLED_PIN] + pin] = 0
-                mit_handler_done(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys,
-                                 v, pin, (hp & 1) != 0)
-        advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t)
+                s[s[O_HANDLED_PIN] + pin] = 0
+                mit_handler_done(s, tb, pf, v, pin, (hp & 1) != 0)
+        advance(s, v, t)
     elif ph == EOI_L0:  # L0 emulates the EOI; a level vector's EOI goes on to the IOAPIC
-        g = s[o[O_EOI_VEC] + v]
+        g = s[s[O_EOI_VEC] + v]
         if g == -2:
-            g = lapic_eoi(s, o, tb, v)
+            g = lapic_eoi(s, tb, v)
         broadcast = False
         if g >= 0:
-            emit(s, tb, E_KVM_EOI, v, grp[g, G_VECTOR], 0, 0)
-            level = (s[o[O_TMR] + v] >> g) & 1
-            honoured = grp[g, G_SUPPRESS] != 0 and (cfg[C_SUPPRESS_ON] != 0 or split == 0)
-            broadcast = level != 0 and grp[g, G_IOAPIC] != 0 and not honoured
-        s[o[O_EOI_VEC] + v] = g
+            emit(s, tb, E_KVM_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
+            level = (s[s[O_TMR] + v] >> g) & 1
+            honoured = s[s[O_PGRP] + g * N_GRP + G_SUPPRESS] != 0 and (s[CFG + C_SUPPRESS_ON] != 0 or split == 0)
+            broadcast = level != 0 and s[s[O_PGRP] + g * N_GRP + G_IOAPIC] != 0 and not honoured
+        s[s[O_EOI_VEC] + v] = g
         if broadcast and split:
-            s[o[O_UEXITS] + U_IOAPIC_EOI] += 1
+            s[s[O_UEXITS] + U_IOAPIC_EOI] += 1
             emit(s, tb, E_USERSPACE_EXIT, U_IOAPIC_EOI, 0, 0, 0)
-            switch(s, o, tb, v, USER, 0, 0, 0, 0, 0)
-            at(s, o, v, EOI_USER, t + pi[cfg[C_P_USERSPACE_EXIT]] // 2)
+            switch(s, tb, v, USER, 0, 0, 0, 0, 0)
+            at(s, v, EOI_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         elif broadcast:
-            eoi_broadcast(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, grp[g, G_VECTOR])
-            start = enter(s, o, tb, cfg, pi, v, L1, L0, pi[cfg[C_P_IOAPIC]], True)
-            advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, start)
+            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+            start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
+            advance(s, v, start)
         else:
-            start = enter(s, o, tb, cfg, pi, v, L1, 0, 0, False)
-            advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, start)
+            start = enter(s, tb, v, L1, 0, 0, False)
+            advance(s, v, start)
     elif ph == EOI_USER or ph == MMIO_USER:  # QEMU: the IOAPIC write, then back into the guest
         if ph == EOI_USER:
-            eoi_broadcast(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys,
-                          grp[s[o[O_EOI_VEC] + v], G_VECTOR])
+            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
         else:
-            ioapic_write(s, o, tb, cfg, grp, gpin, dev, mit, pin_group, pin_level, used, pi, pf, keys, v,
-                         s[o[O_MMIO_ACTION] + v])
-        ue = pi[cfg[C_P_USERSPACE_EXIT]]
+            ioapic_write(s, tb, pf, v, s[s[O_MMIO_ACTION] + v])
+        ue = s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]]
         rest = ue - ue // 2
-        start = enter(s, o, tb, cfg, pi, v, L1, USER, pi[cfg[C_P_IOAPIC]] + rest, True)
-        advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, start)
+        start = enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
+        advance(s, v, start)
     elif ph == MMIO_L0:
         if split:
-            s[o[O_UEXITS] + U_MMIO] += 1
+            s[s[O_UEXITS] + U_MMIO] += 1
             emit(s, tb, E_USERSPACE_EXIT, U_MMIO, 0, 0, 0)
-            switch(s, o, tb, v, USER, 0, 0, 0, 0, 0)
-            at(s, o, v, MMIO_USER, t + pi[cfg[C_P_USERSPACE_EXIT]] // 2)
+            switch(s, tb, v, USER, 0, 0, 0, 0, 0)
+            at(s, v, MMIO_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         else:
-            ioapic_write(s, o, tb, cfg, grp, gpin, dev, mit, pin_group, pin_level, used, pi, pf, keys, v,
-                         s[o[O_MMIO_ACTION] + v])
-            start = enter(s, o, tb, cfg, pi, v, L1, L0, pi[cfg[C_P_IOAPIC]], True)
-            advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, start)
+            ioapic_write(s, tb, pf, v, s[s[O_MMIO_ACTION] + v])
+            start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
+            advance(s, v, start)
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
-        if deliverable(s, o, grp, v):
+        if deliverable(s, v):
             s[S_IMMEDIATE] += 1
-            timer = mit_immediate(s, o, cfg, mit, pi, pf, v)
-            start = enter(s, o, tb, cfg, pi, v, L2, 0, 0, False)
-            s[o[O_PT_ARMED] + v] = 1
-            s[o[O_PT_DEADLINE] + v] = start + max(timer, 0)
+            timer = mit_immediate(s, pf, v)
+            start = enter(s, tb, v, L2, 0, 0, False)
+            s[s[O_PT_ARMED] + v] = 1
+            s[s[O_PT_DEADLINE] + v] = start + max(timer, 0)
         else:
-            start = enter(s, o, tb, cfg, pi, v, L2, 0, 0, False)
-        start_run(s, o, cfg, dev, v, start)
+            start = enter(s, tb, v, L2, 0, 0, False)
+        start_run(s, v, start)
     else:  # REFLECT: L0 reflects L2's completion exit to L1, which continues the waiting handler
-        g = s[o[O_GRP] + v]
+        g = s[s[O_GRP] + v]
         emit(s, tb, E_NESTED_INJECT, 0, X_MSR_WRITE if x2apic else X_APIC_WRITE, 1, 0)
-        start = enter(s, o, tb, cfg, pi, v, L1, L0, pi[cfg[C_P_NESTED_EXIT]], True)
-        s[o[O_WAITING] + g] = 0
-        s[o[O_PC] + v] = s[o[O_WAIT_PC] + g]
-        schedule_step(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, start)
+        start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
+        s[s[O_WAITING] + g] = 0
+        s[s[O_PC] + v] = s[s[O_WAIT_PC] + g]
+        schedule_step(s, v, start)
 
 
 # handler programs
 
 
 @njit(cache=True)
-def before(gbefore, pi, g, pc):
-    p = gbefore[g, pc]
-    return 0 if p < 0 else pi[p]
+def before(s, g, pc):
+    p = s[s[O_PGBEFORE] + g * s[CFG + C_W] + pc]
+    return 0 if p < 0 else s[s[O_PI] + p]
 
 
 @njit(cache=True)
-def start_handler(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, g, t0):
-    s[o[O_GRP] + v] = g
-    s[o[O_PC] + v] = 0
-    schedule_step(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t0)
+def start_handler(s, v, g, t0):
+    s[s[O_GRP] + v] = g
+    s[s[O_PC] + v] = 0
+    schedule_step(s, v, t0)
 
 
 @njit(cache=True)
-def schedule_step(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t0):
+def schedule_step(s, v, t0):
     """Run the step at ``pc`` after its delay, from ``t0``; FORWARD steps without a delay
     happen at once."""
-    g = s[o[O_GRP] + v]
-    while gstep[g, s[o[O_PC] + v]] == A_FORWARD and before(gbefore, pi, g, s[o[O_PC] + v]) == 0:
-        forward(s, o, grp, gdev, dev, pi, g)
-        s[o[O_PC] + v] += 1
-    at(s, o, v, ACT, t0 + before(gbefore, pi, g, s[o[O_PC] + v]))
+    g = s[s[O_GRP] + v]
+    while s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + v]] == A_FORWARD and before(s, g, s[s[O_PC] + v]) == 0:
+        forward(s, g)
+        s[s[O_PC] + v] += 1
+    at(s, v, ACT, t0 + before(s, g, s[s[O_PC] + v]))
 
 
 @njit(cache=True)
-def advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t0):
-    s[o[O_PC] + v] += 1
-    schedule_step(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t0)
+def advance(s, v, t0):
+    s[s[O_PC] + v] += 1
+    schedule_step(s, v, t0)
 
 
 @njit(cache=True)
-def forward(s, o, grp, gdev, dev, pi, g):
-    for k in range(grp[g, G_NDEVS]):
-        d = gdev[g, k]
-        if not s[o[O_FORWARDED] + d]:
-            s[o[O_FORWARDED] + d] = 1
-            s[o[O_SVC_REM] + d] = pi[dev[d, D_SERVICE]]
+def forward(s, g):
+    for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
+        d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
+        if not s[s[O_FORWARDED] + d]:
+            s[s[O_FORWARDED] + d] = 1
+            s[s[O_SVC_REM] + d] = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
 
 
 @njit(cache=True)
-def act(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used, pi, pf, keys, v):
-    g, pc, t = s[o[O_GRP] + v], s[o[O_PC] + v], s[S_T]
-    action = gstep[g, pc]
+def act(s, tb, pf, v):
+    g, pc, t = s[s[O_GRP] + v], s[s[O_PC] + v], s[S_T]
+    action = s[s[O_PGSTEP] + g * s[CFG + C_W] + pc]
     if action == A_FORWARD:
-        forward(s, o, grp, gdev, dev, pi, g)
-        advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t)
+        forward(s, g)
+        advance(s, v, t)
     elif action == A_SERVICE:
         dur = np.int64(0)
-        for k in range(grp[g, G_NDEVS]):
-            d = gdev[g, k]
-            if s[o[O_PENDING] + d] > 0:
-                dur += pi[dev[d, D_SERVICE]]
-        at(s, o, v, SERVICE_DONE, t + dur)
+        for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
+            d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
+            if s[s[O_PENDING] + d] > 0:
+                dur += s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
+        at(s, v, SERVICE_DONE, t + dur)
     elif action == A_EOI:
-        guest_eoi(s, o, tb, cfg, grp, gdev, gstep, gbefore, dev, mit, pin_group, pin_level, used, pi, pf, keys, v)
+        guest_eoi(s, tb, pf, v)
     elif action == A_IOAPIC_EOI or action == A_MASK or action == A_UNMASK:
-        s[o[O_MMIO_ACTION] + v] = action
-        if cfg[C_BARE]:
-            ioapic_write(s, o, tb, cfg, grp, gpin, dev, mit, pin_group, pin_level, used, pi, pf, keys, v, action)
-            advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t + pi[cfg[C_P_MMIO]])
+        s[s[O_MMIO_ACTION] + v] = action
+        if s[CFG + C_BARE]:
+            ioapic_write(s, tb, pf, v, action)
+            advance(s, v, t + s[s[O_PI] + s[CFG + C_P_MMIO]])
         else:
-            exit_(s, o, tb, X_EPT_MISCONFIG, RIP_L1_MMIO, 0)
-            switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-            at(s, o, v, MMIO_L0, t + pi[cfg[C_P_VMEXIT]] + pi[cfg[C_P_MMIO]])
+            exit_(s, tb, X_EPT_MISCONFIG, RIP_L1_MMIO, 0)
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            at(s, v, MMIO_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_MMIO]])
     elif action == A_WAIT:
-        s[o[O_WAITING] + g] = 1
-        s[o[O_WAIT_PC] + g] = pc + 1
-        vmresume(s, o, tb, cfg, pi, v)
+        s[s[O_WAITING] + g] = 1
+        s[s[O_WAIT_PC] + g] = pc + 1
+        vmresume(s, tb, v)
     else:  # A_RETURN: end of the handler, VMRESUME (nested L1) or iret
-        if cfg[C_NESTED]:
-            vmresume(s, o, tb, cfg, pi, v)
+        if s[CFG + C_NESTED]:
+            vmresume(s, tb, v)
             return
-        if cfg[C_BARE]:
-            emit(s, tb, E_HANDLER_EXIT, grp[g, G_IRQ], 0, 0, 0)
-        s[o[O_GRP] + v] = -1
-        if deliverable(s, o, grp, v):
-            if cfg[C_BARE] or cfg[C_APICV]:
-                at(s, o, v, TAKE, t)
+        if s[CFG + C_BARE]:
+            emit(s, tb, E_HANDLER_EXIT, s[s[O_PGRP] + g * N_GRP + G_IRQ], 0, 0, 0)
+        s[s[O_GRP] + v] = -1
+        if deliverable(s, v):
+            if s[CFG + C_BARE] or s[CFG + C_APICV]:
+                at(s, v, TAKE, t)
             else:
-                exit_(s, o, tb, X_INTERRUPT_WINDOW, RIP_L1_IRET, 0)
-                switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-                at(s, o, v, L0_INJECT, t + pi[cfg[C_P_VMEXIT]])
+                exit_(s, tb, X_INTERRUPT_WINDOW, RIP_L1_IRET, 0)
+                switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+                at(s, v, L0_INJECT, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]])
         else:
-            start_run(s, o, cfg, dev, v, t)
+            start_run(s, v, t)
 
 
 @njit(cache=True)
-def vmresume(s, o, tb, cfg, pi, v):
-    s[o[O_GRP] + v] = -1
-    exit_(s, o, tb, X_VMRESUME, RIP_L1_VMRESUME, 0)
-    switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-    at(s, o, v, VMRESUME_L0, s[S_T] + pi[cfg[C_P_VMEXIT]] + pi[cfg[C_P_NESTED_ENTRY]])
+def vmresume(s, tb, v):
+    s[s[O_GRP] + v] = -1
+    exit_(s, tb, X_VMRESUME, RIP_L1_VMRESUME, 0)
+    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+    at(s, v, VMRESUME_L0, s[S_T] + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_NESTED_ENTRY]])
 
 
 @njit(cache=True)
-def guest_eoi(s, o, tb, cfg, grp, gdev, gstep, gbefore, dev, mit, pin_group, pin_level, used, pi, pf, keys, v):
+def guest_eoi(s, tb, pf, v):
     """The handler writes the LAPIC EOI register."""
     s[S_EOI_COUNT] += 1
     t = s[S_T]
-    if cfg[C_BARE]:
-        g = lapic_eoi(s, o, tb, v)
+    if s[CFG + C_BARE]:
+        g = lapic_eoi(s, tb, v)
         if g >= 0:
-            emit(s, tb, E_EOI, v, grp[g, G_VECTOR], 0, 0)
-            if (s[o[O_TMR] + v] >> g) & 1:
-                eoi_broadcast(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys,
-                              grp[g, G_VECTOR])
-        advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t + pi[cfg[C_P_EOI]])
+            emit(s, tb, E_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
+            if (s[s[O_TMR] + v] >> g) & 1:
+                eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+        advance(s, v, t + s[s[O_PI] + s[CFG + C_P_EOI]])
         return
-    if cfg[C_APICV]:
-        isr = s[o[O_ISR] + v]
+    if s[CFG + C_APICV]:
+        isr = s[s[O_ISR] + v]
         g = high(isr) if isr else -1
-        if g >= 0 and grp[g, G_EOI_EXIT]:
-            lapic_eoi(s, o, tb, v)
-            exit_(s, o, tb, X_EOI_INDUCED, RIP_L1_EOI, grp[g, G_VECTOR])
-            s[o[O_EOI_VEC] + v] = g
-            switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-            at(s, o, v, EOI_L0, t + pi[cfg[C_P_VMEXIT]] + pi[cfg[C_P_EOI]])
+        if g >= 0 and s[s[O_PGRP] + g * N_GRP + G_EOI_EXIT]:
+            lapic_eoi(s, tb, v)
+            exit_(s, tb, X_EOI_INDUCED, RIP_L1_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+            s[s[O_EOI_VEC] + v] = g
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
         else:
-            lapic_eoi(s, o, tb, v)
-            advance(s, o, cfg, grp, gdev, gstep, gbefore, dev, pi, v, t)
+            lapic_eoi(s, tb, v)
+            advance(s, v, t)
         return
-    x2 = cfg[C_X2APIC]
-    exit_(s, o, tb, X_MSR_WRITE if x2 else X_APIC_WRITE, RIP_L1_EOI, 0x80B if x2 else 0xB0)
-    s[o[O_EOI_VEC] + v] = -2
-    switch(s, o, tb, v, L0, 0, 0, 0, 0, 0)
-    at(s, o, v, EOI_L0, t + pi[cfg[C_P_VMEXIT]] + pi[cfg[C_P_EOI]])
+    x2 = s[CFG + C_X2APIC]
+    exit_(s, tb, X_MSR_WRITE if x2 else X_APIC_WRITE, RIP_L1_EOI, 0x80B if x2 else 0xB0)
+    s[s[O_EOI_VEC] + v] = -2
+    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+    at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
 
 
 @njit(cache=True)
-def ioapic_write(s, o, tb, cfg, grp, gpin, dev, mit, pin_group, pin_level, used, pi, pf, keys, v, action):
-    g = s[o[O_GRP] + v]
+def ioapic_write(s, tb, pf, v, action):
+    g = s[s[O_GRP] + v]
     if action == A_IOAPIC_EOI:
-        emit(s, tb, E_IOAPIC_EOI, grp[g, G_VECTOR], 0, 0, 0)
-        eoi_broadcast(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, grp[g, G_VECTOR])
+        emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
+        eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
     else:
-        for k in range(grp[g, G_NPINS]):
-            redirect_write(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, gpin[g, k],
-                           1 if action == A_MASK else 0)
+        for k in range(s[s[O_PGRP] + g * N_GRP + G_NPINS]):
+            redirect_write(s, tb, pf, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0)
 
 
 # ---------------------------------------------------------------- the loop
 
 
 @njit(cache=True)
-def finish(s, o, cfg, dev, t_end):
+def finish(s, t_end):
     """Close the books at ``t_end``."""
     s[S_T] = t_end
-    for v in range(cfg[C_V]):
-        if s[o[O_RUN_START] + v] != NEVER:
-            end_run(s, o, cfg, dev, v, max(t_end, s[o[O_RUN_START] + v]))
-        a = o[O_ACC] + v * 4
-        over = s[o[O_SINCE] + v] - t_end
+    for v in range(s[CFG + C_V]):
+        if s[s[O_RUN_START] + v] != NEVER:
+            end_run(s, v, max(t_end, s[s[O_RUN_START] + v]))
+        a = s[O_ACC] + v * 4
+        over = s[s[O_SINCE] + v] - t_end
         if over <= 0:
-            s[a + s[o[O_MODE] + v]] += t_end - s[o[O_SINCE] + v]
+            s[a + s[s[O_MODE] + v]] += t_end - s[s[O_SINCE] + v]
         else:
-            p = o[O_PRE] + v * 4
-            for k in range(s[o[O_PRE_N] + v] - 1, -1, -1):
+            p = s[O_PRE] + v * 4
+            for k in range(s[s[O_PRE_N] + v] - 1, -1, -1):
                 m, dt = s[p + 2 * k], s[p + 2 * k + 1]
                 take = min(dt, over)
                 s[a + m] -= take
                 over -= take
-        close_stall(s, o, v, t_end)
+        close_stall(s, v, t_end)
     s[S_STAT_END_T] = t_end
     s[S_DONE] = 1
 
 
 @njit(cache=True)
-def lane_init(s, o, tb, cfg, grp, dev, mit, pi, pf, keys, tracing):
-    """A fresh lane at time 0: plugin state initialised and first arrivals drawn."""
-    s[:] = 0
+def lane_init(s, tb, pf, key0, key1, tracing):
+    """A fresh lane at time 0 (``s`` holds the program and the lane's parameters, up to
+    ``s[O_STATE]``; ``key0, key1``: its random key as int64): plugin state initialised and
+    first arrivals drawn."""
+    s[N_OFFSETS:CFG] = 0
+    s[s[O_STATE]:] = 0
+    s[S_KEY0] = key0
+    s[S_KEY1] = key1
     s[S_TRACING] = tracing
-    s[S_END_T] = pi[cfg[C_P_DURATION]]
+    s[S_END_T] = s[s[O_PI] + s[CFG + C_P_DURATION]]
     s[S_SAMPLE_T] = NEVER
     for k in (S_FIRST_IRQ, S_TTP, S_TTP_L2):
         s[k] = NEVER
-    V = cfg[C_V]
-    for k in range(cfg[C_D]):
-        s[o[O_ARR_T] + k] = NEVER
-        s[o[O_EPISODE] + k] = NEVER
-    for k in range(cfg[C_NT]):
-        s[o[O_TIMER_T] + k] = NEVER
+    V = s[CFG + C_V]
+    for k in range(s[CFG + C_D]):
+        s[s[O_ARR_T] + k] = NEVER
+        s[s[O_EPISODE] + k] = NEVER
+    for k in range(s[CFG + C_NT]):
+        s[s[O_TIMER_T] + k] = NEVER
     for v in range(V):
-        s[o[O_PHASE] + v] = RUN_IDLE
-        s[o[O_VT] + v] = NEVER
-        s[o[O_MODE] + v] = cfg[C_INNER]
-        s[o[O_GRP] + v] = -1
-        s[o[O_EOI_VEC] + v] = -1
-        s[o[O_STALL_START] + v] = NEVER
-        s[o[O_PT_DEADLINE] + v] = NEVER
-        trace_mode(s, tb, v, 0, cfg[C_INNER])
-    npins = cfg[C_PINS]
-    for m in range(cfg[C_M]):
-        base = o[O_MST] + mit[m, M_STATE]
-        kind = mit[m, M_KIND]
+        s[s[O_PHASE] + v] = RUN_IDLE
+        s[s[O_VT] + v] = NEVER
+        s[s[O_MODE] + v] = s[CFG + C_INNER]
+        s[s[O_GRP] + v] = -1
+        s[s[O_EOI_VEC] + v] = -1
+        s[s[O_STALL_START] + v] = NEVER
+        s[s[O_PT_DEADLINE] + v] = NEVER
+        trace_mode(s, tb, v, 0, s[CFG + C_INNER])
+    npins = s[CFG + C_PINS]
+    for m in range(s[CFG + C_M]):
+        base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
+        kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
         if kind == MIT_PT_THROTTLE:
             for v in range(V):
                 s[base + v] = -1  # last_rip
@@ -1158,17 +1157,16 @@ def lane_init(s, o, tb, cfg, grp, dev, mit, pi, pf, keys, tracing):
         elif kind == MIT_XEN_RATELIMIT:
             for p in range(npins):
                 s[base + npins + p] = -(2**62)  # quantum_start
-    for d in range(cfg[C_D]):
-        s[o[O_ARR_T] + d] = arrival_next(s, o, dev, pi, pf, keys, d, 0, True)
+    for d in range(s[CFG + C_D]):
+        s[s[O_ARR_T] + d] = arrival_next(s, pf, d, 0, True)
 
 
 @njit(cache=True)
-def lane_resume(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used,
-                pi, pf, keys):
+def lane_resume(s, tb, pf):
     """Run the lane's events until the end of the run, or until its trace buffer is half
     full (then return; call again after taking the records out). Returns 1 when done."""
-    max_events = pi[cfg[C_P_MAX_EVENTS]]
-    D, NT, V = cfg[C_D], cfg[C_NT], cfg[C_V]
+    max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
+    D, NT, V = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V]
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if s[S_TRACING] and s[S_NTB] > half:
@@ -1178,52 +1176,51 @@ def lane_resume(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_gr
         if s[S_SAMPLE_T] < best_t:
             best_t, kind = s[S_SAMPLE_T], 1
         for i in range(D):
-            if s[o[O_ARR_T] + i] < best_t:
-                best_t, kind, idx = s[o[O_ARR_T] + i], 2, i
+            if s[s[O_ARR_T] + i] < best_t:
+                best_t, kind, idx = s[s[O_ARR_T] + i], 2, i
         for i in range(NT):
-            if s[o[O_TIMER_T] + i] < best_t:
-                best_t, kind, idx = s[o[O_TIMER_T] + i], 3, i
+            if s[s[O_TIMER_T] + i] < best_t:
+                best_t, kind, idx = s[s[O_TIMER_T] + i], 3, i
         for i in range(V):
-            if s[o[O_VT] + i] < best_t:
-                best_t, kind, idx = s[o[O_VT] + i], 4, i
+            if s[s[O_VT] + i] < best_t:
+                best_t, kind, idx = s[s[O_VT] + i], 4, i
         s[S_T] = best_t
         if kind == 0:
-            finish(s, o, cfg, dev, s[S_END_T])
+            finish(s, s[S_END_T])
             break
         if kind == 4:
             s[S_THREAD] = idx
-            s[o[O_VT] + idx] = NEVER
-            vcpu_event(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used,
-                       pi, pf, keys, idx)
+            s[s[O_VT] + idx] = NEVER
+            vcpu_event(s, tb, pf, idx)
         elif kind == 2:
             s[S_THREAD] = QEMU
-            arrival(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, idx)
+            arrival(s, tb, pf, idx)
         elif kind == 3:
-            s[S_THREAD] = cfg[C_OWNER]
-            s[o[O_TIMER_T] + idx] = NEVER
-            for m in range(cfg[C_M]):
-                if mit[m, M_TIMER_BASE] == idx and mit[m, M_KIND] != MIT_PT_THROTTLE:
-                    mit_timer(s, o, tb, cfg, grp, dev, mit, pin_group, pin_level, used, pi, pf, keys, m)
+            s[S_THREAD] = s[CFG + C_OWNER]
+            s[s[O_TIMER_T] + idx] = NEVER
+            for m in range(s[CFG + C_M]):
+                if s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE] == idx and s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_PT_THROTTLE:
+                    mit_timer(s, tb, pf, m)
         if s[S_EVENTS] >= max_events:
             s[S_TRUNCATED] = 1
-            finish(s, o, cfg, dev, s[S_T])
+            finish(s, s[S_T])
             break
     return 1
 
 
 @njit(cache=True)
-def collect(s, o, cfg, out, hist, hist_full, i):
-    """Lane ``i``'s counters into ``out[i]`` (the scalars, then ``s[o[O_ACC]:o[O_LAT_HIST]]``),
+def collect(s, out, hist, hist_full, i):
+    """Lane ``i``'s counters into ``out[i]`` (the scalars, then ``s[s[O_ACC]:s[O_LAT_HIST]]``),
     its latency histogram's low 16 bits into ``hist[i]`` (``uint16[D, NB]``); whole counts
     into ``hist_full[i]`` if it has rows, else ``1`` is returned when a count needs them."""
     for k in range(N_OUT_SCALARS):
         out[i, k] = s[S_FIRST_IRQ + k]
-    lo, hi = o[O_ACC], o[O_LAT_HIST]
+    lo, hi = s[O_ACC], s[O_LAT_HIST]
     for k in range(hi - lo):
         out[i, N_OUT_SCALARS + k] = s[lo + k]
     over = 0
-    nb = cfg[C_NB]
-    for d in range(cfg[C_D]):
+    nb = s[CFG + C_NB]
+    for d in range(s[CFG + C_D]):
         for b in range(nb):
             c = s[hi + d * nb + b]
             hist[i, d, b] = c & 0xFFFF
@@ -1235,25 +1232,24 @@ def collect(s, o, cfg, out, hist, hist_full, i):
 
 
 @njit(cache=True, parallel=True)
-def run_lanes(cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used, o,
-              shared_i, shared_f, var_idx, var_i, var_f, keys, out, hist, hist_full, over):
-    """Run every lane to its end, in parallel, untraced. Lane ``i`` takes its parameters from
-    ``shared_*[p]``, or from ``var_*[i, var_idx[p]]`` where ``var_idx[p] >= 0``, its key from
-    ``keys[i]`` (``uint64[2]``), and leaves its results as :func:`collect` says
-    (``over[i]``: its histogram needs ``hist_full``)."""
+def run_lanes(tmpl, size, pf_shared, var_idx, var_i, var_f, keys, out, hist, hist_full, over):
+    """Run every lane to its end, in parallel, untraced. Lane ``i``'s state starts as the
+    program's template ``tmpl`` (``int64[s[O_STATE]]``: the program and the shared
+    parameters) grown to ``size``; its parameters ``p`` with ``var_idx[p] >= 0`` come from
+    ``var_i/var_f[i, var_idx[p]]``, its key from ``keys[i]`` (``int64[2]``). It leaves its
+    results as :func:`collect` says (``over[i]``: its histogram needs ``hist_full``)."""
     n = keys.shape[0]
-    n_params = shared_i.shape[0]
+    n_params = pf_shared.shape[0]
     for i in prange(n):
-        pi = shared_i.copy()
-        pf = shared_f.copy()
+        s = np.empty(size, np.int64)
+        s[:tmpl.shape[0]] = tmpl
+        pf = pf_shared.copy()
         for p in range(n_params):
             k = var_idx[p]
             if k >= 0:
-                pi[p] = var_i[i, k]
+                s[s[O_PI] + p] = var_i[i, k]
                 pf[p] = var_f[i, k]
-        s = np.empty(o[O_SIZE], np.int64)
         tb = np.empty((0, TB_WIDTH), np.int64)
-        lane_init(s, o, tb, cfg, grp, dev, mit, pi, pf, keys[i], 0)
-        lane_resume(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used,
-                    pi, pf, keys[i])
-        over[i] = collect(s, o, cfg, out, hist, hist_full, i)
+        lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 0)
+        lane_resume(s, tb, pf)
+        over[i] = collect(s, out, hist, hist_full, i)

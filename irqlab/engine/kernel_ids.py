@@ -16,7 +16,8 @@ C_V, C_D, C_PINS, C_G, C_NT, C_M, C_SPLIT, C_APICV, C_X2APIC, C_BARE, C_NESTED =
 C_SUPPRESS_ON, C_ACK_ON_EXIT, C_INNER, C_OWNER, C_NUSED, C_NB = range(11, 17)
 C_P_DURATION, C_P_MAX_EVENTS, C_P_VMEXIT, C_P_VMENTRY, C_P_NESTED_EXIT = range(17, 22)
 C_P_NESTED_ENTRY, C_P_USERSPACE_EXIT, C_P_EOI, C_P_IOAPIC, C_P_MMIO, C_P_PT_RATE, C_P_TSC = range(22, 29)
-N_CFG = 29
+C_W = 29  # columns of gdev, gpin, gstep, gbefore
+N_CFG = 30
 
 # dev[d, ...]
 D_MSI, D_PIN, D_VECTOR, D_LEVEL, D_DEST, D_GROUP, D_LOWERS, D_SERVICE = range(8)
@@ -56,20 +57,26 @@ RIP_L2_BASE = np.int64(0xFFFFF8022F3D8350 - 2**64)
 RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
 
 # ---------------------------------------------------------------- lane state
-# fixed scalar slots of s
-S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT = range(8)
-S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T = range(8, 15)
-S_TRUNCATED, S_DONE, S_NTB, S_TRACING, S_OVERFLOW = range(15, 20)
-N_SCALARS = 20
-# array offsets: o[...]
-(O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
+# A lane's ``s`` holds, in order: the offsets table (s[O_*] = where array O_* starts),
+# the scalars (S_*), the program's scalars (s[CFG + C_*]), its arrays (dev, grp, gdev,
+# gpin, gstep, gbefore, mit, pin_group, pin_level, used: flattened), the integer
+# parameters (s[s[O_PI] + p]), then the lane's state arrays from s[O_STATE] on.
+(O_PDEV, O_PGRP, O_PGDEV, O_PGPIN, O_PGSTEP, O_PGBEFORE, O_PMIT, O_PPIN_GROUP, O_PPIN_LEVEL, O_PUSED,
+ O_PI, O_STATE,
+ O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES,
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
- O_DEV_SERVICED, O_LAT_MAX, O_LAT_N, O_LAT_SUM, O_LAT_HIST, O_SIZE) = range(51)
-N_OFFSETS = 51
+ O_DEV_SERVICED, O_LAT_MAX, O_LAT_N, O_LAT_SUM, O_LAT_HIST, O_SIZE) = range(63)
+N_OFFSETS = 63
+FIRST_STATE_ARRAY = O_ARR_T
+(S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
+ S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T,
+ S_TRUNCATED, S_DONE, S_NTB, S_TRACING, S_OVERFLOW, S_KEY0, S_KEY1) = range(N_OFFSETS, N_OFFSETS + 22)
+N_SCALARS = 22
+CFG = N_OFFSETS + N_SCALARS
 N_OUT_SCALARS = S_TRUNCATED + 1 - S_FIRST_IRQ  # out[i, :N_OUT_SCALARS] = s[S_FIRST_IRQ:S_TRUNCATED + 1]
 
 # trace records: tb[i] = (kind, t, thread, code, a0, a1, a2, a3); kind 0 event, 1 mode, 2 counter

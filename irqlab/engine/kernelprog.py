@@ -53,25 +53,17 @@ def kernel_kind(plugin) -> int | None:
 
 @dataclass
 class Packed:
-    """The program's arrays (see :mod:`irqlab.engine.kernel` for their columns)."""
+    """A program for the kernel: ``tmpl`` (``int64[s[O_STATE]]``), the start of every lane's
+    state ``s`` (offsets, zeroed scalars, the program's arrays, the parameters at their
+    program values), ``size`` the length of ``s``, ``paths`` the parameters in index order."""
 
-    cfg: np.ndarray
-    grp: np.ndarray
-    gdev: np.ndarray
-    gpin: np.ndarray
-    gstep: np.ndarray
-    gbefore: np.ndarray
-    dev: np.ndarray
-    mit: np.ndarray
-    pin_group: np.ndarray
-    pin_level: np.ndarray
-    used: np.ndarray
-    o: np.ndarray  # offsets of the lane state's arrays
-    paths: tuple[str, ...]  # parameter index -> path
+    tmpl: np.ndarray
+    size: int
+    paths: tuple[str, ...]
 
-    def program_arrays(self) -> tuple:
-        return (self.cfg, self.grp, self.gdev, self.gpin, self.gstep, self.gbefore, self.dev, self.mit,
-                self.pin_group, self.pin_level, self.used, self.o)
+    @property
+    def o(self) -> np.ndarray:
+        return self.tmpl[: K.N_OFFSETS]
 
 
 def pack(program: Program) -> Packed:
@@ -136,40 +128,57 @@ def pack(program: Program) -> Packed:
             row[K.M_P0 + j] = index[f"{m.path}.{name}"]
         state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
 
+    # the template: offsets, scalars, cfg, program arrays, parameters; then the state arrays
+    o = np.zeros(K.N_OFFSETS, i64)
+    cfg[K.C_W] = width
+    chunks = [o, np.zeros(K.N_SCALARS, i64), cfg]
+    at = K.CFG + K.N_CFG
+    pin_group = np.asarray(p.pin_group, i64) if Pn else np.zeros(0, i64)
+    pin_level = np.asarray(p.pin_level, i64) if Pn else np.zeros(0, i64)
+    pi = np.zeros(len(paths), i64)
+    for j, path in enumerate(paths):
+        pi[j] = _as_int(np.asarray([p.params[path]]))[0]
+    for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
+                      (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
+                      (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
+                      (K.O_PUSED, np.asarray(used, i64)), (K.O_PI, pi)):
+        o[slot] = at
+        chunks.append(arr.reshape(-1))
+        at += arr.size
+    o[K.O_STATE] = at
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
         K.O_P_MASKED: Pn, K.O_P_LINE: Pn, K.O_PENDING: D, K.O_ASSERTED: D, K.O_FORWARDED: D,
         K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 2 * D + M,
-        K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: 4 * (Pn + 1), K.O_ACC: 4 * V, K.O_EXITS: 8,
+        K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: 4 * (Pn + 1),
+        K.O_ACC: 4 * V, K.O_EXITS: 8,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
     }
-    o = np.zeros(K.N_OFFSETS, i64)
-    at = K.N_SCALARS
-    for name in range(K.O_SIZE):
+    for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
         o[name] = at
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
-
-    pin_group = np.asarray(p.pin_group, i64) if Pn else np.zeros(0, i64)
-    pin_level = np.asarray(p.pin_level, i64) if Pn else np.zeros(0, i64)
-    return Packed(cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level,
-                  np.asarray(used, i64), o, paths)
+    tmpl = np.concatenate(chunks)
+    return Packed(tmpl, int(at), paths)
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):
-    """``(shared_i, shared_f, var_idx, var_i, var_f)``: the parameters every lane shares
-    (``[NP]``), and those that vary (``var_idx[p]`` their column in ``var_*[L, K]``, -1 if
-    shared), each as int64 and float64 (a lane's value, as ``Program.lane_params`` gives it)."""
+    """``(tmpl, pf, var_idx, var_i, var_f)``: the template with the parameters every lane
+    shares, those parameters as float64 (``pf[NP]``), and those that vary (``var_idx[p]``
+    their column in ``var_*[L, K]``, -1 if shared), each as int64 and float64 (a lane's
+    value, as ``Program.lane_params`` gives it)."""
     n_params = len(packed.paths)
-    shared_i, shared_f = np.zeros(n_params, np.int64), np.zeros(n_params, np.float64)
+    tmpl = packed.tmpl.copy()
+    pi0 = int(tmpl[K.O_PI])
+    shared_f = np.zeros(n_params, np.float64)
     var_idx = np.full(n_params, -1, np.int64)
     varying = []
     for j, path in enumerate(packed.paths):
         arr = params[path]
-        if arr.strides and arr.strides[0] == 0 or len(arr) <= 1 or (arr == arr[0]).all():
+        if (arr.strides and arr.strides[0] == 0) or len(arr) <= 1 or (arr == arr[0]).all():
             if len(arr):
-                shared_i[j], shared_f[j] = _as_int(arr[:1])[0], arr[:1].astype(np.float64)[0]
+                tmpl[pi0 + j], shared_f[j] = _as_int(arr[:1])[0], arr[:1].astype(np.float64)[0]
         else:
             var_idx[j] = len(varying)
             varying.append(arr)
@@ -179,7 +188,7 @@ def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):
     for k, arr in enumerate(varying):
         var_i[:, k] = _as_int(arr)
         var_f[:, k] = arr.astype(np.float64)
-    return shared_i, shared_f, var_idx, var_i, var_f
+    return tmpl, shared_f, var_idx, var_i, var_f
 
 
 def _as_int(arr: np.ndarray) -> np.ndarray:

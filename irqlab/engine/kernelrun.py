@@ -11,6 +11,7 @@ long the trace.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Callable, Sequence
 
 import numpy as np
@@ -37,8 +38,12 @@ def kernel_module(notify: Callable[[str], None] | None = None):
     from irqlab.engine import kernel
 
     if not _compiled:
-        if notify is not None and not _cache_present(kernel):
-            notify("compiling")
+        if not _cache_present(kernel):
+            if notify is not None:
+                notify("compiling")
+            elif sys.stderr.isatty():
+                print("irqlab: compiling the per-lane kernel (once per installation; cached on disk)...",
+                      file=sys.stderr, flush=True)
         _warm(kernel)
         _compiled = True
     return kernel
@@ -87,44 +92,44 @@ def run_kernel(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, 
 def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...]) -> BatchResult:
     n = len(lanes)
     params = program.lane_params(lanes)
-    keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes])
-    shared_i, shared_f, var_idx, var_i, var_f = lane_param_arrays(packed, params)
+    keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes]).view(np.int64)
+    tmpl, pf, var_idx, var_i, var_f = lane_param_arrays(packed, params)
     o = packed.o
     D = len(program.devices)
     out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC])), np.int64)
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
-    arrays = packed.program_arrays()
     traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
-    plain = np.array([i for i in range(n) if i not in set(traced)], np.int64) if traced else None
 
-    def batch(rows):
-        """Run ``rows`` (None: all) in parallel into out/hist/over."""
+    def batch(rows, full=None):
+        """Run ``rows`` (None: all) in parallel into out/hist/over (``full``: whole counts)."""
         if rows is None:
-            kn.run_lanes(*arrays, shared_i, shared_f, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
+            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
             return
         if not len(rows):
             return
         o2 = np.empty((len(rows), out.shape[1]), np.int64)
         h2 = np.empty((len(rows), D, N_BINS), np.uint16)
         v2 = np.zeros(len(rows), np.uint8)
-        kn.run_lanes(*arrays, shared_i, shared_f, var_idx, np.ascontiguousarray(var_i[rows]),
-                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2, _NO_FULL, v2)
-        out[rows], hist[rows], over[rows] = o2, h2, v2
+        kn.run_lanes(tmpl, packed.size, pf, var_idx, np.ascontiguousarray(var_i[rows]),
+                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2,
+                     _NO_FULL if full is None else full, v2)
+        if full is None:
+            out[rows], hist[rows], over[rows] = o2, h2, v2
 
-    batch(plain)
+    if traced:
+        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64))
+    else:
+        batch(None)
     traces = {}
     for i in traced:
-        traces[i] = _run_traced(kn, program, packed, arrays, shared_i, shared_f, var_idx, var_i, var_f,
-                                keys, i, out, hist, over)
+        traces[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
+                                out, hist, over)
     stats = stats_from(program, out, hist)
     if over.any():  # a histogram bin passed 65535: rerun those lanes for the whole counts
         rows = np.flatnonzero(over)
         full = np.zeros((len(rows), D, N_BINS), np.int64)
-        kn.run_lanes(*arrays, shared_i, shared_f, var_idx, np.ascontiguousarray(var_i[rows]),
-                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]),
-                     np.empty((len(rows), out.shape[1]), np.int64), np.empty((len(rows), D, N_BINS), np.uint16),
-                     full, np.zeros(len(rows), np.uint8))
+        batch(rows, full)
         stats._hi()[rows] = (full >> 16).astype(np.uint16)
     inexact = np.flatnonzero((stats.lat_sum >= EXACT_SUM).any(axis=1)) if D else np.zeros(0, np.int64)
     result = finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
@@ -140,20 +145,20 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
 _NO_FULL = np.zeros((0, 0, 0), np.int64)
 
 
-def _run_traced(kn, program, packed, arrays, shared_i, shared_f, var_idx, var_i, var_f, keys, i, out, hist, over):
-    pi, pf = shared_i.copy(), shared_f.copy()
+def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over):
+    s = np.empty(size, np.int64)
+    s[: len(tmpl)] = tmpl
+    pf = pf.copy()
+    pi0 = int(tmpl[K.O_PI])
     for p, k in enumerate(var_idx):
         if k >= 0:
-            pi[p], pf[p] = var_i[i, k], var_f[i, k]
-    cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level, used, o = arrays
-    s = np.empty(int(o[K.O_SIZE]), np.int64)
+            s[pi0 + p], pf[p] = var_i[i, k], var_f[i, k]
     tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
     trace = Trace()
     decode = Decoder(program, trace)
-    kn.lane_init(s, o, tb, cfg, grp, dev, mit, pi, pf, keys[i], 1)
+    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 1)
     while True:
-        done = kn.lane_resume(s, o, tb, cfg, grp, gdev, gpin, gstep, gbefore, dev, mit, pin_group, pin_level,
-                              used, pi, pf, keys[i])
+        done = kn.lane_resume(s, tb, pf)
         if s[K.S_OVERFLOW]:
             raise RuntimeError("kernel trace buffer overflow within one event")
         decode(tb[: s[K.S_NTB]])
@@ -161,8 +166,7 @@ def _run_traced(kn, program, packed, arrays, shared_i, shared_f, var_idx, var_i,
         if done:
             break
     trace.end_ps = int(s[K.S_STAT_END_T])
-    full = np.zeros((0, 0, 0), np.int64)
-    over[i] = kn.collect(s, o, cfg, out, hist, full, i)
+    over[i] = kn.collect(s, out, hist, _NO_FULL, i)
     return trace
 
 
@@ -223,7 +227,8 @@ class Decoder:
             if kind == K.TR_MODE:
                 tr.modes.append((t, thread, code))
             elif kind == K.TR_COUNTER:
-                tr.counters.append((t, f"vCPU {thread} {'ISR' if code else 'IRR'}", a0))
+                name = f"gsi {thread} line" if code == 2 else f"vCPU {thread} {'ISR' if code else 'IRR'}"
+                tr.counters.append((t, name, a0))
             else:
                 event, text = self.text(code, a0, a1, a2, a3)
                 tr.add(t, thread, event, text)

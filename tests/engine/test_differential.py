@@ -1,4 +1,5 @@
-"""The lockstep executor against the reference interpreter on random scenarios."""
+"""The lockstep executor and the per-lane kernel against the reference interpreter on
+random scenarios."""
 
 from __future__ import annotations
 
@@ -70,18 +71,22 @@ def compare(scn, n=3):
     prog = engine.compile(scn)
     lanes = [engine.Lane(7, (i,)) for i in range(n)]
     a = engine.run(prog, lanes, trace_lanes=range(n), backend="reference")
-    b = engine.run(prog, lanes, trace_lanes=range(n), backend="numpy")
-    for i in range(n):
-        assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(b.lane(i), sort_keys=True)
-        ra = [(t, th, e, x) for t, _, th, e, x in a.traces[i].sorted()]
-        rb = [(t, th, e, x) for t, _, th, e, x in b.traces[i].sorted()]
-        assert ra == rb
-        assert sorted(a.traces[i].modes) == sorted(b.traces[i].modes)
-        assert a.traces[i].counters == b.traces[i].counters
+    for other in ("numpy", "kernel"):
+        b = engine.run(prog, lanes, trace_lanes=range(n), backend=other)
+        untraced = engine.run(prog, lanes, backend=other) if other == "kernel" else b
+        for i in range(n):
+            assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(b.lane(i), sort_keys=True)
+            assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(untraced.lane(i), sort_keys=True)
+            ra = [(t, th, e, x) for t, _, th, e, x in a.traces[i].sorted()]
+            rb = [(t, th, e, x) for t, _, th, e, x in b.traces[i].sorted()]
+            assert ra == rb
+            assert sorted(a.traces[i].modes) == sorted(b.traces[i].modes)
+            assert a.traces[i].counters == b.traces[i].counters
 
 
 @pytest.mark.slow
 @given(scenarios())
-def test_lockstep_matches_reference_on_random_scenarios(scn):
-    """Every metric and every trace record of the lockstep executor equals the reference's."""
+def test_executors_match_reference_on_random_scenarios(scn):
+    """Every metric and every trace record of the lockstep executor and of the kernel (traced
+    and untraced) equals the reference's."""
     compare(scn)

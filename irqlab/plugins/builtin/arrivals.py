@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.errors import ScenarioError
+from irqlab.engine import kernel_ids as K
 from irqlab.plugins.api import NEVER, ArrivalProcess, Param
 
 
@@ -25,6 +26,7 @@ class Once(ArrivalProcess):
 
     name = "once"
     version = "1.0"
+    kernel_kind = K.ARR_ONCE  # irqlab.engine.kernel runs it natively
     params = (Param("at", "time", 0.0, "when the device raises its interrupt", min=0),)
 
     def first(self, ctx, lanes):
@@ -39,6 +41,7 @@ class Periodic(ArrivalProcess):
 
     name = "periodic"
     version = "1.0"
+    kernel_kind = K.ARR_PERIODIC  # irqlab.engine.kernel runs it natively
     params = (
         Param("period", "time", doc="time between arrivals", min=1e-12),
         Param("start", "time", 0.0, "time of the first arrival", min=0),
@@ -65,6 +68,7 @@ class Poisson(ArrivalProcess):
 
     name = "poisson"
     version = "1.0"
+    kernel_kind = K.ARR_POISSON  # irqlab.engine.kernel runs it natively
     params = (
         Param("rate", "frequency", doc="mean arrivals per second", min=1e-9),
         Param("start", "time", 0.0, "the process starts here", min=0),
@@ -84,6 +88,7 @@ class Bursty(ArrivalProcess):
 
     name = "bursty"
     version = "1.0"
+    kernel_kind = K.ARR_BURSTY  # irqlab.engine.kernel runs it natively
     params = (
         Param("rate", "frequency", doc="mean arrivals per second within a burst", min=1e-9),
         Param("on", "time", doc="length of a burst", min=1e-12),

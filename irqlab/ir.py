@@ -21,6 +21,7 @@ compiled lane parameters and result columns:
 ``costs.<name>``                ``costs.vmexit``
 ``device.<dev>.<field>``        ``device.uhci.service``
 ``device.<dev>.arrival.<p>``    ``device.uhci.arrival.rate``
+``device.<dev>.service.<p>``    ``device.nic.service.mean`` (a service distribution)
 ``device.<dev>.policy.<p>``     a per-device handler policy's parameter
 ``vcpu.<i>.<level>.policy.<p>`` ``vcpu.0.L1.policy.body``
 ``mitigation.<name>.<p>``       ``mitigation.qemu_eoi_throttle.threshold``
@@ -238,6 +239,19 @@ COSTS: dict[str, tuple[Quantity, str]] = {
     "mmio": (Quantity(1500, "cycles"), "L0 decoding and emulating one MMIO access"),
     "handler": (Quantity(2000, "cycles"), "default interrupt-handler body before its first action"),
     "resume": (Quantity(500, "cycles"), "a handler's way back: iret, or L1's path to VMRESUME"),
+    "l1_irq_off": (Quantity(1000, "cycles"), "L1 with interrupts off after an emulated exit without "
+                   "ack-on-exit, until it enables them"),
+}
+
+# Named cost sets (``costs { profile NAME }``): each sets every cost it names, the others keep
+# their COSTS default. Sources and derivations in docs/model.md ("Cost profiles").
+COST_PROFILES: dict[str, dict[str, Quantity]] = {
+    # irqlab's defaults: SplitX (Nehalem X5570, 2011), inl_from_qemu (2016), Bonzini 2019; the rest guesses
+    "default": {k: q for k, (q, _) in COSTS.items()},
+    # nested costs from the nested cpuid round trip before Bonzini's 2019 VMX optimizations (14,886 cycles)
+    "bonzini2019_before": {"nested_exit": Quantity(5443, "cycles"), "nested_entry": Quantity(5443, "cycles")},
+    # ... and after them (13,142 cycles)
+    "bonzini2019_after": {"nested_exit": Quantity(4571, "cycles"), "nested_entry": Quantity(4571, "cycles")},
 }
 
 
@@ -303,6 +317,7 @@ class Device:
     model: PluginUse = field(default_factory=lambda: PluginUse("device", "generic"))
     serviced_by: str = "L1"
     service: Quantity = Quantity(1e-6, "s", "1us")
+    service_dist: PluginUse | None = None  # a service-time distribution; replaces ``service``
     policy: PluginUse | None = None
     lowers_line: bool = True
     span: Span = _span()

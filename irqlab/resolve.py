@@ -648,6 +648,7 @@ def _raw_infos(scenario: ir.Scenario) -> dict[str, PathInfo]:
                 continue
             add(f"{base}.{f}", v, spec, ir.field_span(d, f))
         plugin(f"{base}.arrival", d.arrival)
+        plugin(f"{base}.service", d.service_dist)
         plugin(f"{base}.model", d.model)
         plugin(f"{base}.policy", d.policy)
     for v in scenario.vcpus:
@@ -1125,6 +1126,7 @@ def _rebuild(s: ir.Scenario, v: dict[str, Any]) -> ir.Scenario:
         kw["gsi"] = None if kw["delivery"] == "msi" else get(f"{base}.gsi", d.gsi)
         devices.append(replace(d, **kw, arrival=plugin(f"{base}.arrival", d.arrival),
                                model=plugin(f"{base}.model", d.model),
+                               service_dist=plugin(f"{base}.service", d.service_dist),
                                policy=plugin(f"{base}.policy", d.policy)))
     vcpus = tuple(replace(c, levels=tuple(replace(lv, policy=plugin(f"vcpu.{c.index}.{lv.level}.policy",
                                                                     lv.policy))

@@ -14,8 +14,9 @@ from irqlab import ir
 from irqlab.errors import ErrorSink, ScenarioError, Span
 from irqlab.ir import field_span
 
-DIRECTED_EOI_NOTE = ("KVM advertises Directed EOI only with the split irqchip and x2APIC "
-                     "(0bcc3fb95b97, 6517dfbcc918)")
+DIRECTED_EOI_NOTE = ("KVM advertises Directed EOI only with x2APIC; since 0bcc3fb95b97 only with "
+                     "the split irqchip, where it ignored SPIV bit 12 (quirk) until 6517dfbcc918; "
+                     "KVM's in-kernel IOAPIC always honoured it (on)")
 
 
 def _known(*values: Any) -> bool:
@@ -58,7 +59,7 @@ def site_for(s: ir.Scenario, vcpu: ir.Vcpu | None, d: ir.Device | None):
     m = s.machine
     levels = tuple(lv.level for lv in vcpu.levels) if vcpu is not None else ("L0",)
     recv = vcpu.receiving_level if vcpu is not None else "L0"
-    kw: dict[str, Any] = dict(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+    kw: dict[str, Any] = dict(irqchip="none" if levels == ("L0",) else m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
                               suppress_eoi_broadcast=m.suppress_eoi_broadcast,
                               nested="L2" in levels, receiving_level=recv, levels=levels)
     if d is not None:
@@ -104,9 +105,10 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
     """Every cross-field rule of a scenario (see the module doc)."""
     m = s.machine
     if _known(m.suppress_eoi_broadcast, m.x2apic, m.irqchip) and m.suppress_eoi_broadcast in ("on", "quirk"):
-        if not m.x2apic or m.irqchip != "split":
+        split_only = m.suppress_eoi_broadcast == "quirk"  # the in-kernel IOAPIC honours SPIV[12]
+        if not m.x2apic or (split_only and m.irqchip != "split"):
             need = " and ".join(x for x, bad in (("x2apic on", not m.x2apic),
-                                                 ("irqchip split", m.irqchip != "split")) if bad)
+                                                 ("irqchip split", split_only and m.irqchip != "split")) if bad)
             sink.add(f"suppress_eoi_broadcast {m.suppress_eoi_broadcast} needs {need}",
                      field_span(m, "suppress_eoi_broadcast"), hint=DIRECTED_EOI_NOTE)
     stacks = {}
@@ -133,6 +135,8 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
             plugin_check(pol, site, sink, seen, f"for device {d.name}")
         plugin_check(d.arrival, site, sink, seen)
         plugin_check(d.model, site, sink, seen)
+        if d.service_dist is not None:
+            plugin_check(d.service_dist, site, sink, seen)
     if s.mitigations:
         site = site_for(s, s.vcpus[0] if s.vcpus else None, None)
         for mu in s.mitigations:

@@ -709,8 +709,32 @@ class Drafter:
         for inner in b.stmts:
             if isinstance(inner, Stmt) and inner.head in ir.COSTS:
                 self.field(self.d.costs, seen, inner, COST_SPEC, f"cost {inner.head}")
+            elif isinstance(inner, Stmt) and inner.head == "profile":
+                self.cost_profile(inner, seen)
             else:
-                self.unknown(inner, "costs", ir.COSTS)
+                self.unknown(inner, "costs", tuple(ir.COSTS) + ("profile",))
+
+    def cost_profile(self, st: Stmt, seen: dict[str, Span]) -> None:
+        """``profile NAME``: every cost the profile names, except those this block sets
+        itself (before or after it)."""
+        if len(st.args) != 1 or not isinstance(st.args[0], Name) or st.tail is not None:
+            self.err("profile takes a name: profile bonzini2019_after", st.head_span,
+                     hint=f"profiles: {', '.join(ir.COST_PROFILES)}")
+            return
+        name = st.args[0]
+        profile = ir.COST_PROFILES.get(name.name)
+        if profile is None:
+            self.err(f"unknown cost profile '{name.name}'", name.span,
+                     hint=did_you_mean(name.name, tuple(ir.COST_PROFILES))
+                     or f"profiles: {', '.join(ir.COST_PROFILES)}")
+            return
+        if "profile" in seen:
+            self.err(f"the cost profile is given twice (first at {seen['profile']})", st.head_span)
+            return
+        seen["profile"] = st.head_span
+        for cost, q in profile.items():
+            if cost not in seen:
+                self.d.costs[cost] = Entry(q, st.span)
 
     def run(self, st: Stmt) -> None:
         b = self.block_of(st, "run")
@@ -918,6 +942,15 @@ class Drafter:
                              hint="remove 'gsi', or 'msi' for an IOAPIC pin")
             elif h == "delivery":
                 self.field(dd.fields, fseen, inner, DEVICE_SPECS["delivery"], "delivery")
+            elif h == "service" and inner.args and isinstance(inner.args[0], Name) and "." not in inner.args[0].name:
+                if "service" in fseen:  # a distribution: service exponential mean 20us
+                    self.err(f"the service time is given twice (first at {fseen['service']})", inner.head_span)
+                    continue
+                fseen["service"] = inner.head_span
+                pd = self.plugin("service", inner, 0, dd.plugins.get("service"))
+                if pd is not None:
+                    dd.plugins["service"] = pd
+                    dd.fields.pop("service", None)
             elif h in ("arrival", "model", "policy"):
                 if h in fseen:
                     self.err(f"{h} is given twice (first at {fseen[h]})", inner.head_span)
@@ -969,6 +1002,7 @@ class Drafter:
         seen["service"] = args[2].span
         t = self.value(args[2], DEVICE_SPECS["service"], "service time")
         dd.fields["service"] = Entry(t, args[2].span)
+        dd.plugins.pop("service", None)  # a constant replaces an inherited distribution
 
     def mitigation(self, st: Stmt, seen: dict) -> None:
         pd = self.plugin("mitigation", st, 0, self.d.mitigations.get(
@@ -1192,7 +1226,7 @@ class Builder:
             missing.append("arrival (e.g. arrival once at 0)")
         if "serviced_by" not in f:
             missing.append("serviced_by (e.g. serviced_by L1 after 2us)")
-        elif "service" not in f:
+        elif "service" not in f and "service" not in dd.plugins:
             missing.append("the service time (serviced_by LEVEL after TIME)")
         if missing:
             self.err(f"device {dd.name} is missing " + "; ".join(missing), dd.span)
@@ -1214,6 +1248,8 @@ class Builder:
         spans = [(k, e.span) for k, e in f.items()]
         if lowers is not None:
             spans.append(("lowers_line", lowers.span))
+        if "service" in dd.plugins:
+            kw["service_dist"] = self.use(dd.plugins["service"])
         return ir.Device(dd.name, **kw, arrival=arrival, model=model, policy=policy, span=dd.span,
                          field_spans=tuple(spans))
 

@@ -9,6 +9,7 @@ units). The structure is hashed into ``Program.key``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
@@ -25,6 +26,38 @@ def compile_scenario(scenario: Scenario) -> Program:
     scenario = _ensure_resolved(scenario)
     c = _Compiler(scenario)
     return c.build()
+
+
+def site_irqchip(machine, stack: tuple[str, ...]) -> str:
+    """The irqchip a scenario runs with: ``machine.irqchip``, except on bare metal, where
+    there is no KVM and the setting is ignored: ``"none"`` (a physical IOAPIC, with the
+    in-kernel IOAPIC's rules; docs/model.md)."""
+    return "none" if tuple(stack) == ("L0",) else machine.irqchip
+
+
+RTC_GSI = 8
+# L1 kinds that enable interrupts after every exit they handle (KVM: local_irq_enable() in
+# vcpu_enter_guest), so they take pending interrupts through their IDT before re-entering L2
+KVM_LIKE_L1 = ("kvm",)
+
+
+def eoi_exit_vectors(routes, vcpu: int, irqchip: str, notifier_pins=frozenset(),
+                     pending_eoi=frozenset()) -> frozenset[int]:
+    """The vectors of vCPU ``vcpu``'s APICv EOI-exit bitmap (``ioapic_handled_vectors``).
+
+    ``routes``: ``(pin, vector, dest, level)`` of every IOAPIC pin in use. A pin's vector is
+    in the bitmap if the pin is level-triggered, has an ack notifier (``notifier_pins``:
+    irqfd resamplers, PIT reinjection) or, with the in-kernel IOAPIC, is the RTC's
+    (GSI 8, tracked for coalesced ticks), and it targets ``vcpu`` or its vector still
+    awaits an EOI there (``pending_eoi``, after a reroute). KVM ``kvm_ioapic_scan_entry``
+    (kernel) and ``kvm_scan_ioapic_routes`` (split). Recomputed from the routes, so a
+    route change can recompute it."""
+    out = set()
+    for pin, vector, dest, level in routes:
+        tracked = level or pin in notifier_pins or (irqchip == "kernel" and pin == RTC_GSI)
+        if tracked and (dest == vcpu or vector in pending_eoi):
+            out.add(vector)
+    return frozenset(out)
 
 
 def _ensure_resolved(scenario: Scenario) -> Scenario:
@@ -129,7 +162,11 @@ class _Compiler:
                 raise ScenarioError(f"device '{d.name}' targets vCPU {d.dest}, but the machine has "
                                     f"{n_vcpus}", d.span)
             base = f"device.{d.name}"
-            self.add(f"{base}.service", "time", d.service)
+            dist = None
+            if d.service_dist is None:
+                self.add(f"{base}.service", "time", d.service)
+            else:
+                dist = self.instance("service", d.service_dist, f"{base}.service")
             arrival = self.instance("arrival", d.arrival, f"{base}.arrival")
             model = self.instance("device", d.model, f"{base}.model")
             pin = d.gsi if d.delivery == "ioapic" else -1
@@ -139,10 +176,15 @@ class _Compiler:
                 index=i, name=d.name, delivery=d.delivery, pin=-1 if pin is None else pin,
                 vector=d.vector, trigger=d.trigger, dest=d.dest, group=group_of_vector[d.vector],
                 local=d.serviced_by == receiving, lowers_line=d.lowers_line,
-                service=f"{base}.service", arrival=arrival, arrival_path=f"{base}.arrival",
+                service=f"{base}.service", service_dist=dist, arrival=arrival, arrival_path=f"{base}.arrival",
                 model=model, model_path=f"{base}.model"))
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
+        groups = self.directed_eoi(groups)
+        if m.apicv and stack != ("L0",):
+            routes = [(d.pin, d.vector, d.dest, d.trigger == "level") for d in devices if d.pin >= 0]
+            bitmaps = {v: eoi_exit_vectors(routes, v, m.irqchip) for v in range(n_vcpus)}
+            groups = [replace(g, eoi_exit=g.vector in bitmaps[g.dest]) for g in groups]
         pin_group = [-1] * m.ioapic_pins
         pin_level = [False] * m.ioapic_pins
         for d in devices:
@@ -161,25 +203,30 @@ class _Compiler:
             metrics.append((use.name, plugin, f"run.metrics.{use.name}"))
         self.errors.raise_if_any()
 
+        l1_irq_window = stack[-1] == "L2" and any(
+            lv.level == "L1" and lv.name in KVM_LIKE_L1 for v in s.vcpus for lv in v.levels)
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
             m.suppress_eoi_broadcast, m.ack_on_exit,
             tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
-                   sorted(d.model.config.items())) for d in devices),
+                   sorted(d.model.config.items()),
+                   d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
+                  for d in devices),
             tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress) for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
-        key = hashlib.sha256(repr(structure).encode()).hexdigest()[:20]
+        key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
-            stack=stack, n_pins=m.ioapic_pins, split=m.irqchip == "split", apicv=m.apicv,
+            stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
             x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
-            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms)
+            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
+            l1_irq_window=l1_irq_window)
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])
@@ -218,7 +265,7 @@ class _Compiler:
         cls = registry().get("policy", use.name, use.span)
         assert issubclass(cls, HandlerPolicy)
         policy = self.instance("policy", use, path)
-        site = Site(irqchip=m.irqchip, apicv=m.apicv, x2apic=m.x2apic,
+        site = Site(irqchip=site_irqchip(m, stack), apicv=m.apicv, x2apic=m.x2apic,
                     suppress_eoi_broadcast=m.suppress_eoi_broadcast, nested=stack[-1] == "L2",
                     receiving_level=receiving, serviced_locally=first.local,
                     trigger="level" if level else "edge", delivery=delivery, levels=stack)
@@ -230,13 +277,22 @@ class _Compiler:
         before = tuple(None if st.before is None else
                        st.before if st.before.startswith("costs.") else f"{path}.{st.before}"
                        for st in steps)
-        ioapic_level = level and delivery == "ioapic"
-        suppress = (ioapic_level and m.suppress_eoi_broadcast in ("quirk", "on")
-                    and any(st.action == "IOAPIC_EOI" for st in steps))
         return GroupInfo(
             index=gi, vector=vector, level=level, delivery=delivery,
             pins=tuple(sorted({d.pin for d in devs if d.pin >= 0})),
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
-            eoi_exit=stack != ("L0",) and m.apicv and ioapic_level, suppress=suppress)
+            eoi_exit=False, suppress=False)
+
+    def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
+        """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV
+        bit 12. The bit is LAPIC-wide, and writable only when the LAPIC advertises Directed
+        EOI in LVR bit 24 (``kvm_lapic_reg_write``, APIC_SPIV; ``suppress_eoi_broadcast``
+        quirk or on). **Choice:** the guest sets it when a handler of that vCPU writes the
+        IOAPIC's EOI register (an ``IOAPIC_EOI`` step): an OS uses Directed EOI for all
+        its level interrupts or for none."""
+        if self.m.suppress_eoi_broadcast not in ("quirk", "on"):
+            return groups
+        spiv = {g.dest for g in groups if any(st.action == "IOAPIC_EOI" for st in g.steps)}
+        return [replace(g, suppress=g.dest in spiv and g.level and g.delivery == "ioapic") for g in groups]
 

@@ -165,6 +165,15 @@ def plugin_contexts(engine: Any, n_lanes: int):
     return arrival, model, mitigation
 
 
+def service_contexts(engine: Any, n_lanes: int) -> list[PluginContext | None]:
+    """Per device, the context of its service-time distribution (stream 300 + d), or None
+    for a constant service time."""
+    return [None if d.service_dist is None else
+            PluginContext(engine, label=d.service_dist.label, path=d.service, stream=300 + d.index,
+                          n_lanes=n_lanes, device=d.index)
+            for d in engine.program.devices]
+
+
 def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
     """Run every plugin's ``init`` (arrival processes, device models, mitigations, in that
     order) and return each device's first arrival times (``int64[n]``)."""
@@ -174,6 +183,9 @@ def init_plugins(engine: Any, lanes: np.ndarray) -> list[np.ndarray]:
         call_plugin(engine.ctx_model[d.index], "device", d.model.init)
     for m in p.mitigations:
         call_plugin(engine.ctx_mit[m.index], "mitigation", m.plugin.init)
+    for d in p.devices:
+        if d.service_dist is not None:
+            call_plugin(engine.ctx_service[d.index], "service", d.service_dist.init)
     return [np.asarray(call_plugin(engine.ctx_arrival[d.index], "arrival", d.arrival.first, lanes),
                        dtype=np.int64) for d in p.devices]
 
@@ -184,6 +196,9 @@ def _plugins(program: Any):
         yield d.model_path, "device", d.model
     for m in program.mitigations:
         yield m.path, "mitigation", m.plugin
+    for d in program.devices:
+        if d.service_dist is not None:
+            yield d.service, "service", d.service_dist
 
 
 def _fingerprint(plugin: Any) -> str:

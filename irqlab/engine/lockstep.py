@@ -25,6 +25,7 @@ import numpy as np
 from irqlab.engine import phases as P
 from irqlab.engine.context import (
     PluginFailure, call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+    service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
@@ -72,7 +73,7 @@ class Lockstep:
         self.counters: dict[int, np.ndarray] = {}
         self.stats = Stats.zeros(L, pr)
         self.now = np.zeros(L, I64)
-        self.thread = 0
+        self.thread = np.zeros(L, I64)  # [L] the thread (vCPU, QEMU, kworker) of each lane's event
         self.owner = QEMU if pr.split else KWORKER
         # slots
         self.c_sample = 1
@@ -104,6 +105,11 @@ class Lockstep:
         self.rip = np.zeros(LV, I64)
         self.eoi_vec = np.full(LV, -1, I64)
         self.mmio_action = np.zeros(LV, I64)
+        self.mmio_step = np.zeros(LV, I64)
+        self.mmio_n = np.zeros(len(ACTIONS), I64)  # by action code: accesses, and the acting one
+        self.mmio_effect = np.zeros(len(ACTIONS), I64)
+        for name, (n, k) in P.MMIO_ACCESSES.items():
+            self.mmio_n[ACTIONS.index(name)], self.mmio_effect[ACTIONS.index(name)] = n, k
         self.irq_seen = np.zeros(LV, bool)
         self.stall_start = np.full(LV, NEVER, I64)
         self.accm = [np.zeros(LV, I64) for _ in range(4)]  # time per mode, [L*V] each
@@ -130,7 +136,11 @@ class Lockstep:
         self.forwarded = np.zeros((L, D), bool)
         self.svc_rem = np.zeros((L, D), I64)
         self.episode = np.full((L, D), NEVER, I64)
-        self.service_ps = np.stack([self.params[d.service] for d in pr.devices], 1) if D else np.zeros((L, 0), I64)
+        self.fresh = np.zeros((L, D), bool)  # an arrival raised an interrupt not yet delivered or merged
+        self.edge_merged = np.zeros(L, bool)  # set_line: a KVM edge found irr already set
+        self.pin_devs = {pin: [d.index for d in pr.devices if d.pin == pin] for pin in self.used_pins}
+        self.service_ps = (np.stack([self.params[d.service] if d.service_dist is None else np.zeros(L, I64)
+                                     for d in pr.devices], 1) if D else np.zeros((L, 0), I64))
         # groups
         self.waiting = np.zeros((L, max(G, 1)), bool)
         self.wait_pc = np.zeros((L, max(G, 1)), I64)
@@ -178,6 +188,7 @@ class Lockstep:
         self.samples: dict[int, list[tuple[float, ...]]] = {}  # lane -> its samples, once it has one
         # plugins
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, L)
+        self.ctx_service = service_contexts(self, L)
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -262,8 +273,7 @@ class Lockstep:
             lane = int(lanes[i])
             args = [c[i] if isinstance(c, np.ndarray) else c for c in cols]
             tt = self.now[lane] if t is None else (t[i] if isinstance(t, np.ndarray) else t)
-            th = self.thread if thread is None else thread
-            th = th[i] if isinstance(th, np.ndarray) else th
+            th = self.thread[lane] if thread is None else thread
             self.traces[lane].add(int(tt), int(th), event, fmt.format(*args))
 
     def exit(self, lanes, reason: str, rip, info=0) -> None:
@@ -374,8 +384,9 @@ class Lockstep:
     def lane_of(self, f):
         return f // self.V if self.V > 1 else f
 
-    def accept(self, lanes, v: int, g: int, level: bool) -> None:
-        """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``."""
+    def accept(self, lanes, v: int, g: int, level: bool):
+        """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``; returns bool[n],
+        whether it set the IRR bit (else it merged into the one pending)."""
         trig = "level" if level else "edge"
         vec = self.p.groups[g].vector
         if self.p.bare:
@@ -389,14 +400,44 @@ class Lockstep:
         else:
             self.tmr[f] &= ~bit
         dup = (self.irr[f] & bit) != 0
+        accepted = ~dup
         if dup.any():
-            self.stats.coalesced[lanes[dup]] += 1
-            lanes, f = lanes[~dup], f[~dup]
+            lanes, f = lanes[accepted], f[accepted]
         self.irr[f] |= bit
-        self.stats.delivered[lanes] += 1
         if self.tracing:
             self.trace_lapic(lanes, f)
         self.notify(lanes, v)
+        return accepted
+
+    def count_delivery(self, lanes, devs, accepted) -> None:
+        """Book one delivery of the pin or MSI of devices ``devs`` (see the reference)."""
+        s = self.stats
+        taken = np.zeros(len(lanes), bool)
+        for di in devs:
+            fr = self.fresh[lanes, di]
+            if not fr.any():
+                continue
+            self.fresh[lanes[fr], di] = False
+            ok = fr & accepted & ~taken
+            merged = fr & ~ok
+            s.dev_delivered[lanes[ok], di] += 1
+            s.delivered[lanes[ok]] += 1
+            s.dev_coalesced[lanes[merged], di] += 1
+            s.coalesced[lanes[merged]] += 1
+            taken |= fr
+        re = ~taken & accepted
+        if re.any():
+            rl = lanes[re]
+            who = np.full(len(rl), devs[0], I64)
+            for di in reversed(devs):
+                who = np.where(self.asserted[rl, di], di, who)
+            s.dev_redelivered[rl, who] += 1
+            s.delivered[rl] += 1
+
+    def merge(self, lanes, di: int) -> None:
+        """Arrivals at device ``di`` in ``lanes`` merged into an interrupt already raised."""
+        self.stats.dev_coalesced[lanes, di] += 1
+        self.stats.coalesced[lanes] += 1
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
@@ -449,8 +490,7 @@ class Lockstep:
                     self.service_all(go) if self.p.split else self.service(go, pin)
             else:
                 old = self.p_irr[lanes, self.pk[pin]]
-                if old.any():
-                    self.stats.coalesced[lanes[old]] += 1
+                self.edge_merged[lanes[old]] = True
                 go = lanes[~old]
                 self.p_irr[go, self.pk[pin]] = True
                 if len(go):
@@ -491,10 +531,7 @@ class Lockstep:
         else:
             self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} (Fixed|physical|{})",
                       pin, grp.dest, grp.vector, trig)
-        for d in self.p.devices:
-            if d.pin == pin:
-                self.stats.dev_delivered[lanes, d.index] += 1
-        self.accept(lanes, grp.dest, g, level)
+        self.count_delivery(lanes, self.pin_devs[pin], self.accept(lanes, grp.dest, g, level))
         if self.p.split and not level:
             self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
 
@@ -577,31 +614,41 @@ class Lockstep:
         self.episode[lanes[ep], di] = t[ep]
         raise_now = np.asarray(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, lanes), bool)
         up = lanes[raise_now]
+        if (~raise_now).any():
+            self.merge(lanes[~raise_now], di)
         if len(up):
             if d.delivery == "msi":
                 if self.p.bare:
                     self.emit(up, "irqlab_msi", "dst {} vec {}", d.dest, d.vector)
                 else:
                     self.emit(up, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", d.dest, d.vector)
-                s.dev_delivered[up, di] += 1
-                self.accept(up, d.dest, d.group, False)
+                self.fresh[up, di] = True
+                self.count_delivery(up, [di], self.accept(up, d.dest, d.group, False))
             elif d.trigger == "level":
                 already = self.asserted[up, di]
                 if already.any():
-                    s.coalesced[up[already]] += 1
-                    s.dev_coalesced[up[already], di] += 1
+                    self.merge(up[already], di)
                 up = up[~already]
                 self.asserted[up, di] = True
+                self.fresh[up, di] = True
                 self.p_line[up, self.pk[d.pin]] += 1
                 first_up = up[self.p_line[up, self.pk[d.pin]] == 1]
                 if len(first_up):
                     self.set_line(first_up, d.pin, 1)
             else:
-                before = s.coalesced[up].copy()
+                was = self.fresh[up, di].copy()
+                self.edge_merged[up] = False
+                self.fresh[up, di] = True
                 self.set_line(up, d.pin, 1)
-                changed = s.coalesced[up] != before
-                s.dev_coalesced[up[changed], di] += 1
                 self.set_line(up, d.pin, 0)
+                mg = was | self.edge_merged[up]
+                if mg.any():
+                    self.merge(up[mg], di)
+                    self.fresh[up[mg], di] = was[mg] & self.fresh[up[mg], di]
+                lost = self.fresh[up, di] & ~self.p_irr[up, self.pk[d.pin]]
+                if lost.any():
+                    self.fresh[up[lost], di] = False
+                    s.dev_lost[up[lost], di] += 1
         nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
         self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
 
@@ -624,6 +671,10 @@ class Lockstep:
             self.episode[h, di] = np.where(after[handled] > 0, self.now[h], NEVER)
         low = lanes[lower & self.asserted[lanes, di]]
         if len(low):
+            early = low[self.fresh[low, di]]  # serviced before its assertion was delivered
+            if len(early):
+                self.fresh[early, di] = False
+                self.merge(early, di)
             self.asserted[low, di] = False
             self.p_line[low, self.pk[d.pin]] -= 1
             zero = low[self.p_line[low, self.pk[d.pin]] == 0]
@@ -697,6 +748,7 @@ class Lockstep:
             P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
             P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
             P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti,
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
@@ -720,9 +772,9 @@ class Lockstep:
         ex = self.waiting[lanes, g] & done
         if ex.any():
             el, ef, eg = lanes[ex], f[ex], g[ex]
-            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+            reason, qual = P.eoi_exit(self.p.x2apic)
             rip = self.l2_rip(ef)
-            self.exit(el, reason, rip, 0x80B if self.p.x2apic else 0xB0)
+            self.exit(el, reason, rip, qual)
             self.emit(el, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
                       rip, reason)
             self.pt_armed[ef] = False
@@ -787,7 +839,7 @@ class Lockstep:
         t = self.now[lanes]
         ok = self.deliverable(f)
         if ok.any():
-            al, af, at_ = lanes[ok], f[ok], t[ok]
+            al, af = lanes[ok], f[ok]
             if self.p.ack_on_exit:
                 g = self.ack(af)
                 info = 0x80000000 | self.gvec[g]
@@ -795,12 +847,11 @@ class Lockstep:
                 g, info = None, 0
             self.emit(al, "kvm_nested_vmexit_inject", "reason EXTERNAL_INTERRUPT info1 0 info2 0 int_info {:x} "
                       "int_info_err 0", info)
-            nexit = self.c["nested_exit"][al]
-            if g is None:
-                g = self.ack(af)
-                self.emit(al, "kvm_inj_virq", "irq {}", self.gvec[g], t=at_ + nexit)
-            start = self.enter(al, af, L1, L0, nexit)
-            self.start_handler(al, af, g, start)
+            start = self.enter(al, af, L1, L0, self.c["nested_exit"][al])
+            if g is not None:
+                self.start_handler(al, af, g, start)
+            else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
+                self.at(al, sub(v, ok), P.L1_STI, start + self.c["l1_irq_off"][al])
         no = ~ok
         if no.any():
             nl, nf = lanes[no], f[no]
@@ -819,7 +870,25 @@ class Lockstep:
         if no.any():
             nl, nf = lanes[no], f[no]
             start = self.enter(nl, nf, L1, L0)
-            self.start_run(nl, nf, start)
+            if self.p.nested:
+                self.at(nl, sub(v, no), P.L1_STI, start)
+            else:
+                self.start_run(nl, nf, start)
+
+    def ph_l1_sti(self, lanes, f, v):
+        ok = self.deliverable(f)
+        if (~ok).any():
+            self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
+        if ok.any():
+            self.l1_take(lanes[ok], f[ok], sub(v, ok))
+
+    def l1_take(self, lanes, f, v):
+        if self.p.apicv:
+            self.start_handler(lanes, f, self.ack(f), self.now[lanes])
+        else:
+            self.exit(lanes, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+            self.exit_to(lanes, f, L1, L0)
+            self.at(lanes, v, P.L0_INJECT, self.now[lanes] + self.c["vmexit"][lanes])
 
     # handler programs
 
@@ -854,7 +923,14 @@ class Lockstep:
             for di in grp.devices:
                 new = sel[~self.forwarded[sel, di]]
                 self.forwarded[new, di] = True
-                self.svc_rem[new, di] = self.service_ps[new, di]
+                self.svc_rem[new, di] = self.service_times(new, di)
+
+    def service_times(self, lanes, di: int):
+        """``int64[n]``: how long this service of device ``di`` takes in ``lanes``."""
+        d = self.p.devices[di]
+        if d.service_dist is None or not len(lanes):
+            return self.service_ps[lanes, di]
+        return np.asarray(call_plugin(self.ctx_service[di], "service", d.service_dist.sample, lanes), I64)
 
     def act_forward(self, lanes, f, v):
         self.forward(lanes, self.grp[f])
@@ -866,7 +942,9 @@ class Lockstep:
         for grp in self.p.groups:
             ing = g == grp.index
             for di in grp.devices:
-                dur += np.where(ing & (self.pending[lanes, di] > 0), self.service_ps[lanes, di], 0)
+                busy = ing & (self.pending[lanes, di] > 0)
+                if busy.any():
+                    dur[busy] += self.service_times(lanes[busy], di)
         self.at(lanes, v, P.SERVICE_DONE, self.now[lanes] + dur)
 
     def ph_service_done(self, lanes, f, v):
@@ -919,8 +997,8 @@ class Lockstep:
                 self.exit_to(el, ef, L1, L0)
                 self.at(el, sub(v, ex), P.EOI_L0, t[ex] + self.c["vmexit"][el] + self.c["eoi"][el])
             return
-        self.exit(lanes, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", P.RIP_L1_EOI,
-                  0x80B if self.p.x2apic else 0xB0)
+        reason, qual = P.eoi_exit(self.p.x2apic)
+        self.exit(lanes, reason, P.RIP_L1_EOI, qual)
         self.eoi_vec[f] = -2
         self.exit_to(lanes, f, L1, L0)
         self.at(lanes, v, P.EOI_L0, t + self.c["vmexit"][lanes] + self.c["eoi"][lanes])
@@ -963,19 +1041,40 @@ class Lockstep:
         self.mmio_action[f] = self.act_flat[self.grp[f] * self.maxpc + self.pc[f]]
         if self.p.bare:
             self.ioapic_write(lanes, f)
-            self.advance(lanes, f, t + self.c["mmio"][lanes])
+            self.advance(lanes, f, t + self.mmio_n[self.mmio_action[f]] * self.c["mmio"][lanes])
             return
+        self.mmio_step[f] = 0
+        self.ph_mmio_next(lanes, f, v)
+
+    def ph_mmio_next(self, lanes, f, v):
         self.exit(lanes, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
         self.exit_to(lanes, f, L1, L0)
-        self.at(lanes, v, P.MMIO_L0, t + self.c["vmexit"][lanes] + self.c["mmio"][lanes])
+        self.at(lanes, v, P.MMIO_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["mmio"][lanes])
+
+    def mmio_access(self, lanes, f):
+        act = self.mmio_step[f] == self.mmio_effect[self.mmio_action[f]]
+        if act.any():
+            self.ioapic_write(lanes[act], f[act])
+
+    def mmio_next(self, lanes, f, start):
+        self.mmio_step[f] += 1
+        more = self.mmio_step[f] < self.mmio_n[self.mmio_action[f]]
+        if more.any():
+            ml, mf = lanes[more], f[more]
+            self.at(ml, mf % self.V if self.V > 1 else 0, P.MMIO_NEXT, start[more])
+        if (~more).any():
+            self.advance(lanes[~more], f[~more], start[~more])
 
     def ioapic_write(self, lanes, f):
         action = self.mmio_action[f]
         g = self.grp[f]
         ioeoi = action == A_IOAPIC_EOI
         if ioeoi.any():
-            self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {}", self.gvec[g[ioeoi]])
-            self.eoi_broadcast(lanes[ioeoi], self.gvec[g[ioeoi]])
+            if self.p.split or self.p.bare:
+                self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {}", self.gvec[g[ioeoi]])
+                self.eoi_broadcast(lanes[ioeoi], self.gvec[g[ioeoi]])
+            else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
+                self.emit(lanes[ioeoi], "irqlab_ioapic_eoi", "vector {} ignored", self.gvec[g[ioeoi]])
         for grp in self.p.groups:
             for code, masked in ((A_MASK, True), (A_UNMASK, False)):
                 sel = lanes[(action == code) & (g == grp.index)]
@@ -990,14 +1089,14 @@ class Lockstep:
             self.exit_to(lanes, f, L0, USER)
             self.at(lanes, v, P.MMIO_USER, self.now[lanes] + self.c_half_user[lanes])
         else:
-            self.ioapic_write(lanes, f)
+            self.mmio_access(lanes, f)
             start = self.enter(lanes, f, L1, L0, self.c["ioapic"][lanes])
-            self.advance(lanes, f, start)
+            self.mmio_next(lanes, f, start)
 
     def ph_mmio_user(self, lanes, f, v):
-        self.ioapic_write(lanes, f)
+        self.mmio_access(lanes, f)
         start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
-        self.advance(lanes, f, start)
+        self.mmio_next(lanes, f, start)
 
     def act_wait(self, lanes, f, v):
         g = self.grp[f]
@@ -1028,6 +1127,13 @@ class Lockstep:
             self.start_run(lanes[no], f[no], t[no])
 
     def vmresume(self, lanes, f, v):
+        if self.p.l1_irq_window:
+            ok = self.deliverable(f)
+            if ok.any():
+                self.l1_take(lanes[ok], f[ok], sub(v, ok))
+                lanes, f, v = lanes[~ok], f[~ok], sub(v, ~ok)
+                if not len(lanes):
+                    return
         self.grp[f] = -1
         self.exit(lanes, "VMRESUME", P.RIP_L1_VMRESUME)
         self.exit_to(lanes, f, L1, L0)
@@ -1049,7 +1155,7 @@ class Lockstep:
 
     def ph_reflect(self, lanes, f, v):
         g = self.grp[f]
-        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        reason = P.eoi_exit(self.p.x2apic)[0]
         self.emit(lanes, "kvm_nested_vmexit_inject", "reason {} info1 0 info2 0 int_info 0 int_info_err 0", reason)
         start = self.enter(lanes, f, L1, L0, self.c["nested_exit"][lanes])
         self.waiting[lanes, g] = False
@@ -1113,6 +1219,7 @@ class Lockstep:
                 self.accm[USER][of[user]] -= (ov - take)[user]
                 self.accm[L0][of[~user]] -= (ov - take)[~user]
             self.close_stall(f, t_end)
+        self.stats.dev_pending[lanes] = self.fresh[lanes]
         self.stats.end_t[lanes] = t_end
         self.T[:, lanes] = NEVER
         fl = (lanes[:, None] * self.V + np.arange(self.V)[None, :]).reshape(-1)
@@ -1237,7 +1344,7 @@ class Lockstep:
                         v = self.s_next[lanes] - c_vcpu
                         f = lanes * V + v
                         T[c_vcpu + v, lanes] = NEVER
-                    self.thread = v
+                    self.thread[lanes] = v
                     handlers[c - c_vcpu](lanes, f, v)
                 elif c == 0:
                     self.finish(lanes, now[lanes])
@@ -1246,10 +1353,10 @@ class Lockstep:
                 elif c == self.c_sample:
                     self.on_sample(lanes)
                 elif c < c_tim:
-                    self.thread = QEMU
+                    self.thread[lanes] = QEMU
                     self.arrival(lanes, int(c - c_arr))
                 else:
-                    self.thread = self.owner
+                    self.thread[lanes] = self.owner
                     self.on_timer(lanes, int(c - c_tim))
                 done.append(lanes)
             if done:

@@ -22,8 +22,26 @@ MMIO_L0 = 11  # L0 handles an IOAPIC MMIO write
 MMIO_USER = 12  # QEMU handles it (split irqchip)
 VMRESUME_L0 = 13  # L0 has emulated L1's VMRESUME and enters L2
 REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
+MMIO_NEXT = 15  # the handler makes the next access of a multi-access IOAPIC register write
+L1_STI = 16  # nested, no ack-on-exit: L1 enables interrupts after handling the emulated exit
 
 RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
+
+# IOAPIC accesses of a handler step (Linux arch/x86/kernel/apic/io_apic.c): a redirection entry
+# is written through IOREGSEL then IOWIN (__io_apic_write), and a mask is read back
+# (io_apic_sync); the EOI register is one write. (accesses, index of the one that acts)
+MMIO_ACCESSES = {"IOAPIC_EOI": (1, 0), "MASK": (3, 1), "UNMASK": (2, 1)}
+
+
+def eoi_exit(x2apic: bool) -> tuple[str, int]:
+    """(exit reason, exit qualification) of a trapped guest EOI write without APICv.
+
+    x2APIC: a WRMSR to 0x80B (``MSR_WRITE``). xAPIC: a write to the APIC-access page at
+    offset 0xB0, an ``APIC_ACCESS`` exit with qualification 0x10B0 (access type 1 = linear
+    write, SDM 27.2.1 table 27-6); KVM takes it in ``handle_apic_access``'s fast-EOI path.
+    ``APIC_WRITE`` would need APIC-register virtualization, i.e. APICv.
+    """
+    return ("MSR_WRITE", 0x80B) if x2apic else ("APIC_ACCESS", 0x10B0)
 
 NAMES = {v: k for k, v in dict(globals()).items() if k.isupper() and isinstance(v, int)}
 
@@ -32,5 +50,6 @@ RIP_L1_VMRESUME = 0xFFFFF80006A40115
 RIP_L1_EOI = 0xFFFFF80006A17E1A
 RIP_L1_MMIO = 0xFFFFF80006A18C40
 RIP_L1_IRET = 0xFFFFF80006A17F02
+RIP_L1_STI = 0xFFFFF80006A40020
 RIP_L2_BASE = 0xFFFFF8022F3D8350
 RIP_GUEST_BASE = 0xFFFFFFFF81000000

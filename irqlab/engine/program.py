@@ -50,7 +50,8 @@ class DeviceInfo:
     group: int
     local: bool  # serviced at the receiving level (else forwarded to L2)
     lowers_line: bool
-    service: str  # param path of the service time
+    service: str  # param path of the service time (a constant), or of the distribution's parameters
+    service_dist: Plugin | None  # the service-time distribution; None: the constant ``service``
     arrival: Plugin
     arrival_path: str  # param path prefix of the arrival's parameters
     model: Plugin
@@ -76,8 +77,8 @@ class GroupInfo:
     steps: tuple[Step, ...]
     before: tuple[str | None, ...]  # param path of each step's delay, or None
     policy: str
-    eoi_exit: bool  # the vector is in the EOI-exit bitmap (APICv)
-    suppress: bool  # the guest has set SPIV bit 12 for this vector's EOIs
+    eoi_exit: bool  # the vector is in its vCPU's EOI-exit bitmap (APICv; compiler.eoi_exit_vectors)
+    suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
 
 
 @dataclass
@@ -115,6 +116,7 @@ class Program:
     series_fields: tuple[str, ...]
     trace: bool
     histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
+    l1_irq_window: bool = False  # nested KVM-like L1: takes pending interrupts before each VMRESUME
 
     @property
     def nested(self) -> bool:

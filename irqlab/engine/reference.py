@@ -17,7 +17,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.context import (
-    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
+    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints, service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
@@ -46,6 +46,7 @@ class LaneSim:
         self.now = np.zeros(1, dtype=np.int64)
         self.t = 0
         self.thread = 0
+        self.edge_merged = False  # set_line: a KVM edge found irr already set
         pr = program
         V, D, Pn = pr.n_vcpus, len(pr.devices), pr.n_pins
         self.owner = QEMU if pr.split else KWORKER
@@ -69,6 +70,7 @@ class LaneSim:
         self.rip = [0] * V  # innermost progress so far, ps: stands for its instruction pointer
         self.eoi_vec = [-1] * V
         self.mmio_action = [""] * V
+        self.mmio_step = [0] * V  # the access of the current IOAPIC step being made
         self.irq_seen = [False] * V  # the vCPU has had its first interrupt
         self.stall_start = [NEVER] * V
         # LAPICs (bit g = vector group g)
@@ -87,10 +89,13 @@ class LaneSim:
         self.forwarded = [False] * D
         self.svc_rem = [0] * D
         self.episode = [NEVER] * D
+        self.fresh = [False] * D  # an arrival raised an interrupt not yet delivered or merged
+        self.pin_devs = {pin: [d.index for d in pr.devices if d.pin == pin] for pin in self.used_pins}
         # groups
         self.waiting = [False] * len(pr.groups)
         self.wait_pc = [0] * len(pr.groups)
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
+        self.ctx_service = service_contexts(self, 1)
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -223,8 +228,9 @@ class LaneSim:
         self.trace_lapic(v)
         return g
 
-    def accept(self, v: int, g: int, level: bool) -> None:
-        """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
+    def accept(self, v: int, g: int, level: bool) -> bool:
+        """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC; returns whether
+        it set the IRR bit (False: merged into the one already pending)."""
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit("irqlab_apic_accept", f"cpu {v} vec {self.vec(g)} ({trig})")
@@ -236,12 +242,39 @@ class LaneSim:
         else:
             self.tmr[v] &= ~bit
         if self.irr[v] & bit:
-            self.stats.coalesced[0] += 1
-            return
+            return False
         self.irr[v] |= bit
-        self.stats.delivered[0] += 1
         self.trace_lapic(v)
         self.notify(v)
+        return True
+
+    def count_delivery(self, devs: Sequence[int], accepted: bool) -> None:
+        """Book one delivery of the pin or MSI of devices ``devs`` to a LAPIC
+        (docs/model.md, Metrics): it delivers the first device with a fresh interrupt
+        and merges the others' (coalesced); with none fresh it is a re-delivery of a
+        line still asserted (``redelivered``). A re-delivery merged into a pending IRR
+        bit is nobody's arrival and is not counted."""
+        s = self.stats
+        taken = False
+        for di in devs:
+            if self.fresh[di]:
+                self.fresh[di] = False
+                if accepted and not taken:
+                    s.dev_delivered[0, di] += 1
+                    s.delivered[0] += 1
+                else:
+                    s.dev_coalesced[0, di] += 1
+                    s.coalesced[0] += 1
+                taken = True
+        if not taken and accepted:
+            di = next((i for i in devs if self.asserted[i]), devs[0])
+            s.dev_redelivered[0, di] += 1
+            s.delivered[0] += 1
+
+    def merge(self, di: int) -> None:
+        """Arrival at device ``di`` merged into an interrupt already raised."""
+        self.stats.dev_coalesced[0, di] += 1
+        self.stats.coalesced[0] += 1
 
     def notify(self, v: int) -> None:
         """A new interrupt is pending at ``v``: a running guest is interrupted."""
@@ -291,7 +324,7 @@ class LaneSim:
                     self.service_all() if self.p.split else self.service(pin)
             else:
                 if self.p_irr[pin]:
-                    self.stats.coalesced[0] += 1
+                    self.edge_merged = True
                 else:
                     self.p_irr[pin] = True
                     self.service(pin)
@@ -323,10 +356,7 @@ class LaneSim:
             self.emit("kvm_msi_set_irq", f"dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
         else:
             self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
-        for d in self.p.devices:
-            if d.pin == pin:
-                self.stats.dev_delivered[0, d.index] += 1
-        self.accept(grp.dest, g, level)
+        self.count_delivery(self.pin_devs[pin], self.accept(grp.dest, g, level))
         if self.p.split and not level:
             self.emit("kvm_set_irq", f"gsi {pin} level 0 source 0")
 
@@ -416,30 +446,35 @@ class LaneSim:
         if self.episode[di] == NEVER:
             self.episode[di] = t
         raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])
-        if raise_now:
-            if d.delivery == "msi":
-                g = d.group
-                if self.p.bare:
-                    self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
-                else:
-                    self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
-                self.stats.dev_delivered[0, di] += 1
-                self.accept(d.dest, g, False)
-            elif d.trigger == "level":
-                if self.asserted[di]:
-                    self.stats.coalesced[0] += 1
-                    self.stats.dev_coalesced[0, di] += 1
-                else:
-                    self.asserted[di] = True
-                    self.p_line[d.pin] += 1
-                    if self.p_line[d.pin] == 1:
-                        self.set_line(d.pin, 1)
+        if not raise_now:
+            self.merge(di)
+        elif d.delivery == "msi":
+            if self.p.bare:
+                self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
             else:
-                before = self.stats.coalesced[0]
-                self.set_line(d.pin, 1)
-                if self.stats.coalesced[0] != before:
-                    self.stats.dev_coalesced[0, di] += 1
-                self.set_line(d.pin, 0)
+                self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
+            self.fresh[di] = True
+            self.count_delivery([di], self.accept(d.dest, d.group, False))
+        elif d.trigger == "level":
+            if self.asserted[di]:
+                self.merge(di)
+            else:
+                self.asserted[di] = True
+                self.fresh[di] = True
+                self.p_line[d.pin] += 1
+                if self.p_line[d.pin] == 1:
+                    self.set_line(d.pin, 1)
+        else:
+            was, self.edge_merged = self.fresh[di], False
+            self.fresh[di] = True
+            self.set_line(d.pin, 1)
+            self.set_line(d.pin, 0)
+            if was or self.edge_merged:
+                self.merge(di)  # an edge of this pin was still pending at the IOAPIC
+                self.fresh[di] = was and self.fresh[di]
+            if self.fresh[di] and not self.p_irr[d.pin]:
+                self.fresh[di] = False  # masked: QEMU ignores it, KVM's falling half clears irr
+                self.stats.dev_lost[0, di] += 1
         nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
         self.arr_t[di] = max(int(nxt[0]), t)
 
@@ -456,6 +491,9 @@ class LaneSim:
                                        np.array([self.t - self.episode[di]], np.int64))
             self.episode[di] = self.t if after > 0 else NEVER
         if lower and self.asserted[di]:
+            if self.fresh[di]:  # serviced before its assertion was delivered
+                self.fresh[di] = False
+                self.merge(di)
             self.asserted[di] = False
             self.p_line[d.pin] -= 1
             if self.p_line[d.pin] == 0:
@@ -515,7 +553,8 @@ class LaneSim:
             P.TAKE: self.ph_take, P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject,
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
-            P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
+            P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
+            P.L1_STI: self.ph_l1_sti,
         }[ph]
         handler(v)
 
@@ -538,8 +577,8 @@ class LaneSim:
         g = self.p.devices[d].group
         done = not any(self.forwarded[i] for i in self.p.groups[g].devices)
         if self.waiting[g] and done:
-            reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
-            self.exit(v, reason, self.l2_rip(v), 0x80B if self.p.x2apic else 0xB0)
+            reason, qual = P.eoi_exit(self.p.x2apic)
+            self.exit(v, reason, self.l2_rip(v), qual)
             self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
                       "int_info 0 int_info_err 0")
             self.pt_armed[v] = False
@@ -600,26 +639,46 @@ class LaneSim:
                 g, info = -1, 0
             self.emit("kvm_nested_vmexit_inject", f"reason EXTERNAL_INTERRUPT info1 0 info2 0 "
                       f"int_info {info:x} int_info_err 0")
-            entry_t = t + self.cost("nested_exit")
-            if g < 0:
-                g = self.ack(v)
-                self.emit("kvm_inj_virq", f"irq {self.vec(g)}", t=entry_t)
             start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
-            self.start_handler(v, g, start)
+            if g >= 0:
+                self.start_handler(v, g, start)
+            else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
+                self.at(v, P.L1_STI, start + self.cost("l1_irq_off"))
         else:
             start = self.enter(v, L2)
             self.start_run(v, start)
 
     def ph_l0_inject(self, v: int) -> None:
-        """Single-level guest: L0 injects a pending interrupt on entry, or just re-enters."""
+        """L0 injects a pending interrupt on entry to L1, or just re-enters (a single-level
+        guest runs on; a nested L1 enables interrupts and goes on to VMRESUME)."""
         if self.deliverable(v):
             g = self.ack(v)
             self.emit("kvm_inj_virq", f"irq {self.vec(g)}")
             start = self.enter(v, L1)
             self.start_handler(v, g, start)
+        elif self.p.nested:
+            self.at(v, P.L1_STI, self.enter(v, L1))
         else:
             start = self.enter(v, L1)
             self.start_run(v, start)
+
+    def ph_l1_sti(self, v: int) -> None:
+        """Nested L1 enables interrupts after handling an exit. A pending interrupt is taken
+        through its IDT: with APICv by virtual-interrupt delivery (RVI, no exit), without by
+        an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
+        if not self.deliverable(v):
+            self.vmresume(v)
+        else:
+            self.l1_take(v)
+
+    def l1_take(self, v: int) -> None:
+        """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
+        if self.p.apicv:
+            self.start_handler(v, self.ack(v), self.t)
+        else:
+            self.exit(v, "INTERRUPT_WINDOW", P.RIP_L1_STI)
+            self.switch(v, L0)
+            self.at(v, P.L0_INJECT, self.t + self.cost("vmexit"))
 
     # handler programs
 
@@ -646,7 +705,15 @@ class LaneSim:
         for di in self.p.groups[g].devices:
             if not self.forwarded[di]:
                 self.forwarded[di] = True
-                self.svc_rem[di] = self.v[self.p.devices[di].service]
+                self.svc_rem[di] = self.service_time(di)
+
+    def service_time(self, di: int) -> int:
+        """How long this service of device ``di`` takes: its constant, or one draw of its
+        distribution (a job starts now)."""
+        d = self.p.devices[di]
+        if d.service_dist is None:
+            return self.v[d.service]
+        return int(call_plugin(self.ctx_service[di], "service", d.service_dist.sample, ONE)[0])
 
     def ph_act(self, v: int) -> None:
         g, pc, t = self.grp[v], self.pc[v], self.t
@@ -655,8 +722,7 @@ class LaneSim:
             self.forward(g)
             self.advance(v, t)
         elif action == "SERVICE":
-            dur = sum(self.v[self.p.devices[di].service] for di in self.p.groups[g].devices
-                      if self.pending[di] > 0)
+            dur = sum(self.service_time(di) for di in self.p.groups[g].devices if self.pending[di] > 0)
             self.at(v, P.SERVICE_DONE, t + dur)
         elif action == "EOI":
             self.guest_eoi(v)
@@ -711,7 +777,8 @@ class LaneSim:
                 self.lapic_eoi(v)
                 self.advance(v, t)
             return
-        self.exit(v, "MSR_WRITE" if self.p.x2apic else "APIC_WRITE", rip, 0x80B if self.p.x2apic else 0xB0)
+        reason, qual = P.eoi_exit(self.p.x2apic)
+        self.exit(v, reason, rip, qual)
         self.eoi_vec[v] = -2
         self.switch(v, L0)
         self.at(v, P.EOI_L0, t + self.cost("vmexit") + self.cost("eoi"))
@@ -750,23 +817,49 @@ class LaneSim:
         self.advance(v, start)
 
     def guest_mmio(self, v: int, action: str) -> None:
-        """The handler writes an IOAPIC register (EOI register or redirection entry)."""
+        """The handler writes an IOAPIC register (EOI register or redirection entry): each
+        access of :data:`~irqlab.engine.phases.MMIO_ACCESSES` is an MMIO exit."""
         t = self.t
         self.mmio_action[v] = action
+        n, _ = P.MMIO_ACCESSES[action]
         if self.p.bare:
             self.ioapic_write(v, action)
-            self.advance(v, t + self.cost("mmio"))
+            self.advance(v, t + n * self.cost("mmio"))
             return
+        self.mmio_step[v] = 0
+        self.mmio_exit(v)
+
+    def mmio_exit(self, v: int) -> None:
         self.exit(v, "EPT_MISCONFIG", P.RIP_L1_MMIO, 0)
         self.switch(v, L0)
-        self.at(v, P.MMIO_L0, t + self.cost("vmexit") + self.cost("mmio"))
+        self.at(v, P.MMIO_L0, self.t + self.cost("vmexit") + self.cost("mmio"))
+
+    def mmio_access(self, v: int) -> None:
+        """The IOAPIC side of the current access: only the acting one changes state."""
+        action = self.mmio_action[v]
+        if self.mmio_step[v] == P.MMIO_ACCESSES[action][1]:
+            self.ioapic_write(v, action)
+
+    def mmio_next(self, v: int, start: int) -> None:
+        """Back in the guest at ``start``: the next access, or the handler's next step."""
+        self.mmio_step[v] += 1
+        if self.mmio_step[v] < P.MMIO_ACCESSES[self.mmio_action[v]][0]:
+            self.at(v, P.MMIO_NEXT, start)
+        else:
+            self.advance(v, start)
+
+    def ph_mmio_next(self, v: int) -> None:
+        self.mmio_exit(v)
 
     def ioapic_write(self, v: int, action: str) -> None:
         g = self.grp[v]
         grp = self.p.groups[g]
         if action == "IOAPIC_EOI":
-            self.emit("irqlab_ioapic_eoi", f"vector {grp.vector}")
-            self.eoi_broadcast(grp.vector)
+            if self.p.split or self.p.bare:
+                self.emit("irqlab_ioapic_eoi", f"vector {grp.vector}")
+                self.eoi_broadcast(grp.vector)
+            else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
+                self.emit("irqlab_ioapic_eoi", f"vector {grp.vector} ignored")
         else:
             for pin in grp.pins:
                 self.redirect_write(pin, action == "MASK")
@@ -778,15 +871,15 @@ class LaneSim:
             self.switch(v, USER)
             self.at(v, P.MMIO_USER, self.t + self.cost("userspace_exit") // 2)
         else:
-            self.ioapic_write(v, self.mmio_action[v])
+            self.mmio_access(v)
             start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
-            self.advance(v, start)
+            self.mmio_next(v, start)
 
     def ph_mmio_user(self, v: int) -> None:
-        self.ioapic_write(v, self.mmio_action[v])
+        self.mmio_access(v)
         rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
         start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
-        self.advance(v, start)
+        self.mmio_next(v, start)
 
     def handler_return(self, v: int) -> None:
         """End of the handler: VMRESUME (nested L1) or iret."""
@@ -810,6 +903,10 @@ class LaneSim:
             self.start_run(v, self.t)
 
     def vmresume(self, v: int) -> None:
+        """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
+        if self.p.l1_irq_window and self.deliverable(v):
+            self.l1_take(v)
+            return
         self.grp[v] = -1
         self.exit(v, "VMRESUME", P.RIP_L1_VMRESUME)
         self.switch(v, L0)
@@ -830,7 +927,7 @@ class LaneSim:
     def ph_reflect(self, v: int) -> None:
         """L0 reflects L2's completion exit to L1, which continues the waiting handler."""
         g = self.grp[v]
-        reason = "MSR_WRITE" if self.p.x2apic else "APIC_WRITE"
+        reason = P.eoi_exit(self.p.x2apic)[0]
         self.emit("kvm_nested_vmexit_inject", f"reason {reason} info1 0 info2 0 int_info 0 int_info_err 0")
         start = self.enter(v, L1, [(L0, self.cost("nested_exit"))])
         self.waiting[g] = False
@@ -856,6 +953,7 @@ class LaneSim:
                     acc[m] -= take
                     over -= take
             self.close_stall(v, t_end)
+        self.stats.dev_pending[0] = self.fresh
         self.stats.end_t[0] = t_end
         if self.trace is not None:
             self.trace.end_ps = t_end

@@ -33,8 +33,10 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "livelock_max_ns": ("float", "ns", "the longest such stall"),
     "eoi_count": ("int", "", "LAPIC EOIs written by the guests"),
     "interrupts_raised": ("int", "", "device arrivals"),
-    "interrupts_delivered": ("int", "", "interrupts accepted into a LAPIC IRR"),
-    "interrupts_coalesced": ("int", "", "arrivals and deliveries merged into one already pending"),
+    "interrupts_delivered": ("int", "", "interrupts accepted into a LAPIC IRR (the devices' "
+                             "delivered + redelivered)"),
+    "interrupts_coalesced": ("int", "", "arrivals merged into an interrupt already raised "
+                             "(the devices' coalesced)"),
     "spurious_count": ("int", "", "handler invocations that found no work (unhandled)"),
     "immediate_exits": ("int", "", "L2 entries with the preemption timer at 0 to reflect an interrupt"),
     "exits_total": ("int", "", "kvm_exit events, all reasons"),
@@ -44,9 +46,14 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 DEVICE_METRICS: dict[str, tuple[str, str, str]] = {
-    "raised": ("int", "", "arrivals"),
-    "delivered": ("int", "", "deliveries of the device's pin or MSI into a LAPIC"),
-    "coalesced": ("int", "", "arrivals that found the interrupt already pending"),
+    "raised": ("int", "", "arrivals: raised = delivered + coalesced + lost + pending"),
+    "delivered": ("int", "", "arrivals whose interrupt was accepted into a LAPIC IRR"),
+    "coalesced": ("int", "", "arrivals merged into an interrupt already raised (at the device, "
+                  "the IOAPIC's irr or the LAPIC's IRR), or serviced before delivery"),
+    "lost": ("int", "", "edge arrivals that hit a masked pin"),
+    "pending": ("int", "", "arrivals raised but not yet delivered when the run ended (0 or 1)"),
+    "redelivered": ("int", "", "deliveries of a line still asserted, without a new arrival "
+                    "(after an EOI, an unmask, a deferred service)"),
     "serviced": ("int", "", "times the device was serviced (line lowered)"),
     "latency_p50_ns": ("float", "ns", "median time from the line's assertion to its service"),
     "latency_p99_ns": ("float", "ns", "99th percentile of the same (histogram, 10 bins/decade)"),
@@ -63,7 +70,7 @@ DEVICE_ARRAYS: dict[str, tuple[str, str, str]] = {
 
 EXIT_REASONS = (
     "EXTERNAL_INTERRUPT", "INTERRUPT_WINDOW", "VMRESUME", "PREEMPTION_TIMER", "EOI_INDUCED",
-    "APIC_WRITE", "MSR_WRITE", "EPT_MISCONFIG",
+    "APIC_ACCESS", "MSR_WRITE", "EPT_MISCONFIG",
 )
 USERSPACE_EXITS = ("KVM_EXIT_IOAPIC_EOI", "KVM_EXIT_MMIO")
 

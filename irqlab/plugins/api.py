@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-KINDS = ("device", "arrival", "policy", "mitigation", "metric", "backend")
+KINDS = ("device", "arrival", "service", "policy", "mitigation", "metric", "backend")
 PARAM_TYPES = ("int", "float", "time", "frequency", "bool", "choice", "str", "file")
 NUMERIC_TYPES = ("int", "float", "time", "frequency")
 
@@ -145,7 +145,7 @@ class Plugin:
 class Site:
     """What a plugin's ``check`` and a policy's ``program`` may know of the scenario."""
 
-    irqchip: str = "split"
+    irqchip: str = "split"  # split | kernel | none (bare metal: no KVM, the setting is ignored)
     apicv: bool = True
     x2apic: bool = True
     suppress_eoi_broadcast: str = "off"
@@ -197,6 +197,21 @@ class ArrivalProcess(Plugin):
         raise NotImplementedError
 
     def next(self, ctx: Any, lanes: "np.ndarray", now: "np.ndarray") -> "np.ndarray":
+        raise NotImplementedError
+
+
+class ServiceTime(Plugin):
+    """How long one service of a device takes: ``sample`` gives one time per lane
+    (``int64[n]`` picoseconds, >= 0) for a job starting now. Draw only from
+    ``ctx.uniform`` (the device's own service stream), so that a lane's times do
+    not depend on the batch, its position or the backend."""
+
+    kind = "service"
+
+    def init(self, ctx: Any) -> None:
+        pass
+
+    def sample(self, ctx: Any, lanes: "np.ndarray") -> "np.ndarray":
         raise NotImplementedError
 
 
@@ -421,6 +436,7 @@ class Backend(Plugin):
 BASES: dict[str, type[Plugin]] = {
     "device": DeviceModel,
     "arrival": ArrivalProcess,
+    "service": ServiceTime,
     "policy": HandlerPolicy,
     "mitigation": Mitigation,
     "metric": Metric,

@@ -18,6 +18,7 @@ from irqlab.plugins.api import KINDS, Metric, Mitigation, Param, Plugin
 KIND_TITLES = {
     "device": "Device models",
     "arrival": "Arrival processes",
+    "service": "Service-time distributions",
     "policy": "Handler policies",
     "mitigation": "Mitigations",
     "metric": "Metrics",
@@ -29,6 +30,7 @@ KIND_TITLES = {
 USAGE = {
     "device": (["device uhci {"], "model", ["}"]),
     "arrival": (["device uhci {"], "arrival", ["}"]),
+    "service": (["device uhci {"], "service", ["}"]),
     "policy": (["vcpu 0 {", "    L1 hyperv {"], "policy", ["    }", "}"]),
     "mitigation": ([], "mitigation", []),
     "metric": (["run {"], "metric", ["}"]),

@@ -320,6 +320,7 @@ def _required_methods(kind: str) -> tuple[str, ...]:
     return {
         "device": ("on_arrival", "on_service"),
         "arrival": ("first", "next"),
+        "service": ("sample",),
         "policy": ("program",),
         "metric": ("compute",),
         "backend": ("run",),
@@ -333,6 +334,7 @@ _CALLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "on_arrival": (("ctx", "lanes"), ()),
     "on_service": (("ctx", "lanes"), ()),
     "first": (("ctx", "lanes"), ()),
+    "sample": (("ctx", "lanes"), ()),
     "next": (("ctx", "lanes", "now"), ()),
     "program": (("site",), ()),
     "compute": (("view",), ()),

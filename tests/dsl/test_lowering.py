@@ -121,7 +121,7 @@ def test_file_param_absolute(files):
 def test_extends_merges_fields(files):
     """extends overrides one machine field and one plugin arg, keeping the rest."""
     src = GOOD + """scenario t extends s {
-    machine { apicv off }
+    machine { apicv off; suppress_eoi_broadcast quirk }
     mitigation qemu_eoi_throttle { delay 1ms }
     device uhci { serviced_by L2 after 5us }
     vcpu 0 { L1 { policy directed_eoi } }

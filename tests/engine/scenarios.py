@@ -61,23 +61,25 @@ def founding(*, irqchip: str = "split", policy: str = "eoi_before_lower", mitiga
 
 
 def guest(*, levels=("L0", "L1"), policy: str = "lower_then_eoi", devices=(), mitigations=(),
-          duration: Quantity = ms(5), **machine) -> Scenario:
-    """A single-level guest (or bare metal with levels=("L0",)) with the given devices."""
+          duration: Quantity = ms(5), vcpus: int = 1, l1_kind: str = "l1", **machine) -> Scenario:
+    """A guest with ``vcpus`` vCPUs of the same ``levels`` (bare metal with levels=("L0",);
+    nested with three levels) and the given devices."""
     stack = tuple(LevelSpec(lv, lv.lower(), use("policy", policy) if lv == levels[-1] else None)
                   for lv in levels)
     if len(levels) == 3:
-        stack = (LevelSpec("L0", "kvm"), LevelSpec("L1", "l1", use("policy", policy)), LevelSpec("L2", "l2"))
-    return Scenario(name="guest", machine=Machine(**machine), costs=costs(), vcpus=(Vcpu(0, stack),),
+        stack = (LevelSpec("L0", "kvm"), LevelSpec("L1", l1_kind, use("policy", policy)), LevelSpec("L2", "l2"))
+    return Scenario(name="guest", machine=Machine(vcpus=vcpus, **machine), costs=costs(),
+                    vcpus=tuple(Vcpu(i, stack) for i in range(vcpus)),
                     devices=tuple(devices), mitigations=tuple(mitigations), run=RunSpec(duration=duration))
 
 
 def device(name: str, vector: int, *, gsi: int | None = 10, trigger: str = "level", arrival=None,
            serviced_by: str = "L1", service: Quantity = us(2), lowers_line: bool = True, model: str = "generic",
-           policy=None) -> Device:
-    return Device(name, vector=vector, delivery="ioapic" if gsi is not None else "msi", gsi=gsi,
+           policy=None, dest: int = 0, service_dist=None) -> Device:
+    return Device(name, vector=vector, delivery="ioapic" if gsi is not None else "msi", gsi=gsi, dest=dest,
                   trigger=trigger, arrival=arrival or use("arrival", "once", at=0.0),
                   model=use("device", model), serviced_by=serviced_by, service=service,
-                  lowers_line=lowers_line, policy=policy)
+                  lowers_line=lowers_line, policy=policy, service_dist=service_dist)
 
 
 def with_run(s: Scenario, **kw) -> Scenario:

@@ -16,21 +16,40 @@ NS = 1e-9
 
 
 @st.composite
+def service_dists(draw):
+    """None (the constant service time), or a random service-time distribution."""
+    kind = draw(st.sampled_from([None, "exponential", "uniform", "lognormal", "gamma"]))
+    mean = draw(st.sampled_from([0.5e-6, 2e-6, 20e-6]))
+    if kind is None:
+        return None
+    if kind == "uniform":
+        return use("service", kind, low=mean / 2, high=mean * 1.5)
+    if kind == "lognormal":
+        return use("service", kind, mean=mean, sigma=draw(st.sampled_from([0.2, 1.0])))
+    if kind == "gamma":
+        return use("service", kind, mean=mean, shape=draw(st.sampled_from([0.5, 3.0])))
+    return use("service", kind, mean=mean)
+
+
+@st.composite
 def scenarios(draw):
     stack = draw(st.sampled_from([("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
     irqchip = draw(st.sampled_from(["split", "kernel"]))
     apicv = draw(st.booleans())
     x2apic = draw(st.booleans())
     suppress = "off"
-    if irqchip == "split" and x2apic and len(stack) == 3:
-        suppress = draw(st.sampled_from(["off", "quirk", "on"]))
-    policies = ["lower_then_eoi", "eoi_before_lower", "mask_until_serviced"]
-    if irqchip == "split":
+    if x2apic and len(stack) > 1:
+        suppress = draw(st.sampled_from(["off", "quirk", "on"] if irqchip == "split" else ["off", "on"]))
+    policies = ["lower_then_eoi", "eoi_before_lower", "irqf_oneshot"]
+    if suppress != "off":
         policies.append("directed_eoi")
     policy = draw(st.sampled_from(policies))
+    # one device may run Directed EOI while the others do not: SPIV bit 12 is LAPIC-wide
+    directed_one = suppress != "off" and draw(st.booleans())
     serviced = {("L0",): ["L0"], ("L0", "L1"): ["L1"], ("L0", "L1", "L2"): ["L1", "L2"]}[stack]
     by = draw(st.sampled_from(serviced))
-    devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 9, 20, 23]
+    devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 8, 20, 23]  # 8: the RTC (EOI-exit bitmap)
+    n_vcpus = draw(st.integers(1, 2))
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["level", "edge", "msi"]))
         arrival = draw(st.sampled_from(["once", "periodic", "poisson", "bursty"]))
@@ -47,24 +66,29 @@ def scenarios(draw):
             f"d{i}", vectors[i], gsi=None if kind == "msi" else gsis[i],
             trigger="edge" if kind in ("edge", "msi") else "level", arrival=arr, serviced_by=by,
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
-            model=draw(st.sampled_from(["generic", "queue"]))))
+            model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
+            policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
+            service_dist=draw(service_dists())))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
     if irqchip == "kernel" and len(stack) > 1 and draw(st.booleans()):
-        mits.append(use("mitigation", "kvm_eoi_delay", threshold=draw(st.integers(1, 30)), delay=us(40)))
+        mits.append(use("mitigation", "kvm_eoi_delay", threshold=draw(st.integers(1, 30)),
+                        hz=draw(st.sampled_from([250, 1000, 100_000])), delay=draw(st.sampled_from([0, 40e-6]))))
     if len(stack) == 3 and draw(st.booleans()):
         mits.append(use("mitigation", "preemption_timer_throttle", threshold=draw(st.integers(0, 5)), delay=200))
     if draw(st.booleans()):
-        mits.append(use("mitigation", "linux_spurious", window=draw(st.integers(5, 50)), threshold=3, poll=us(80)))
+        mits.append(use("mitigation", "linux_spurious", window=draw(st.integers(5, 50)), threshold=3, poll=us(80),
+                        pre_5_13=draw(st.integers(0, 1))))
     if draw(st.booleans()):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
-    return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6),
+    return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
+                 l1_kind=draw(st.sampled_from(["hyperv", "kvm"])),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
                  ack_on_exit=draw(st.booleans()))
 
 
-def compare(scn, n=3):
+def compare(scn, n=4):
     from dataclasses import replace
 
     scn = replace(scn, run=replace(scn.run, max_events=4000, histograms=True))

@@ -62,3 +62,26 @@ def test_concat_keeps_carried_counts():
     b.add_latency(np.array([0]), 0, lat)
     joined = Stats.concat([a, b])
     assert joined.latency_counts(0).sum(axis=1).tolist() == [0x10000, 1]
+
+
+def test_quantiles_of_equal_samples_are_exact():
+    """1000 latencies of 3920 ns: p50 and p99 are 3920 ns (the issue's case gave 3548)."""
+    s = _stats(1)
+    for _ in range(1000):
+        s.add_latency(np.array([0]), 0, np.array([3_920_000], np.int64))
+    assert hist_quantile(s, 0, 0.5)[0] == 3_920_000 and hist_quantile(s, 0, 0.99)[0] == 3_920_000
+
+
+def test_quantiles_lie_within_min_max_and_one_bin_of_the_truth():
+    """Estimated quantiles lie in [min, max] and within a factor 10^(1/10) of the exact quantile."""
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        lat = (rng.lognormal(np.log(2e6), rng.uniform(0.01, 2), size=rng.integers(1, 300))).astype(np.int64) + 1
+        s = _stats(1)
+        for x in lat:
+            s.add_latency(np.array([0]), 0, np.array([x], np.int64))
+        for q in (0.01, 0.5, 0.99):
+            est = hist_quantile(s, 0, q)[0]
+            true = np.quantile(lat, q, method="inverted_cdf")
+            assert lat.min() <= est <= lat.max()
+            assert true / 10 ** 0.1 <= est <= true * 10 ** 0.1, (trial, q, est, true)

@@ -43,7 +43,7 @@ def test_remote_irr_blocks_a_second_delivery_of_a_level_pin():
 def test_masked_pin_keeps_irr_and_fires_on_unmask():
     """A masked level pin keeps irr; unmasking it with the line still high delivers at once."""
     d = device("nic", 0x61, gsi=20, service=us(5), arrival=use("arrival", "periodic", period=us(3), count=2))
-    r = run(guest(devices=[d], policy="mask_until_serviced", duration=ms(0.1)))
+    r = run(guest(devices=[d], policy="irqf_oneshot", duration=ms(0.1)))
     ev = [(e, x) for _, e, x in events(r, 0, {"irqlab_redirect", "kvm_apic_accept_irq", "ioapic_set_irq"})]
     assert ev[0] == ("ioapic_set_irq", "vector: 20 level: 1")
     assert ("irqlab_redirect", "pin 20 masked 1") in ev and ("irqlab_redirect", "pin 20 masked 0") in ev
@@ -54,9 +54,9 @@ def test_edges_on_a_masked_pin_are_lost():
     """An edge on a masked pin is lost: QEMU ignores it; KVM's pulse (level 1 then 0) clears the
     irr it set, so unmasking delivers nothing."""
     d = device("e", 0x41, gsi=11, trigger="edge", service=us(20),
-               arrival=use("arrival", "periodic", period=us(5), count=3))
+               arrival=use("arrival", "periodic", period=us(10), count=3))
     for irqchip in ("split", "kernel"):
-        m = run(guest(devices=[d], policy="mask_until_serviced", irqchip=irqchip, duration=ms(0.2))).lane(0)
+        m = run(guest(devices=[d], policy="irqf_oneshot", irqchip=irqchip, duration=ms(0.2))).lane(0)
         assert m["interrupts_delivered"] == 1 and m["interrupts_raised"] == 3
 
 
@@ -123,9 +123,9 @@ def test_immediate_exit_gives_l2_no_time():
 
 def test_ack_on_exit_reports_the_vector_else_injects_later():
     """Acknowledge-interrupt-on-exit: int_info 0x800000VV; without it int_info 0 and the vector is
-    injected into L1 on entry."""
+    injected into L1 later (without APICv, after an interrupt window)."""
     on = [x for _, e, x in events(run(founding(duration=ms(0.01))), 0, {"kvm_nested_vmexit_inject", "kvm_inj_virq"})]
-    off = [x for _, e, x in events(run(founding(duration=ms(0.01), ack_on_exit=False)), 0,
+    off = [x for _, e, x in events(run(founding(duration=ms(0.01), ack_on_exit=False, apicv=False)), 0,
                                    {"kvm_nested_vmexit_inject", "kvm_inj_virq"})]
     assert "int_info 80000050" in on[0] and not any("irq 80" == x for x in on)
     assert "int_info 0 " in off[0] and off[1] == "irq 80"
@@ -174,20 +174,48 @@ def test_linux_spurious_disables_a_screaming_line():
     r = run(s)
     m = r.lane(0)
     assert m["mitigation_activations"]["linux_spurious"] == 1
-    assert m["interrupts_delivered"] == 1000 and m["time_to_progress_ns"] is not None
+    # the first interrupt was handled (the device had work): the window opens at the second
+    assert m["interrupts_delivered"] == 1001 and m["time_to_progress_ns"] is not None
     assert names(r).count("irqlab_poll") >= 10
 
 
+def test_linux_spurious_window_starts_at_the_first_unhandled_interrupt():
+    """Since v5.13 (7c07012eb1be) handled interrupts before the first unhandled one do not advance
+    the window; pre_5_13 1 counts them (one handled interrupt: 1001 deliveries against 1000)."""
+    st = device("stuck", 0x62, gsi=21, lowers_line=False, service=us(1))
+    got = {}
+    for pre in (0, 1):
+        mit = use("mitigation", "linux_spurious", window=1000, threshold=990, poll=ms(1), pre_5_13=pre)
+        got[pre] = run(guest(devices=[st], duration=ms(20), mitigations=[mit]), trace=False).lane(0)
+    assert got[0]["interrupts_delivered"] == 1001 and got[1]["interrupts_delivered"] == 1000
+
+
 def test_xen_ratelimit_masks_then_unmasks_after_the_window():
-    """Xen: the delivery that brings a quantum's count to the limit is dropped and the pin masked;
-    the timer unmasks it one window later."""
+    """Xen do_IRQ: `limit` deliveries pass, the (limit+1)-th within the window of the quantum's start
+    (boot) is dropped and the pin masked; the timer unmasks it one window later, and the next
+    delivery restarts the quantum."""
     st = device("stuck", 0x62, gsi=21, lowers_line=False, service=us(1))
     s = guest(devices=[st], duration=ms(1), mitigations=[use("mitigation", "xen_irq_ratelimit", limit=50, window=ms(0.4))])
     r = run(s)
     red = [(t, x) for t, e, x in events(r, 0, {"irqlab_redirect"})]
     assert red[0][1] == "pin 21 masked 1" and red[1][1] == "pin 21 masked 0"
     assert red[1][0] - red[0][0] == 400_000_000
-    assert r.lane(0)["interrupts_delivered"] == 2 * 50 + 1 or r.lane(0)["mitigation_activations"]["xen_irq_ratelimit"] >= 2
+    before = [t for t, e, _ in events(r, 0, {"kvm_apic_accept_irq"}) if t <= red[0][0]]
+    assert len(before) == 50
+    after = [t for t, e, _ in events(r, 0, {"kvm_apic_accept_irq"}) if t >= red[1][0]]
+    assert after and after[0] == red[1][0]  # delivered at the unmask: the quantum restarts
+
+
+def test_xen_ratelimit_quantum_is_only_checked_past_the_limit():
+    """Xen looks at the clock only when the count passes the limit: a storm starting after the
+    first window gets limit deliveries, a restart of the quantum (which passes), and limit more
+    before the first drop: 2 * 50 + 1."""
+    st = device("stuck", 0x62, gsi=21, lowers_line=False, service=us(1),
+                arrival=use("arrival", "once", at=0.5e-3))
+    s = guest(devices=[st], duration=ms(1.5), mitigations=[use("mitigation", "xen_irq_ratelimit", limit=50, window=ms(0.4))])
+    r = run(s)
+    first_mask = next(t for t, _, x in events(r, 0, {"irqlab_redirect"}) if x.endswith("masked 1"))
+    assert len([t for t, _, _ in events(r, 0, {"kvm_apic_accept_irq"}) if t <= first_mask]) == 101
 
 
 @pytest.mark.slow
@@ -201,3 +229,16 @@ def test_correct_high_rate_level_device_never_activates_mitigations():
         lane = m.lane(i)
         assert all(v == 0 for v in lane["mitigation_activations"].values())
         assert not lane["livelock"] and lane["interrupts_raised"] > 2000
+
+
+def test_kvm_eoi_delay_is_hz_over_100_jiffies_at_a_tick():
+    """KVM's delay is HZ/100 jiffies and the work runs at a jiffy tick: HZ 1000 gives the 10th
+    tick after the EOI, HZ 250 the 2nd (8 ms, not 10)."""
+    from tests.engine.scenarios import founding
+
+    for hz, tick, jiffies in ((1000, 1_000_000_000, 10), (250, 4_000_000_000, 2)):
+        mit = use("mitigation", "kvm_eoi_delay", threshold=5, hz=hz)
+        r = run(founding(irqchip="kernel", mitigations=[mit], duration=ms(30), service=ms(100)))
+        t0 = next(t for t, e, _ in events(r) if e == "kvm_ioapic_delayed_eoi_inj")
+        again = next(t for t, e, _ in events(r) if e == "kvm_ioapic_set_irq" and t > t0)
+        assert again == (t0 // tick + jiffies) * tick

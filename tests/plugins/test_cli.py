@@ -53,12 +53,12 @@ def test_show_json_has_the_declarations(fresh_registry, capsys):
     """--json gives the parameter rows, usage, hooks and timers."""
     _, out, _ = cli(capsys, "plugins", "show", "kvm_eoi_delay", "--json")
     (d,) = json.loads(out)
-    assert [p["name"] for p in d["params"]] == ["threshold", "delay"]
-    assert d["params"][1] == {"name": "delay", "type": "time", "unit": "s", "default": "10ms",
+    assert [p["name"] for p in d["params"]] == ["threshold", "hz", "delay"]
+    assert d["params"][2] == {"name": "delay", "type": "time", "unit": "s", "default": "0",
                               "range": ">= 0", "sweep": "per lane",
-                              "doc": "how long re-delivery waits (HZ/100)"}
+                              "doc": "0: HZ/100 jiffies, as KVM; else this delay, rounded up to whole jiffies"}
     assert (d["hooks"], d["timers"]) == (["ioapic_eoi", "timer"], 1)
-    assert d["usage"] == "mitigation kvm_eoi_delay {\n    threshold 10000\n    delay 10ms\n}"
+    assert d["usage"] == "mitigation kvm_eoi_delay {\n    threshold 10000\n    hz 1000\n    delay 0\n}"
 
 
 def test_show_metric_prints_columns(fresh_registry, capsys):
@@ -125,7 +125,8 @@ def test_docs_plugins_md_is_up_to_date(fresh_registry):
 
 def test_usage_snippets_are_valid_scenario_text(fresh_registry):
     """The usage block the reference shows for each built-in (every parameter at its
-    default) lowers without error in the founding case, with one of the two irqchips."""
+    default) lowers without error in the founding case, with one of the two irqchips (or
+    with Directed EOI advertised)."""
     from irqlab.dsl import loads
     from irqlab.errors import ScenarioError
     from irqlab.plugins.docs import usage
@@ -137,9 +138,9 @@ def test_usage_snippets_are_valid_scenario_text(fresh_registry):
             continue
         snippet = "\n".join("    " + ln for ln in usage(e.cls).splitlines())
         errors = []
-        for irqchip in ("split", "kernel"):
+        for machine in ("irqchip split", "irqchip kernel", "irqchip split; suppress_eoi_broadcast quirk"):
             try:
-                loads(founding_with(f"    machine {{ irqchip {irqchip} }}\n{snippet}",
+                loads(founding_with(f"    machine {{ {machine} }}\n{snippet}",
                                     run=e.kind not in ("metric", "backend")), "t.scn")
                 break
             except ScenarioError as err:

@@ -30,10 +30,15 @@ class KvmEoiDelay(Mitigation):
 
     On an EOI that finds the pin unmasked and its line still high, the pin's
     counter is incremented; when it *equals* ``threshold`` it is reset and
-    re-delivery waits ``delay`` (delayed work ``eoi_inject``, not re-armed while
-    pending), otherwise the pin is re-serviced at once. An EOI that finds the
-    pin masked or its line low resets the counter. When the work runs it
-    services every level pin with irr set and Remote IRR clear.
+    re-delivery waits for the delayed work ``eoi_inject``
+    (``schedule_delayed_work(..., HZ / 100)``, not re-armed while pending),
+    otherwise the pin is re-serviced at once. The delay is ``HZ / 100`` jiffies
+    of the host's ``hz`` (integer division: 10 ms at HZ 100, 300 and 1000, 8 ms
+    at HZ 250), and the work runs at a jiffy tick: at ``(now // tick + d) * tick``
+    with ``tick = 1 s / hz`` (**Choice:** jiffies count from the run's start).
+    A nonzero ``delay`` replaces HZ/100 and is rounded up to whole jiffies. An
+    EOI that finds the pin masked or its line low resets the counter. When the
+    work runs it services every level pin with irr set and Remote IRR clear.
     """
 
     name = "kvm_eoi_delay"
@@ -42,14 +47,27 @@ class KvmEoiDelay(Mitigation):
     params = (
         Param("threshold", "int", 10000, "successive EOIs with the line high before a delay "
               "(IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT)", min=1),
-        Param("delay", "time", 0.01, "how long re-delivery waits (HZ/100)", min=0),
+        Param("hz", "int", 1000, "the host kernel's HZ (CONFIG_HZ): the delay is HZ/100 jiffies",
+              min=1),
+        Param("delay", "time", 0, "0: HZ/100 jiffies, as KVM; else this delay, rounded up to "
+              "whole jiffies", min=0),
     )
     hooks = frozenset({"ioapic_eoi", "timer"})
     timers = 1
 
+    @staticmethod
+    def due(now: np.ndarray, hz: np.ndarray, delay: np.ndarray) -> np.ndarray:
+        """When the delayed work runs (int64 ps): at the jiffy tick ``d`` ticks after the
+        current one, ``d = hz // 100`` or ``ceil(delay / tick)``."""
+        tick = (1_000_000_000_000 // hz).astype(np.int64)
+        d = np.where(delay > 0, -(-delay // tick), hz // 100)
+        return (now // tick + d) * tick
+
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip != "kernel":
+        if site.irqchip == "none":
+            yield ("kvm_eoi_delay is KVM's; a bare-metal scenario has no KVM", None)
+        elif site.irqchip != "kernel":
             yield ("kvm_eoi_delay is KVM's in-kernel IOAPIC mitigation; it needs irqchip kernel "
                    "(with split, use qemu_eoi_throttle)", None)
 
@@ -60,8 +78,8 @@ class KvmEoiDelay(Mitigation):
         hit = successive_eoi(ctx, ev, np.equal)  # "when it *equals* 10000"
         if hit.any():
             lanes = ev.lanes[hit]
-            idle = ctx.timer(lanes, 0) == NEVER  # schedule_delayed_work: no-op if pending
-            ctx.set_timer(lanes[idle], 0, ctx.now(lanes[idle]) + ctx.param("delay", lanes[idle]))
+            idle = lanes[ctx.timer(lanes, 0) == NEVER]  # schedule_delayed_work: no-op if pending
+            ctx.set_timer(idle, 0, self.due(ctx.now(idle), ctx.param("hz", idle), ctx.param("delay", idle)))
             ctx.activated(lanes)
             ctx.trace(lanes, "kvm_ioapic_delayed_eoi_inj", [f"pin {p}" for p in ev.pin[hit]])
 
@@ -95,7 +113,9 @@ class QemuEoiThrottle(Mitigation):
 
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip != "split":
+        if site.irqchip == "none":
+            yield ("qemu_eoi_throttle is QEMU's; a bare-metal scenario has no QEMU", None)
+        elif site.irqchip != "split":
             yield ("qemu_eoi_throttle lives in QEMU's userspace IOAPIC; it needs irqchip split "
                    "(with kernel, use kvm_eoi_delay)", None)
 
@@ -170,9 +190,13 @@ class LinuxSpurious(Mitigation):
     """Linux's spurious-interrupt detector (kernel/irq/spurious.c, ``note_interrupt``).
 
     Per IRQ: an unhandled interrupt increments ``irqs_unhandled`` (restarting at
-    1 if the previous one was more than ``reset`` ago); every ``window``
-    interrupts, if more than ``threshold`` were unhandled, the IRQ is disabled
-    ("nobody cared") and its devices are polled every ``poll``.
+    1 if the previous one was more than ``reset`` ago). ``irq_count`` advances
+    only while ``irqs_unhandled`` is not 0 (``if (likely(!desc->irqs_unhandled))
+    return;``, 7c07012eb1be, v5.13), so the window starts at the first unhandled
+    interrupt; ``pre_5_13 1`` counts every interrupt, as before. When
+    ``irq_count`` reaches ``window``, more than ``threshold`` unhandled disables
+    the IRQ ("nobody cared") and its devices are polled every ``poll``; both
+    counts restart.
     """
 
     name = "linux_spurious"
@@ -186,6 +210,8 @@ class LinuxSpurious(Mitigation):
               "(HZ/10)", min=0),
         Param("poll", "time", 0.1, "polling interval of a disabled IRQ (POLL_SPURIOUS_IRQ_INTERVAL)",
               min=1e-9),
+        Param("pre_5_13", "int", 0, "1: every interrupt advances the window (kernels before "
+              "7c07012eb1be, v5.13)", min=0, max=1),
     )
     hooks = frozenset({"handler_done", "timer"})
     timers = 1
@@ -205,8 +231,9 @@ class LinuxSpurious(Mitigation):
         miss = ~ev.handled
         un = np.where(miss, np.where(stale, 1, un + 1), un)
         s["last_unhandled"][lanes, pin] = np.where(miss, now, s["last_unhandled"][lanes, pin])
-        count = s["irq_count"][lanes, pin] + 1
-        verdict = count >= ctx.param("window", lanes)
+        counts = (un != 0) | (ctx.param("pre_5_13", lanes) == 1)
+        count = s["irq_count"][lanes, pin] + counts
+        verdict = counts & (count >= ctx.param("window", lanes))
         bad = verdict & (un > ctx.param("threshold", lanes)) & ~s["disabled"][lanes, pin]
         s["irq_count"][lanes, pin] = np.where(verdict, 0, count)
         s["unhandled"][lanes, pin] = np.where(verdict, 0, un)
@@ -232,10 +259,16 @@ class LinuxSpurious(Mitigation):
 class XenIrqRatelimit(Mitigation):
     """Xen's per-IRQ rate limit (xen/arch/x86/irq.c, ``irq_ratelimit``).
 
-    Deliveries of a pin are counted in quanta of ``window`` starting at the
-    first delivery after the previous quantum; the delivery that brings the
-    count to ``limit`` is dropped and the pin masked; one timer, ``window``
-    later, unmasks every limited pin and starts new quanta.
+    ``do_IRQ``: ``rl_cnt`` counts every delivery of the pin, and the time is
+    looked at only when ``rl_cnt++ >= limit``, i.e. from the (limit+1)-th
+    delivery since the quantum started. Then, within ``window`` (MILLISECS(10))
+    of ``rl_quantum_start`` the IRQ is disabled (the pin masked) and this
+    delivery dropped, and the one rate-limit timer is set ``window`` ahead if
+    no IRQ was limited yet; otherwise ``rl_cnt`` = 0 and the quantum restarts
+    now, and the delivery goes through. ``irq_ratelimit_timer_fn`` only
+    re-enables the limited IRQs: their count and quantum stay, so the next
+    delivery restarts the quantum. **Choice:** ``rl_quantum_start`` starts at 0
+    (Xen's boot = the run's start), and the IRQ is the VM's IOAPIC pin.
     """
 
     name = "xen_irq_ratelimit"
@@ -252,24 +285,26 @@ class XenIrqRatelimit(Mitigation):
     def init(self, ctx):
         p = (ctx.n_pins,)
         ctx.state.alloc("count", p, np.int64, 0)
-        ctx.state.alloc("quantum_start", p, np.int64, -(2**62))
+        ctx.state.alloc("quantum_start", p, np.int64, 0)
         ctx.state.alloc("limited", p, np.bool_, False)
 
     def on_deliver(self, ctx, ev):
         s = ctx.state
         lanes, pin, now = ev.lanes, ev.pin, ctx.now(ev.lanes)
         window = ctx.param("window", lanes)
+        old = s["count"][lanes, pin]
+        check = old >= ctx.param("limit", lanes)  # rl_cnt++ >= irq_ratelimit_threshold
         inside = now < s["quantum_start"][lanes, pin] + window
-        count = np.where(inside, s["count"][lanes, pin] + 1, 0)
-        s["quantum_start"][lanes, pin] = np.where(inside, s["quantum_start"][lanes, pin], now)
-        over = inside & (count >= ctx.param("limit", lanes))
-        s["count"][lanes, pin] = count
+        over = check & inside
+        restart = check & ~inside
+        s["count"][lanes, pin] = np.where(restart, 0, old + 1)
+        s["quantum_start"][lanes, pin] = np.where(restart, now, s["quantum_start"][lanes, pin])
         if over.any():
             ol, op = lanes[over], pin[over]
             ev.block |= over
+            idle = ~s["limited"][ol].any(axis=1)  # the list was empty: set the timer
             s["limited"][ol, op] = True
             ctx.set_mask(ol, op, True)
-            idle = ctx.timer(ol, 0) == NEVER
             ctx.set_timer(ol[idle], 0, now[over][idle] + window[over][idle])
             ctx.activated(ol)
             ctx.trace(ol, "irqlab_xen_ratelimit", [f"pin {p} masked" for p in op])
@@ -278,12 +313,9 @@ class XenIrqRatelimit(Mitigation):
         s = ctx.state
         lanes = ev.lanes
         ctx.set_timer(lanes, 0, np.full(len(lanes), NEVER, dtype=np.int64))
-        now = ctx.now(lanes)
         for p in range(ctx.n_pins):
             on = s["limited"][lanes, p]
             if on.any():
                 sel = lanes[on]
                 s["limited"][sel, p] = False
-                s["count"][sel, p] = 0
-                s["quantum_start"][sel, p] = now[on]
                 ctx.set_mask(sel, np.full(len(sel), p, dtype=np.int64), False)

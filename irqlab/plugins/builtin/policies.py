@@ -52,14 +52,19 @@ class EoiBeforeLower(HandlerPolicy):
         return (Step("EOI", "body"), Step("FORWARD"), Step("RETURN", "costs.resume"))
 
 
-class MaskUntilServiced(HandlerPolicy):
-    """Mask the pin, EOI, unmask once the device has been serviced (VFIO-like).
+class IrqfOneshot(HandlerPolicy):
+    """Linux's ``IRQF_ONESHOT`` flow: mask the pin, EOI, unmask after the thread ran.
 
-    Each mask and unmask is a write to an IOAPIC redirection entry: an MMIO
-    exit, to userspace with a split irqchip.
+    ``handle_fasteoi_irq`` with ``IRQCHIP_ONESHOT_SAFE`` unset masks a oneshot
+    IRQ (``mask_irq``) and EOIs it (``cond_unmask_eoi_irq``); the threaded
+    handler services the device and ``irq_finalize_oneshot`` unmasks it
+    (kernel/irq/chip.c, kernel/irq/manage.c). Each mask and unmask is an IOAPIC
+    register access from the guest: exits as docs/model.md says (an IOREGSEL
+    write, an IOWIN write and, for a mask, a read-back). Not VFIO's host-side
+    INTx masking, which happens in the host, not in the guest.
     """
 
-    name = "mask_until_serviced"
+    name = "irqf_oneshot"
     version = "1.0"
     params = (BODY,)
 
@@ -73,6 +78,13 @@ class MaskUntilServiced(HandlerPolicy):
                 Step("RETURN", "costs.resume"))
 
 
+class MaskUntilServiced(IrqfOneshot):
+    """Deprecated alias of ``irqf_oneshot`` (the same program; the old name said
+    "VFIO-like", which it is not)."""
+
+    name = "mask_until_serviced"
+
+
 class DirectedEoi(HandlerPolicy):
     """EOI the LAPIC, let the device be serviced, then EOI the IOAPIC directly.
 
@@ -80,9 +92,13 @@ class DirectedEoi(HandlerPolicy):
     broadcast): the LAPIC EOI should not reach the IOAPIC; the later write to
     the IOAPIC's EOI register (0xFEC00040) clears Remote IRR once the line is
     low. If the machine only advertises the feature (``suppress_eoi_broadcast
-    quirk``, KVM's legacy split-irqchip behaviour) or does not offer it
-    (``off``), the LAPIC EOI still broadcasts and the line re-fires at once.
-    Needs an IOAPIC with an EOI register: the split irqchip (QEMU's 0x20).
+    quirk``, KVM's legacy split-irqchip behaviour) the LAPIC EOI still
+    broadcasts and the line re-fires at once. A LAPIC that does not advertise
+    it (``off``, LVR bit 24 clear) does not let the guest set SPIV bit 12, so
+    this policy needs ``quirk`` or ``on``. With KVM's in-kernel IOAPIC
+    (``on``: KVM before 0bcc3fb95b97) the broadcast is suppressed and the
+    IOAPIC EOI write is ignored (version 0x11 has no EOI register): Remote IRR
+    stays set and the line is dead (the Windows/Hyper-V hang 0bcc3fb95b97 fixed).
     """
 
     name = "directed_eoi"
@@ -91,9 +107,10 @@ class DirectedEoi(HandlerPolicy):
 
     @classmethod
     def check(cls, site: Site):
-        if site.irqchip == "kernel" and site.delivery == "ioapic":
-            yield ("directed_eoi needs an IOAPIC with an EOI register; KVM's in-kernel "
-                   "IOAPIC is version 0x11 and has none (use irqchip split)", None)
+        if site.suppress_eoi_broadcast == "off" and site.delivery == "ioapic" and site.trigger == "level":
+            yield ("directed_eoi needs a LAPIC that advertises Directed EOI (LVR bit 24): "
+                   "machine { suppress_eoi_broadcast quirk } or on; with off the guest cannot "
+                   "set SPIV bit 12", None)
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.delivery == "msi" or site.trigger == "edge":

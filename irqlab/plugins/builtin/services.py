@@ -1,0 +1,133 @@
+"""Built-in service-time distributions: how long one service of a device takes.
+
+Each draws from the device's own service stream (``ctx.uniform``), one job at a
+time, with the deterministic transforms of :mod:`irqlab.engine.rng` (no libm),
+so a lane's times are bit-identical in every batch and backend. Times are
+``int64`` picoseconds, rounded to the nearest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irqlab.engine.rng import det_exp, det_log, normal
+from irqlab.plugins.api import Param, ServiceTime
+
+MEAN = Param("mean", "time", doc="mean service time", min=0)
+
+
+def _ps(x: np.ndarray) -> np.ndarray:
+    return np.floor(np.maximum(x, 0.0) + 0.5).astype(np.int64)
+
+
+def gamma_variates(ctx, lanes: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Gamma(``shape``, 1) variates, Marsaglia and Tsang (2000): a normal and a uniform
+    per try until accepted; shape < 1 via Gamma(shape + 1) * U**(1/shape)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    boost = shape < 1.0
+    d = np.where(boost, shape + 1.0, shape) - 1.0 / 3.0
+    c = 1.0 / np.sqrt(9.0 * d)
+    out = np.zeros(len(lanes))
+    todo = np.arange(len(lanes))
+    while len(todo):
+        z = normal(ctx.uniform(lanes[todo]))
+        u = 1.0 - ctx.uniform(lanes[todo])  # (0, 1]
+        v = 1.0 + c[todo] * z
+        v3 = v * v * v
+        ok = v > 0
+        ok[ok] = det_log(u[ok]) < 0.5 * z[ok] * z[ok] + d[todo][ok] * (1.0 - v3[ok] + det_log(v3[ok]))
+        out[todo[ok]] = d[todo][ok] * v3[ok]
+        todo = todo[~ok]
+    if boost.any():
+        b = np.flatnonzero(boost)
+        u = 1.0 - ctx.uniform(lanes[b])
+        out[b] *= det_exp(det_log(u) / shape[b])
+    return out
+
+
+class Constant(ServiceTime):
+    """Every service takes ``mean``."""
+
+    name = "constant"
+    version = "1.0"
+    params = (MEAN,)
+
+    def sample(self, ctx, lanes):
+        return ctx.param("mean", lanes).astype(np.int64)
+
+
+class Exponential(ServiceTime):
+    """Exponential service times of ``mean`` (variance mean²): the M in M/M/1."""
+
+    name = "exponential"
+    version = "1.0"
+    params = (MEAN,)
+
+    def sample(self, ctx, lanes):
+        return _ps(ctx.exponential(lanes, ctx.param("mean", lanes).astype(np.float64)))
+
+
+class Uniform(ServiceTime):
+    """Uniform service times in [``low``, ``high``)."""
+
+    name = "uniform"
+    version = "1.0"
+    params = (Param("low", "time", doc="shortest service time", min=0),
+              Param("high", "time", doc="longest service time", min=0))
+
+    def sample(self, ctx, lanes):
+        lo = ctx.param("low", lanes).astype(np.float64)
+        hi = np.maximum(ctx.param("high", lanes).astype(np.float64), lo)
+        return _ps(lo + (hi - lo) * ctx.uniform(lanes))
+
+
+class Lognormal(ServiceTime):
+    """Lognormal service times of ``mean`` whose logarithm has standard deviation
+    ``sigma`` (so ``mu = ln(mean) - sigma²/2``; variance mean² (e^(sigma²) - 1))."""
+
+    name = "lognormal"
+    version = "1.0"
+    params = (MEAN, Param("sigma", "float", 0.5, "standard deviation of the log", min=0))
+
+    def sample(self, ctx, lanes):
+        mean = np.maximum(ctx.param("mean", lanes).astype(np.float64), 1e-300)
+        sigma = ctx.param("sigma", lanes).astype(np.float64)
+        mu = det_log(mean) - 0.5 * sigma * sigma
+        return _ps(det_exp(mu + sigma * normal(ctx.uniform(lanes))))
+
+
+class Gamma(ServiceTime):
+    """Gamma service times of ``mean`` and ``shape`` k (variance mean²/k; k = 1 is
+    exponential, large k nearly constant)."""
+
+    name = "gamma"
+    version = "1.0"
+    params = (MEAN, Param("shape", "float", 2.0, "shape k", min=1e-3))
+
+    def sample(self, ctx, lanes):
+        shape = ctx.param("shape", lanes).astype(np.float64)
+        mean = ctx.param("mean", lanes).astype(np.float64)
+        return _ps(gamma_variates(ctx, lanes, shape) * mean / shape)
+
+
+class Empirical(ServiceTime):
+    """Service times drawn uniformly from a file of measured samples, one per line
+    (the format of the ``trace`` arrival's files: ``# comments``, a bare number is
+    seconds, or give a unit: ``12.5us``)."""
+
+    name = "empirical"
+    version = "1.0"
+    params = (Param("file", "file", doc="path of the sample file, relative to the scenario"),)
+
+    def init(self, ctx):
+        from irqlab.errors import ScenarioError
+        from irqlab.plugins.builtin.arrivals import load_timestamps
+
+        self.samples = load_timestamps(self.config["file"])
+        if not len(self.samples):
+            raise ScenarioError(f"service sample file '{self.config['file']}' has no samples")
+
+    def sample(self, ctx, lanes):
+        n = len(self.samples)
+        i = np.minimum((ctx.uniform(lanes) * n).astype(np.int64), n - 1)
+        return self.samples[i]

@@ -30,6 +30,12 @@ from numba import njit, prange
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 
+# Every function is cached on disk. None allocates, so none needs Numba's reference counting
+# (_nrt=False: no incref/decref around every call); only the entry points get a CPython
+# wrapper; error_model="numpy": no zero-division checks (no divisor here can be 0).
+inner = njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True)
+entry = njit(cache=True, error_model="numpy", _nrt=False)
+
 # ---------------------------------------------------------------- random numbers (irqlab.engine.rng)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 STREAM_MUL = np.uint64(0xD1B54A32D192ED03)
@@ -44,14 +50,14 @@ LN10 = 2.302585092994046
 LAT_MIN_PS = 10_000.0
 
 
-@njit(cache=True)
+@inner
 def _mix(z):
     z = (z ^ (z >> np.uint64(30))) * C1
     z = (z ^ (z >> np.uint64(27))) * C2
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True)
+@inner
 def uniform(k0, k1, stream, counter):
     """Draw ``counter`` of ``stream`` for the key ``(k0, k1)`` (rng.uniform, one lane)."""
     z = k0 ^ (np.uint64(stream + 1) * STREAM_MUL)
@@ -60,7 +66,7 @@ def uniform(k0, k1, stream, counter):
     return np.float64(z >> np.uint64(11)) * TWO_M53
 
 
-@njit(cache=True)
+@inner
 def det_log(x):
     """rng.det_log of one float64."""
     m, e = math.frexp(x)
@@ -76,7 +82,7 @@ def det_log(x):
     return ef * LN2_HI + (ef * LN2_LO + 2.0 * s * p)
 
 
-@njit(cache=True)
+@inner
 def latency_bin(lat, nb):
     """stats.latency_bin of one latency (int64 ps)."""
     if lat < LAT_MIN_PS:
@@ -86,14 +92,14 @@ def latency_bin(lat, nb):
     return min(max(b, 0), nb - 1)
 
 
-@njit(cache=True)
+@inner
 def draw(s, stream_slot, stream):
     c = s[s[O_DRAWS] + stream_slot]
     s[s[O_DRAWS] + stream_slot] = c + 1
     return uniform(np.uint64(s[S_KEY0]), np.uint64(s[S_KEY1]), stream, c)
 
 
-@njit(cache=True)
+@inner
 def after(now, gap):
     """arrivals._after: ``now + gap`` (int64) saturating at NEVER."""
     if now == NEVER:
@@ -104,7 +110,7 @@ def after(now, gap):
 # ---------------------------------------------------------------- records
 
 
-@njit(cache=True)
+@inner
 def record(s, tb, kind, t, thread, code, a0, a1, a2, a3):
     n = s[S_NTB]
     if n >= tb.shape[0]:
@@ -121,31 +127,31 @@ def record(s, tb, kind, t, thread, code, a0, a1, a2, a3):
     s[S_NTB] = n + 1
 
 
-@njit(cache=True)
+@inner
 def emit_at(s, tb, t, code, a0, a1, a2, a3):
     s[S_EVENTS] += 1
     if s[S_TRACING]:
         record(s, tb, TR_EVENT, t, s[S_THREAD], code, a0, a1, a2, a3)
 
 
-@njit(cache=True)
+@inner
 def emit(s, tb, code, a0, a1, a2, a3):
     emit_at(s, tb, s[S_T], code, a0, a1, a2, a3)
 
 
-@njit(cache=True)
+@inner
 def exit_(s, tb, reason, rip, info):
     s[s[O_EXITS] + reason] += 1
     emit(s, tb, E_KVM_EXIT, reason, rip, info, 0)
 
 
-@njit(cache=True)
+@inner
 def trace_mode(s, tb, v, t, mode):
     if s[S_TRACING]:
         record(s, tb, TR_MODE, t, v, mode, 0, 0, 0, 0)
 
 
-@njit(cache=True)
+@inner
 def popcount(x):
     n = 0
     while x:
@@ -154,14 +160,14 @@ def popcount(x):
     return n
 
 
-@njit(cache=True)
+@inner
 def trace_lapic(s, tb, v):
     if s[S_TRACING]:
         record(s, tb, TR_COUNTER, s[S_T], v, 0, popcount(s[s[O_IRR] + v]), 0, 0, 0)
         record(s, tb, TR_COUNTER, s[S_T], v, 1, popcount(s[s[O_ISR] + v]), 0, 0, 0)
 
 
-@njit(cache=True)
+@inner
 def l2_rip(s, v):
     return RIP_L2_BASE + (s[s[O_RIP] + v] // 1000) * 4
 
@@ -169,7 +175,7 @@ def l2_rip(s, v):
 # ---------------------------------------------------------------- time accounting
 
 
-@njit(cache=True)
+@inner
 def switch(s, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
     """Leave the current mode at now; spend up to two prefix stays ``(m0, dt0), (m1, dt1)``
     (the first ``n_pre``), then be in ``new_mode``. Returns when the new mode starts."""
@@ -198,7 +204,7 @@ def switch(s, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
     return t
 
 
-@njit(cache=True)
+@inner
 def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
     """kvm_entry into ``level`` (after the optional prefix); returns when its code starts."""
     emit_at(s, tb, s[S_T] + (pre_dt if has_pre else 0), E_KVM_ENTRY, v, 0, 0, 0)
@@ -208,7 +214,7 @@ def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
     return switch(s, tb, v, level, L0, entry, 0, 0, 1)
 
 
-@njit(cache=True)
+@inner
 def at(s, v, phase, t):
     s[s[O_PHASE] + v] = phase
     s[s[O_VT] + v] = t
@@ -217,7 +223,7 @@ def at(s, v, phase, t):
 # ---------------------------------------------------------------- LAPIC
 
 
-@njit(cache=True)
+@inner
 def high(bits):
     g = 62
     while g > 0 and not (bits >> g) & 1:
@@ -225,7 +231,7 @@ def high(bits):
     return g
 
 
-@njit(cache=True)
+@inner
 def deliverable(s, v):
     irr = s[s[O_IRR] + v]
     if not irr:
@@ -236,7 +242,7 @@ def deliverable(s, v):
     return (s[s[O_PGRP] + (high(irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(isr)) * N_GRP + G_VECTOR] >> 4)
 
 
-@njit(cache=True)
+@inner
 def ack(s, tb, v):
     g = high(s[s[O_IRR] + v])
     s[s[O_IRR] + v] &= ~(np.int64(1) << g)
@@ -245,7 +251,7 @@ def ack(s, tb, v):
     return g
 
 
-@njit(cache=True)
+@inner
 def lapic_eoi(s, tb, v):
     isr = s[s[O_ISR] + v]
     if not isr:
@@ -256,7 +262,7 @@ def lapic_eoi(s, tb, v):
     return g
 
 
-@njit(cache=True)
+@inner
 def accept(s, tb, v, g, level):
     """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
     emit(s, tb, E_APIC_ACCEPT if s[CFG + C_BARE] else E_KVM_APIC_ACCEPT, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], level, 0)
@@ -266,26 +272,61 @@ def accept(s, tb, v, g, level):
     else:
         s[s[O_TMR] + v] &= ~bit
     if s[s[O_IRR] + v] & bit:
-        s[S_COALESCED] += 1
-        return
+        return False
     s[s[O_IRR] + v] |= bit
-    s[S_DELIVERED] += 1
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
     ph = s[s[O_PHASE] + v]
     if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
-        return
+        return True
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
         at(s, v, KICK, t)
     elif deliverable(s, v):
         at(s, v, TAKE, t)
+    return True
+
+
+@inner
+def count_delivery(s, pin, only, accepted):
+    """Book one delivery of ``pin`` (or, ``only >= 0``, of that device's MSI) to a LAPIC:
+    it delivers the first device with a fresh interrupt and merges the others'; with none
+    fresh it is a re-delivery of a line still asserted. (reference.count_delivery)"""
+    taken = False
+    first, asserted = -1, -1
+    for d in range(s[CFG + C_D]):
+        if (only >= 0 and d != only) or (only < 0 and s[s[O_PDEV] + d * N_DEV + D_PIN] != pin):
+            continue
+        if first < 0:
+            first = d
+        if asserted < 0 and s[s[O_ASSERTED] + d]:
+            asserted = d
+        if s[s[O_FRESH] + d]:
+            s[s[O_FRESH] + d] = 0
+            if accepted and not taken:
+                s[s[O_DEV_DELIVERED] + d] += 1
+                s[S_DELIVERED] += 1
+            else:
+                s[s[O_DEV_COALESCED] + d] += 1
+                s[S_COALESCED] += 1
+            taken = True
+    if not taken and accepted:
+        d = asserted if asserted >= 0 else first
+        s[s[O_DEV_REDELIVERED] + d] += 1
+        s[S_DELIVERED] += 1
+
+
+@inner
+def merge(s, d):
+    """An arrival at device ``d`` merged into an interrupt already raised."""
+    s[s[O_DEV_COALESCED] + d] += 1
+    s[S_COALESCED] += 1
 
 
 # ---------------------------------------------------------------- IOAPIC
 
 
-@njit(cache=True)
+@inner
 def set_line(s, tb, pf, pin, level):
     if s[S_TRACING]:
         record(s, tb, TR_COUNTER, s[S_T], pin, 2, level, 0, 0, 0)
@@ -318,13 +359,13 @@ def set_line(s, tb, pf, pin, level):
                 service(s, tb, pf, pin)
     else:
         if s[s[O_P_IRR] + pin]:
-            s[S_COALESCED] += 1
+            s[S_EDGE_MERGED] = 1
         else:
             s[s[O_P_IRR] + pin] = 1
             service(s, tb, pf, pin)
 
 
-@njit(cache=True)
+@inner
 def service_all(s, tb, pf, level_only):
     for k in range(s[CFG + C_NUSED]):
         pin = s[s[O_PUSED] + k]
@@ -333,7 +374,7 @@ def service_all(s, tb, pf, level_only):
         service(s, tb, pf, pin)
 
 
-@njit(cache=True)
+@inner
 def service(s, tb, pf, pin0):
     """Deliver ``pin0`` if it is pending and deliverable (ioapic_service).
 
@@ -342,7 +383,8 @@ def service(s, tb, pf, pin0):
     cache cannot hold recursive functions, so the nesting is an explicit stack of
     frames (at most one per pin, as each level masks a pin): ``FR_PIN`` the pin,
     ``FR_M`` the next mitigation whose hook runs, ``FR_K`` the next pin of a nested
-    service-all (-1: none under way), ``FR_BLOCK`` whether a hook blocked delivery.
+    service-all (-1: none under way), ``FR_BLOCK`` whether a hook blocked delivery,
+    ``FR_IDLE`` whether the paused hook found no pin limited yet (it then sets its timer).
     """
     fr = s[O_FRAMES]
     depth = 1
@@ -351,7 +393,7 @@ def service(s, tb, pf, pin0):
     s[fr + 2] = -1
     s[fr + 3] = 0
     while depth:
-        f = fr + 4 * (depth - 1)
+        f = fr + FRAME * (depth - 1)
         pin, m, k = s[f], s[f + 1], s[f + 2]
         if m < 0:
             level = s[s[O_PPIN_LEVEL] + pin]
@@ -363,24 +405,26 @@ def service(s, tb, pf, pin0):
             if k < s[CFG + C_NUSED]:
                 s[f + 1] = m
                 s[f + 2] = k + 1
-                g = fr + 4 * depth
+                g = fr + FRAME * depth
                 s[g], s[g + 1], s[g + 2], s[g + 3] = s[s[O_PUSED] + k], -1, -1, 0
                 depth += 1
                 continue
-            xen_blocked_tail(s, tb, pin, m)
+            xen_blocked_tail(s, tb, pin, m, s[f + 4])
             k = -1
             m += 1
         paused = False
         while m < s[CFG + C_M]:
-            if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_XEN_RATELIMIT and xen_deliver(s, pin, m):
+            blocked = xen_deliver(s, pin, m) if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_XEN_RATELIMIT else 0
+            if blocked:
                 s[f + 3] = 1
+                s[f + 4] = blocked == 1
                 redirect_entry(s, tb, pin, 1)
                 if s[CFG + C_SPLIT]:  # the mask write services every pin, then the hook goes on
                     s[f + 1] = m
                     s[f + 2] = 0
                     paused = True
                     break
-                xen_blocked_tail(s, tb, pin, m)
+                xen_blocked_tail(s, tb, pin, m, s[f + 4])
             m += 1
         if paused:
             continue
@@ -389,7 +433,7 @@ def service(s, tb, pf, pin0):
             deliver(s, tb, pin)
 
 
-@njit(cache=True)
+@inner
 def deliver(s, tb, pin):
     level = s[s[O_PPIN_LEVEL] + pin]
     if level:
@@ -405,15 +449,12 @@ def deliver(s, tb, pin):
         emit(s, tb, E_KVM_MSI_SET_IRQ, dest, vec, level, 1)
     else:
         emit(s, tb, E_KVM_IOAPIC_SET_IRQ, pin, dest, vec, level)
-    for d in range(s[CFG + C_D]):
-        if s[s[O_PDEV] + d * N_DEV + D_PIN] == pin:
-            s[s[O_DEV_DELIVERED] + d] += 1
-    accept(s, tb, dest, g, level)
+    count_delivery(s, pin, -1, accept(s, tb, dest, g, level))
     if s[CFG + C_SPLIT] and not level:
         emit(s, tb, E_KVM_SET_IRQ, pin, 0, 0, 0)
 
 
-@njit(cache=True)
+@inner
 def eoi_broadcast(s, tb, pf, vector):
     """An EOI for ``vector`` reaches the IOAPIC."""
     for k in range(s[CFG + C_NUSED]):
@@ -432,7 +473,7 @@ def eoi_broadcast(s, tb, pf, vector):
                 service(s, tb, pf, pin)
 
 
-@njit(cache=True)
+@inner
 def redirect_entry(s, tb, pin, masked):
     """The guest (or a mitigation) writes ``pin``'s redirection entry: the mask bit and the
     ``redirect`` hooks; :func:`redirect_write` then services the pins."""
@@ -441,7 +482,7 @@ def redirect_entry(s, tb, pin, masked):
     mit_redirect(s, pin)
 
 
-@njit(cache=True)
+@inner
 def redirect_write(s, tb, pf, pin, masked):
     redirect_entry(s, tb, pin, masked)
     if s[CFG + C_SPLIT]:
@@ -453,41 +494,48 @@ def redirect_write(s, tb, pf, pin, masked):
 # ---------------------------------------------------------------- mitigations (builtin kinds)
 
 
-@njit(cache=True)
+@inner
 def set_timer(s, k, t):
     s[s[O_TIMER_T] + k] = t
 
 
-@njit(cache=True)
+@inner
 def xen_deliver(s, pin, m):
-    """xen_irq_ratelimit.on_deliver up to its mask write: whether it blocks (then the
-    caller masks the pin and runs :func:`xen_blocked_tail`)."""
+    """xen_irq_ratelimit.on_deliver up to its mask write (do_IRQ's ``rl_cnt++ >= limit``,
+    the quantum checked past the limit): 0 to let the delivery through, else it is
+    blocked, 1 if no pin was limited yet (the caller masks the pin, then runs
+    :func:`xen_blocked_tail`)."""
     npins = s[CFG + C_PINS]
     base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
     cnt, qs, lim = base + pin, base + npins + pin, base + 2 * npins + pin
     now = s[S_T]
+    old = s[cnt]
+    check = old >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
     inside = now < s[qs] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]]
-    count = s[cnt] + 1 if inside else 0
-    if not inside:
+    restart = check and not inside
+    s[cnt] = 0 if restart else old + 1
+    if restart:
         s[qs] = now
-    s[cnt] = count
-    over = inside and count >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
-    if over:
-        s[lim] = 1
-    return over
+    if not (check and inside):
+        return 0
+    idle = True
+    for p in range(npins):
+        if s[base + 2 * npins + p]:
+            idle = False
+    s[lim] = 1
+    return 1 if idle else 2
 
 
-@njit(cache=True)
-def xen_blocked_tail(s, tb, pin, m):
+@inner
+def xen_blocked_tail(s, tb, pin, m, idle):
     """The rest of xen_irq_ratelimit.on_deliver after the mask write."""
-    k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
-    if s[s[O_TIMER_T] + k] == NEVER:
-        set_timer(s, k, s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]])
+    if idle:
+        set_timer(s, s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE], s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]])
     s[s[O_ACT] + m] += 1
     emit(s, tb, E_XEN_RATELIMIT, pin, 0, 0, 0)
 
 
-@njit(cache=True)
+@inner
 def mit_eoi(s, tb, pf, pin, asserted):
     defer = False
     for m in range(s[CFG + C_M]):
@@ -507,7 +555,12 @@ def mit_eoi(s, tb, pf, pin, asserted):
         due = s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]]
         if kind == MIT_KVM_EOI_DELAY:
             if s[s[O_TIMER_T] + k] == NEVER:  # schedule_delayed_work: no-op if pending
-                set_timer(s, k, due)
+                # KvmEoiDelay.due: the jiffy tick d ticks on, d = hz // 100 or ceil(delay / tick)
+                hz = s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P2]]
+                delay = s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]]
+                tick = 1_000_000_000_000 // hz
+                d = -(-delay // tick) if delay > 0 else hz // 100
+                set_timer(s, k, (s[S_T] // tick + d) * tick)
             s[s[O_ACT] + m] += 1
             emit(s, tb, E_KVM_DELAYED_EOI, pin, 0, 0, 0)
         else:
@@ -517,19 +570,19 @@ def mit_eoi(s, tb, pf, pin, asserted):
     return defer
 
 
-@njit(cache=True)
+@inner
 def mit_redirect(s, pin):
     for m in range(s[CFG + C_M]):
         if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_QEMU_EOI_THROTTLE:
             s[s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE] + pin] = 0
 
 
-@njit(cache=True)
+@inner
 def timer_unit_ps(s, pf):
     return np.ldexp(1e12, s[s[O_PI] + s[CFG + C_P_PT_RATE]]) / pf[s[CFG + C_P_TSC]]
 
 
-@njit(cache=True)
+@inner
 def mit_immediate(s, pf, v):
     timer = np.int64(0)
     for m in range(s[CFG + C_M]):
@@ -548,7 +601,7 @@ def mit_immediate(s, pf, v):
     return timer
 
 
-@njit(cache=True)
+@inner
 def mit_handler_done(s, tb, pf, v, pin, handled):
     for m in range(s[CFG + C_M]):
         if s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_LINUX_SPURIOUS:
@@ -563,8 +616,9 @@ def mit_handler_done(s, tb, pf, v, pin, handled):
         if not handled:
             un = 1 if stale else un + 1
             s[last] = now
-        count = s[icount] + 1
-        verdict = count >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
+        counts = un != 0 or s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P4]] == 1  # v5.13: from the first unhandled
+        count = s[icount] + (1 if counts else 0)
+        verdict = counts and count >= s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P0]]
         bad = verdict and un > s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P1]] and not s[dis]
         s[icount] = 0 if verdict else count
         s[unh] = 0 if verdict else un
@@ -577,7 +631,7 @@ def mit_handler_done(s, tb, pf, v, pin, handled):
             emit(s, tb, E_SPURIOUS_DISABLE, pin, 0, 0, 0)
 
 
-@njit(cache=True)
+@inner
 def mit_timer(s, tb, pf, m):
     kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
     k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
@@ -591,18 +645,15 @@ def mit_timer(s, tb, pf, m):
             if s[base + 3 * npins + p]:
                 poll(s, tb, pf, p)
         set_timer(s, k, s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]])
-    elif kind == MIT_XEN_RATELIMIT:
+    elif kind == MIT_XEN_RATELIMIT:  # irq_ratelimit_timer_fn only re-enables the limited IRQs
         set_timer(s, k, NEVER)
-        now = s[S_T]
         for p in range(npins):
             if s[base + 2 * npins + p]:
                 s[base + 2 * npins + p] = 0
-                s[base + p] = 0
-                s[base + npins + p] = now
                 redirect_write(s, tb, pf, p, 0)
 
 
-@njit(cache=True)
+@inner
 def poll(s, tb, pf, pin):
     emit(s, tb, E_POLL, pin, 0, 0, 0)
     for d in range(s[CFG + C_D]):
@@ -613,7 +664,7 @@ def poll(s, tb, pf, pin):
 # ---------------------------------------------------------------- devices
 
 
-@njit(cache=True)
+@inner
 def close_stall(s, v, t):
     st = s[s[O_STALL_START] + v]
     if st != NEVER:
@@ -621,7 +672,7 @@ def close_stall(s, v, t):
         s[s[O_STALL_START] + v] = NEVER
 
 
-@njit(cache=True)
+@inner
 def arrival_next(s, pf, d, now, first):
     """The device's arrival process: its first arrival, or the one after ``now``."""
     kind = s[s[O_PDEV] + d * N_DEV + D_ARR_KIND]
@@ -656,7 +707,7 @@ def arrival_next(s, pf, d, now, first):
     return t
 
 
-@njit(cache=True)
+@inner
 def arrival(s, tb, pf, d):
     t = s[S_T]
     s[S_RAISED] += 1
@@ -675,29 +726,36 @@ def arrival(s, tb, pf, d):
     if s[s[O_PDEV] + d * N_DEV + D_MSI]:
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         emit(s, tb, E_MSI if s[CFG + C_BARE] else E_KVM_MSI_SET_IRQ, dest, s[s[O_PDEV] + d * N_DEV + D_VECTOR], 0, 1)
-        s[s[O_DEV_DELIVERED] + d] += 1
-        accept(s, tb, dest, g, 0)
+        s[s[O_FRESH] + d] = 1
+        count_delivery(s, -1, d, accept(s, tb, dest, g, 0))
     elif s[s[O_PDEV] + d * N_DEV + D_LEVEL]:
         if s[s[O_ASSERTED] + d]:
-            s[S_COALESCED] += 1
-            s[s[O_DEV_COALESCED] + d] += 1
+            merge(s, d)
         else:
             s[s[O_ASSERTED] + d] = 1
+            s[s[O_FRESH] + d] = 1
             pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
             s[s[O_P_LINE] + pin] += 1
             if s[s[O_P_LINE] + pin] == 1:
                 set_line(s, tb, pf, pin, 1)
     else:
-        before = s[S_COALESCED]
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
+        fresh = s[O_FRESH] + d
+        was = s[fresh]
+        s[S_EDGE_MERGED] = 0
+        s[fresh] = 1
         set_line(s, tb, pf, pin, 1)
-        if s[S_COALESCED] != before:
-            s[s[O_DEV_COALESCED] + d] += 1
         set_line(s, tb, pf, pin, 0)
+        if was or s[S_EDGE_MERGED]:
+            merge(s, d)  # an edge of this pin was still pending at the IOAPIC
+            s[fresh] = 1 if was and s[fresh] else 0
+        if s[fresh] and not s[s[O_P_IRR] + pin]:
+            s[fresh] = 0  # masked: QEMU ignores it, KVM's falling half clears irr
+            s[s[O_DEV_LOST] + d] += 1
     s[s[O_ARR_T] + d] = max(arrival_next(s, pf, d, t, False), t)
 
 
-@njit(cache=True)
+@inner
 def device_service(s, tb, pf, d):
     """The driver finishes servicing device ``d``; returns whether it had work."""
     pend = s[O_PENDING] + d
@@ -719,10 +777,14 @@ def device_service(s, tb, pf, d):
             b = latency_bin(lat, s[CFG + C_NB])
             s[s[O_LAT_HIST] + d * s[CFG + C_NB] + b] += 1
             s[s[O_LAT_MAX] + d] = max(s[s[O_LAT_MAX] + d], lat)
+            s[s[O_LAT_MIN] + d] = min(s[s[O_LAT_MIN] + d], lat)
             s[s[O_LAT_N] + d] += 1
             s[s[O_LAT_SUM] + d] += lat  # exact while below 2**53 (checked by the caller)
         s[s[O_EPISODE] + d] = t if after_ > 0 else NEVER
     if lower and s[s[O_ASSERTED] + d]:
+        if s[s[O_FRESH] + d]:  # serviced before its assertion was delivered
+            s[s[O_FRESH] + d] = 0
+            merge(s, d)
         s[s[O_ASSERTED] + d] = 0
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
         s[s[O_P_LINE] + pin] -= 1
@@ -734,7 +796,7 @@ def device_service(s, tb, pf, d):
 # ---------------------------------------------------------------- running guest code
 
 
-@njit(cache=True)
+@inner
 def cur_fwd(s, v):
     for d in range(s[CFG + C_D]):
         if s[s[O_PDEV] + d * N_DEV + D_DEST] == v and s[s[O_FORWARDED] + d]:
@@ -742,7 +804,7 @@ def cur_fwd(s, v):
     return -1
 
 
-@njit(cache=True)
+@inner
 def start_run(s, v, t0):
     """The innermost level runs guest code from ``t0`` (>= now)."""
     s[s[O_RUN_START] + v] = t0
@@ -759,7 +821,7 @@ def start_run(s, v, t0):
         at(s, v, RUN_IDLE, NEVER)
 
 
-@njit(cache=True)
+@inner
 def end_run(s, v, t):
     """The guest code run that began at ``run_start`` stops at ``t``."""
     start = s[s[O_RUN_START] + v]
@@ -785,7 +847,7 @@ def end_run(s, v, t):
 # ---------------------------------------------------------------- the vCPU's phases
 
 
-@njit(cache=True)
+@inner
 def vcpu_event(s, tb, pf, v):
     ph = s[s[O_PHASE] + v]
     t = s[S_T]
@@ -803,8 +865,8 @@ def vcpu_event(s, tb, pf, v):
             if s[s[O_FORWARDED] + s[s[O_PGDEV] + g * s[CFG + C_W] + k]]:
                 done = False
         if s[s[O_WAITING] + g] and done:
-            reason = X_MSR_WRITE if x2apic else X_APIC_WRITE
-            exit_(s, tb, reason, l2_rip(s, v), 0x80B if x2apic else 0xB0)
+            reason = X_MSR_WRITE if x2apic else X_APIC_ACCESS  # phases.eoi_exit
+            exit_(s, tb, reason, l2_rip(s, v), 0x80B if x2apic else 0x10B0)
             emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
             s[s[O_PT_ARMED] + v] = 0
             switch(s, tb, v, L0, 0, 0, 0, 0, 0)
@@ -849,12 +911,11 @@ def vcpu_event(s, tb, pf, v):
             else:
                 g, info = -1, 0
             emit(s, tb, E_NESTED_INJECT, info, 0, 0, 0)
-            nx = s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]]
-            if g < 0:
-                g = ack(s, tb, v)
-                emit_at(s, tb, t + nx, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
-            start = enter(s, tb, v, L1, L0, nx, True)
-            start_handler(s, v, g, start)
+            start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
+            if g >= 0:
+                start_handler(s, v, g, start)
+            else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
+                at(s, v, L1_STI, start + s[s[O_PI] + s[CFG + C_P_L1_IRQ_OFF]])
         else:
             start = enter(s, tb, v, L2, 0, 0, False)
             start_run(s, v, start)
@@ -864,9 +925,18 @@ def vcpu_event(s, tb, pf, v):
             emit(s, tb, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
             start = enter(s, tb, v, L1, 0, 0, False)
             start_handler(s, v, g, start)
+        elif nested:  # a nested L1 enables interrupts and goes on to VMRESUME
+            at(s, v, L1_STI, enter(s, tb, v, L1, 0, 0, False))
         else:
             start = enter(s, tb, v, L1, 0, 0, False)
             start_run(s, v, start)
+    elif ph == L1_STI:  # nested L1 enables interrupts after handling an exit
+        if not deliverable(s, v):
+            vmresume(s, tb, v)
+        else:
+            l1_take(s, tb, v)
+    elif ph == MMIO_NEXT:  # the next access of a multi-access IOAPIC register write
+        mmio_exit(s, tb, v)
     elif ph == ACT:
         act(s, tb, pf, v)
     elif ph == SERVICE_DONE:
@@ -914,11 +984,14 @@ def vcpu_event(s, tb, pf, v):
         if ph == EOI_USER:
             eoi_broadcast(s, tb, pf, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
         else:
-            ioapic_write(s, tb, pf, v, s[s[O_MMIO_ACTION] + v])
+            mmio_access(s, tb, pf, v)
         ue = s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]]
         rest = ue - ue // 2
         start = enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
-        advance(s, v, start)
+        if ph == EOI_USER:
+            advance(s, v, start)
+        else:
+            mmio_next(s, v, start)
     elif ph == MMIO_L0:
         if split:
             s[s[O_UEXITS] + U_MMIO] += 1
@@ -926,9 +999,9 @@ def vcpu_event(s, tb, pf, v):
             switch(s, tb, v, USER, 0, 0, 0, 0, 0)
             at(s, v, MMIO_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         else:
-            ioapic_write(s, tb, pf, v, s[s[O_MMIO_ACTION] + v])
+            mmio_access(s, tb, pf, v)
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            advance(s, v, start)
+            mmio_next(s, v, start)
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
         if deliverable(s, v):
             s[S_IMMEDIATE] += 1
@@ -941,7 +1014,7 @@ def vcpu_event(s, tb, pf, v):
         start_run(s, v, start)
     else:  # REFLECT: L0 reflects L2's completion exit to L1, which continues the waiting handler
         g = s[s[O_GRP] + v]
-        emit(s, tb, E_NESTED_INJECT, 0, X_MSR_WRITE if x2apic else X_APIC_WRITE, 1, 0)
+        emit(s, tb, E_NESTED_INJECT, 0, X_MSR_WRITE if x2apic else X_APIC_ACCESS, 1, 0)
         start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
         s[s[O_WAITING] + g] = 0
         s[s[O_PC] + v] = s[s[O_WAIT_PC] + g]
@@ -951,20 +1024,20 @@ def vcpu_event(s, tb, pf, v):
 # handler programs
 
 
-@njit(cache=True)
+@inner
 def before(s, g, pc):
     p = s[s[O_PGBEFORE] + g * s[CFG + C_W] + pc]
     return 0 if p < 0 else s[s[O_PI] + p]
 
 
-@njit(cache=True)
+@inner
 def start_handler(s, v, g, t0):
     s[s[O_GRP] + v] = g
     s[s[O_PC] + v] = 0
     schedule_step(s, v, t0)
 
 
-@njit(cache=True)
+@inner
 def schedule_step(s, v, t0):
     """Run the step at ``pc`` after its delay, from ``t0``; FORWARD steps without a delay
     happen at once."""
@@ -975,13 +1048,13 @@ def schedule_step(s, v, t0):
     at(s, v, ACT, t0 + before(s, g, s[s[O_PC] + v]))
 
 
-@njit(cache=True)
+@inner
 def advance(s, v, t0):
     s[s[O_PC] + v] += 1
     schedule_step(s, v, t0)
 
 
-@njit(cache=True)
+@inner
 def forward(s, g):
     for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
         d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
@@ -990,7 +1063,7 @@ def forward(s, g):
             s[s[O_SVC_REM] + d] = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
 
 
-@njit(cache=True)
+@inner
 def act(s, tb, pf, v):
     g, pc, t = s[s[O_GRP] + v], s[s[O_PC] + v], s[S_T]
     action = s[s[O_PGSTEP] + g * s[CFG + C_W] + pc]
@@ -1007,14 +1080,14 @@ def act(s, tb, pf, v):
     elif action == A_EOI:
         guest_eoi(s, tb, pf, v)
     elif action == A_IOAPIC_EOI or action == A_MASK or action == A_UNMASK:
+        # the handler writes an IOAPIC register: each of its MMIO_N accesses is an MMIO exit
         s[s[O_MMIO_ACTION] + v] = action
         if s[CFG + C_BARE]:
             ioapic_write(s, tb, pf, v, action)
-            advance(s, v, t + s[s[O_PI] + s[CFG + C_P_MMIO]])
+            advance(s, v, t + MMIO_N[action] * s[s[O_PI] + s[CFG + C_P_MMIO]])
         else:
-            exit_(s, tb, X_EPT_MISCONFIG, RIP_L1_MMIO, 0)
-            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
-            at(s, v, MMIO_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_MMIO]])
+            s[s[O_MMIO_STEP] + v] = 0
+            mmio_exit(s, tb, v)
     elif action == A_WAIT:
         s[s[O_WAITING] + g] = 1
         s[s[O_WAIT_PC] + g] = pc + 1
@@ -1037,15 +1110,55 @@ def act(s, tb, pf, v):
             start_run(s, v, t)
 
 
-@njit(cache=True)
+@inner
+def mmio_exit(s, tb, v):
+    exit_(s, tb, X_EPT_MISCONFIG, RIP_L1_MMIO, 0)
+    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+    at(s, v, MMIO_L0, s[S_T] + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_MMIO]])
+
+
+@inner
+def mmio_access(s, tb, pf, v):
+    """The IOAPIC side of the current access: only the acting one changes state."""
+    action = s[s[O_MMIO_ACTION] + v]
+    if s[s[O_MMIO_STEP] + v] == MMIO_ACTING[action]:
+        ioapic_write(s, tb, pf, v, action)
+
+
+@inner
+def mmio_next(s, v, start):
+    """Back in the guest at ``start``: the next access, or the handler's next step."""
+    s[s[O_MMIO_STEP] + v] += 1
+    if s[s[O_MMIO_STEP] + v] < MMIO_N[s[s[O_MMIO_ACTION] + v]]:
+        at(s, v, MMIO_NEXT, start)
+    else:
+        advance(s, v, start)
+
+
+@inner
+def l1_take(s, tb, v):
+    """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
+    if s[CFG + C_APICV]:
+        start_handler(s, v, ack(s, tb, v), s[S_T])
+    else:
+        exit_(s, tb, X_INTERRUPT_WINDOW, RIP_L1_STI, 0)
+        switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+        at(s, v, L0_INJECT, s[S_T] + s[s[O_PI] + s[CFG + C_P_VMEXIT]])
+
+
+@inner
 def vmresume(s, tb, v):
+    """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
+    if s[CFG + C_L1_IRQ_WINDOW] and deliverable(s, v):
+        l1_take(s, tb, v)
+        return
     s[s[O_GRP] + v] = -1
     exit_(s, tb, X_VMRESUME, RIP_L1_VMRESUME, 0)
     switch(s, tb, v, L0, 0, 0, 0, 0, 0)
     at(s, v, VMRESUME_L0, s[S_T] + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_NESTED_ENTRY]])
 
 
-@njit(cache=True)
+@inner
 def guest_eoi(s, tb, pf, v):
     """The handler writes the LAPIC EOI register."""
     s[S_EOI_COUNT] += 1
@@ -1072,18 +1185,21 @@ def guest_eoi(s, tb, pf, v):
             advance(s, v, t)
         return
     x2 = s[CFG + C_X2APIC]
-    exit_(s, tb, X_MSR_WRITE if x2 else X_APIC_WRITE, RIP_L1_EOI, 0x80B if x2 else 0xB0)
+    exit_(s, tb, X_MSR_WRITE if x2 else X_APIC_ACCESS, RIP_L1_EOI, 0x80B if x2 else 0x10B0)
     s[s[O_EOI_VEC] + v] = -2
     switch(s, tb, v, L0, 0, 0, 0, 0, 0)
     at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
 
 
-@njit(cache=True)
+@inner
 def ioapic_write(s, tb, pf, v, action):
     g = s[s[O_GRP] + v]
     if action == A_IOAPIC_EOI:
-        emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
-        eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+        if s[CFG + C_SPLIT] or s[CFG + C_BARE]:
+            emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
+            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+        else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
+            emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 1, 0, 0)
     else:
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NPINS]):
             redirect_write(s, tb, pf, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0)
@@ -1092,7 +1208,7 @@ def ioapic_write(s, tb, pf, v, action):
 # ---------------------------------------------------------------- the loop
 
 
-@njit(cache=True)
+@inner
 def finish(s, t_end):
     """Close the books at ``t_end``."""
     s[S_T] = t_end
@@ -1111,11 +1227,13 @@ def finish(s, t_end):
                 s[a + m] -= take
                 over -= take
         close_stall(s, v, t_end)
+    for d in range(s[CFG + C_D]):
+        s[s[O_DEV_PENDING] + d] = s[s[O_FRESH] + d]
     s[S_STAT_END_T] = t_end
     s[S_DONE] = 1
 
 
-@njit(cache=True)
+@entry
 def lane_init(s, tb, pf, key0, key1, tracing):
     """A fresh lane at time 0 (``s`` holds the program and the lane's parameters, up to
     ``s[O_STATE]``; ``key0, key1``: its random key as int64): plugin state initialised and
@@ -1133,6 +1251,7 @@ def lane_init(s, tb, pf, key0, key1, tracing):
     for k in range(s[CFG + C_D]):
         s[s[O_ARR_T] + k] = NEVER
         s[s[O_EPISODE] + k] = NEVER
+        s[s[O_LAT_MIN] + k] = NEVER
     for k in range(s[CFG + C_NT]):
         s[s[O_TIMER_T] + k] = NEVER
     for v in range(V):
@@ -1154,14 +1273,11 @@ def lane_init(s, tb, pf, key0, key1, tracing):
         elif kind == MIT_LINUX_SPURIOUS:
             for p in range(npins):
                 s[base + 2 * npins + p] = -(2**62)  # last_unhandled
-        elif kind == MIT_XEN_RATELIMIT:
-            for p in range(npins):
-                s[base + npins + p] = -(2**62)  # quantum_start
     for d in range(s[CFG + C_D]):
         s[s[O_ARR_T] + d] = arrival_next(s, pf, d, 0, True)
 
 
-@njit(cache=True)
+@entry
 def lane_resume(s, tb, pf):
     """Run the lane's events until the end of the run, or until its trace buffer is half
     full (then return; call again after taking the records out). Returns 1 when done."""
@@ -1208,7 +1324,7 @@ def lane_resume(s, tb, pf):
     return 1
 
 
-@njit(cache=True)
+@entry
 def collect(s, out, hist, hist_full, i):
     """Lane ``i``'s counters into ``out[i]`` (the scalars, then ``s[s[O_ACC]:s[O_LAT_HIST]]``),
     its latency histogram's low 16 bits into ``hist[i]`` (``uint16[D, NB]``); whole counts
@@ -1231,7 +1347,7 @@ def collect(s, out, hist, hist_full, i):
     return over
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def run_lanes(tmpl, size, pf_shared, var_idx, var_i, var_f, keys, out, hist, hist_full, over):
     """Run every lane to its end, in parallel, untraced. Lane ``i``'s state starts as the
     program's template ``tmpl`` (``int64[s[O_STATE]]``: the program and the shared

@@ -23,15 +23,17 @@ from irqlab.plugins.api import ACTIONS
 # the parameters each plugin kind reads, in the order of its P0..P3 columns
 ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "count"),
                   K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start")}
-MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
+MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
                      K.MIT_PT_THROTTLE: ("threshold", "delay"),
-                     K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll"),
+                     K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
                      K.MIT_XEN_RATELIMIT: ("limit", "window")}
 
 
 def kernel_support(program: Program) -> str | None:
     """``None`` if the kernel runs ``program``, else why not (one sentence fragment)."""
     for d in program.devices:
+        if getattr(d, "service_dist", None) is not None:
+            return f"device '{d.name}' has a service-time distribution (not in the kernel yet)"
         for plugin, kind in ((d.arrival, "arrival"), (d.model, "device")):
             if kernel_kind(plugin) is None:
                 return f"{kind} plugin '{plugin.name}' has no kernel support"
@@ -82,12 +84,14 @@ def pack(program: Program) -> Packed:
     cfg[K.C_INNER], cfg[K.C_OWNER] = p.innermost, (-1 if p.split else -2)
     used = sorted({d.pin for d in p.devices if d.pin >= 0})
     cfg[K.C_NUSED], cfg[K.C_NB] = len(used), N_BINS
+    cfg[K.C_L1_IRQ_WINDOW] = getattr(p, "l1_irq_window", False)
     for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
                        (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
                        (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
                        (K.C_P_USERSPACE_EXIT, "costs.userspace_exit"), (K.C_P_EOI, "costs.eoi"),
                        (K.C_P_IOAPIC, "costs.ioapic"), (K.C_P_MMIO, "costs.mmio"),
-                       (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc")):
+                       (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc"),
+                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off")):
         cfg[slot] = index.get(path, -1)
 
     dev = np.zeros((D, K.N_DEV), i64)
@@ -150,7 +154,8 @@ def pack(program: Program) -> Packed:
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
         K.O_P_MASKED: Pn, K.O_P_LINE: Pn, K.O_PENDING: D, K.O_ASSERTED: D, K.O_FORWARDED: D,
         K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 2 * D + M,
-        K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: 4 * (Pn + 1),
+        K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
+        K.O_FRESH: D, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
         K.O_ACC: 4 * V, K.O_EXITS: 8,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,

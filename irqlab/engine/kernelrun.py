@@ -186,13 +186,15 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
     acc = take(4 * V).reshape(n, V, 4)
     stall_max, exits, uexits, act = take(V), take(len(EXIT_REASONS)), take(len(USERSPACE_EXITS)), take(M)
     dr, dd, dc, ds = take(D), take(D), take(D), take(D)
-    lat_max, lat_n, lat_sum = take(D), take(D), take(D)
+    dredel, dlost, dpend = take(D), take(D), take(D)
+    lat_max, lat_min, lat_n, lat_sum = take(D), take(D), take(D), take(D)
     return Stats(acc=acc, stall_max=stall_max, first_irq=sc[:, 0], ttp=sc[:, 1], ttp_l2=sc[:, 2],
                  eoi_count=sc[:, 3], raised=sc[:, 4], delivered=sc[:, 5], coalesced=sc[:, 6],
                  spurious=sc[:, 7], immediate=sc[:, 8], events=sc[:, 9], end_t=sc[:, 10],
                  truncated=sc[:, 11].astype(bool), exits=exits, uexits=uexits, act=act,
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
-                 lat_hist=hist, lat_max=lat_max, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
+                 dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
+                 lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
 
 
 def _replace_lanes(result: BatchResult, again: BatchResult, rows: np.ndarray) -> BatchResult:
@@ -281,7 +283,7 @@ class Decoder:
             return "kvm_userspace_exit", ("reason KVM_EXIT_IOAPIC_EOI (26)" if a0 == K.U_IOAPIC_EOI
                                           else "reason KVM_EXIT_MMIO (6)")
         if code == K.E_IOAPIC_EOI:
-            return "irqlab_ioapic_eoi", f"vector {a0}"
+            return "irqlab_ioapic_eoi", f"vector {a0}" + (" ignored" if a1 else "")
         if code == K.E_KVM_DELAYED_EOI:
             return "kvm_ioapic_delayed_eoi_inj", f"pin {a0}"
         if code == K.E_QEMU_DELAYED:

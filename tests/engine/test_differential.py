@@ -32,7 +32,8 @@ def service_dists(draw):
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw, dists=True):
+    """A random scenario; ``dists=False``: constant service times only (what the kernel runs)."""
     stack = draw(st.sampled_from([("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
     irqchip = draw(st.sampled_from(["split", "kernel"]))
     apicv = draw(st.booleans())
@@ -68,7 +69,7 @@ def scenarios(draw):
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
             model=draw(st.sampled_from(["generic", "queue"])), dest=draw(st.integers(0, n_vcpus - 1)),
             policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
-            service_dist=draw(service_dists())))
+            service_dist=draw(service_dists()) if dists else None))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -88,14 +89,18 @@ def scenarios(draw):
                  ack_on_exit=draw(st.booleans()))
 
 
-def compare(scn, n=4):
+def compare(scn, n=4, others=("numpy", "kernel")):
     from dataclasses import replace
+
+    from irqlab.engine.kernelprog import kernel_support
 
     scn = replace(scn, run=replace(scn.run, max_events=4000, histograms=True))
     prog = engine.compile(scn)
     lanes = [engine.Lane(7, (i,)) for i in range(n)]
     a = engine.run(prog, lanes, trace_lanes=range(n), backend="reference")
-    for other in ("numpy", "kernel"):
+    for other in others:
+        if other == "kernel" and kernel_support(prog) is not None:
+            continue  # auto runs it with the NumPy executors (tests/engine/test_kernel_backend.py)
         b = engine.run(prog, lanes, trace_lanes=range(n), backend=other)
         untraced = engine.run(prog, lanes, backend=other) if other == "kernel" else b
         for i in range(n):
@@ -111,6 +116,14 @@ def compare(scn, n=4):
 @pytest.mark.slow
 @given(scenarios())
 def test_executors_match_reference_on_random_scenarios(scn):
-    """Every metric and every trace record of the lockstep executor and of the kernel (traced
-    and untraced) equals the reference's."""
+    """Every metric and every trace record of the lockstep executor and, where it runs the
+    scenario, of the kernel (traced and untraced) equals the reference's."""
     compare(scn)
+
+
+@pytest.mark.slow
+@given(scenarios(dists=False))
+def test_kernel_matches_reference_on_random_scenarios(scn):
+    """Every metric and every trace record of the kernel (traced and untraced) equals the
+    reference's, on random scenarios it runs (constant service times)."""
+    compare(scn, others=("kernel",))

@@ -78,3 +78,13 @@ def test_a_trace_longer_than_the_record_buffer_streams(monkeypatch):
     assert b.traces[0].sorted() == a.traces[0].sorted()
     assert b.traces[0].modes == a.traces[0].modes and b.traces[0].counters == a.traces[0].counters
     assert same(a, b, 1)
+
+
+def test_run_says_which_backend_ran_and_why(capsys):
+    """`irqlab run` prints the backend auto picked, with its reason, in the table and in --json."""
+    from tests.plugins.conftest import EXAMPLES, cli
+
+    status, out, _ = cli(capsys, "run", str(EXAMPLES / "founding_case.scn"), "--set", "run.duration=1ms", "-n", "2")
+    assert status == 0 and "backend: kernel (every plugin of the scenario has kernel support)" in out
+    status, out, _ = cli(capsys, "run", str(EXAMPLES / "founding_case.scn"), "--set", "run.duration=1ms", "--json")
+    assert json.loads(out)["backend"].startswith("kernel (")

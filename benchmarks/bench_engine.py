@@ -51,12 +51,18 @@ def threads(n: int) -> None:
     numba.set_num_threads(n)
 
 
-def timed(program, lanes, backend: str) -> tuple[float, int, float]:
-    """(lane-events/s, events, wall s) of one engine.run."""
-    t0 = time.perf_counter()
+CPU_RATES: dict[str, float] = {}
+
+
+def timed(program, lanes, backend: str, label: str = "") -> tuple[float, int, float]:
+    """(lane-events/s, events, wall s) of one engine.run; the lane-events per second of CPU
+    time this process used (all its threads) go to ``CPU_RATES[label]``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = engine.run(program, lanes, backend=backend)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     events = int(result.metrics["events"].sum())
+    if label:
+        CPU_RATES[label] = events / max(cpu, 1e-9)
     return events / wall, events, wall
 
 
@@ -165,43 +171,53 @@ def main() -> None:
     # 1. the founding storm, one lane, one core
     threads(1)
     long_s = 0.05 if args.quick else 0.5
-    k_rate, k_ev, k_wall = timed(founding(long_s), identical(founding(long_s), 1), "kernel")
-    r_rate, r_ev, _ = timed(founding(0.01), identical(founding(0.01), 1), "reference")
-    l_rate, l_ev, _ = timed(founding(0.002), identical(founding(0.002), 1), "numpy")
+    k_rate, k_ev, k_wall = timed(founding(long_s), identical(founding(long_s), 1), "kernel", "k1")
+    r_rate, r_ev, _ = timed(founding(0.01), identical(founding(0.01), 1), "reference", "r1")
+    l_rate, l_ev, _ = timed(founding(0.002), identical(founding(0.002), 1), "numpy", "l1")
     prog = founding(long_s)
     costs = {k.split(".", 1)[1]: int(v) for k, v in prog.params.items() if k.startswith("costs.")}
     try:
+        c0 = time.process_time()
         s_rate, s_ev = simpy_storm(int(0.05e12), costs, 20_000_000)
+        CPU_RATES["s1"] = s_ev / max(time.process_time() - c0, 1e-9)
     except ImportError:
         s_rate, s_ev = float("nan"), 0
-    print("founding storm, 1 lane, one core                  M lane-ev/s   kernel is")
-    print(f"  kernel ({long_s * 1e3:g} ms simulated, {k_ev} events)      {k_rate / 1e6:>10.2f}")
-    print(f"  reference interpreter ({r_ev} events)         {r_rate / 1e6:>10.3f}   {k_rate / r_rate:8.1f}x")
-    print(f"  lockstep ({l_ev} events)                       {l_rate / 1e6:>10.3f}   {k_rate / l_rate:8.1f}x")
-    print(f"  SimPy model of the storm loop ({s_ev} events) {s_rate / 1e6:>10.3f}   {k_rate / s_rate:8.1f}x")
+        CPU_RATES["s1"] = float("nan")
+    k_cpu = CPU_RATES["k1"]
+    print("founding storm, 1 lane, one thread              M lane-ev/s (wall)  kernel is   "
+          "M lane-ev/s per CPU-second  kernel is")
+    print(f"  kernel ({long_s * 1e3:g} ms simulated, {k_ev} events) {k_rate / 1e6:>10.2f}            "
+          f"{k_cpu / 1e6:>10.2f}")
+    for name, rate, key, ev in (("reference interpreter", r_rate, "r1", r_ev), ("lockstep", l_rate, "l1", l_ev),
+                                ("SimPy model of the storm loop", s_rate, "s1", s_ev)):
+        print(f"  {name} ({ev} events){'':<{max(1, 30 - len(name) - len(str(ev)))}} {rate / 1e6:>10.3f}"
+              f"  {k_rate / rate:8.1f}x   {CPU_RATES[key] / 1e6:>10.3f}  {k_cpu / CPU_RATES[key]:8.1f}x")
     print()
 
     # 2. identical lanes, one core
     prog = founding(0.003 if not args.quick else 0.001)
     lanes = identical(prog, n_big)
-    kr, ke, _ = timed(prog, lanes, "kernel")
-    lr, le, _ = timed(prog, lanes, "numpy")
-    print(f"founding storm, {n_big} identical lanes, one core: kernel {kr / 1e6:.2f} M lane-ev/s, "
-          f"lockstep {lr / 1e6:.2f} M: {kr / lr:.2f}x")
+    kr, ke, _ = timed(prog, lanes, "kernel", "k2")
+    lr, le, _ = timed(prog, lanes, "numpy", "l2")
+    print(f"founding storm, {n_big} identical lanes, one thread: kernel {kr / 1e6:.2f} M lane-ev/s wall, "
+          f"{CPU_RATES['k2'] / 1e6:.2f} M per CPU-second; lockstep {lr / 1e6:.2f} M wall, "
+          f"{CPU_RATES['l2'] / 1e6:.2f} M per CPU-second: {kr / lr:.2f}x wall, "
+          f"{CPU_RATES['k2'] / CPU_RATES['l2']:.2f}x CPU")
 
     # 3. the desynchronized sweep
     from bench_sweep import SCENARIO
 
     text = SCENARIO.replace("replications 10", f"replications {n_big // 1000}")
     prog, lanes = sweep_lanes(text, "bench_sweep.scn")
-    k1, e1, w1 = timed(prog, lanes, "kernel")
+    k1, e1, w1 = timed(prog, lanes, "kernel", "k3")
     threads(cores)
-    kn, en, wn = timed(prog, lanes, "kernel")
+    kn, en, wn = timed(prog, lanes, "kernel", "k3n")
     threads(1)
-    ls, _, _ = timed(prog, lanes, "numpy")
-    print(f"desynchronized sweep, {len(lanes)} lanes ({e1} events): kernel one core {k1 / 1e6:.2f} M lane-ev/s, "
-          f"{cores} cores {kn / 1e6:.2f} M ({w1 / wn:.2f}x one core); lockstep {ls / 1e6:.2f} M "
-          f"(kernel {k1 / ls:.2f}x)")
+    ls, _, _ = timed(prog, lanes, "numpy", "l3")
+    print(f"desynchronized sweep, {len(lanes)} lanes ({e1} events): kernel one thread {k1 / 1e6:.2f} M lane-ev/s "
+          f"wall, {CPU_RATES['k3'] / 1e6:.2f} M per CPU-second; {cores} threads {kn / 1e6:.2f} M wall "
+          f"({w1 / wn:.2f}x one thread); lockstep {ls / 1e6:.2f} M wall, {CPU_RATES['l3'] / 1e6:.2f} M per "
+          f"CPU-second (kernel {k1 / ls:.2f}x wall)")
 
     # 4. the README's main job: the embedded default sweep
     threads(cores)

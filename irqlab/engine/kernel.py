@@ -224,8 +224,9 @@ def at(s, v, phase, t):
 
 
 @inner
-def high(bits):
-    g = 62
+def high(s, bits):
+    """The highest set bit of ``bits`` (group bits: below the number of groups)."""
+    g = s[CFG + C_G] - 1
     while g > 0 and not (bits >> g) & 1:
         g -= 1
     return g
@@ -239,12 +240,12 @@ def deliverable(s, v):
     isr = s[s[O_ISR] + v]
     if not isr:
         return True
-    return (s[s[O_PGRP] + (high(irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(isr)) * N_GRP + G_VECTOR] >> 4)
+    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4)
 
 
 @inner
 def ack(s, tb, v):
-    g = high(s[s[O_IRR] + v])
+    g = high(s, s[s[O_IRR] + v])
     s[s[O_IRR] + v] &= ~(np.int64(1) << g)
     s[s[O_ISR] + v] |= np.int64(1) << g
     trace_lapic(s, tb, v)
@@ -256,7 +257,7 @@ def lapic_eoi(s, tb, v):
     isr = s[s[O_ISR] + v]
     if not isr:
         return -1
-    g = high(isr)
+    g = high(s, isr)
     s[s[O_ISR] + v] = isr & ~(np.int64(1) << g)
     trace_lapic(s, tb, v)
     return g
@@ -1173,7 +1174,7 @@ def guest_eoi(s, tb, pf, v):
         return
     if s[CFG + C_APICV]:
         isr = s[s[O_ISR] + v]
-        g = high(isr) if isr else -1
+        g = high(s, isr) if isr else -1
         if g >= 0 and s[s[O_PGRP] + g * N_GRP + G_EOI_EXIT]:
             lapic_eoi(s, tb, v)
             exit_(s, tb, X_EOI_INDUCED, RIP_L1_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR])

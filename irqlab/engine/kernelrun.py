@@ -136,15 +136,11 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         full = np.zeros((len(rows), D, N_BINS), np.int64)
         batch(rows, full)
         stats._hi()[rows] = (full >> 16).astype(np.uint16)
-    inexact = np.flatnonzero((stats.lat_sum >= EXACT_SUM).any(axis=1)) if D else np.zeros(0, np.int64)
-    result = finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
-    if len(inexact):  # latency sums past 2**53 ps: the float sum of the others is not exact
+    if D and (stats.lat_sum >= EXACT_SUM).any():  # past 2**53 ps the float sums may round
         from irqlab.engine.lockstep import run_lockstep
 
-        again = run_lockstep(program, [lanes[i] for i in inexact],
-                             tuple(j for j, i in enumerate(inexact) if i in traces))
-        result = _replace_lanes(result, again, inexact)
-    return result
+        return run_lockstep(program, lanes, tuple(traced))
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
 
 
 _NO_FULL = np.zeros((0, 0, 0), np.int64)
@@ -202,18 +198,6 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
 
 
-def _replace_lanes(result: BatchResult, again: BatchResult, rows: np.ndarray) -> BatchResult:
-    parts, prev = [], 0
-    for j, i in enumerate(rows):
-        if i > prev:
-            parts.append(result.slice(prev, i))
-        parts.append(again.slice(j, j + 1))
-        prev = i + 1
-    if prev < result.n:
-        parts.append(result.slice(prev, result.n))
-    return BatchResult.concat(parts)
-
-
 # ---------------------------------------------------------------- trace records -> text
 
 M64 = (1 << 64) - 1
@@ -241,60 +225,42 @@ class Decoder:
                 tr.add(t, thread, event, text)
 
     def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
-        X = EXIT_REASONS
-        if code == K.E_KVM_EXIT:
-            return "kvm_exit", f"reason {X[a0]} rip 0x{a1 & M64:x} info {a2:x} 0"
-        if code == K.E_APIC_ACCEPT:
-            return "irqlab_apic_accept", f"cpu {a0} vec {a1} ({TRIG[a2]})"
-        if code == K.E_KVM_APIC_ACCEPT:
-            return "kvm_apic_accept_irq", f"apicid {a0} vec {a1} (Fixed|{TRIG[a2]})"
-        if code == K.E_LINE:
-            return "irqlab_line", f"gsi {a0} level {a1}"
-        if code == K.E_IOAPIC_SET_IRQ:
-            return "ioapic_set_irq", f"vector: {a0} level: {a1}"
-        if code == K.E_KVM_SET_IRQ:
-            return "kvm_set_irq", f"gsi {a0} level {a1} source 0"
-        if code == K.E_IOAPIC_DELIVER:
-            return "irqlab_ioapic_deliver", f"pin {a0} vec {a1} ({TRIG[a2]})"
-        if code == K.E_KVM_MSI_SET_IRQ:
-            return "kvm_msi_set_irq", f"dst {a0} vec {a1} (Fixed|physical|{TRIG[a2]})"
-        if code == K.E_KVM_IOAPIC_SET_IRQ:
-            return "kvm_ioapic_set_irq", f"pin {a0} dst {a1} vec {a2} (Fixed|physical|{TRIG[a3]})"
-        if code == K.E_REDIRECT:
-            return "irqlab_redirect", f"pin {a0} masked {a1}"
-        if code == K.E_POLL:
-            return "irqlab_poll", f"pin {a0}"
-        if code == K.E_MSI:
-            return "irqlab_msi", f"dst {a0} vec {a1}"
-        if code == K.E_NESTED_VMEXIT:
-            return "kvm_nested_vmexit", (f"rip {a0 & M64:x} reason {X[a1]} info1 0 info2 0 "
-                                         "int_info 0 int_info_err 0")
-        if code == K.E_KVM_ENTRY:
-            return "kvm_entry", f"vcpu {a0}"
         if code == K.E_HANDLER_ENTRY:
             return "irq_handler_entry", f"irq={a0} name={self.p.devices[a1].name}"
-        if code == K.E_NESTED_INJECT:
-            return "kvm_nested_vmexit_inject", (f"reason {X[a1]} info1 0 info2 0 int_info {a0:x} "
-                                                "int_info_err 0")
-        if code == K.E_INJ_VIRQ:
-            return "kvm_inj_virq", f"irq {a0}"
-        if code == K.E_HANDLER_EXIT:
-            return "irq_handler_exit", f"irq={a0} ret=handled"
-        if code == K.E_EOI:
-            return "irqlab_eoi", f"cpu {a0} vector {a1}"
-        if code == K.E_KVM_EOI:
-            return "kvm_eoi", f"apicid {a0} vector {a1}"
-        if code == K.E_USERSPACE_EXIT:
-            return "kvm_userspace_exit", ("reason KVM_EXIT_IOAPIC_EOI (26)" if a0 == K.U_IOAPIC_EOI
-                                          else "reason KVM_EXIT_MMIO (6)")
-        if code == K.E_IOAPIC_EOI:
-            return "irqlab_ioapic_eoi", f"vector {a0}" + (" ignored" if a1 else "")
-        if code == K.E_KVM_DELAYED_EOI:
-            return "kvm_ioapic_delayed_eoi_inj", f"pin {a0}"
-        if code == K.E_QEMU_DELAYED:
-            return "ioapic_eoi_delayed_reassert", f"pin {a0}"
-        if code == K.E_SPURIOUS_DISABLE:
-            return "irqlab_spurious_disable", f"irq {a0}: nobody cared, disabling"
-        if code == K.E_XEN_RATELIMIT:
-            return "irqlab_xen_ratelimit", f"pin {a0} masked"
-        raise ValueError(f"unknown kernel trace record {code}")
+        event, fmt = TEXTS[code]
+        return event, fmt(a0, a1, a2, a3)
+
+
+X = EXIT_REASONS
+# record code -> (event, text of its arguments), as the reference interpreter writes them
+TEXTS = {
+    K.E_KVM_EXIT: ("kvm_exit", lambda a, b, c, d: f"reason {X[a]} rip 0x{b & M64:x} info {c:x} 0"),
+    K.E_APIC_ACCEPT: ("irqlab_apic_accept", lambda a, b, c, d: f"cpu {a} vec {b} ({TRIG[c]})"),
+    K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: f"apicid {a} vec {b} (Fixed|{TRIG[c]})"),
+    K.E_LINE: ("irqlab_line", lambda a, b, c, d: f"gsi {a} level {b}"),
+    K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: f"vector: {a} level: {b}"),
+    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: f"gsi {a} level {b} source 0"),
+    K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: f"pin {a} vec {b} ({TRIG[c]})"),
+    K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: f"dst {a} vec {b} (Fixed|physical|{TRIG[c]})"),
+    K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq",
+                             lambda a, b, c, d: f"pin {a} dst {b} vec {c} (Fixed|physical|{TRIG[d]})"),
+    K.E_REDIRECT: ("irqlab_redirect", lambda a, b, c, d: f"pin {a} masked {b}"),
+    K.E_POLL: ("irqlab_poll", lambda a, b, c, d: f"pin {a}"),
+    K.E_MSI: ("irqlab_msi", lambda a, b, c, d: f"dst {a} vec {b}"),
+    K.E_NESTED_VMEXIT: ("kvm_nested_vmexit", lambda a, b, c, d: f"rip {a & M64:x} reason {X[b]} info1 0 info2 0 "
+                        "int_info 0 int_info_err 0"),
+    K.E_KVM_ENTRY: ("kvm_entry", lambda a, b, c, d: f"vcpu {a}"),
+    K.E_NESTED_INJECT: ("kvm_nested_vmexit_inject",
+                        lambda a, b, c, d: f"reason {X[b]} info1 0 info2 0 int_info {a:x} int_info_err 0"),
+    K.E_INJ_VIRQ: ("kvm_inj_virq", lambda a, b, c, d: f"irq {a}"),
+    K.E_HANDLER_EXIT: ("irq_handler_exit", lambda a, b, c, d: f"irq={a} ret=handled"),
+    K.E_EOI: ("irqlab_eoi", lambda a, b, c, d: f"cpu {a} vector {b}"),
+    K.E_KVM_EOI: ("kvm_eoi", lambda a, b, c, d: f"apicid {a} vector {b}"),
+    K.E_USERSPACE_EXIT: ("kvm_userspace_exit", lambda a, b, c, d: "reason KVM_EXIT_IOAPIC_EOI (26)"
+                         if a == K.U_IOAPIC_EOI else "reason KVM_EXIT_MMIO (6)"),
+    K.E_IOAPIC_EOI: ("irqlab_ioapic_eoi", lambda a, b, c, d: f"vector {a}" + (" ignored" if b else "")),
+    K.E_KVM_DELAYED_EOI: ("kvm_ioapic_delayed_eoi_inj", lambda a, b, c, d: f"pin {a}"),
+    K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: f"pin {a}"),
+    K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: f"irq {a}: nobody cared, disabling"),
+    K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: f"pin {a} masked"),
+}

@@ -86,3 +86,15 @@ def test_bare_metal_example_runs_without_exits():
     m = r.lane(0)
     assert m["exits_total"] == 0 and m["l0_time_ns"] == m["sim_time_ns"]
     assert m["devices"]["nic"]["serviced"] > 500
+
+
+def test_founding_case_is_in_the_quirk_state_and_both_readings_storm_alike():
+    """founding_case.scn says the 2019 machine advertised Directed EOI and ignored it (quirk); the
+    2019 reading (early EOI) and the 2025 reading (ignored suppress bit) give the same storm."""
+    s, early = run_example("founding_case.scn", 0.005)
+    assert s.machine.suppress_eoi_broadcast == "quirk"
+    s2, ignored = run_example("founding_case_ignored_suppress.scn", 0.005)
+    assert s2.vcpus[0].level("L1").policy.name == "directed_eoi"
+    a, b = early.lane(0), ignored.lane(0)
+    assert a["livelock"] and b["livelock"] and a["l2_time_ns"] == b["l2_time_ns"] == 0
+    assert (a["eoi_count"], a["exits"]) == (b["eoi_count"], b["exits"])

@@ -125,10 +125,12 @@ def print_runs(scenario, runs: list[dict]) -> None:
         console.print("mitigation activations: " + ", ".join(
             f"{k} {v}" for k, v in first["mitigation_activations"].items()), highlight=False)
     d = Table(title="devices (first run)", title_justify="left")
-    for col in ("device", "raised", "delivered", "coalesced", "serviced", "latency p50", "p99", "max"):
+    for col in ("device", "raised", "delivered", "coalesced", "redelivered", "serviced", "latency p50", "p99",
+                "max"):
         d.add_column(col, justify="right", no_wrap=True)
     for name, m in first["devices"].items():
-        d.add_row(name, str(m["raised"]), str(m["delivered"]), str(m["coalesced"]), str(m["serviced"]),
+        d.add_row(name, str(m["raised"]), str(m["delivered"]), str(m["coalesced"]), str(m["redelivered"]),
+                  str(m["serviced"]),
                   fmt_ns(m["latency_p50_ns"]) if m["latency_p50_ns"] is not None else "-",
                   fmt_ns(m["latency_p99_ns"]) if m["latency_p99_ns"] is not None else "-",
                   fmt_ns(m["latency_max_ns"]) if m["latency_max_ns"] is not None else "-")

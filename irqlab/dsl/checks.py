@@ -14,9 +14,9 @@ from irqlab import ir
 from irqlab.errors import ErrorSink, ScenarioError, Span
 from irqlab.ir import field_span
 
-DIRECTED_EOI_NOTE = ("KVM advertises Directed EOI only with x2APIC; since 0bcc3fb95b97 only with "
-                     "the split irqchip, where it ignored SPIV bit 12 (quirk) until 6517dfbcc918; "
-                     "KVM's in-kernel IOAPIC always honoured it (on)")
+DIRECTED_EOI_NOTE = ("KVM advertises Directed EOI only with x2APIC (kvm_apic_set_version); with the "
+                     "split irqchip it ignored SPIV bit 12 (quirk) until 6517dfbcc918; the in-kernel "
+                     "IOAPIC honours it, and since 0bcc3fb95b97 KVM no longer advertises it there")
 
 
 def _known(*values: Any) -> bool:
@@ -105,10 +105,8 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
     """Every cross-field rule of a scenario (see the module doc)."""
     m = s.machine
     if _known(m.suppress_eoi_broadcast, m.x2apic, m.irqchip) and m.suppress_eoi_broadcast in ("on", "quirk"):
-        split_only = m.suppress_eoi_broadcast == "quirk"  # the in-kernel IOAPIC honours SPIV[12]
-        if not m.x2apic or (split_only and m.irqchip != "split"):
-            need = " and ".join(x for x, bad in (("x2apic on", not m.x2apic),
-                                                 ("irqchip split", split_only and m.irqchip != "split")) if bad)
+        if not m.x2apic:  # with the in-kernel IOAPIC, quirk and on both honour SPIV bit 12
+            need = "x2apic on"
             sink.add(f"suppress_eoi_broadcast {m.suppress_eoi_broadcast} needs {need}",
                      field_span(m, "suppress_eoi_broadcast"), hint=DIRECTED_EOI_NOTE)
     stacks = {}

@@ -213,7 +213,7 @@ class _Compiler:
                    sorted(d.model.config.items()),
                    d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
                   for d in devices),
-            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress) for g in groups),
+            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist) for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
@@ -282,7 +282,8 @@ class _Compiler:
             pins=tuple(sorted({d.pin for d in devs if d.pin >= 0})),
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
-            eoi_exit=False, suppress=False)
+            eoi_exit=False, suppress=False, body_dist=str(policy.config.get("body_dist") or "constant"),
+            body_path=path)
 
     def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
         """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV

@@ -165,6 +165,19 @@ def plugin_contexts(engine: Any, n_lanes: int):
     return arrival, model, mitigation
 
 
+def body_contexts(engine: Any, n_lanes: int) -> list[PluginContext | None]:
+    """Per vector group, the context its random body times are drawn from (stream 400 + g), or
+    None for a constant body."""
+    return [None if g.body_dist == "constant" else
+            PluginContext(engine, label=g.policy, path=g.body_path, stream=400 + g.index, n_lanes=n_lanes)
+            for g in engine.program.groups]
+
+
+def is_body_step(group: Any, pc: int) -> bool:
+    """Whether step ``pc`` of ``group`` waits for a random body time."""
+    return group.body_dist != "constant" and group.before[pc] == f"{group.body_path}.body"
+
+
 def service_contexts(engine: Any, n_lanes: int) -> list[PluginContext | None]:
     """Per device, the context of its service-time distribution (stream 300 + d), or None
     for a constant service time."""

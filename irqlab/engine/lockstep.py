@@ -24,8 +24,8 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.context import (
-    PluginFailure, call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints,
-    service_contexts,
+    PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
+    plugin_fingerprints, service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Lane, Program
 from irqlab.engine.result import BatchResult
@@ -189,6 +189,8 @@ class Lockstep:
         # plugins
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, L)
         self.ctx_service = service_contexts(self, L)
+        self.ctx_body = body_contexts(self, L)
+        self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -900,18 +902,36 @@ class Lockstep:
     def schedule_step(self, lanes, f, t0):
         gp = self.grp[f] * self.maxpc + self.pc[f]
         code = self.act_flat[gp]
-        delay = self.before_flat[gp if self.before_same else lanes * (self.G1 * self.maxpc) + gp]
+        delay = self.step_delays(lanes, f, gp)
         inline = (code == A_FORWARD) & (delay == 0)
         while inline.any():
-            il, ifl = lanes[inline], f[inline]
+            idx = np.flatnonzero(inline)
+            il, ifl = lanes[idx], f[idx]
             self.forward(il, self.grp[ifl])
             self.pc[ifl] += 1
-            gp = self.grp[f] * self.maxpc + self.pc[f]
-            code = self.act_flat[gp]
-            delay = self.before_flat[gp if self.before_same else lanes * (self.G1 * self.maxpc) + gp]
-            inline = (code == A_FORWARD) & (delay == 0)
+            gpi = self.grp[ifl] * self.maxpc + self.pc[ifl]
+            code[idx] = self.act_flat[gpi]
+            delay[idx] = self.step_delays(il, ifl, gpi)
+            inline[:] = False
+            inline[idx] = (code[idx] == A_FORWARD) & (delay[idx] == 0)
         self.phase[f] = ACT0 + code
         self.tset(self.c_vcpu + (f % self.V if self.V > 1 else 0), lanes, t0 + delay)
+
+    def step_delays(self, lanes, f, gp):
+        """``int64[n]``: the handler time before each lane's step ``gp`` (group * maxpc + pc):
+        its parameter, or a draw of the policy's random body time."""
+        delay = self.before_flat[gp if self.before_same else lanes * (self.G1 * self.maxpc) + gp]
+        if self.body_steps:
+            from irqlab.plugins.builtin.services import sample_by_cv
+
+            delay = delay.copy()
+            for g, k in self.body_steps:
+                hit = np.flatnonzero(gp == g.index * self.maxpc + k)
+                if len(hit):
+                    hl = lanes[hit]
+                    delay[hit] = sample_by_cv(g.body_dist, self.ctx_body[g.index], hl, delay[hit],
+                                              self.params[f"{g.body_path}.body_cv"][hl])
+        return delay
 
     def advance(self, lanes, f, t0):
         self.pc[f] += 1

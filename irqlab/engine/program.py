@@ -79,6 +79,8 @@ class GroupInfo:
     policy: str
     eoi_exit: bool  # the vector is in its vCPU's EOI-exit bitmap (APICv; compiler.eoi_exit_vectors)
     suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
+    body_dist: str = "constant"  # the policy's body time: constant, or drawn per invocation
+    body_path: str = ""  # the policy's parameter prefix (body, body_cv)
 
 
 @dataclass

@@ -17,7 +17,8 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.context import (
-    call_plugin, check_fingerprints, init_plugins, plugin_contexts, plugin_fingerprints, service_contexts,
+    body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
+    plugin_fingerprints, service_contexts,
 )
 from irqlab.engine.program import L0, L1, L2, USER, Program
 from irqlab.engine.rng import uniform
@@ -96,6 +97,7 @@ class LaneSim:
         self.wait_pc = [0] * len(pr.groups)
         self.ctx_arrival, self.ctx_model, self.ctx_mit = plugin_contexts(self, 1)
         self.ctx_service = service_contexts(self, 1)
+        self.ctx_body = body_contexts(self, 1)
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -692,10 +694,23 @@ class LaneSim:
         without a delay happen at once."""
         g = self.grp[v]
         steps = self.p.groups[g].steps
-        while steps[self.pc[v]].action == "FORWARD" and self.before(g, self.pc[v]) == 0:
+        delay = self.step_delay(g, self.pc[v])
+        while steps[self.pc[v]].action == "FORWARD" and delay == 0:
             self.forward(g)
             self.pc[v] += 1
-        self.at(v, P.ACT, t0 + self.before(g, self.pc[v]))
+            delay = self.step_delay(g, self.pc[v])
+        self.at(v, P.ACT, t0 + delay)
+
+    def step_delay(self, g: int, pc: int) -> int:
+        """The handler time before step ``pc``: its parameter, or a draw of the policy's random
+        body time."""
+        grp = self.p.groups[g]
+        if not is_body_step(grp, pc):
+            return self.before(g, pc)
+        from irqlab.plugins.builtin.services import sample_by_cv
+
+        return int(sample_by_cv(grp.body_dist, self.ctx_body[g], ONE, self.before(g, pc),
+                                self.v[f"{grp.body_path}.body_cv"])[0])
 
     def advance(self, v: int, t0: int) -> None:
         self.pc[v] += 1

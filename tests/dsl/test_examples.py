@@ -43,7 +43,7 @@ def test_founding_case_as_specified():
     s = load(ROOT / "examples" / "founding_case.scn")
     m = s.machine
     assert (m.irqchip, m.apicv, m.x2apic, m.suppress_eoi_broadcast, m.preemption_timer_rate) == \
-        ("split", True, True, "off", 5)
+        ("split", True, True, "quirk", 5)
     assert m.tsc.value == 2.5e9
     lv = s.vcpus[0].levels
     assert [(x.level, x.name) for x in lv] == [("L0", ""), ("L1", "hyperv"), ("L2", "windows")]

@@ -272,15 +272,12 @@ def test_policy_only_on_receiving_level(files):
 
 
 def test_suppress_eoi_broadcast_needs_split_and_x2apic(files):
-    """Directed EOI needs x2APIC; the ignored-bit quirk exists only with the split irqchip (KVM's
-    in-kernel IOAPIC honours SPIV bit 12, so kernel + on is allowed)."""
+    """Directed EOI is advertised only with x2APIC; the in-kernel IOAPIC is allowed (it honours SPIV
+    bit 12: review item I)."""
     src = GOOD.replace("irqchip split", "irqchip kernel; x2apic off; suppress_eoi_broadcast quirk")
     d = files.find(src, "suppress_eoi_broadcast quirk needs")
     assert files.at(d) == "t.scn:2:66"
-    assert d.message == "suppress_eoi_broadcast quirk needs x2apic on and irqchip split"
-    src = GOOD.replace("irqchip split", "irqchip kernel; x2apic off; suppress_eoi_broadcast on")
-    d = files.find(src, "suppress_eoi_broadcast on needs")
-    assert d.message == "suppress_eoi_broadcast on needs x2apic on"
+    assert d.message == "suppress_eoi_broadcast quirk needs x2apic on"
 
 
 def test_machine_vcpus_disagrees_with_blocks(files):

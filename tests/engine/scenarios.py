@@ -61,13 +61,15 @@ def founding(*, irqchip: str = "split", policy: str = "eoi_before_lower", mitiga
 
 
 def guest(*, levels=("L0", "L1"), policy: str = "lower_then_eoi", devices=(), mitigations=(),
-          duration: Quantity = ms(5), vcpus: int = 1, l1_kind: str = "l1", **machine) -> Scenario:
+          duration: Quantity = ms(5), vcpus: int = 1, l1_kind: str = "l1", policy_args=None,
+          **machine) -> Scenario:
     """A guest with ``vcpus`` vCPUs of the same ``levels`` (bare metal with levels=("L0",);
     nested with three levels) and the given devices."""
-    stack = tuple(LevelSpec(lv, lv.lower(), use("policy", policy) if lv == levels[-1] else None)
+    pol = use("policy", policy, **(policy_args or {}))
+    stack = tuple(LevelSpec(lv, lv.lower(), pol if lv == levels[-1] else None)
                   for lv in levels)
     if len(levels) == 3:
-        stack = (LevelSpec("L0", "kvm"), LevelSpec("L1", l1_kind, use("policy", policy)), LevelSpec("L2", "l2"))
+        stack = (LevelSpec("L0", "kvm"), LevelSpec("L1", l1_kind, pol), LevelSpec("L2", "l2"))
     return Scenario(name="guest", machine=Machine(vcpus=vcpus, **machine), costs=costs(),
                     vcpus=tuple(Vcpu(i, stack) for i in range(vcpus)),
                     devices=tuple(devices), mitigations=tuple(mitigations), run=RunSpec(duration=duration))

@@ -85,6 +85,9 @@ def scenarios(draw, dists=True):
         mits.append(use("mitigation", "xen_irq_ratelimit", limit=draw(st.integers(2, 20)), window=us(60)))
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
                  l1_kind=draw(st.sampled_from(["hyperv", "kvm"])),
+                 policy_args=dict(body_dist=draw(st.sampled_from(["constant", "exponential", "uniform", "lognormal",
+                                                                  "gamma"])),
+                                  body_cv=draw(st.sampled_from([0.3, 1.5]))),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
                  ack_on_exit=draw(st.booleans()))
 

@@ -148,3 +148,35 @@ def test_service_distribution_in_a_scenario_file_and_its_sweep():
         prog = engine.compile(resolve(s, p))
         means.append(prog.params["device.nic.service.mean"])
     assert means == [5_000_000, 50_000_000]
+
+
+@pytest.mark.parametrize("kind", ["exponential", "uniform", "lognormal", "gamma"])
+def test_policy_body_times_have_the_mean_and_cv_asked_for(kind):
+    """A policy's random body time (body_dist, body_cv): sample mean and standard deviation within
+    4.5 standard errors of body and body x cv (cv 1 for exponential; a 4th moment bound of 9 sigma^4)."""
+    from irqlab.plugins.builtin.services import sample_by_cv
+
+    eng = _Engine({})
+    ctx = PluginContext(eng, label=kind, path="s", stream=400, n_lanes=N)
+    mean, cv = 3e6, 0.5
+    x = sample_by_cv(kind, ctx, np.arange(N), np.full(N, mean), np.full(N, cv)).astype(np.float64)
+    sd = mean * (1.0 if kind == "exponential" else cv)
+    assert abs(x.mean() - mean) < 4.5 * sd / math.sqrt(N)
+    assert abs(x.std(ddof=1) - sd) < 4.5 * sd * math.sqrt((9 - 1) / (4 * N))  # kurtosis <= 9
+
+
+def test_a_random_body_time_changes_from_one_invocation_to_the_next():
+    """body_dist exponential: the handler's first action comes a different time after each interrupt."""
+    from tests.engine.helpers import events
+
+    d = device("nic", 0x61, gsi=20, arrival=use("arrival", "periodic", period=us(50), count=6))
+    s = guest(devices=[d], duration=ms(0.4), policy_args=dict(body_dist="exponential"))
+    r = engine.run(engine.compile(s), [engine.Lane(1)], trace_lanes=(0,), backend="numpy")
+    ev = events(r)
+    gaps = []
+    for i, (t, e, x) in enumerate(ev):
+        if e == "kvm_inj_virq" or (e == "kvm_apic_accept_irq"):
+            nxt = next((t2 for t2, e2, _ in ev[i + 1:] if e2 == "kvm_exit"), None)
+            if nxt is not None:
+                gaps.append(nxt - t)
+    assert len(set(gaps)) > 3

@@ -125,8 +125,7 @@ def test_docs_plugins_md_is_up_to_date(fresh_registry):
 
 def test_usage_snippets_are_valid_scenario_text(fresh_registry):
     """The usage block the reference shows for each built-in (every parameter at its
-    default) lowers without error in the founding case, with one of the two irqchips (or
-    with Directed EOI advertised)."""
+    default) lowers without error in the founding case, with one of the two irqchips."""
     from irqlab.dsl import loads
     from irqlab.errors import ScenarioError
     from irqlab.plugins.docs import usage
@@ -138,9 +137,9 @@ def test_usage_snippets_are_valid_scenario_text(fresh_registry):
             continue
         snippet = "\n".join("    " + ln for ln in usage(e.cls).splitlines())
         errors = []
-        for machine in ("irqchip split", "irqchip kernel", "irqchip split; suppress_eoi_broadcast quirk"):
+        for irqchip in ("split", "kernel"):
             try:
-                loads(founding_with(f"    machine {{ {machine} }}\n{snippet}",
+                loads(founding_with(f"    machine {{ irqchip {irqchip} }}\n{snippet}",
                                     run=e.kind not in ("metric", "backend")), "t.scn")
                 break
             except ScenarioError as err:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from irqlab.plugins.api import HandlerPolicy, Param, Site, Step
 
-BODY = Param("body", "time", "costs.handler", "handler time before its first action", min=0)
+BODY = (Param("body", "time", "costs.handler", "handler time before its first action (its mean when "
+              "body_dist is not constant)", min=0),
+        Param("body_dist", "choice", "constant", "distribution of the body time, drawn per invocation "
+              "from the vector's own stream", choices=("constant", "exponential", "uniform", "lognormal",
+                                                       "gamma")),
+        Param("body_cv", "float", 0.5, "coefficient of variation of the body time (uniform, lognormal, "
+              "gamma)", min=0))
 
 
 class LowerThenEoi(HandlerPolicy):
@@ -24,7 +30,7 @@ class LowerThenEoi(HandlerPolicy):
 
     name = "lower_then_eoi"
     version = "1.0"
-    params = (BODY,)
+    params = BODY
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.serviced_locally:
@@ -44,7 +50,7 @@ class EoiBeforeLower(HandlerPolicy):
 
     name = "eoi_before_lower"
     version = "1.0"
-    params = (BODY,)
+    params = BODY
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.serviced_locally:
@@ -66,7 +72,7 @@ class IrqfOneshot(HandlerPolicy):
 
     name = "irqf_oneshot"
     version = "1.0"
-    params = (BODY,)
+    params = BODY
 
     def program(self, site: Site) -> tuple[Step, ...]:
         if site.delivery == "msi":
@@ -103,7 +109,7 @@ class DirectedEoi(HandlerPolicy):
 
     name = "directed_eoi"
     version = "1.0"
-    params = (BODY,)
+    params = BODY
 
     @classmethod
     def check(cls, site: Site):

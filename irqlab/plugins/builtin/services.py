@@ -45,6 +45,30 @@ def gamma_variates(ctx, lanes: np.ndarray, shape: np.ndarray) -> np.ndarray:
     return out
 
 
+BODY_DISTS = ("constant", "exponential", "uniform", "lognormal", "gamma")
+
+
+def sample_by_cv(kind: str, ctx, lanes: np.ndarray, mean: np.ndarray, cv: np.ndarray) -> np.ndarray:
+    """``int64[n]`` ps: one time of distribution ``kind`` with ``mean`` (ps) and coefficient of
+    variation ``cv`` (a policy's random body time): uniform over mean ± min(cv √3, 1) mean,
+    lognormal with sigma² = ln(1 + cv²), gamma with shape 1/cv², exponential (cv 1)."""
+    mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), (len(lanes),)).copy()
+    cv = np.broadcast_to(np.asarray(cv, dtype=np.float64), (len(lanes),)).copy()
+    if kind == "constant":
+        return _ps(mean)
+    if kind == "exponential":
+        return _ps(ctx.exponential(lanes, mean))
+    if kind == "uniform":
+        half = np.minimum(cv * np.sqrt(3.0), 1.0) * mean
+        return _ps(mean - half + 2.0 * half * ctx.uniform(lanes))
+    if kind == "lognormal":
+        sigma = np.sqrt(det_log(1.0 + cv * cv))
+        mu = det_log(np.maximum(mean, 1e-300)) - 0.5 * sigma * sigma
+        return _ps(det_exp(mu + sigma * normal(ctx.uniform(lanes))))
+    shape = 1.0 / np.maximum(cv * cv, 1e-6)
+    return _ps(gamma_variates(ctx, lanes, shape) * mean / shape)
+
+
 class Constant(ServiceTime):
     """Every service takes ``mean``."""
 

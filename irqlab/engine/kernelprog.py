@@ -40,6 +40,9 @@ def kernel_support(program: Program) -> str | None:
     for m in program.mitigations:
         if kernel_kind(m.plugin) is None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
+    for g in program.groups:
+        if getattr(g, "body_dist", "constant") != "constant":
+            return f"the handler policy of vector {g.vector:#x} has a random body time (not in the kernel yet)"
     if program.series_fields:
         return "the kernel does not record series yet"
     if len(program.groups) > 62:

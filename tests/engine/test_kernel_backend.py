@@ -88,3 +88,16 @@ def test_run_says_which_backend_ran_and_why(capsys):
     assert status == 0 and "backend: kernel (every plugin of the scenario has kernel support)" in out
     status, out, _ = cli(capsys, "run", str(EXAMPLES / "founding_case.scn"), "--set", "run.duration=1ms", "--json")
     assert json.loads(out)["backend"].startswith("kernel (")
+
+
+def test_a_sweep_stores_which_backend_ran_and_why(tmp_path):
+    """A sweep's provenance names auto's choice and its reason (plugin_versions["backend"])."""
+    import sqlite3
+
+    from irqlab.experiments.driver import SweepRequest, run_sweep
+    from tests.plugins.conftest import EXAMPLES
+
+    text = (EXAMPLES / "founding_case.scn").read_text().replace("duration 100ms", "duration 1ms")
+    run_sweep(SweepRequest(text=text, file="f.scn", out_dir=str(tmp_path), launcher="inline", progress=False))
+    (row,) = sqlite3.connect(tmp_path / "results.db").execute("SELECT plugin_versions FROM sweeps").fetchall()
+    assert json.loads(row[0])["backend"] == "kernel (every plugin of the scenario has kernel support)"

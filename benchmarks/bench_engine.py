@@ -1,22 +1,34 @@
-"""Engine throughput: lane-events/s of the lockstep executor vs an event-at-a-time loop.
+"""Engine throughput: the per-lane kernel against the lockstep executor, the reference
+interpreter and a plain SimPy model of the storm loop, in one run.
 
-Runs the founding case (examples/founding_case.scn: the seed's storm) at 1, 100,
-10,000 and 100,000 lanes with the NumPy lockstep executor, and the same
-scenario with the reference interpreter (a plain Python loop, one event at a
-time) in the same process, and prints lane-events/s (an event = one trace
-record), the ratio to the loop, and the peak memory per lane (tracemalloc).
+Every figure is lane-events/s (an event = one trace record) measured in this
+process, and every ratio is to a baseline measured in the same run, so the
+figures are comparable on a busy machine even when the absolute ones are not:
 
-A second table repeats it with every lane's costs jittered (+-50%), so lanes
-drift apart and each step has to dispatch several phases at once.
+* the founding storm (examples/founding_case.scn), 1 lane, per core: kernel vs
+  reference interpreter, lockstep, and SimPy (events/s of a SimPy process that
+  walks the same storm loop, written below);
+* 10,000 identical lanes, one core: kernel vs lockstep;
+* the desynchronized sweep (benchmarks/bench_sweep.py's scenario: every lane a
+  different throttle threshold, delay and Poisson rate), 10,000 lanes: kernel on
+  one core, kernel on every core (the ratio is the parallel speedup), lockstep;
+* the README's main job (the embedded default sweep, 24 runs): engine time;
+* the kernel's compile (in a fresh process with an empty cache, ``--compile``)
+  and its load from the cache in a fresh process;
+* memory per lane at 10,000 lanes (tracemalloc peak of engine.run).
 
-    .venv/bin/python benchmarks/bench_engine.py            # full run (a minute or two)
-    .venv/bin/python benchmarks/bench_engine.py --quick    # smaller sizes
+    .venv/bin/pip install -e '.[bench]'               # SimPy
+    .venv/bin/python benchmarks/bench_engine.py [--quick] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import replace
@@ -25,86 +37,223 @@ from pathlib import Path
 import numpy as np
 
 from irqlab import __version__, engine
-from irqlab.dsl import load
+from irqlab.dsl import load, loads
 from irqlab.ir import Quantity
 from machine import describe  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def lanes_for(program, n: int, jitter: bool) -> list:
-    if not jitter:
-        shared = dict(program.params)
-        return [engine.Lane(0, (i,), shared) for i in range(n)]
-    rng = np.random.default_rng(1)
-    out = []
-    for i in range(n):
-        p = dict(program.params)
-        for k in ("costs.handler", "costs.userspace_exit", "costs.nested_exit"):
-            p[k] = int(p[k] * rng.uniform(0.5, 1.5))
-        out.append(engine.Lane(0, (i,), p))
-    return out
+def threads(n: int) -> None:
+    import numba
+
+    numba.set_num_threads(n)
 
 
-def measure(program, n: int, jitter: bool, backend: str) -> tuple[float, int]:
-    """(lane-events/s, events) for one batch of n lanes."""
-    lanes = lanes_for(program, n, jitter)
-    t0 = time.perf_counter()
+CPU_RATES: dict[str, float] = {}
+
+
+def timed(program, lanes, backend: str, label: str = "") -> tuple[float, int, float]:
+    """(lane-events/s, events, wall s) of one engine.run; the lane-events per second of CPU
+    time this process used (all its threads) go to ``CPU_RATES[label]``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = engine.run(program, lanes, backend=backend)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     events = int(result.metrics["events"].sum())
-    return events / wall, events
+    if label:
+        CPU_RATES[label] = events / max(cpu, 1e-9)
+    return events / wall, events, wall
 
 
-def memory(program, n: int) -> tuple[float, float]:
-    """(state bytes per lane, tracemalloc peak bytes per lane of a whole engine.run)."""
-    from irqlab.engine.lockstep import Lockstep
+def founding(duration_s: float):
+    scn = load(ROOT / "examples" / "founding_case.scn")
+    return engine.compile(replace(scn, run=replace(scn.run, duration=Quantity(duration_s, "s"))))
 
-    lanes = lanes_for(program, n, False)
-    sim = Lockstep(program, lanes)
-    sim.run()
-    state = sim.state_bytes() / n
-    del sim
-    tracemalloc.start()
-    engine.run(program, lanes)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return state, peak / n
+
+def identical(program, n: int) -> list:
+    shared = dict(program.params)
+    return [engine.Lane(0, (i,), shared) for i in range(n)]
+
+
+def sweep_lanes(text: str, name: str):
+    """The program and the lanes of every run of a sweep (as the sweep would batch them)."""
+    from irqlab.experiments import plan
+
+    prep = plan.prepare(loads(text, name), text)
+    pl = plan.validate(prep)
+    prog = pl.programs[pl.todo[0].key]
+    return prog, [engine.Lane(r.seed, r.spawn_key, dict(r.lane_params)) for r in pl.todo]
+
+
+# ---------------------------------------------------------------- SimPy model of the storm loop
+
+
+def simpy_storm(duration_ps: int, costs: dict[str, int], service_ps: int) -> tuple[float, int]:
+    """The founding storm as a plain SimPy model: a vCPU process that walks the loop (L2
+    entered with an immediate exit, L0 reflects the interrupt to L1, L1's handler EOIs,
+    the EOI exits to QEMU, whose IOAPIC re-raises the still-high line, L1 forwards the
+    device to L2 and resumes it) and an IOAPIC process that re-asserts the line on each
+    EOI. Returns (events/s, events), an event = one SimPy event processed."""
+    import simpy
+
+    env = simpy.Environment()
+    c = costs
+    count = [0]
+    eoi = [env.event()]
+
+    def ioapic():
+        while True:
+            yield eoi[0]
+            eoi[0] = env.event()
+            count[0] += 1
+            yield env.timeout(c["ioapic"])  # re-assert: the line is still high
+            count[0] += 1
+
+    def vcpu():
+        while True:
+            yield env.timeout(c["vmexit"])  # PREEMPTION_TIMER exit from L2
+            count[0] += 1
+            yield env.timeout(c["nested_exit"] + c["vmentry"])  # reflect into L1
+            count[0] += 1
+            yield env.timeout(c["handler"])  # handler body, then EOI
+            count[0] += 1
+            yield env.timeout(c["vmexit"] + c["eoi"])  # EOI_INDUCED exit
+            count[0] += 1
+            yield env.timeout(c["userspace_exit"] // 2)  # KVM_EXIT_IOAPIC_EOI to QEMU
+            eoi[0].succeed()
+            count[0] += 1
+            yield env.timeout(c["userspace_exit"] - c["userspace_exit"] // 2 + c["vmentry"])
+            count[0] += 1
+            yield env.timeout(c["resume"])  # forward to L2, RETURN (VMRESUME)
+            count[0] += 1
+            yield env.timeout(c["vmexit"] + c["nested_entry"] + c["vmentry"])  # into L2, timer 0
+            count[0] += 1
+
+    env.process(ioapic())
+    env.process(vcpu())
+    t0 = time.perf_counter()
+    env.run(until=duration_ps)
+    wall = time.perf_counter() - t0
+    return count[0] / wall, count[0]
+
+
+def compile_in_fresh_process(cache_dir: str) -> float:
+    code = ("import time; t = time.perf_counter(); "
+            "from irqlab.engine.kernelrun import kernel_module; kernel_module(); "
+            "print(time.perf_counter() - t)")
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time a cold compile in a fresh process with an empty cache (minutes)")
     args = ap.parse_args()
-    scenario = load(ROOT / "examples" / "founding_case.scn")
-    sizes = [1, 100, 1000] if args.quick else [1, 100, 10_000, 100_000]
-    # Simulated time per size: enough for > 1 s of work at the larger sizes.
-    dur_ms = {1: 50.0, 100: 20.0, 1000: 5.0, 10_000: 3.0, 100_000: 0.5}
+    import numba
 
-    print("irqlab engine benchmark: founding case (split irqchip, EOI before lower, no mitigation)")
-    print(f"machine: {describe()}; "
-          f"{platform.python_implementation()} {platform.python_version()}, numpy {np.__version__}, "
-          f"irqlab {__version__}; one core (no threads)")
-    ref_prog = engine.compile(replace(scenario, run=replace(scenario.run, duration=Quantity(0.05, "s"))))
-    ref_rate, ref_events = measure(ref_prog, 4, False, "reference")
-    print(f"baseline: reference interpreter (event at a time, plain Python), same scenario: "
-          f"{ref_rate / 1e6:.3f} M lane-events/s ({ref_events} events)")
-    for jitter in (False, True):
-        print()
-        print("lanes are identical (the scenario is deterministic)" if not jitter
-              else "lanes with +-50% jitter on handler, userspace_exit and nested_exit costs")
-        print(f"{'lanes':>8} {'sim time':>9} {'events':>12} {'M lane-ev/s':>12} {'x loop':>8}")
-        for n in sizes:
-            d = dur_ms[n]
-            prog = engine.compile(replace(scenario, run=replace(scenario.run, duration=Quantity(d * 1e-3, "s"))))
-            rate, events = measure(prog, n, jitter, "numpy")
-            print(f"{n:>8} {d:>7g}ms {events:>12} {rate / 1e6:>12.2f} {rate / ref_rate:>8.1f}")
-    n = 1000 if args.quick else 10_000
-    prog = engine.compile(replace(scenario, run=replace(scenario.run, duration=Quantity(2e-4, "s"))))
-    state, peak = memory(prog, n)
+    from irqlab.engine.kernelrun import kernel_module
+
+    n_big = 1000 if args.quick else 10_000
+    cores = numba.config.NUMBA_NUM_THREADS
+    print("irqlab engine benchmark: per-lane kernel vs lockstep vs reference vs SimPy, one run")
+    print(f"machine: {describe()}; {platform.python_implementation()} {platform.python_version()}, "
+          f"numpy {np.__version__}, numba {numba.__version__}, irqlab {__version__}")
+    print("the machine may be shared: compare the ratios (same run), not the absolute figures")
+    t0 = time.perf_counter()
+    kernel_module()
+    print(f"kernel ready in {time.perf_counter() - t0:.2f} s (compiled, or loaded from the cache)")
     print()
-    print(f"memory at {n} lanes, no traces: {state:.0f} bytes/lane of state kept for the run; "
-          f"{peak:.0f} bytes/lane at the peak of engine.run (tracemalloc: state, temporaries, result)")
+
+    # 1. the founding storm, one lane, one core
+    threads(1)
+    long_s = 0.05 if args.quick else 0.5
+    k_rate, k_ev, k_wall = timed(founding(long_s), identical(founding(long_s), 1), "kernel", "k1")
+    r_rate, r_ev, _ = timed(founding(0.01), identical(founding(0.01), 1), "reference", "r1")
+    l_rate, l_ev, _ = timed(founding(0.002), identical(founding(0.002), 1), "numpy", "l1")
+    prog = founding(long_s)
+    costs = {k.split(".", 1)[1]: int(v) for k, v in prog.params.items() if k.startswith("costs.")}
+    try:
+        c0 = time.process_time()
+        s_rate, s_ev = simpy_storm(int(0.05e12), costs, 20_000_000)
+        CPU_RATES["s1"] = s_ev / max(time.process_time() - c0, 1e-9)
+    except ImportError:
+        s_rate, s_ev = float("nan"), 0
+        CPU_RATES["s1"] = float("nan")
+    k_cpu = CPU_RATES["k1"]
+    print("founding storm, 1 lane, one thread              M lane-ev/s (wall)  kernel is   "
+          "M lane-ev/s per CPU-second  kernel is")
+    print(f"  kernel ({long_s * 1e3:g} ms simulated, {k_ev} events) {k_rate / 1e6:>10.2f}            "
+          f"{k_cpu / 1e6:>10.2f}")
+    for name, rate, key, ev in (("reference interpreter", r_rate, "r1", r_ev), ("lockstep", l_rate, "l1", l_ev),
+                                ("SimPy model of the storm loop", s_rate, "s1", s_ev)):
+        print(f"  {name} ({ev} events){'':<{max(1, 30 - len(name) - len(str(ev)))}} {rate / 1e6:>10.3f}"
+              f"  {k_rate / rate:8.1f}x   {CPU_RATES[key] / 1e6:>10.3f}  {k_cpu / CPU_RATES[key]:8.1f}x")
+    print()
+
+    # 2. identical lanes, one core
+    prog = founding(0.003 if not args.quick else 0.001)
+    lanes = identical(prog, n_big)
+    kr, ke, _ = timed(prog, lanes, "kernel", "k2")
+    lr, le, _ = timed(prog, lanes, "numpy", "l2")
+    print(f"founding storm, {n_big} identical lanes, one thread: kernel {kr / 1e6:.2f} M lane-ev/s wall, "
+          f"{CPU_RATES['k2'] / 1e6:.2f} M per CPU-second; lockstep {lr / 1e6:.2f} M wall, "
+          f"{CPU_RATES['l2'] / 1e6:.2f} M per CPU-second: {kr / lr:.2f}x wall, "
+          f"{CPU_RATES['k2'] / CPU_RATES['l2']:.2f}x CPU")
+
+    # 3. the desynchronized sweep
+    from bench_sweep import SCENARIO
+
+    text = SCENARIO.replace("replications 10", f"replications {n_big // 1000}")
+    prog, lanes = sweep_lanes(text, "bench_sweep.scn")
+    k1, e1, w1 = timed(prog, lanes, "kernel", "k3")
+    threads(cores)
+    kn, en, wn = timed(prog, lanes, "kernel", "k3n")
+    threads(1)
+    ls, _, _ = timed(prog, lanes, "numpy", "l3")
+    print(f"desynchronized sweep, {len(lanes)} lanes ({e1} events): kernel one thread {k1 / 1e6:.2f} M lane-ev/s "
+          f"wall, {CPU_RATES['k3'] / 1e6:.2f} M per CPU-second; {cores} threads {kn / 1e6:.2f} M wall "
+          f"({w1 / wn:.2f}x one thread); lockstep {ls / 1e6:.2f} M wall, {CPU_RATES['l3'] / 1e6:.2f} M per "
+          f"CPU-second (kernel {k1 / ls:.2f}x wall)")
+
+    # 4. the README's main job: the embedded default sweep
+    threads(cores)
+    default = (ROOT / "irqlab" / "data" / "default.scn").read_text()
+    prog, lanes = sweep_lanes(default, "default.scn")
+    for be in ("kernel", "numpy"):
+        t0 = time.perf_counter()
+        engine.run(prog, lanes, backend=be)
+        print(f"the README's main job ({len(lanes)} runs) engine time, {be}: {time.perf_counter() - t0:.3f} s",
+              end="; " if be == "kernel" else "\n")
+
+    # 5. compile and cache load
+    load_s = compile_in_fresh_process(os.environ.get("NUMBA_CACHE_DIR", ""))\
+        if os.environ.get("NUMBA_CACHE_DIR") else None
+    code = ("import time; t = time.perf_counter(); from irqlab.engine.kernelrun import kernel_module; "
+            "kernel_module(); print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    load_s = float(out.stdout.strip().splitlines()[-1])
+    print(f"kernel load from the cache in a fresh process (import numba included): {load_s:.2f} s")
+    if args.compile:
+        with tempfile.TemporaryDirectory() as d:
+            c = compile_in_fresh_process(d)
+        print(f"kernel compile in a fresh process, empty cache: {c:.1f} s")
+
+    # 6. memory per lane
+    threads(cores)
+    prog = founding(2e-4)
+    lanes = identical(prog, n_big)
+    for be in ("kernel", "numpy"):
+        engine.run(prog, lanes[:10], backend=be)
+        tracemalloc.start()
+        engine.run(prog, lanes, backend=be)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"memory at {n_big} lanes, {be}: {peak / n_big:.0f} bytes/lane at the peak of engine.run",
+              end="; " if be == "kernel" else "\n")
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ def fmt_ns(x) -> str:
 @click.option("-n", "--replications", type=click.IntRange(min=1), help="Runs (default: run.replications).")
 @click.option("--seed", type=click.IntRange(min=0), help="Base seed (default: run.seed).")
 @click.option("--backend", type=str, help="Executor backend plugin (default: the scenario's "
-              "run.backend, itself 'auto' unless set: the reference interpreter for up to 4 "
-              "lanes, the NumPy lockstep executor from 5 on; `irqlab plugins list` names them).")
+              "run.backend, itself 'auto' unless set: the compiled kernel when every plugin and "
+              "mechanism of the scenario has kernel support, else the reference interpreter for "
+              "up to 4 lanes and the NumPy lockstep executor from 5 on; the run says which and "
+              "why; `irqlab plugins list` names them).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
 def run_cmd(file, sets, replications, seed, backend, as_json):
     """Run FILE's scenario (its replications; the sweep block is ignored: see `irqlab sweep`)."""
@@ -90,10 +92,12 @@ def run_cmd(file, sets, replications, seed, backend, as_json):
         row.update(result.lane(r))
         runs.append(row)
     if as_json:
-        json.dump({"scenario": scenario.name, "runs": runs}, sys.stdout, indent=2)
+        json.dump({"scenario": scenario.name, "backend": result.backend or backend or scenario.run.backend,
+                   "runs": runs}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_runs(scenario, runs, program)
+        print(f"backend: {result.backend or backend or scenario.run.backend}")
     if any(r["status"] != "ok" for r in runs):
         raise SystemExit(1)
 

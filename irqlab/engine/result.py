@@ -101,6 +101,7 @@ class BatchResult:
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # metric plugins' columns
     series: dict[str, np.ndarray] | None = None
     traces: dict[int, Any] = field(default_factory=dict)
+    backend: str = ""  # which executor ran the lanes, and why (set by the ``auto`` backend)
 
     def lane(self, i: int) -> dict[str, Any]:
         """One run in the ``irqlab run --json`` form."""
@@ -162,6 +163,7 @@ class BatchResult:
             {k: cat(lambda p, k=k: p.series[k]) for k in first.series},
             traces={i + off: t for off, p in zip(np.cumsum([0] + [p.n for p in parts]), parts)
                     for i, t in p.traces.items()},
+            backend=first.backend,
         )
 
 

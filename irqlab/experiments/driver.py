@@ -262,10 +262,22 @@ def sweep_info(req: SweepRequest, prep: planning.Prepared, started_at: str) -> A
         sweep_id=prep.sweep_id, name=prep.scenario.name, scenario_text=req.text,
         scenario_hash=text_hash(req.text), scenario_file=req.file,
         command=req.command or shlex.join(["irqlab", *sys.argv[1:]]),
-        irqlab_version=__version__, plugin_versions=prep.plugins, git_commit=commit,
+        irqlab_version=__version__, plugin_versions={**prep.plugins, "backend": _backend_choice(prep)},
+        git_commit=commit,
         git_dirty=dirty, host=host(), started_at=started_at, planned_runs=prep.planned_runs,
         param_paths=prep.param_paths, base_seed=prep.base_seed, param_units=dict(prep.param_units),
     )
+
+
+def _backend_choice(prep: planning.Prepared) -> str:
+    """Which executor the sweep's runs use and why (``auto``'s choice), for provenance."""
+    from irqlab import engine
+    from irqlab.plugins.builtin.backends import describe_choice
+
+    try:
+        return describe_choice(engine.compile(prep.base))
+    except Exception as e:  # noqa: BLE001 - a point that does not compile fails on its own
+        return f"unknown ({type(e).__name__})"
 
 
 def run_infos(runs: list[planning.PlannedRun], wall_s: float) -> list[Any]:
@@ -395,6 +407,14 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
                                      workers=req.workers, max_retries=req.max_retries, run_fn=run_fn)
             launcher.start()
             stop.install()  # after Ray, which may have installed its own handlers
+        if batcher.pending:  # compile (or load) the kernel once, here, before the workers need it
+            from irqlab import engine
+            from irqlab.plugins.builtin.backends import warm
+
+            try:
+                warm(engine.compile(prep.base), progress.phase)
+            except ScenarioError:
+                pass
         report.launcher = launcher.describe() if launcher else "none (nothing to run)"
         report.workers = launcher.workers if launcher else 0
         progress.phase("running")

@@ -1,4 +1,5 @@
-"""The lockstep executor against the reference interpreter on random scenarios."""
+"""The lockstep executor and the per-lane kernel against the reference interpreter on
+random scenarios."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ def service_dists(draw):
 
 
 @st.composite
-def scenarios(draw, issue12: bool = False):
-    """Random scenarios; ``issue12`` draws mostly VFIO INTx, shared pins and lazy EOI (kernel irqchip)."""
+def scenarios(draw, issue12: bool = False, dists: bool = True):
+    """Random scenarios; ``issue12`` draws mostly VFIO INTx, shared pins and lazy EOI (kernel
+    irqchip); ``dists=False``: constant service and body times, Intel, lazy EOI of edge vectors
+    only and no VFIO (what the kernel runs)."""
     stack = draw(st.sampled_from([("L0", "L1"), ("L0", "L1", "L2")] if issue12 else
                                  [("L0",), ("L0", "L1"), ("L0", "L1", "L2")]))
     irqchip = "kernel" if issue12 else draw(st.sampled_from(["split", "kernel"]))
@@ -51,7 +54,7 @@ def scenarios(draw, issue12: bool = False):
     by = draw(st.sampled_from(serviced))
     devices, vectors, gsis = [], [0x30, 0x51, 0x52, 0x91], [5, 8, 20, 23]  # 8: the RTC (EOI-exit bitmap)
     n_vcpus = draw(st.integers(1, 2))
-    vfio_ok = irqchip == "kernel" and len(stack) > 1  # issue 12: VFIO INTx through the resampler
+    vfio_ok = dists and irqchip == "kernel" and len(stack) > 1  # issue 12: VFIO INTx through the resampler
     share = draw(st.booleans())  # device 1 shares device 0's level pin (a second source on the GSI)
     for i in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["level", "level", "edge"] if issue12 else ["level", "edge", "msi"]))
@@ -75,7 +78,7 @@ def scenarios(draw, issue12: bool = False):
             service=us(draw(st.sampled_from([0.5, 2, 20]))), lowers_line=draw(st.booleans()) or kind != "level",
             model=draw(st.sampled_from(["generic", "queue"])), dest=dest,
             policy=use("policy", "directed_eoi") if directed_one and i == 0 else None,
-            service_dist=draw(service_dists()), vfio=vfio))
+            service_dist=draw(service_dists()) if dists else None, vfio=vfio))
     mits = []
     if irqchip == "split" and len(stack) > 1 and draw(st.booleans()):
         mits.append(use("mitigation", "qemu_eoi_throttle", threshold=draw(st.integers(1, 30)), delay=us(40)))
@@ -92,34 +95,44 @@ def scenarios(draw, issue12: bool = False):
     return guest(levels=stack, policy=policy, devices=devices, mitigations=mits, duration=ms(0.6), vcpus=n_vcpus,
                  l1_kind=draw(st.sampled_from(["hyperv", "kvm"])),
                  policy_args=dict(body_dist=draw(st.sampled_from(["constant", "exponential", "uniform", "lognormal",
-                                                                  "gamma"])),
+                                                                  "gamma"] if dists else ["constant"])),
                                   body_cv=draw(st.sampled_from([0.3, 1.5]))),
                  irqchip=irqchip, apicv=apicv, x2apic=x2apic, suppress_eoi_broadcast=suppress,
-                 ack_on_exit=draw(st.booleans()), vendor=draw(st.sampled_from(["intel", "amd"])),
-                 resample_on_unmask=draw(st.booleans()), lazy_eoi=draw(st.sampled_from(["edge", "all"])))
+                 ack_on_exit=draw(st.booleans()),
+                 vendor=draw(st.sampled_from(["intel", "amd"] if dists else ["intel"])),
+                 resample_on_unmask=draw(st.booleans()),
+                 lazy_eoi=draw(st.sampled_from(["edge", "all"] if dists else ["edge"])))
 
 
-def compare(scn, n=4):
+def compare(scn, n=4, others=("numpy", "kernel")):
     from dataclasses import replace
+
+    from irqlab.engine.kernelprog import kernel_support
 
     scn = replace(scn, run=replace(scn.run, max_events=4000, histograms=True))
     prog = engine.compile(scn)
     lanes = [engine.Lane(7, (i,)) for i in range(n)]
     a = engine.run(prog, lanes, trace_lanes=range(n), backend="reference")
-    b = engine.run(prog, lanes, trace_lanes=range(n), backend="numpy")
-    for i in range(n):
-        assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(b.lane(i), sort_keys=True)
-        ra = [(t, th, e, x) for t, _, th, e, x in a.traces[i].sorted()]
-        rb = [(t, th, e, x) for t, _, th, e, x in b.traces[i].sorted()]
-        assert ra == rb
-        assert sorted(a.traces[i].modes) == sorted(b.traces[i].modes)
-        assert a.traces[i].counters == b.traces[i].counters
+    for other in others:
+        if other == "kernel" and kernel_support(prog) is not None:
+            continue  # auto runs it with the NumPy executors (tests/engine/test_kernel_backend.py)
+        b = engine.run(prog, lanes, trace_lanes=range(n), backend=other)
+        untraced = engine.run(prog, lanes, backend=other) if other == "kernel" else b
+        for i in range(n):
+            assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(b.lane(i), sort_keys=True)
+            assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(untraced.lane(i), sort_keys=True)
+            ra = [(t, th, e, x) for t, _, th, e, x in a.traces[i].sorted()]
+            rb = [(t, th, e, x) for t, _, th, e, x in b.traces[i].sorted()]
+            assert ra == rb
+            assert sorted(a.traces[i].modes) == sorted(b.traces[i].modes)
+            assert a.traces[i].counters == b.traces[i].counters
 
 
 @pytest.mark.slow
 @given(scenarios())
-def test_lockstep_matches_reference_on_random_scenarios(scn):
-    """Every metric and every trace record of the lockstep executor equals the reference's."""
+def test_executors_match_reference_on_random_scenarios(scn):
+    """Every metric and every trace record of the lockstep executor and, where it runs the
+    scenario, of the kernel (traced and untraced) equals the reference's."""
     compare(scn)
 
 
@@ -128,3 +141,11 @@ def test_lockstep_matches_reference_on_random_scenarios(scn):
 def test_lockstep_matches_reference_on_vfio_shared_pin_and_lazy_eoi_scenarios(scn):
     """The same on scenarios drawn for issue 12's mechanisms (VFIO INTx, shared pins, lazy EOI, AMD)."""
     compare(scn)
+
+
+@pytest.mark.slow
+@given(scenarios(dists=False))
+def test_kernel_matches_reference_on_random_scenarios(scn):
+    """Every metric and every trace record of the kernel (traced and untraced) equals the
+    reference's, on random scenarios it runs (constant service and body times)."""
+    compare(scn, others=("kernel",))

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from irqlab.engine import kernel_ids as K
 from irqlab.errors import ScenarioError, Span
 from irqlab.plugins.api import NEVER, ArrivalProcess, Param
 
@@ -29,6 +30,7 @@ class Once(ArrivalProcess):
 
     name = "once"
     version = "1.0"
+    kernel_kind = K.ARR_ONCE  # irqlab.engine.kernel runs it natively
     params = (Param("at", "time", 0.0, "when the device raises its interrupt", min=0),)
 
     def first(self, ctx, lanes):
@@ -43,6 +45,7 @@ class Periodic(ArrivalProcess):
 
     name = "periodic"
     version = "1.0"
+    kernel_kind = K.ARR_PERIODIC  # irqlab.engine.kernel runs it natively
     params = (
         Param("period", "time", doc="time between arrivals", min=1e-12),
         Param("start", "time", 0.0, "time of the first arrival", min=0),
@@ -69,6 +72,7 @@ class Poisson(ArrivalProcess):
 
     name = "poisson"
     version = "1.0"
+    kernel_kind = K.ARR_POISSON  # irqlab.engine.kernel runs it natively
     params = (
         Param("rate", "frequency", doc="mean arrivals per second", min=1e-9),
         Param("start", "time", 0.0, "the process starts here", min=0),
@@ -88,6 +92,7 @@ class Bursty(ArrivalProcess):
 
     name = "bursty"
     version = "1.0"
+    kernel_kind = K.ARR_BURSTY  # irqlab.engine.kernel runs it natively
     params = (
         Param("rate", "frequency", doc="mean arrivals per second within a burst", min=1e-9),
         Param("on", "time", doc="length of a burst", min=1e-12),

@@ -31,15 +31,83 @@ class Reference(Backend):
         return run_reference(program, lanes, tuple(trace_lanes))
 
 
+class Kernel(Backend):
+    """The per-lane kernel: each lane runs its own event loop to completion in native code
+    (Numba), lanes in parallel over the cores. Compiled once per installation (a few
+    minutes on a loaded machine, see docs/implementations.md) and cached on disk; later
+    processes load it in well under a second. Runs the scenarios whose plugins all have
+    kernel support (every built-in one)."""
+
+    name = "kernel"
+    version = "1.0"
+
+    def run(self, program, lanes, *, trace_lanes=(), notify=None):
+        from irqlab.engine.kernelprog import kernel_support
+        from irqlab.engine.kernelrun import run_kernel
+        from irqlab.errors import ScenarioError
+
+        why = kernel_support(program)
+        if why is not None:
+            raise ScenarioError(f"backend kernel cannot run scenario '{program.scenario.name}': {why} "
+                                "(use backend auto or numpy)")
+        return run_kernel(program, lanes, tuple(trace_lanes), notify=notify)
+
+
+def choose(program, n_lanes: int) -> tuple[str, str]:
+    """``(backend, why)``: what ``auto`` runs ``program`` with, and the reason, in words."""
+    from irqlab.engine.kernelprog import kernel_support
+
+    why = kernel_support(program)
+    if why is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            why = "numba is not installed"
+        else:
+            return "kernel", "every plugin of the scenario has kernel support"
+    if n_lanes <= Auto.small:
+        return "reference", f"{why}; {n_lanes} lane(s) run fastest in the reference interpreter"
+    return "numpy", f"{why}; the lockstep executor runs it"
+
+
 class Auto(Backend):
-    """The default: the reference interpreter for a handful of lanes (its per-event cost is
-    lower than one lockstep step's), the lockstep executor from 5 lanes on. Both give
-    bit-identical results, so the choice only changes the speed."""
+    """The default: the per-lane kernel when every plugin of the scenario supports it;
+    otherwise the reference interpreter for a handful of lanes (its per-event cost is lower
+    than one lockstep step's) and the lockstep executor from 5 lanes on. All give
+    bit-identical results, so the choice only changes the speed; the result says which ran
+    and why (``BatchResult.backend``)."""
 
     name = "auto"
-    version = "1.0"
+    version = "2.0"
     small = 4
 
-    def run(self, program, lanes, *, trace_lanes=()):
-        backend = Reference() if len(lanes) <= self.small else Lockstep()
-        return backend.run(program, lanes, trace_lanes=trace_lanes)
+    def run(self, program, lanes, *, trace_lanes=(), notify=None):
+        name, why = choose(program, len(lanes))
+        if name == "kernel":
+            result = Kernel().run(program, lanes, trace_lanes=trace_lanes, notify=notify)
+        else:
+            backend = Reference() if name == "reference" else Lockstep()
+            result = backend.run(program, lanes, trace_lanes=trace_lanes)
+        result.backend = f"{name} ({why})"
+        return result
+
+
+def describe_choice(program, n_lanes: int = 1000) -> str:
+    """What the scenario's ``run.backend`` runs ``program`` with, and why, in words (for
+    provenance): ``"kernel (every plugin ...)"``, or the backend the scenario names."""
+    name = program.scenario.run.backend
+    if name != "auto":
+        return f"{name} (run.backend)"
+    chosen, why = choose(program, n_lanes)
+    return f"{chosen} ({why})"
+
+
+def warm(program, notify) -> None:
+    """Compile or load the kernel now if ``auto`` will run ``program`` with it, telling
+    ``notify("compiling")`` when it has to compile (so a progress bar can say so)."""
+    name = program.scenario.run.backend
+    if name == "kernel" or (name == "auto" and choose(program, Auto.small + 1)[0] == "kernel"):
+        from irqlab.engine.kernelrun import kernel_module
+
+        kernel_module(notify)
+

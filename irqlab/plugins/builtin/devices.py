@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine import kernel_ids as K
 from irqlab.plugins.api import DeviceModel
 
 
@@ -14,6 +15,7 @@ class Generic(DeviceModel):
 
     name = "generic"
     version = "1.0"
+    kernel_kind = K.DEV_GENERIC  # irqlab.engine.kernel runs it natively
 
     def on_arrival(self, ctx, lanes):
         return np.ones(len(lanes), dtype=bool)
@@ -31,6 +33,7 @@ class Queue(DeviceModel):
 
     name = "queue"
     version = "1.0"
+    kernel_kind = K.DEV_QUEUE  # irqlab.engine.kernel runs it natively
 
     def on_arrival(self, ctx, lanes):
         return np.ones(len(lanes), dtype=bool)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine import kernel_ids as K
 from irqlab.plugins.api import NEVER, Mitigation, Param, Site
 
 
@@ -42,6 +43,7 @@ class KvmEoiDelay(Mitigation):
 
     name = "kvm_eoi_delay"
     version = "1.0"
+    kernel_kind = K.MIT_KVM_EOI_DELAY  # irqlab.engine.kernel runs it natively
     params = (
         Param("threshold", "int", 10000, "successive EOIs with the line high before a delay "
               "(IOAPIC_SUCCESSIVE_IRQ_MAX_COUNT)", min=1),
@@ -99,6 +101,7 @@ class QemuEoiThrottle(Mitigation):
 
     name = "qemu_eoi_throttle"
     version = "1.0"
+    kernel_kind = K.MIT_QEMU_EOI_THROTTLE  # irqlab.engine.kernel runs it natively
     params = (
         Param("threshold", "int", 10000, "successive EOIs with the line high before a delay "
               "(SUCCESSIVE_IRQ_MAX_COUNT)", min=1),
@@ -150,6 +153,7 @@ class PreemptionTimerThrottle(Mitigation):
 
     name = "preemption_timer_throttle"
     version = "1.0"
+    kernel_kind = K.MIT_PT_THROTTLE  # irqlab.engine.kernel runs it natively
     params = (
         Param("threshold", "int", 100, "immediate exits at one L2 instruction before throttling "
               "(HV_TIMER_THROTTLE)", min=0),
@@ -197,6 +201,7 @@ class LinuxSpurious(Mitigation):
 
     name = "linux_spurious"
     version = "1.0"
+    kernel_kind = K.MIT_LINUX_SPURIOUS  # irqlab.engine.kernel runs it natively
     params = (
         Param("window", "int", 100000, "interrupts per verdict", min=1),
         Param("threshold", "int", 99900, "unhandled interrupts in a window that disable the IRQ",
@@ -268,6 +273,7 @@ class XenIrqRatelimit(Mitigation):
 
     name = "xen_irq_ratelimit"
     version = "1.0"
+    kernel_kind = K.MIT_XEN_RATELIMIT  # irqlab.engine.kernel runs it natively
     params = (
         Param("limit", "int", 10000, "deliveries per window before the pin is masked "
               "(irq_ratelimit)", min=1),

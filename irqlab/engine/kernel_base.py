@@ -1,0 +1,307 @@
+"""The per-lane kernel, part 1: random numbers, trace records, time accounting, the LAPIC.
+
+See :mod:`irqlab.engine.kernel` for the kernel's design; the decorators ``inner`` and
+``entry`` every kernel function uses are defined here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
+
+# Every function is cached on disk. None allocates, so none needs Numba's reference counting
+# (_nrt=False: no incref/decref around every call); only the entry points get a CPython
+# wrapper; error_model="numpy": no zero-division checks (no divisor here can be 0).
+inner = njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True)
+entry = njit(cache=True, error_model="numpy", _nrt=False)
+
+# ---------------------------------------------------------------- random numbers (irqlab.engine.rng)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+STREAM_MUL = np.uint64(0xD1B54A32D192ED03)
+C1 = np.uint64(0xBF58476D1CE4E5B9)
+C2 = np.uint64(0x94D049BB133111EB)
+TWO_M53 = 2.0**-53
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+SQRT_HALF = 0.7071067811865476
+ATANH_COEFFS = np.array([1.0 / k for k in range(25, 0, -2)])
+LN10 = 2.302585092994046
+LAT_MIN_PS = 10_000.0
+
+
+@inner
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * C1
+    z = (z ^ (z >> np.uint64(27))) * C2
+    return z ^ (z >> np.uint64(31))
+
+
+@inner
+def uniform(k0, k1, stream, counter):
+    """Draw ``counter`` of ``stream`` for the key ``(k0, k1)`` (rng.uniform, one lane)."""
+    z = k0 ^ (np.uint64(stream + 1) * STREAM_MUL)
+    z = _mix(z + np.uint64(counter) * GOLDEN + k1)
+    z = _mix(z ^ k1)
+    return np.float64(z >> np.uint64(11)) * TWO_M53
+
+
+@inner
+def det_log(x):
+    """rng.det_log of one float64."""
+    m, e = math.frexp(x)
+    if m < SQRT_HALF:
+        m = m * 2.0
+        e = e - 1
+    ef = np.float64(e)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = ATANH_COEFFS[0]
+    for i in range(1, len(ATANH_COEFFS)):
+        p = p * s2 + ATANH_COEFFS[i]
+    return ef * LN2_HI + (ef * LN2_LO + 2.0 * s * p)
+
+
+@inner
+def latency_bin(lat, nb):
+    """stats.latency_bin of one latency (int64 ps)."""
+    if lat < LAT_MIN_PS:
+        return 0
+    x = max(np.float64(lat), 1.0) / LAT_MIN_PS
+    b = np.int64(math.floor(det_log(x) / LN10 * 10)) + 1
+    return min(max(b, 0), nb - 1)
+
+
+@inner
+def draw(s, stream_slot, stream):
+    c = s[s[O_DRAWS] + stream_slot]
+    s[s[O_DRAWS] + stream_slot] = c + 1
+    return uniform(np.uint64(s[S_KEY0]), np.uint64(s[S_KEY1]), stream, c)
+
+
+@inner
+def after(now, gap):
+    """arrivals._after: ``now + gap`` (int64) saturating at NEVER."""
+    if now == NEVER:
+        return NEVER
+    return now + min(gap, NEVER - now)
+
+
+# ---------------------------------------------------------------- records
+
+
+@inner
+def record(s, tb, kind, t, thread, code, a0, a1, a2, a3):
+    n = s[S_NTB]
+    if n >= tb.shape[0]:
+        s[S_OVERFLOW] = 1
+        return
+    tb[n, 0] = kind
+    tb[n, 1] = t
+    tb[n, 2] = thread
+    tb[n, 3] = code
+    tb[n, 4] = a0
+    tb[n, 5] = a1
+    tb[n, 6] = a2
+    tb[n, 7] = a3
+    s[S_NTB] = n + 1
+
+
+@inner
+def emit_at(s, tb, t, code, a0, a1, a2, a3):
+    s[S_EVENTS] += 1
+    if s[S_TRACING]:
+        record(s, tb, TR_EVENT, t, s[S_THREAD], code, a0, a1, a2, a3)
+
+
+@inner
+def emit(s, tb, code, a0, a1, a2, a3):
+    emit_at(s, tb, s[S_T], code, a0, a1, a2, a3)
+
+
+@inner
+def exit_(s, tb, reason, rip, info):
+    s[s[O_EXITS] + reason] += 1
+    emit(s, tb, E_KVM_EXIT, reason, rip, info, 0)
+
+
+@inner
+def trace_mode(s, tb, v, t, mode):
+    if s[S_TRACING]:
+        record(s, tb, TR_MODE, t, v, mode, 0, 0, 0, 0)
+
+
+@inner
+def popcount(x):
+    n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+@inner
+def trace_lapic(s, tb, v):
+    if s[S_TRACING]:
+        record(s, tb, TR_COUNTER, s[S_T], v, 0, popcount(s[s[O_IRR] + v]), 0, 0, 0)
+        record(s, tb, TR_COUNTER, s[S_T], v, 1, popcount(s[s[O_ISR] + v]), 0, 0, 0)
+
+
+@inner
+def l2_rip(s, v):
+    return RIP_L2_BASE + (s[s[O_RIP] + v] // 1000) * 4
+
+
+# ---------------------------------------------------------------- time accounting
+
+
+@inner
+def switch(s, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
+    """Leave the current mode at now; spend up to two prefix stays ``(m0, dt0), (m1, dt1)``
+    (the first ``n_pre``), then be in ``new_mode``. Returns when the new mode starts."""
+    t = s[S_T]
+    a = s[O_ACC] + v * 4
+    s[a + s[s[O_MODE] + v]] += t - s[s[O_SINCE] + v]
+    if n_pre >= 1:
+        if dt0:
+            trace_mode(s, tb, v, t, m0)
+        s[a + m0] += dt0
+        t += dt0
+    if n_pre >= 2:
+        if dt1:
+            trace_mode(s, tb, v, t, m1)
+        s[a + m1] += dt1
+        t += dt1
+    p = s[O_PRE] + v * 4
+    s[s[O_PRE_N] + v] = n_pre
+    s[p] = m0
+    s[p + 1] = dt0
+    s[p + 2] = m1
+    s[p + 3] = dt1
+    s[s[O_MODE] + v] = new_mode
+    s[s[O_SINCE] + v] = t
+    trace_mode(s, tb, v, t, new_mode)
+    return t
+
+
+@inner
+def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
+    """kvm_entry into ``level`` (after the optional prefix); returns when its code starts."""
+    emit_at(s, tb, s[S_T] + (pre_dt if has_pre else 0), E_KVM_ENTRY, v, 0, 0, 0)
+    entry = s[s[O_PI] + s[CFG + C_P_VMENTRY]]
+    if has_pre:
+        return switch(s, tb, v, level, pre_mode, pre_dt, L0, entry, 2)
+    return switch(s, tb, v, level, L0, entry, 0, 0, 1)
+
+
+@inner
+def at(s, v, phase, t):
+    s[s[O_PHASE] + v] = phase
+    s[s[O_VT] + v] = t
+
+
+# ---------------------------------------------------------------- LAPIC
+
+
+@inner
+def high(s, bits):
+    """The highest set bit of ``bits`` (group bits: below the number of groups)."""
+    g = s[CFG + C_G] - 1
+    while g > 0 and not (bits >> g) & 1:
+        g -= 1
+    return g
+
+
+@inner
+def deliverable(s, v):
+    irr = s[s[O_IRR] + v]
+    if not irr:
+        return False
+    isr = s[s[O_ISR] + v]
+    if not isr:
+        return True
+    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4)
+
+
+@inner
+def ack(s, tb, v):
+    g = high(s, s[s[O_IRR] + v])
+    s[s[O_IRR] + v] &= ~(np.int64(1) << g)
+    s[s[O_ISR] + v] |= np.int64(1) << g
+    trace_lapic(s, tb, v)
+    return g
+
+
+@inner
+def lapic_eoi(s, tb, v):
+    isr = s[s[O_ISR] + v]
+    if not isr:
+        return -1
+    g = high(s, isr)
+    s[s[O_ISR] + v] = isr & ~(np.int64(1) << g)
+    trace_lapic(s, tb, v)
+    return g
+
+
+@inner
+def accept(s, tb, v, g, level):
+    """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC."""
+    emit(s, tb, E_APIC_ACCEPT if s[CFG + C_BARE] else E_KVM_APIC_ACCEPT, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], level, 0)
+    bit = np.int64(1) << g
+    if level:
+        s[s[O_TMR] + v] |= bit
+    else:
+        s[s[O_TMR] + v] &= ~bit
+    if s[s[O_IRR] + v] & bit:
+        return False
+    s[s[O_IRR] + v] |= bit
+    trace_lapic(s, tb, v)
+    # notify: a running guest is interrupted
+    ph = s[s[O_PHASE] + v]
+    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
+        return True
+    t = max(s[S_T], s[s[O_SINCE] + v])
+    if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
+        at(s, v, KICK, t)
+    elif deliverable(s, v):
+        at(s, v, TAKE, t)
+    return True
+
+
+@inner
+def count_delivery(s, pin, only, accepted):
+    """Book one delivery of ``pin`` (or, ``only >= 0``, of that device's MSI) to a LAPIC:
+    it delivers the first device with a fresh interrupt and merges the others'; with none
+    fresh it is a re-delivery of a line still asserted. (reference.count_delivery)"""
+    taken = False
+    first, asserted = -1, -1
+    for d in range(s[CFG + C_D]):
+        if (only >= 0 and d != only) or (only < 0 and s[s[O_PDEV] + d * N_DEV + D_PIN] != pin):
+            continue
+        if first < 0:
+            first = d
+        if asserted < 0 and s[s[O_ASSERTED] + d]:
+            asserted = d
+        if s[s[O_FRESH] + d]:
+            s[s[O_FRESH] + d] = 0
+            if accepted and not taken:
+                s[s[O_DEV_DELIVERED] + d] += 1
+                s[S_DELIVERED] += 1
+            else:
+                s[s[O_DEV_COALESCED] + d] += 1
+                s[S_COALESCED] += 1
+            taken = True
+    if not taken and accepted:
+        d = asserted if asserted >= 0 else first
+        s[s[O_DEV_REDELIVERED] + d] += 1
+        s[S_DELIVERED] += 1
+
+
+@inner
+def merge(s, d):
+    """An arrival at device ``d`` merged into an interrupt already raised."""
+    s[s[O_DEV_COALESCED] + d] += 1
+    s[S_COALESCED] += 1

@@ -1,0 +1,208 @@
+"""A compiled program as the arrays the per-lane kernel reads (no Numba needed here).
+
+:func:`kernel_support` says whether the kernel can run a program (and if not,
+why); :func:`pack` turns the program into :class:`Packed` arrays, shaped and
+indexed as :mod:`irqlab.engine.kernel` documents (``cfg``, ``dev[D, N_DEV]``,
+``grp[G, N_GRP]``, ``mit[M, N_MIT]`` ...), and lays out a lane's state ``s``.
+A plugin supports the kernel when its class sets ``kernel_kind`` to one of the
+kinds the kernel implements (the built-in plugins do); see
+docs/implementations.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from irqlab.engine import kernel_ids as K
+from irqlab.engine.program import Program
+from irqlab.engine.stats import N_BINS
+from irqlab.plugins.api import ACTIONS
+
+# the parameters each plugin kind reads, in the order of its P0..P3 columns
+ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "count"),
+                  K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start")}
+MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
+                     K.MIT_PT_THROTTLE: ("threshold", "delay"),
+                     K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
+                     K.MIT_XEN_RATELIMIT: ("limit", "window")}
+
+
+def kernel_support(program: Program) -> str | None:
+    """``None`` if the kernel runs ``program``, else why not (one sentence fragment)."""
+    if program.mechanisms:
+        return f"the kernel does not run {', '.join(sorted(program.mechanisms))} yet"
+    for d in program.devices:
+        if getattr(d, "service_dist", None) is not None:
+            return f"device '{d.name}' has a service-time distribution (not in the kernel yet)"
+        for plugin, kind in ((d.arrival, "arrival"), (d.model, "device")):
+            if kernel_kind(plugin) is None:
+                return f"{kind} plugin '{plugin.name}' has no kernel support"
+    for m in program.mitigations:
+        if kernel_kind(m.plugin) is None:
+            return f"mitigation plugin '{m.plugin.name}' has no kernel support"
+    for g in program.groups:
+        if getattr(g, "body_dist", "constant") != "constant":
+            return f"the handler policy of vector {g.vector:#x} has a random body time (not in the kernel yet)"
+    if program.series_fields:
+        return "the kernel does not record series yet"
+    if len(program.groups) > 62:
+        return "more than 62 vectors"
+    return None
+
+
+def kernel_kind(plugin) -> int | None:
+    """The kernel kind a plugin's own class declares (``kernel_kind``), not inherited: a
+    subclass that changes a hook does not silently keep its base's kernel code."""
+    return vars(type(plugin)).get("kernel_kind")
+
+
+@dataclass
+class Packed:
+    """A program for the kernel: ``tmpl`` (``int64[s[O_STATE]]``), the start of every lane's
+    state ``s`` (offsets, zeroed scalars, the program's arrays, the parameters at their
+    program values), ``size`` the length of ``s``, ``paths`` the parameters in index order."""
+
+    tmpl: np.ndarray
+    size: int
+    paths: tuple[str, ...]
+
+    @property
+    def o(self) -> np.ndarray:
+        return self.tmpl[: K.N_OFFSETS]
+
+
+def pack(program: Program) -> Packed:
+    """The arrays of ``program`` (which :func:`kernel_support` accepts)."""
+    p = program
+    paths = tuple(sorted(p.params))
+    index = {path: i for i, path in enumerate(paths)}
+    V, D, G, M, Pn = p.n_vcpus, len(p.devices), len(p.groups), len(p.mitigations), p.n_pins
+    i64 = np.int64
+
+    cfg = np.zeros(K.N_CFG, i64)
+    cfg[[K.C_V, K.C_D, K.C_PINS, K.C_G, K.C_NT, K.C_M]] = V, D, Pn, G, p.n_timers, M
+    cfg[K.C_SPLIT], cfg[K.C_APICV], cfg[K.C_X2APIC] = p.split, p.apicv, p.x2apic
+    cfg[K.C_BARE], cfg[K.C_NESTED] = p.bare, p.nested
+    cfg[K.C_SUPPRESS_ON], cfg[K.C_ACK_ON_EXIT] = p.suppress_mode == "on", p.ack_on_exit
+    cfg[K.C_INNER], cfg[K.C_OWNER] = p.innermost, (-1 if p.split else -2)
+    used = sorted({d.pin for d in p.devices if d.pin >= 0})
+    cfg[K.C_NUSED], cfg[K.C_NB] = len(used), N_BINS
+    cfg[K.C_L1_IRQ_WINDOW] = getattr(p, "l1_irq_window", False)
+    for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
+                       (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
+                       (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
+                       (K.C_P_USERSPACE_EXIT, "costs.userspace_exit"), (K.C_P_EOI, "costs.eoi"),
+                       (K.C_P_IOAPIC, "costs.ioapic"), (K.C_P_MMIO, "costs.mmio"),
+                       (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc"),
+                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off")):
+        cfg[slot] = index.get(path, -1)
+
+    dev = np.zeros((D, K.N_DEV), i64)
+    for d in p.devices:
+        row = dev[d.index]
+        row[K.D_MSI], row[K.D_PIN], row[K.D_VECTOR] = d.delivery == "msi", d.pin, d.vector
+        row[K.D_LEVEL], row[K.D_DEST], row[K.D_GROUP] = d.trigger == "level", d.dest, d.group
+        row[K.D_LOWERS], row[K.D_SERVICE] = d.lowers_line, index[d.service]
+        kind = kernel_kind(d.arrival)
+        row[K.D_ARR_KIND], row[K.D_MODEL_KIND] = kind, kernel_kind(d.model)
+        for j, name in enumerate(ARRIVAL_PARAMS[kind]):
+            row[K.D_ARR_P0 + j] = index[f"{d.arrival_path}.{name}"]
+
+    width = max([1] + [len(g.devices) for g in p.groups] + [len(g.pins) for g in p.groups]
+                + [len(g.steps) for g in p.groups])
+    grp = np.zeros((G, K.N_GRP), i64)
+    gdev, gpin = np.zeros((G, width), i64), np.zeros((G, width), i64)
+    gstep, gbefore = np.zeros((G, width), i64), np.full((G, width), -1, i64)
+    for g in p.groups:
+        row = grp[g.index]
+        row[K.G_VECTOR], row[K.G_LEVEL], row[K.G_IOAPIC] = g.vector, g.level, g.delivery == "ioapic"
+        row[K.G_DEST], row[K.G_EOI_EXIT], row[K.G_SUPPRESS] = g.dest, g.eoi_exit, g.suppress
+        row[K.G_NSTEPS], row[K.G_NDEVS], row[K.G_NPINS] = len(g.steps), len(g.devices), len(g.pins)
+        row[K.G_IRQ] = g.pins[0] if g.pins else g.vector
+        gdev[g.index, : len(g.devices)] = g.devices
+        gpin[g.index, : len(g.pins)] = g.pins
+        for k, (step, before) in enumerate(zip(g.steps, g.before)):
+            gstep[g.index, k] = ACTIONS.index(step.action)
+            gbefore[g.index, k] = -1 if before is None else index[before]
+
+    mit = np.zeros((M, K.N_MIT), i64)
+    state = 0
+    for m in p.mitigations:
+        kind = kernel_kind(m.plugin)
+        row = mit[m.index]
+        row[K.M_KIND], row[K.M_TIMER_BASE], row[K.M_STATE] = kind, m.timer_base, state
+        for j, name in enumerate(MITIGATION_PARAMS[kind]):
+            row[K.M_P0 + j] = index[f"{m.path}.{name}"]
+        state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
+
+    # the template: offsets, scalars, cfg, program arrays, parameters; then the state arrays
+    o = np.zeros(K.N_OFFSETS, i64)
+    cfg[K.C_W] = width
+    chunks = [o, np.zeros(K.N_SCALARS, i64), cfg]
+    at = K.CFG + K.N_CFG
+    pin_group = np.asarray(p.pin_group, i64) if Pn else np.zeros(0, i64)
+    pin_level = np.asarray(p.pin_level, i64) if Pn else np.zeros(0, i64)
+    pi = np.zeros(len(paths), i64)
+    for j, path in enumerate(paths):
+        pi[j] = _as_int(np.asarray([p.params[path]]))[0]
+    for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
+                      (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
+                      (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
+                      (K.O_PUSED, np.asarray(used, i64)), (K.O_PI, pi)):
+        o[slot] = at
+        chunks.append(arr.reshape(-1))
+        at += arr.size
+    o[K.O_STATE] = at
+    sizes = {
+        K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
+        K.O_P_MASKED: Pn, K.O_P_LINE: Pn, K.O_PENDING: D, K.O_ASSERTED: D, K.O_FORWARDED: D,
+        K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 2 * D + M,
+        K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
+        K.O_FRESH: D, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
+        K.O_ACC: 4 * V, K.O_EXITS: 8,
+        K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
+        K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
+    }
+    for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
+        o[name] = at
+        at += sizes.get(name, V)  # the rest are per vCPU
+    o[K.O_SIZE] = at
+    tmpl = np.concatenate(chunks)
+    return Packed(tmpl, int(at), paths)
+
+
+def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):
+    """``(tmpl, pf, var_idx, var_i, var_f)``: the template with the parameters every lane
+    shares, those parameters as float64 (``pf[NP]``), and those that vary (``var_idx[p]``
+    their column in ``var_*[L, K]``, -1 if shared), each as int64 and float64 (a lane's
+    value, as ``Program.lane_params`` gives it)."""
+    n_params = len(packed.paths)
+    tmpl = packed.tmpl.copy()
+    pi0 = int(tmpl[K.O_PI])
+    shared_f = np.zeros(n_params, np.float64)
+    var_idx = np.full(n_params, -1, np.int64)
+    varying = []
+    for j, path in enumerate(packed.paths):
+        arr = params[path]
+        if (arr.strides and arr.strides[0] == 0) or len(arr) <= 1 or (arr == arr[0]).all():
+            if len(arr):
+                tmpl[pi0 + j], shared_f[j] = _as_int(arr[:1])[0], arr[:1].astype(np.float64)[0]
+        else:
+            var_idx[j] = len(varying)
+            varying.append(arr)
+    n = len(next(iter(params.values()))) if params else 0
+    var_i = np.zeros((n, len(varying)), np.int64)
+    var_f = np.zeros((n, len(varying)), np.float64)
+    for k, arr in enumerate(varying):
+        var_i[:, k] = _as_int(arr)
+        var_f[:, k] = arr.astype(np.float64)
+    return tmpl, shared_f, var_idx, var_i, var_f
+
+
+def _as_int(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "i":
+        return arr
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.nan_to_num(arr, posinf=0, neginf=0).astype(np.int64)

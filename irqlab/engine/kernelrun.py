@@ -1,0 +1,266 @@
+"""Run a batch with the per-lane kernel, and turn what it leaves into a BatchResult.
+
+Untraced lanes run in one parallel call (:func:`irqlab.engine.kernel.run_lanes`).
+A traced lane runs alone, with a record buffer of :data:`TRACE_BUFFER` records:
+the kernel stops when it is half full, the records are handed to the lane's
+:class:`~irqlab.engine.trace.Trace` (decoded into the text the other executors
+emit) and the lane resumes, so the kernel's own memory stays bounded however
+long the trace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+import numpy as np
+
+from irqlab.engine import kernel_ids as K
+from irqlab.engine.kernelprog import Packed, lane_param_arrays, pack
+from irqlab.engine.program import Lane, Program
+from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
+from irqlab.engine.rng import lane_keys
+from irqlab.engine.stats import N_BINS, Stats, finish_batch
+from irqlab.engine.trace import Trace
+
+TRACE_BUFFER = 1 << 16
+EXACT_SUM = 2**53  # latency sums (int64 in the kernel) equal a float64 sum below this
+
+_compiled = False
+
+
+def kernel_module(notify: Callable[[str], None] | None = None):
+    """The Numba kernel module, compiled or loaded from the on-disk cache. ``notify`` is
+    told (``"compiling"``) before the first call of the process, which compiles the
+    kernel, or loads it from the cache in well under a second."""
+    global _compiled
+    from irqlab.engine import kernel
+
+    if not _compiled:
+        if not _cache_present(kernel):
+            if notify is not None:
+                notify("compiling")
+            elif sys.stderr.isatty():
+                print("irqlab: compiling the per-lane kernel (once per installation; cached on disk)...",
+                      file=sys.stderr, flush=True)
+        _warm(kernel)
+        _compiled = True
+    return kernel
+
+
+def _cache_present(kernel) -> bool:
+    """Whether Numba's cache already holds ``run_lanes`` (then the first call loads it)."""
+    try:
+        cache = kernel.run_lanes._cache
+        return os.path.exists(cache._cache_path) and any(
+            f.startswith("kernel.run_lanes") and f.endswith(".nbi") for f in os.listdir(cache._cache_path))
+    except Exception:  # noqa: BLE001 - only decides whether to say "compiling"
+        return False
+
+
+def _warm(kernel) -> None:
+    """Compile (or load) the kernel's entry points with the types every run uses."""
+    from irqlab.engine.program import Lane
+
+    pr = _WARM_PROGRAM()
+    run_packed(kernel, pr, pack(pr), [Lane(0), Lane(1)], (0,))  # a traced lane and the parallel batch
+
+
+def _WARM_PROGRAM() -> Program:
+    from irqlab import engine
+    from irqlab.ir import Device, LevelSpec, Machine, Quantity, RunSpec, Scenario, Vcpu
+    from irqlab.ir import COSTS, Arg, PluginUse
+
+    costs = tuple(Arg(k, d) for k, (d, _) in COSTS.items())
+    once = PluginUse("arrival", "once", (Arg("at", Quantity(0.0, "s")),))
+    dev = Device("d", vector=0x30, delivery="ioapic", gsi=10, trigger="level", arrival=once,
+                 model=PluginUse("device", "generic", ()), serviced_by="L1", service=Quantity(1e-6, "s"))
+    pol = PluginUse("policy", "lower_then_eoi", (Arg("body", "costs.handler"),))
+    scn = Scenario(name="warm", machine=Machine(), costs=costs,
+                   vcpus=(Vcpu(0, (LevelSpec("L0", "l0"), LevelSpec("L1", "l1", pol))),),
+                   devices=(dev,), mitigations=(), run=RunSpec(duration=Quantity(1e-5, "s")))
+    return engine.compile(scn)
+
+
+def run_kernel(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = (),
+               notify: Callable[[str], None] | None = None) -> BatchResult:
+    """Every lane of ``lanes`` with the kernel (``program`` must pass ``kernel_support``)."""
+    return run_packed(kernel_module(notify), program, pack(program), list(lanes), tuple(trace_lanes))
+
+
+def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...]) -> BatchResult:
+    n = len(lanes)
+    params = program.lane_params(lanes)
+    keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes]).view(np.int64)
+    tmpl, pf, var_idx, var_i, var_f = lane_param_arrays(packed, params)
+    o = packed.o
+    D = len(program.devices)
+    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC])), np.int64)
+    hist = np.empty((n, D, N_BINS), np.uint16)
+    over = np.zeros(n, np.uint8)
+    traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
+
+    import numba
+
+    # lanes differ in cost (desynchronized sweeps): hand them to the threads in small chunks
+    numba.set_parallel_chunksize(max(1, min(64, n // (8 * numba.get_num_threads()))))
+
+    def batch(rows, full=None):
+        """Run ``rows`` (None: all) in parallel into out/hist/over (``full``: whole counts)."""
+        if rows is None:
+            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
+            return
+        if not len(rows):
+            return
+        o2 = np.empty((len(rows), out.shape[1]), np.int64)
+        h2 = np.empty((len(rows), D, N_BINS), np.uint16)
+        v2 = np.zeros(len(rows), np.uint8)
+        kn.run_lanes(tmpl, packed.size, pf, var_idx, np.ascontiguousarray(var_i[rows]),
+                     np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2,
+                     _NO_FULL if full is None else full, v2)
+        if full is None:
+            out[rows], hist[rows], over[rows] = o2, h2, v2
+
+    if traced:
+        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64))
+    else:
+        batch(None)
+    traces = {}
+    for i in traced:
+        traces[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
+                                out, hist, over)
+    stats = stats_from(program, out, hist)
+    if over.any():  # a histogram bin passed 65535: rerun those lanes for the whole counts
+        rows = np.flatnonzero(over)
+        full = np.zeros((len(rows), D, N_BINS), np.int64)
+        batch(rows, full)
+        stats._hi()[rows] = (full >> 16).astype(np.uint16)
+    if D and (stats.lat_sum >= EXACT_SUM).any():  # past 2**53 ps the float sums may round
+        from irqlab.engine.lockstep import run_lockstep
+
+        return run_lockstep(program, lanes, tuple(traced))
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
+
+
+_NO_FULL = np.zeros((0, 0, 0), np.int64)
+
+
+def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over):
+    s = np.empty(size, np.int64)
+    s[: len(tmpl)] = tmpl
+    pf = pf.copy()
+    pi0 = int(tmpl[K.O_PI])
+    for p, k in enumerate(var_idx):
+        if k >= 0:
+            s[pi0 + p], pf[p] = var_i[i, k], var_f[i, k]
+    tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
+    trace = Trace()
+    decode = Decoder(program, trace)
+    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 1)
+    while True:
+        done = kn.lane_resume(s, tb, pf)
+        if s[K.S_OVERFLOW]:
+            raise RuntimeError("kernel trace buffer overflow within one event")
+        decode(tb[: s[K.S_NTB]])
+        s[K.S_NTB] = 0
+        if done:
+            break
+    trace.end_ps = int(s[K.S_STAT_END_T])
+    over[i] = kn.collect(s, out, hist, _NO_FULL, i)
+    return trace
+
+
+def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
+    """The :class:`Stats` of the lanes, as views of the kernel's ``out`` rows."""
+    n = len(out)
+    V, D, M = program.n_vcpus, len(program.devices), len(program.mitigations)
+    at = K.N_OUT_SCALARS
+
+    def take(width: int) -> np.ndarray:
+        nonlocal at
+        col = out[:, at:at + width]
+        at += width
+        return col
+
+    sc = out[:, :K.N_OUT_SCALARS]
+    acc = take(4 * V).reshape(n, V, 4)
+    stall_max, exits, uexits, act = take(V), take(len(EXIT_REASONS)), take(len(USERSPACE_EXITS)), take(M)
+    dr, dd, dc, ds = take(D), take(D), take(D), take(D)
+    dredel, dlost, dpend = take(D), take(D), take(D)
+    lat_max, lat_min, lat_n, lat_sum = take(D), take(D), take(D), take(D)
+    return Stats(acc=acc, stall_max=stall_max, first_irq=sc[:, 0], ttp=sc[:, 1], ttp_l2=sc[:, 2],
+                 eoi_count=sc[:, 3], raised=sc[:, 4], delivered=sc[:, 5], coalesced=sc[:, 6],
+                 spurious=sc[:, 7], immediate=sc[:, 8], events=sc[:, 9], end_t=sc[:, 10],
+                 truncated=sc[:, 11].astype(bool), exits=exits, uexits=uexits, act=act,
+                 dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
+                 dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
+                 lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
+
+
+# ---------------------------------------------------------------- trace records -> text
+
+M64 = (1 << 64) - 1
+TRIG = ("edge", "level")
+
+
+class Decoder:
+    """Turns kernel trace records into a :class:`Trace`'s records, modes and counters, with
+    the texts the reference interpreter writes."""
+
+    def __init__(self, program: Program, trace: Trace) -> None:
+        self.p = program
+        self.trace = trace
+
+    def __call__(self, rows: np.ndarray) -> None:
+        tr = self.trace
+        for kind, t, thread, code, a0, a1, a2, a3 in rows.tolist():
+            if kind == K.TR_MODE:
+                tr.modes.append((t, thread, code))
+            elif kind == K.TR_COUNTER:
+                name = f"gsi {thread} line" if code == 2 else f"vCPU {thread} {'ISR' if code else 'IRR'}"
+                tr.counters.append((t, name, a0))
+            else:
+                event, text = self.text(code, a0, a1, a2, a3)
+                tr.add(t, thread, event, text)
+
+    def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
+        if code == K.E_HANDLER_ENTRY:
+            return "irq_handler_entry", f"irq={a0} name={self.p.devices[a1].name}"
+        event, fmt = TEXTS[code]
+        return event, fmt(a0, a1, a2, a3)
+
+
+X = EXIT_REASONS
+# record code -> (event, text of its arguments), as the reference interpreter writes them
+TEXTS = {
+    K.E_KVM_EXIT: ("kvm_exit", lambda a, b, c, d: f"reason {X[a]} rip 0x{b & M64:x} info {c:x} 0"),
+    K.E_APIC_ACCEPT: ("irqlab_apic_accept", lambda a, b, c, d: f"cpu {a} vec {b} ({TRIG[c]})"),
+    K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: f"apicid {a} vec {b} (Fixed|{TRIG[c]})"),
+    K.E_LINE: ("irqlab_line", lambda a, b, c, d: f"gsi {a} level {b}"),
+    K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: f"vector: {a} level: {b}"),
+    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: f"gsi {a} level {b} source 0"),
+    K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: f"pin {a} vec {b} ({TRIG[c]})"),
+    K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: f"dst {a} vec {b} (Fixed|physical|{TRIG[c]})"),
+    K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq",
+                             lambda a, b, c, d: f"pin {a} dst {b} vec {c} (Fixed|physical|{TRIG[d]})"),
+    K.E_REDIRECT: ("irqlab_redirect", lambda a, b, c, d: f"pin {a} masked {b}"),
+    K.E_POLL: ("irqlab_poll", lambda a, b, c, d: f"pin {a}"),
+    K.E_MSI: ("irqlab_msi", lambda a, b, c, d: f"dst {a} vec {b}"),
+    K.E_NESTED_VMEXIT: ("kvm_nested_vmexit", lambda a, b, c, d: f"rip {a & M64:x} reason {X[b]} info1 0 info2 0 "
+                        "int_info 0 int_info_err 0"),
+    K.E_KVM_ENTRY: ("kvm_entry", lambda a, b, c, d: f"vcpu {a}"),
+    K.E_NESTED_INJECT: ("kvm_nested_vmexit_inject",
+                        lambda a, b, c, d: f"reason {X[b]} info1 0 info2 0 int_info {a:x} int_info_err 0"),
+    K.E_INJ_VIRQ: ("kvm_inj_virq", lambda a, b, c, d: f"irq {a}"),
+    K.E_HANDLER_EXIT: ("irq_handler_exit", lambda a, b, c, d: f"irq={a} ret=handled"),
+    K.E_EOI: ("irqlab_eoi", lambda a, b, c, d: f"cpu {a} vector {b}"),
+    K.E_KVM_EOI: ("kvm_eoi", lambda a, b, c, d: f"apicid {a} vector {b}"),
+    K.E_USERSPACE_EXIT: ("kvm_userspace_exit", lambda a, b, c, d: "reason KVM_EXIT_IOAPIC_EOI (26)"
+                         if a == K.U_IOAPIC_EOI else "reason KVM_EXIT_MMIO (6)"),
+    K.E_IOAPIC_EOI: ("irqlab_ioapic_eoi", lambda a, b, c, d: f"vector {a}" + (" ignored" if b else "")),
+    K.E_KVM_DELAYED_EOI: ("kvm_ioapic_delayed_eoi_inj", lambda a, b, c, d: f"pin {a}"),
+    K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: f"pin {a}"),
+    K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: f"irq {a}: nobody cared, disabling"),
+    K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: f"pin {a} masked"),
+}

@@ -195,7 +195,8 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  truncated=sc[:, 11].astype(bool), exits=exits, uexits=uexits, act=act,
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
                  dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
-                 lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n)
+                 lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n,
+                 zt_loop=np.zeros(n, bool), zt_cycle=np.zeros(n, np.int64))  # see docs/implementations.md
 
 
 # ---------------------------------------------------------------- trace records -> text

@@ -175,7 +175,7 @@ def test_a_lost_cluster_is_a_clear_error_and_the_sweep_resumes_inline(tmp_path):
     'error' with no run recorded as failed; the same command inline then finishes it."""
     scn = tmp_path / "slow.scn"
     scn.write_text(tiny(duration="10ms", thresholds="10, 100, 1000, 10000",
-                        replications=15))  # 120 runs
+                        replications=15, backend="numpy"))  # 120 runs
     out = tmp_path / "out"
     db = out / "results.db"
     with ray_head() as head:

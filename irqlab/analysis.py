@@ -194,7 +194,6 @@ def run(text_or_path: str | os.PathLike, *, replications: int | None = None,
     import numpy as np
     import pyarrow as pa
 
-    import irqlab.cli.main  # noqa: F401 - first: cli.sim imported alone is an import cycle
     from irqlab import engine
     from irqlab.cli.sim import lanes_for
     from irqlab.resolve import resolve

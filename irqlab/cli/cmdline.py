@@ -13,6 +13,18 @@ from typing import Sequence
 
 from irqlab.errors import ScenarioError, Span
 
+SET_HELP = "Override a parameter: --set path=value (repeatable; e.g. --set run.duration=10ms)."
+
+
+def fmt_ns(x) -> str:
+    """A time in ns as people read it (``1.2 ms``; ``never`` for None)."""
+    if x is None:
+        return "never"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.4g} {unit}"
+    return f"{x:.4g} ns"
+
 COMMAND_LINE = "<command line>"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from irqlab.cli.main import EXIT_USER_ERROR, cli
-from irqlab.cli.sim import SET_HELP
+from irqlab.cli.cmdline import SET_HELP
 
 
 @cli.command("test")

@@ -7,9 +7,8 @@ import sys
 
 import click
 
+from irqlab.cli.cmdline import SET_HELP, fmt_ns
 from irqlab.cli.main import cli, fail
-
-SET_HELP = "Override a parameter: --set path=value (repeatable; e.g. --set run.duration=10ms)."
 
 
 def load_resolved(path: str, sets: tuple[str, ...]):
@@ -56,15 +55,6 @@ def lanes_for(scenario, program, replications: int | None, seed: int | None,
                             f"{MAX_RUN_REPLICATIONS:,}, not {n:,}",
                             hint="irqlab sweep runs any number, in batches, and stores them")
     return [Lane(base, (r,), dict(program.params)) for r in range(n)], base
-
-
-def fmt_ns(x) -> str:
-    if x is None:
-        return "never"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.4g} {unit}"
-    return f"{x:.4g} ns"
 
 
 @cli.command("run")

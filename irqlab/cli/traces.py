@@ -10,7 +10,7 @@ import time
 import click
 
 from irqlab.cli.main import cli, fail
-from irqlab.cli.sim import SET_HELP, fmt_ns
+from irqlab.cli.cmdline import SET_HELP, fmt_ns
 
 MAX_SHOWN_ERRORS = 20
 RATE_MIN_LINES = 100_000  # an import this long states its rate (shorter ones: start-up dominates)

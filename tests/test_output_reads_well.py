@@ -20,6 +20,15 @@ def _run_table(capsys, path, *args):
     return capsys.readouterr().out
 
 
+def _two_vcpus(text: str, where: Path) -> Path:
+    """A scenario text with a second vCPU, written to ``where``/two.scn."""
+    text = text.replace("    vcpu 0 {", "    vcpu 1 {\n        L1 linux { policy lower_then_eoi }\n"
+                        "    }\n\n    vcpu 0 {")
+    f = where / "two.scn"
+    f.write_text(text)
+    return f
+
+
 def _header(out: str) -> list[str]:
     line = next(ln for ln in out.splitlines() if "┃ rep" in ln)
     return [c.strip() for c in line.strip("┃ ").split("┃")]
@@ -40,16 +49,27 @@ def test_run_table_shows_only_the_levels_that_exist(capsys):
 
 def test_run_table_shares_are_per_vcpu(capsys, tmp_path):
     """With two vCPUs the level shares of a run add up to 100%, not 200%."""
-    text = (EXAMPLES / "level_highrate.scn").read_text()
-    text = text.replace("    vcpu 0 {", "    vcpu 1 {\n        L1 linux { policy lower_then_eoi }\n"
-                        "    }\n\n    vcpu 0 {")
-    f = tmp_path / "two.scn"
-    f.write_text(text)
-    out = _run_table(capsys, f, "-n", "1", "--set", "run.duration=2ms")
+    out = _run_table(capsys, _two_vcpus((EXAMPLES / "level_highrate.scn").read_text(), tmp_path),
+                     "-n", "1", "--set", "run.duration=2ms")
     assert "per vCPU, mean of 2" in out
     row = next(ln for ln in out.splitlines() if ln.startswith("│   0"))
     shares = [float(x) for x in re.findall(r"([\d.]+)%", row)]
     assert len(shares) == 3 and sum(shares) == pytest.approx(100.0, abs=0.2)
+
+
+def test_run_shows_each_vcpus_shares_whose_mean_is_the_run_row(capsys, tmp_path):
+    """With two vCPUs a table gives each vCPU's share at each level; their mean is the
+    run table's share."""
+    text = (EXAMPLES / "level_highrate.scn").read_text()
+    out = _run_table(capsys, _two_vcpus(text, tmp_path), "-n", "1", "--set", "run.duration=2ms")
+    lines = out.splitlines()
+    run_row = [float(x) for x in re.findall(r"([\d.]+)%", next(ln for ln in lines if ln.startswith("│   0 │")))]
+    start = next(i for i, ln in enumerate(lines) if "time share per vCPU" in ln)
+    per_cpu = [[float(x) for x in re.findall(r"([\d.]+)%", ln)] for ln in lines[start:]
+               if re.match(r"│ +[01] │", ln)]
+    assert len(per_cpu) == 2 and len(per_cpu[0]) == len(run_row) == 3
+    for k in range(3):
+        assert (per_cpu[0][k] + per_cpu[1][k]) / 2 == pytest.approx(run_row[k], abs=0.11)
 
 
 def test_run_table_shows_each_replications_seed(capsys):

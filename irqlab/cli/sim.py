@@ -135,6 +135,15 @@ def print_runs(scenario, runs: list[dict], program) -> None:
     if not ok:
         return
     first = ok[0]
+    if program.n_vcpus > 1 and first.get("vcpu_time_ns"):
+        v = Table(title="time share per vCPU (first run)",
+                  title_justify="left")
+        for col in ("vCPU", *(h for h, _ in shares)):
+            v.add_column(col, justify="right", no_wrap=True)
+        span = first["sim_time_ns"] or 1
+        for cpu, times in first["vcpu_time_ns"].items():
+            v.add_row(cpu, *(f"{100 * times[h] / span:.1f}%" for h, _ in shares))
+        console.print(v)
     if first["exits"]:
         console.print("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(first["exits"].items())) +
                       ("; userspace: " + ", ".join(f"{k} {v}" for k, v in first["userspace_exits"].items())

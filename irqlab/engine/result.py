@@ -102,6 +102,8 @@ class BatchResult:
     series: dict[str, np.ndarray] | None = None
     traces: dict[int, Any] = field(default_factory=dict)
     backend: str = ""  # which executor ran the lanes, and why (set by the ``auto`` backend)
+    #: [n, V, 4] ns each vCPU spent at L0, L1, L2 and in userspace (shown, not stored)
+    vcpu_time_ns: np.ndarray | None = None
 
     def lane(self, i: int) -> dict[str, Any]:
         """One run in the ``irqlab run --json`` form."""
@@ -120,6 +122,9 @@ class BatchResult:
             out[k] = _py(v[i], "float")
         if self.series is not None:
             out["series"] = {k: v[i].tolist() for k, v in self.series.items()}
+        if self.vcpu_time_ns is not None:
+            out["vcpu_time_ns"] = {str(v): dict(zip(("L0", "L1", "L2", "user"), row))
+                                   for v, row in enumerate(self.vcpu_time_ns[i].tolist())}
         return out
 
     def flat_columns(self) -> dict[str, np.ndarray]:
@@ -164,6 +169,8 @@ class BatchResult:
             traces={i + off: t for off, p in zip(np.cumsum([0] + [p.n for p in parts]), parts)
                     for i, t in p.traces.items()},
             backend=first.backend,
+            vcpu_time_ns=None if any(p.vcpu_time_ns is None for p in parts) else
+            cat(lambda p: p.vcpu_time_ns),
         )
 
 

@@ -237,7 +237,8 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
             devices[d.name]["latency_hist"] = stats.latency_counts(i)
     return BatchResult(n=n, status=status, error=error, metrics=metrics, exits=exits,
                        userspace_exits=uexits, mitigation_activations=acts, devices=devices,
-                       extra=extra or {}, series=series, traces=traces)
+                       extra=extra or {}, series=series, traces=traces,
+                       vcpu_time_ns=acc * ns)
 
 
 class MetricView:

@@ -101,7 +101,8 @@ def _check(out: Path, planned: int, points: int, reps: int) -> None:
 def _run(tmp_path: Path, request: Any, extra: list[str], env: dict | None, seed: int) -> None:
     kills, reps = _plan(request.config.getoption("--long"))
     scn = tmp_path / "storm.scn"
-    scn.write_text(tiny(duration="2ms", thresholds="10", replications=reps, backend="numpy"))  # 2 points
+    scn.write_text(tiny(duration="6ms", thresholds="10", replications=reps,  # 2 points; a batch
+                        backend="numpy"))  # of 2 lanes takes ~0.3 s, so 20 kills cannot finish it
     hits, storing = _kill_and_resume(scn, tmp_path / "out", extra, env, kills, seed)
     assert storing >= kills // 2, f"only {storing} of {kills} kills hit a storing sweep"
     _check(tmp_path / "out", 2 * reps, 2, reps)

@@ -160,10 +160,13 @@ def test_an_address_nobody_listens_at_fails_fast(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-def _sweep_status(db: Path) -> tuple[str, int]:
+def _sweep_status(db: Path) -> tuple[str | None, int]:
+    """(the sweep's status, its ok runs); status None before the sweep's row is written
+    (the database's tables exist a moment before it)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return (con.execute("SELECT status FROM sweeps").fetchone()[0],
+        row = con.execute("SELECT status FROM sweeps").fetchone()
+        return (None if row is None else row[0],
                 con.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone()[0])
     finally:
         con.close()

@@ -93,3 +93,21 @@ def test_a_trace_is_read_once_for_check_and_run(tmp_path, monkeypatch):
     s = resolve(load_all(str(p))["s"])
     engine.run(engine.compile(s), [Lane(seed=1, spawn_key=(i,)) for i in range(3)])
     assert [r for r in reads if r.endswith("tr.txt")] == [str(tmp_path / "tr.txt")]
+
+
+EMPIRICAL = GOOD.replace("serviced_by L2 after 20us", 'serviced_by L2\n        service empirical { file "s.txt" }')
+
+
+@pytest.mark.parametrize("body, where", [
+    (b"12us\nsoon\n", "s.txt:2:1: error: "),
+    (b"# nothing measured\n", "t.scn:12:34: error: "),
+])
+def test_an_empirical_sample_file_is_checked_at_check_time(tmp_path, capsys, body, where):
+    """check: a bad or empty `service empirical` file is one located error, exit 2 (not a run failure)."""
+    arrivals._CACHE.clear()
+    (tmp_path / "s.txt").write_bytes(body)
+    p = tmp_path / "t.scn"
+    p.write_text(EMPIRICAL)
+    rc = main(["check", str(p)])
+    err = capsys.readouterr().err
+    assert rc == 2 and where in err and len(err.split(": error: ")) == 2, err

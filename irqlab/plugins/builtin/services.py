@@ -134,6 +134,19 @@ class Gamma(ServiceTime):
         return _ps(gamma_variates(ctx, lanes, shape) * mean / shape)
 
 
+def load_samples(path: str, span=None) -> np.ndarray:
+    """``int64[n]`` ps: the samples of an ``empirical`` file (read as a trace file:
+    :func:`irqlab.plugins.builtin.arrivals.load_timestamps`); a ScenarioError at
+    ``span`` (the ``file`` argument) when it holds no sample."""
+    from irqlab.errors import ScenarioError
+    from irqlab.plugins.builtin.arrivals import load_timestamps
+
+    samples = load_timestamps(path, span)
+    if not len(samples):
+        raise ScenarioError(f"service sample file '{path}' has no samples", span)
+    return samples
+
+
 class Empirical(ServiceTime):
     """Service times drawn uniformly from a file of measured samples, one per line
     (the format of the ``trace`` arrival's files: ``# comments``, a bare number is
@@ -141,15 +154,11 @@ class Empirical(ServiceTime):
 
     name = "empirical"
     version = "1.0"
-    params = (Param("file", "file", doc="path of the sample file, relative to the scenario"),)
+    params = (Param("file", "file", doc="path of the sample file, relative to the scenario",
+                    validate=lambda path, span: load_samples(path, span)),)
 
     def init(self, ctx):
-        from irqlab.errors import ScenarioError
-        from irqlab.plugins.builtin.arrivals import load_timestamps
-
-        self.samples = load_timestamps(self.config["file"])
-        if not len(self.samples):
-            raise ScenarioError(f"service sample file '{self.config['file']}' has no samples")
+        self.samples = load_samples(self.config["file"])
 
     def sample(self, ctx, lanes):
         n = len(self.samples)

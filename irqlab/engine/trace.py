@@ -6,15 +6,19 @@ kernel worker). ``seq`` keeps emission order among records with equal times.
 
 * :func:`format_report` prints them like ``trace-cmd report`` prints the kvm
   trace events (``kvm_exit``, ``kvm_entry``, ``kvm_nested_vmexit_inject`` ...);
-* :func:`to_perfetto` writes the Chrome/Perfetto JSON trace-event format: one
-  track per vCPU with its L0/L1/L2/userspace spans, instant events for the
-  records, and counters for line levels and LAPIC IRR bits.
+* :func:`to_perfetto` (an object) and :func:`write_perfetto` (streamed to a file)
+  give the Chrome/Perfetto JSON trace-event format: one track per vCPU with its
+  L0/L1/L2/userspace spans, instant events for the records, and counters for
+  line levels and LAPIC IRR bits.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
+
+from irqlab.engine.spill import Spill
 
 QEMU = -1
 KWORKER = -2
@@ -24,18 +28,27 @@ MODE_NAMES = ("L0", "L1", "L2", "userspace")
 @dataclass
 class Trace:
     """One lane's records, mode changes ``(t_ps, vcpu, mode)`` and counter samples
-    ``(t_ps, name, value)``."""
+    ``(t_ps, name, value)``, each in emission order.
 
-    records: list[tuple[int, int, int, str, str]] = field(default_factory=list)
-    modes: list[tuple[int, int, int]] = field(default_factory=list)
-    counters: list[tuple[int, str, int]] = field(default_factory=list)
+    They are :class:`~irqlab.engine.spill.Spill` lists: past a bounded number of items
+    they go to a temporary file, so a long trace does not build up in memory, and the
+    renderings below read them back sorted, as streams.
+    """
+
+    records: Spill = field(default_factory=Spill)
+    modes: Spill = field(default_factory=Spill)
+    counters: Spill = field(default_factory=Spill)
     end_ps: int = 0
 
     def add(self, t: int, thread: int, event: str, text: str) -> None:
         self.records.append((int(t), len(self.records), int(thread), event, text))
 
+    def iter_sorted(self) -> Iterator[tuple[int, int, int, str, str]]:
+        """The records in time order (emission order among equal times)."""
+        return self.records.iter_sorted()
+
     def sorted(self) -> list[tuple[int, int, int, str, str]]:
-        return sorted(self.records)
+        return list(self.iter_sorted())
 
 
 def thread_name(thread: int) -> tuple[str, int, int]:
@@ -54,7 +67,7 @@ def format_report(trace: Trace, events: Iterable[str] | None = None, limit: int 
     """
     keep = list(events) if events else None
     n = 0
-    for t, _, thread, event, text in trace.sorted():
+    for t, _, thread, event, text in trace.iter_sorted():
         if keep is not None and not any(
             event == k or (k.endswith("*") and event.startswith(k[:-1])) for k in keep
         ):
@@ -68,35 +81,52 @@ def format_report(trace: Trace, events: Iterable[str] | None = None, limit: int 
 
 def to_perfetto(trace: Trace, n_vcpus: int, title: str = "irqlab") -> dict:
     """The trace as a Chrome/Perfetto JSON object (open it in ui.perfetto.dev)."""
-    ev: list[dict] = []
+    return {"traceEvents": list(perfetto_events(trace, n_vcpus, title)), **PERFETTO_TAIL}
+
+
+def write_perfetto(trace: Trace, n_vcpus: int, fh: IO[str], title: str = "irqlab") -> None:
+    """Write :func:`to_perfetto`'s object to ``fh`` one event at a time (the same bytes as
+    ``json.dump(to_perfetto(...), fh)``, without holding the events)."""
+    fh.write('{"traceEvents": [')
+    for i, e in enumerate(perfetto_events(trace, n_vcpus, title)):
+        fh.write(", " if i else "")
+        fh.write(json.dumps(e))
+    fh.write("]")
+    for k, v in PERFETTO_TAIL.items():
+        fh.write(f", {json.dumps(k)}: {json.dumps(v)}")
+    fh.write("}")
+
+
+PERFETTO_TAIL = {"displayTimeUnit": "ns", "otherData": {"generator": "irqlab", "clock": "simulated"}}
+
+
+def perfetto_events(trace: Trace, n_vcpus: int, title: str = "irqlab") -> Iterator[dict]:
+    """The Chrome/Perfetto trace events: thread names, a complete ("X") event per stay of a
+    vCPU in a mode, an instant event per record, a counter ("C") event per sample."""
     pid = 1
-    ev.append({"ph": "M", "pid": pid, "name": "process_name", "args": {"name": title}})
+    yield {"ph": "M", "pid": pid, "name": "process_name", "args": {"name": title}}
     for v in range(n_vcpus):
-        ev.append({"ph": "M", "pid": pid, "tid": 10 + v, "name": "thread_name",
-                   "args": {"name": f"vCPU {v}"}})
-    ev.append({"ph": "M", "pid": pid, "tid": 1, "name": "thread_name", "args": {"name": "QEMU"}})
-    ev.append({"ph": "M", "pid": pid, "tid": 2, "name": "thread_name", "args": {"name": "host kworker"}})
-    # Mode spans: a complete ("X") event per stay in a mode.
+        yield {"ph": "M", "pid": pid, "tid": 10 + v, "name": "thread_name", "args": {"name": f"vCPU {v}"}}
+    yield {"ph": "M", "pid": pid, "tid": 1, "name": "thread_name", "args": {"name": "QEMU"}}
+    yield {"ph": "M", "pid": pid, "tid": 2, "name": "thread_name", "args": {"name": "host kworker"}}
     last: dict[int, tuple[int, int]] = {}
     end = trace.end_ps
-    for t, v, mode in sorted(trace.modes, key=lambda r: (r[0], r[1])):  # stable: keeps causal order
+    for t, v, mode in trace.modes.iter_sorted(key=lambda r: (r[0], r[1])):  # stable: keeps causal order
         if t > end:  # a transition that was under way when the run ended
             continue
         if v in last:
             t0, m0 = last[v]
             if t > t0:
-                ev.append({"ph": "X", "pid": pid, "tid": 10 + v, "name": MODE_NAMES[m0],
-                           "cat": "mode", "ts": t0 / 1e6, "dur": (t - t0) / 1e6})
+                yield {"ph": "X", "pid": pid, "tid": 10 + v, "name": MODE_NAMES[m0],
+                       "cat": "mode", "ts": t0 / 1e6, "dur": (t - t0) / 1e6}
         last[v] = (t, mode)
     for v, (t0, m0) in last.items():
         if trace.end_ps > t0:
-            ev.append({"ph": "X", "pid": pid, "tid": 10 + v, "name": MODE_NAMES[m0], "cat": "mode",
-                       "ts": t0 / 1e6, "dur": (trace.end_ps - t0) / 1e6})
-    for t, _, thread, event, text in trace.sorted():
+            yield {"ph": "X", "pid": pid, "tid": 10 + v, "name": MODE_NAMES[m0], "cat": "mode",
+                   "ts": t0 / 1e6, "dur": (trace.end_ps - t0) / 1e6}
+    for t, _, thread, event, text in trace.iter_sorted():
         tid = 10 + thread if thread >= 0 else (1 if thread == QEMU else 2)
-        ev.append({"ph": "i", "s": "t", "pid": pid, "tid": tid, "name": event, "cat": "event",
-                   "ts": t / 1e6, "args": {"text": text}})
+        yield {"ph": "i", "s": "t", "pid": pid, "tid": tid, "name": event, "cat": "event",
+               "ts": t / 1e6, "args": {"text": text}}
     for t, name, value in trace.counters:
-        ev.append({"ph": "C", "pid": pid, "name": name, "ts": t / 1e6, "args": {"value": value}})
-    return {"traceEvents": ev, "displayTimeUnit": "ns",
-            "otherData": {"generator": "irqlab", "clock": "simulated"}}
+        yield {"ph": "C", "pid": pid, "name": name, "ts": t / 1e6, "args": {"value": value}}

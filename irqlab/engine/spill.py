@@ -77,36 +77,54 @@ class Spill:
     def iter_sorted(self, key: Callable[[Any], Any] | None = None) -> Iterator[Any]:
         """The items in ascending order (by ``key``; stable: equal keys keep emission order).
 
-        Each spilled chunk is sorted into a run on disk, written in blocks; the runs
-        are merged reading one block of each at a time (about ``chunk`` items in all).
+        Each spilled chunk is sorted into a run on disk, written in blocks; runs are
+        merged :data:`FANIN` at a time, reading one block of each, until :data:`FANIN`
+        are left, which are merged as they are read. Memory: about ``chunk`` items.
         """
         if not self._chunks:
             yield from sorted(self._buf, key=key)
             return
-        n_runs = len(self._chunks) + 1
-        block = max(64, self.chunk // n_runs)
-        runs = tempfile.TemporaryFile(prefix="irqlab-sort-")
+        block = max(1, self.chunk // FANIN)
+        runs_file = tempfile.TemporaryFile(prefix="irqlab-sort-")
         try:
-            heads = []
+            runs: list[list[int]] = []  # block offsets of each sorted run
             idx = 0
             for part in [*self._chunks, None]:
                 items = list(self._buf) if part is None else _load(self._file, part)
                 if key is None:
-                    dec = sorted(items)
-                else:
-                    dec = sorted(((key(x), idx + i, x) for i, x in enumerate(items)),
-                                 key=lambda d: (d[0], d[1]))
+                    items.sort()
+                else:  # decorated: (key, emission index, item); the index settles every tie
+                    items = sorted((key(x), idx + i, x) for i, x in enumerate(items))
                 idx += len(items)
-                heads.append([_dump(runs, dec[k:k + block]) for k in range(0, len(dec), block)])
-                del items, dec
-            streams = [_read_blocks(runs, blocks) for blocks in heads]
-            if key is None:
-                yield from heapq.merge(*streams)
-            else:
-                for _, _, x in heapq.merge(*streams, key=lambda d: (d[0], d[1])):
-                    yield x
+                runs.append(_write_run(runs_file, items, block))
+                del items
+            while len(runs) > FANIN:
+                runs = [_write_run(runs_file, _merge(runs_file, runs[k:k + FANIN]), block)
+                        for k in range(0, len(runs), FANIN)]
+            merged = _merge(runs_file, runs)
+            yield from merged if key is None else (x for _, _, x in merged)
         finally:
-            runs.close()
+            runs_file.close()
+
+
+FANIN = 16  # sorted runs merged at once
+
+
+def _write_run(fh: IO[bytes], items: Iterable[Any], block: int) -> list[int]:
+    """Write sorted ``items`` to ``fh`` in blocks of ``block``; the blocks' offsets."""
+    out, buf = [], []
+    for x in items:
+        buf.append(x)
+        if len(buf) >= block:
+            out.append(_dump(fh, buf))
+            buf = []
+    if buf:
+        out.append(_dump(fh, buf))
+    return out
+
+
+def _merge(fh: IO[bytes], runs: list[list[int]]) -> Iterator[Any]:
+    return heapq.merge(*(_read_blocks(fh, blocks) for blocks in runs))
 
 
 def _dump(fh: IO[bytes], items: list[Any]) -> int:

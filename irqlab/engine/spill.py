@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
+from array import array
 import tempfile
 from typing import IO, Any, Callable, Iterable, Iterator
 
@@ -30,7 +31,7 @@ class Spill:
         self.chunk = max(1, CHUNK if chunk is None else chunk)
         self._buf: list[Any] = []
         self._file: IO[bytes] | None = None
-        self._chunks: list[int] = []  # file offsets of the spilled chunks, in emission order
+        self._chunks = array("q")  # file offsets of the spilled chunks, in emission order
         self._n = 0
         for x in items:
             self.append(x)
@@ -56,7 +57,7 @@ class Spill:
         return self._n
 
     def __iter__(self) -> Iterator[Any]:
-        for pos in list(self._chunks):
+        for pos in self._chunks.tolist():
             yield from _load(self._file, pos)
         yield from list(self._buf)
 
@@ -87,7 +88,7 @@ class Spill:
         block = max(1, self.chunk // FANIN)
         runs_file = tempfile.TemporaryFile(prefix="irqlab-sort-")
         try:
-            runs: list[list[int]] = []  # block offsets of each sorted run
+            runs: list[array] = []  # block offsets of each sorted run
             idx = 0
             for part in [*self._chunks, None]:
                 items = list(self._buf) if part is None else _load(self._file, part)
@@ -110,9 +111,9 @@ class Spill:
 FANIN = 16  # sorted runs merged at once
 
 
-def _write_run(fh: IO[bytes], items: Iterable[Any], block: int) -> list[int]:
+def _write_run(fh: IO[bytes], items: Iterable[Any], block: int) -> array:
     """Write sorted ``items`` to ``fh`` in blocks of ``block``; the blocks' offsets."""
-    out, buf = [], []
+    out, buf = array("q"), []
     for x in items:
         buf.append(x)
         if len(buf) >= block:
@@ -123,7 +124,7 @@ def _write_run(fh: IO[bytes], items: Iterable[Any], block: int) -> list[int]:
     return out
 
 
-def _merge(fh: IO[bytes], runs: list[list[int]]) -> Iterator[Any]:
+def _merge(fh: IO[bytes], runs: list[array]) -> Iterator[Any]:
     return heapq.merge(*(_read_blocks(fh, blocks) for blocks in runs))
 
 
@@ -145,6 +146,6 @@ def _load(fh: IO[bytes] | None, pos: int) -> list[Any]:
     return pickle.load(fh)
 
 
-def _read_blocks(fh: IO[bytes], blocks: list[int]) -> Iterator[Any]:
+def _read_blocks(fh: IO[bytes], blocks: array) -> Iterator[Any]:
     for pos in blocks:
         yield from _load(fh, pos)

@@ -4,6 +4,10 @@ A record is ``(t_ps, seq, thread, event, text)``: ``thread`` is a vCPU index,
 or :data:`QEMU` (QEMU's main loop / iothread) or :data:`KWORKER` (a host
 kernel worker). ``seq`` keeps emission order among records with equal times.
 
+* :data:`FORMATS` and :func:`record_text` give a record's text from its fields,
+  the one table of record forms (the kernel's decoder writes every text with it;
+  the reference and lockstep executors write the same texts, which the
+  differential tests compare byte for byte);
 * :func:`format_report` prints them like ``trace-cmd report`` prints the kvm
   trace events (``kvm_exit``, ``kvm_entry``, ``kvm_nested_vmexit_inject`` ...);
 * :func:`to_perfetto` (an object) and :func:`write_perfetto` (streamed to a file)
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator
 
 from irqlab.engine.spill import Spill
+from irqlab.engine.vendor import record_text as vendor_text
 
 QEMU = -1
 KWORKER = -2
@@ -49,6 +54,51 @@ class Trace:
 
     def sorted(self) -> list[tuple[int, int, int, str, str]]:
         return list(self.iter_sorted())
+
+
+# A record's form -> the ``str.format`` template of its text. The form is the event's name,
+# or the name and a variant ("irqlab_ioapic_eoi ignored") when one event has two texts.
+FORMATS = {
+    "kvm_exit": "reason {} rip 0x{:x} info {:x} 0",
+    "kvm_entry": "vcpu {}",
+    "kvm_nested_vmexit": "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
+    "kvm_nested_vmexit_inject": "reason {} info1 0 info2 0 int_info {:x} int_info_err 0",
+    "kvm_inj_virq": "irq {}",
+    "kvm_userspace_exit": "reason {} ({})",
+    "irqlab_apic_accept": "cpu {} vec {} ({})",
+    "kvm_apic_accept_irq": "apicid {} vec {} (Fixed|{})",
+    "irqlab_line": "gsi {} level {}",
+    "ioapic_set_irq": "vector: {} level: {}",
+    "kvm_set_irq": "gsi {} level {} source {}",
+    "kvm_msi_set_irq": "dst {} vec {} (Fixed|physical|{})",
+    "kvm_ioapic_set_irq": "pin {} dst {} vec {} (Fixed|physical|{})",
+    "irqlab_ioapic_deliver": "pin {} vec {} ({})",
+    "irqlab_redirect": "pin {} masked {}",
+    "irqlab_poll": "pin {}",
+    "irqlab_msi": "dst {} vec {}",
+    "irq_handler_entry": "irq={} name={}",
+    "irq_handler_exit": "irq={} ret=handled",
+    "irqlab_eoi": "cpu {} vector {}",
+    "kvm_eoi": "apicid {} vector {}",
+    "irqlab_ioapic_eoi": "vector {}",
+    "irqlab_ioapic_eoi ignored": "vector {} ignored",
+    "kvm_ioapic_delayed_eoi_inj": "pin {}",
+    "ioapic_eoi_delayed_reassert": "pin {}",
+    "irqlab_spurious_disable": "irq {}: nobody cared, disabling",
+    "irqlab_xen_ratelimit": "pin {} masked",
+    "irqlab_vfio_intx": "dev {} masked",
+    "irqlab_vfio_unmask": "dev {} line {}",
+    "kvm_ack_irq": "irqchip IOAPIC pin {}",
+    "irqlab_resample": "pin {}",
+    "irqlab_lazy_eoi": "pin {} vec {}",
+}
+
+
+def record_text(form: str, *args, vendor: str = "intel") -> tuple[str, str]:
+    """``(event, text)`` of a record of ``form`` (a key of :data:`FORMATS`) with ``args``,
+    as printed on ``vendor`` (on AMD an exit's reason is its SVM name)."""
+    event = form.partition(" ")[0]
+    return event, vendor_text(vendor, event, FORMATS[form].format(*args))
 
 
 def thread_name(thread: int) -> tuple[str, int, int]:

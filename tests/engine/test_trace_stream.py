@@ -58,7 +58,7 @@ def _traced_peak(prog, backend: str, out: Path) -> tuple[int, int]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_long_traced_run_has_bounded_memory(backend, tmp_path, monkeypatch):
     """A traced run 4x longer (4x the records) peaks at about the same memory, writing out included."""
-    monkeypatch.setattr(spill, "CHUNK", 256)
+    monkeypatch.setattr(spill, "CHUNK", 512)
     monkeypatch.setattr(kernelrun, "TRACE_BUFFER", 512)
     if backend == "kernel":
         kernelrun.kernel_module()  # compiled or loaded before measuring
@@ -67,7 +67,7 @@ def test_a_long_traced_run_has_bounded_memory(backend, tmp_path, monkeypatch):
     n1, peak1 = _traced_peak(short, backend, tmp_path / "short.txt")
     n4, peak4 = _traced_peak(long_, backend, tmp_path / "long.txt")
     assert n4 > 3.5 * n1 > 3.5 * 1000
-    assert peak4 < 1.3 * peak1, (peak1, peak4)
+    assert peak4 < 1.5 * peak1, (peak1, peak4)  # in memory: 4x to 5x
 
 
 @pytest.mark.parametrize("case", ["founding_case.scn", "founding_case_qemu_throttle.scn",

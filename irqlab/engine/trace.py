@@ -91,6 +91,8 @@ FORMATS = {
     "kvm_ack_irq": "irqchip IOAPIC pin {}",
     "irqlab_resample": "pin {}",
     "irqlab_lazy_eoi": "pin {} vec {}",
+    "irqlab_zero_time_loop": "{} records per turn, {} turns nested: {}",
+    "irqlab_zero_time_loop instant": "{} records per turn, {} events at one instant: {}",
 }
 
 

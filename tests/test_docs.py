@@ -137,13 +137,13 @@ def test_every_shown_command_runs_or_is_illustrative():
 
 
 def test_readme_commands_write_under_results():
-    """Every file a README command writes (--out, -o, --perfetto) goes under results/."""
+    """Every file a README command writes (--out, -o, --perfetto, --trace) goes under results/."""
     seen = 0
     for b in blocks(ROOT / "README.md"):
         for c in commands(b):
             args = shlex.split(SETUP.sub("", c), comments=True)
             for opt, val in zip(args, args[1:]):
-                if opt in ("--out", "-o", "--output", "--perfetto"):
+                if opt in ("--out", "-o", "--output", "--perfetto", "--trace"):
                     seen += 1
                     assert val.startswith("results/"), f"{b.where}: {opt} {val}"
     assert seen >= 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import ExitStack, contextmanager
 
 import click
 
@@ -68,14 +69,22 @@ def lanes_for(scenario, program, replications: int | None, seed: int | None,
               "up to 4 lanes and the NumPy lockstep executor from 5 on; the run says which and "
               "why; `irqlab plugins list` names them).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
-def run_cmd(file, sets, replications, seed, backend, as_json):
+@click.option("--trace", "trace_out", type=click.Path(dir_okay=False, writable=True),
+              help="Write the first run's events here, as `irqlab trace` prints them (streamed: "
+              "a long trace goes to disk, not to memory).")
+@click.option("--perfetto", type=click.Path(dir_okay=False, writable=True),
+              help="Write the first run's Chrome/Perfetto JSON timeline here (streamed too).")
+def run_cmd(file, sets, replications, seed, backend, as_json, trace_out, perfetto):
     """Run FILE's scenario (its replications; the sweep block is ignored: see `irqlab sweep`)."""
     from irqlab import engine
 
     scenario = load_resolved(file, sets)
     program = engine.compile(scenario)
     lanes, base = lanes_for(scenario, program, replications, seed)
-    result = engine.run(program, lanes, backend=backend)
+    with trace_files(trace_out, perfetto) as outs:  # opened first: a bad path costs no run
+        result = engine.run(program, lanes, trace_lanes=[0] if outs else [], backend=backend)
+        if outs and result.status[0] == "ok":
+            write_trace(result.traces[0], program, scenario.name, outs)
     runs = []
     for r in range(result.n):
         row = {"replication": r, "seed": base, "spawn_key": [r]}
@@ -181,23 +190,48 @@ def print_runs(scenario, runs: list[dict], program) -> None:
 def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, backend):
     """Print one run's events like `trace-cmd report` prints the kvm trace events."""
     from irqlab import engine
-    from irqlab.engine.trace import format_report, to_perfetto
+    from irqlab.engine.trace import format_report
 
     scenario = load_resolved(file, sets)
     program = engine.compile(scenario)
     lanes, _ = lanes_for(scenario, program, None, seed, only=replication)
-    result = engine.run(program, lanes, trace_lanes=[0], backend=backend)
-    if result.status[0] != "ok":
-        raise fail(f"the run failed: {result.error[0]}")
-    trace = result.traces[0]
-    keep = [e.strip() for e in event_filter.split(",")] if event_filter else None
-    for line in format_report(trace, keep, limit):
-        sys.stdout.write(line + "\n")
-    _note_unmatched(keep or [], {rec[3] for rec in trace.sorted()})
-    if perfetto:
-        with open(perfetto, "w", encoding="utf-8") as fh:
-            json.dump(to_perfetto(trace, program.n_vcpus, scenario.name), fh)
-        click.echo(f"wrote {perfetto}: open it in https://ui.perfetto.dev", err=True)
+    with trace_files(None, perfetto) as outs:
+        result = engine.run(program, lanes, trace_lanes=[0], backend=backend)
+        if result.status[0] != "ok":
+            raise fail(f"the run failed: {result.error[0]}")
+        trace = result.traces[0]
+        keep = [e.strip() for e in event_filter.split(",")] if event_filter else None
+        for line in format_report(trace, keep, limit):
+            sys.stdout.write(line + "\n")
+        _note_unmatched(keep or [], {rec[3] for rec in trace.records})
+        write_trace(trace, program, scenario.name, outs)
+
+
+@contextmanager
+def trace_files(report: str | None, perfetto: str | None):
+    """Open the trace outputs given (``{"report"|"perfetto": (path, file)}``) before the run,
+    so that a path that cannot be written fails at once; closed on the way out."""
+    with ExitStack() as stack:
+        yield {kind: (path, stack.enter_context(open(path, "w", encoding="utf-8")))
+               for kind, path in (("report", report), ("perfetto", perfetto)) if path}
+
+
+def write_trace(trace, program, title: str, outs: dict) -> None:
+    """Write ``trace`` into the files of :func:`trace_files`: trace-cmd report lines and a
+    Perfetto timeline, streaming (neither is built in memory)."""
+    from irqlab.engine.trace import format_report, write_perfetto
+
+    for kind, (path, fh) in outs.items():
+        try:
+            if kind == "report":
+                fh.writelines(line + "\n" for line in format_report(trace))
+            else:
+                write_perfetto(trace, program.n_vcpus, fh, title)
+            fh.flush()
+        except OSError as e:
+            raise fail(f"cannot write {path}: {e.strerror or e}") from None
+        click.echo(f"wrote {path}" + (": open it in https://ui.perfetto.dev" if kind == "perfetto" else ""),
+                   err=True)
 
 
 def _note_unmatched(patterns: list[str], names: set[str]) -> None:

@@ -22,7 +22,7 @@ from irqlab.engine.program import Lane, Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import lane_keys
 from irqlab.engine.stats import N_BINS, Stats, finish_batch
-from irqlab.engine.trace import Trace
+from irqlab.engine.trace import Trace, record_text
 
 TRACE_BUFFER = 1 << 16
 EXACT_SUM = 2**53  # latency sums (int64 in the kernel) equal a float64 sum below this
@@ -199,15 +199,16 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  zt_loop=np.zeros(n, bool), zt_cycle=np.zeros(n, np.int64))  # see docs/implementations.md
 
 
-# ---------------------------------------------------------------- trace records -> text
+# ---------------------------------------------------------------- trace records -> Trace
 
 M64 = (1 << 64) - 1
 TRIG = ("edge", "level")
 
 
 class Decoder:
-    """Turns kernel trace records into a :class:`Trace`'s records, modes and counters, with
-    the texts the reference interpreter writes."""
+    """Turns kernel trace records into a :class:`Trace`'s records, modes and counters. A
+    record's integers become the fields of its form (:data:`ARGS`), and its text is
+    written by :func:`irqlab.engine.trace.record_text`, as for every executor."""
 
     def __init__(self, program: Program, trace: Trace) -> None:
         self.p = program
@@ -227,41 +228,42 @@ class Decoder:
 
     def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
         if code == K.E_HANDLER_ENTRY:
-            return "irq_handler_entry", f"irq={a0} name={self.p.devices[a1].name}"
-        event, fmt = TEXTS[code]
-        return event, fmt(a0, a1, a2, a3)
+            return record_text("irq_handler_entry", a0, self.p.devices[a1].name, vendor=self.p.vendor)
+        form, fields = ARGS[code]
+        if callable(form):
+            form = form(a0, a1, a2, a3)
+        return record_text(form, *fields(a0, a1, a2, a3), vendor=self.p.vendor)
 
 
 X = EXIT_REASONS
-# record code -> (event, text of its arguments), as the reference interpreter writes them
-TEXTS = {
-    K.E_KVM_EXIT: ("kvm_exit", lambda a, b, c, d: f"reason {X[a]} rip 0x{b & M64:x} info {c:x} 0"),
-    K.E_APIC_ACCEPT: ("irqlab_apic_accept", lambda a, b, c, d: f"cpu {a} vec {b} ({TRIG[c]})"),
-    K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: f"apicid {a} vec {b} (Fixed|{TRIG[c]})"),
-    K.E_LINE: ("irqlab_line", lambda a, b, c, d: f"gsi {a} level {b}"),
-    K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: f"vector: {a} level: {b}"),
-    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: f"gsi {a} level {b} source 0"),
-    K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: f"pin {a} vec {b} ({TRIG[c]})"),
-    K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: f"dst {a} vec {b} (Fixed|physical|{TRIG[c]})"),
-    K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq",
-                             lambda a, b, c, d: f"pin {a} dst {b} vec {c} (Fixed|physical|{TRIG[d]})"),
-    K.E_REDIRECT: ("irqlab_redirect", lambda a, b, c, d: f"pin {a} masked {b}"),
-    K.E_POLL: ("irqlab_poll", lambda a, b, c, d: f"pin {a}"),
-    K.E_MSI: ("irqlab_msi", lambda a, b, c, d: f"dst {a} vec {b}"),
-    K.E_NESTED_VMEXIT: ("kvm_nested_vmexit", lambda a, b, c, d: f"rip {a & M64:x} reason {X[b]} info1 0 info2 0 "
-                        "int_info 0 int_info_err 0"),
-    K.E_KVM_ENTRY: ("kvm_entry", lambda a, b, c, d: f"vcpu {a}"),
-    K.E_NESTED_INJECT: ("kvm_nested_vmexit_inject",
-                        lambda a, b, c, d: f"reason {X[b]} info1 0 info2 0 int_info {a:x} int_info_err 0"),
-    K.E_INJ_VIRQ: ("kvm_inj_virq", lambda a, b, c, d: f"irq {a}"),
-    K.E_HANDLER_EXIT: ("irq_handler_exit", lambda a, b, c, d: f"irq={a} ret=handled"),
-    K.E_EOI: ("irqlab_eoi", lambda a, b, c, d: f"cpu {a} vector {b}"),
-    K.E_KVM_EOI: ("kvm_eoi", lambda a, b, c, d: f"apicid {a} vector {b}"),
-    K.E_USERSPACE_EXIT: ("kvm_userspace_exit", lambda a, b, c, d: "reason KVM_EXIT_IOAPIC_EOI (26)"
-                         if a == K.U_IOAPIC_EOI else "reason KVM_EXIT_MMIO (6)"),
-    K.E_IOAPIC_EOI: ("irqlab_ioapic_eoi", lambda a, b, c, d: f"vector {a}" + (" ignored" if b else "")),
-    K.E_KVM_DELAYED_EOI: ("kvm_ioapic_delayed_eoi_inj", lambda a, b, c, d: f"pin {a}"),
-    K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: f"pin {a}"),
-    K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: f"irq {a}: nobody cared, disabling"),
-    K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: f"pin {a} masked"),
+U = {K.U_IOAPIC_EOI: ("KVM_EXIT_IOAPIC_EOI", 26)}  # else KVM_EXIT_MMIO (6)
+# record code -> (its form in trace.FORMATS, or a function of the integers choosing it;
+#                 the form's fields from the record's integers a0..a3)
+ARGS = {
+    K.E_KVM_EXIT: ("kvm_exit", lambda a, b, c, d: (X[a], b & M64, c)),
+    K.E_APIC_ACCEPT: ("irqlab_apic_accept", lambda a, b, c, d: (a, b, TRIG[c])),
+    K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: (a, b, TRIG[c])),
+    K.E_LINE: ("irqlab_line", lambda a, b, c, d: (a, b)),
+    K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: (a, b)),
+    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: (a, b, 0)),
+    K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: (a, b, TRIG[c])),
+    K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: (a, b, TRIG[c])),
+    K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq", lambda a, b, c, d: (a, b, c, TRIG[d])),
+    K.E_REDIRECT: ("irqlab_redirect", lambda a, b, c, d: (a, b)),
+    K.E_POLL: ("irqlab_poll", lambda a, b, c, d: (a,)),
+    K.E_MSI: ("irqlab_msi", lambda a, b, c, d: (a, b)),
+    K.E_NESTED_VMEXIT: ("kvm_nested_vmexit", lambda a, b, c, d: (a & M64, X[b])),
+    K.E_KVM_ENTRY: ("kvm_entry", lambda a, b, c, d: (a,)),
+    K.E_NESTED_INJECT: ("kvm_nested_vmexit_inject", lambda a, b, c, d: (X[b], a)),
+    K.E_INJ_VIRQ: ("kvm_inj_virq", lambda a, b, c, d: (a,)),
+    K.E_HANDLER_EXIT: ("irq_handler_exit", lambda a, b, c, d: (a,)),
+    K.E_EOI: ("irqlab_eoi", lambda a, b, c, d: (a, b)),
+    K.E_KVM_EOI: ("kvm_eoi", lambda a, b, c, d: (a, b)),
+    K.E_USERSPACE_EXIT: ("kvm_userspace_exit", lambda a, b, c, d: U.get(a, ("KVM_EXIT_MMIO", 6))),
+    K.E_IOAPIC_EOI: (lambda a, b, c, d: "irqlab_ioapic_eoi ignored" if b else "irqlab_ioapic_eoi",
+                     lambda a, b, c, d: (a,)),
+    K.E_KVM_DELAYED_EOI: ("kvm_ioapic_delayed_eoi_inj", lambda a, b, c, d: (a,)),
+    K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: (a,)),
+    K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: (a,)),
+    K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: (a,)),
 }

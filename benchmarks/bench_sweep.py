@@ -166,9 +166,13 @@ def _engine_share(text: str, lo: int, hi: int, max_lanes: int, q) -> None:
     max_lanes, with engine.run alone; put the timed seconds on ``q``."""
     import math
 
+    import numba
+
     from irqlab import dsl, engine
     from irqlab.engine.program import Lane
     from irqlab.experiments import plan
+
+    numba.set_num_threads(1)  # one kernel thread per process, as in a sweep's Ray task (one CPU)
 
     prep = plan.prepare(dsl.loads(text, "bench.scn"), text)
     pl = plan.validate(prep)

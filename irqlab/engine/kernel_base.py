@@ -16,8 +16,33 @@ from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 # Every function is cached on disk. None allocates, so none needs Numba's reference counting
 # (_nrt=False: no incref/decref around every call); only the entry points get a CPython
 # wrapper; error_model="numpy": no zero-division checks (no divisor here can be 0).
-inner = njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True)
-entry = njit(cache=True, error_model="numpy", _nrt=False)
+
+
+def one_specialization(dispatcher):
+    """Make calls from compiled code type constant arguments as their plain types.
+
+    Numba compiles a function called from compiled code once per distinct argument
+    types, and a constant argument (``at(s, v, KICK, t)``, ``enter(..., True)``) has a
+    literal type of its own (``Literal[int](4)``): the kernel's small helpers were
+    compiled 321 times instead of 67, the main cost of its first compile. LLVM
+    inlines the helpers and propagates the constants anyway, so nothing is lost."""
+    from numba.core import types
+
+    typed = dispatcher.get_call_template
+
+    def get_call_template(args, kws):
+        return typed(tuple(types.unliteral(a) for a in args), {k: types.unliteral(a) for k, a in kws.items()})
+
+    dispatcher.get_call_template = get_call_template
+    return dispatcher
+
+
+def inner(fn):
+    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True)(fn))
+
+
+def entry(fn):
+    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False)(fn))
 
 # ---------------------------------------------------------------- random numbers (irqlab.engine.rng)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)

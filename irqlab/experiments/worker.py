@@ -29,8 +29,16 @@ class TaskOutput:
     pid: int = 0
 
 
-def execute(program: Any, lanes: Sequence[Any], run_fn: Callable | None = None) -> TaskOutput:
-    """Run ``lanes`` of a compiled ``program`` with ``run_fn`` (default :func:`irqlab.engine.run`)."""
+def execute(program: Any, lanes: Sequence[Any], run_fn: Callable | None = None,
+            threads: int | None = None) -> TaskOutput:
+    """Run ``lanes`` of a compiled ``program`` with ``run_fn`` (default :func:`irqlab.engine.run`);
+    ``threads``: the CPUs this worker holds, the most threads the per-lane kernel may use
+    (None: every core). A sweep's Ray task holds one CPU: with a kernel thread per core in
+    every worker, two workers on two cores would fight over them."""
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     if run_fn is None:
         from irqlab import engine
 

@@ -184,7 +184,7 @@ class RayLauncher(Launcher):
         return ray.put(program)
 
     def submit(self, task_id: int, program: Any, lanes: Sequence[Any]) -> None:
-        ref = self._remote.remote(program, list(lanes), self.run_fn)
+        ref = self._remote.remote(program, list(lanes), self.run_fn, 1)  # num_cpus=1: one kernel thread
         self._pending[ref] = task_id
 
     def wait(self, timeout: float | None) -> list[tuple[int, Any]]:

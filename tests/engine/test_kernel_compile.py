@@ -1,0 +1,29 @@
+"""What keeps the per-lane kernel's first compile short (docs/implementations.md, "Compile cost")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+
+def test_constant_arguments_do_not_specialize_a_kernel_function():
+    """A kernel function called with different constants from compiled code is compiled once."""
+    from irqlab.engine.kernel_base import one_specialization
+
+    @one_specialization
+    @numba.njit
+    def at(s, phase, t):
+        s[phase] = t
+
+    @numba.njit
+    def caller(s, t):
+        at(s, 0, 5)
+        at(s, 1, 6)
+        at(s, 2, t)
+
+    s = np.zeros(3, np.int64)
+    caller(s, 7)
+    assert list(s) == [5, 6, 7]
+    assert len(at.signatures) == 1

@@ -25,6 +25,7 @@ FIX_OFF = {
     "directed-eoi-kernel-ioapic": ("machine.suppress_eoi_broadcast=on", False),
     "founding-amd": ("costs.self_ipi=0cycles", False),
     "vfio-intx-storm": ("device.nic.vfio=true", True),
+    "lost-eoi-reroute": ("machine.eoi_scan=route", False),
 }
 
 

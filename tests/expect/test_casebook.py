@@ -26,6 +26,7 @@ FIX_OFF = {
     "founding-amd": ("costs.self_ipi=0cycles", False),
     "vfio-intx-storm": ("device.nic.vfio=true", True),
     "lost-eoi-reroute": ("machine.eoi_scan=route", False),
+    "stale-kvm-route": ("machine.rte_update=service_first", False),
 }
 
 

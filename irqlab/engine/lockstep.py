@@ -336,7 +336,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         entry_t = t if extra is None else t + extra
         self.emit(lanes, "kvm_entry", "vcpu {}", f % self.V, t=entry_t)
         if self.routes_on:
-            self.routes_entry(lanes, f)
+            self.entry_at[f] = entry_t  # the entry's rescan and PIR sync: routes_lockstep.settle
         if old == L0:
             self.accm[L0][f] += entry_t - since + vmentry
         else:
@@ -419,8 +419,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         accepted = ~dup
         if dup.any():
             lanes, f = lanes[accepted], f[accepted]
+        self.posted(lanes, f, bit)
         self.irr[f] |= bit
-        self.posted(f, bit)
         if self.tracing:
             self.trace_lapic(lanes, f)
         self.notify(lanes, v)
@@ -1449,6 +1449,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
                         f = lanes * V + v
                         T[c_vcpu + v, lanes] = NEVER
                     self.thread[lanes] = v
+                    if self.routes_on:
+                        self.settle(lanes, f)
                     handlers[c - c_vcpu](lanes, f, v)
                 elif c == 0:
                     self.finish(lanes, now[lanes])

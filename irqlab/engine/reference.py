@@ -252,8 +252,8 @@ class LaneSim(RefMechanisms, RefRoutes):
             self.tmr[v] &= ~bit
         if self.irr[v] & bit:
             return False
-        self.irr[v] |= bit
         self.posted(v, bit)
+        self.irr[v] |= bit
         self.trace_lapic(v)
         self.notify(v)
         return True
@@ -592,6 +592,8 @@ class LaneSim(RefMechanisms, RefRoutes):
     # ------------------------------------------------------------------ the vCPU's phases
 
     def vcpu_event(self, v: int) -> None:
+        if self.routes_on:
+            self.settle(v)
         ph = self.phase[v]
         handler = {
             P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick,
@@ -608,9 +610,10 @@ class LaneSim(RefMechanisms, RefRoutes):
 
     def enter(self, v: int, level: int, prefix: Sequence[tuple[int, int]] = (), entry_t: int | None = None) -> int:
         """kvm_entry into ``level`` (after ``prefix``); returns when its code starts."""
-        self.emit("kvm_entry", f"vcpu {v}", t=self.t + sum(dt for _, dt in prefix) if entry_t is None else entry_t)
+        et = self.t + sum(dt for _, dt in prefix) if entry_t is None else entry_t
+        self.emit("kvm_entry", f"vcpu {v}", t=et)
         if self.routes_on:
-            self.routes_entry(v)
+            self.entry_at[v] = et  # the entry's rescan and PIR sync: routes_reference.settle
         return self.switch(v, level, list(prefix) + [(L0, self.cost("vmentry"))])
 
     def ph_run_svc(self, v: int) -> None:

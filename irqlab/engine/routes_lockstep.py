@@ -4,7 +4,7 @@ of :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n]; ``f`` 
 vCPU index ``lane * V + v``.
 
 State: ``rte_dest``, ``kdest`` int64[L, NP] (pin columns ``pk``), ``msi_dest`` int64[L, D],
-``eoi_bits``, ``pir`` int64[L*V], ``scan_req`` bool[L*V], ``dead_since`` int64[L, NP];
+``eoi_bits``, ``pir``, ``entry_at`` int64[L*V], ``scan_req`` bool[L*V], ``dead_since`` int64[L, NP];
 action slots ``T[c_act + k]``. Rescans are rare (route changes), so they run lane by lane.
 """
 
@@ -38,6 +38,7 @@ class LockstepRoutes:
         self.eoi_bits = np.tile(bits, L)
         self.scan_req = np.zeros(L * V, bool)
         self.pir = np.zeros(L * V, I64)
+        self.entry_at = np.zeros(L * V, I64)
         self.dead_since = np.full((L, NP), NEVER, I64)
         for a in pr.actions:
             self.T[self.c_act + a.index] = self.params[a.at]
@@ -78,17 +79,22 @@ class LockstepRoutes:
         for v in range(self.V):
             sel = lanes[which[:, v]]
             f = sel * self.V + v
-            now = (self.mode[f] == L1) | (self.mode[f] == L2)
+            self.settle(sel, f)
+            now = self.in_guest(sel, f)
             if now.any():
                 self.route_scan(sel[now], f[now])
             self.scan_req[f[~now]] = True
 
-    def route_scan(self, lanes, f) -> None:
+    def in_guest(self, lanes, f):
+        return ((self.mode[f] == L1) | (self.mode[f] == L2)) & (self.now[lanes] >= self.entry_at[f])
+
+    def route_scan(self, lanes, f, at=None) -> None:
+        """Rescan the vCPUs ``f``; ``at`` int64[n]: the records' times (default: now)."""
         pr = self.p
         mode = pr.eoi_scan
         sync = mode == "pending_pir" or (mode == "pending" and not pr.split)
         table = self.kdest if pr.split else self.rte_dest
-        for lane, fi in zip(lanes.tolist(), f.tolist()):
+        for i, (lane, fi) in enumerate(zip(lanes.tolist(), f.tolist())):
             v = fi % self.V
             if sync:
                 self.pir[fi] = 0
@@ -99,19 +105,25 @@ class LockstepRoutes:
             self.scan_req[fi] = False
             self.eoi_bits[fi] = bits
             vecs = ",".join(f"0x{g.vector:x}" for g in pr.groups if bits >> g.index & 1) or "none"
-            self.emit(np.array([lane], I64), "irqlab_eoi_exitmap", "vcpu {} vectors {}", v, vecs, thread=v)
+            self.emit(np.array([lane], I64), "irqlab_eoi_exitmap", "vcpu {} vectors {}", v, vecs, thread=v,
+                      t=None if at is None else int(at[i]))
 
     # ------------------------------------------------------------------ hooks
 
-    def routes_entry(self, lanes, f) -> None:
-        req = self.scan_req[f]
+    def settle(self, lanes, f) -> None:
+        todo = (self.scan_req[f] | (self.pir[f] != 0)) & self.in_guest(lanes, f)
+        if not todo.any():
+            return
+        tl, tf = lanes[todo], f[todo]
+        req = self.scan_req[tf]
         if req.any():
-            self.route_scan(lanes[req], f[req])
-        self.pir[f] = 0
+            self.route_scan(tl[req], tf[req], self.entry_at[tf[req]])
+        self.pir[tf] = 0
 
-    def posted(self, f, bit) -> None:
+    def posted(self, lanes, f, bit) -> None:
         if self.routes_on and self.p.apicv and not self.p.bare:
-            out = (self.mode[f] != L1) & (self.mode[f] != L2)
+            self.settle(lanes, f)
+            out = ~self.in_guest(lanes, f)
             self.pir[f[out]] |= bit
 
     def eoi_unseen(self, lanes, g) -> None:

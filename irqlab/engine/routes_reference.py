@@ -6,7 +6,9 @@ the split irqchip, KVM's IOAPIC with the kernel one); ``kdest[pin]`` KVM's route
 (split: the MSI route QEMU last committed; kernel: the redirection table itself);
 ``msi_dest[d]`` an MSI device's destination; per vCPU ``eoi_bits`` (the EOI-exit bitmap,
 bit g = vector group g), ``scan_req`` (KVM_REQ_SCAN_IOAPIC pending) and ``pir`` (the IRR
-bits still in the posted-interrupt descriptor, not yet synced); ``dead_since[pin]`` when
+bits still in the posted-interrupt descriptor, not yet synced) and ``entry_at`` (the time of
+its last VM entry: before it, a vCPU whose mode already says guest is still in KVM or QEMU
+on its way in); ``dead_since[pin]`` when
 the pin's Remote IRR was orphaned by an EOI the IOAPIC never saw.
 """
 
@@ -33,6 +35,7 @@ class RefRoutes:
                 self.eoi_bits[g.dest] |= 1 << g.index
         self.scan_req = [False] * pr.n_vcpus
         self.pir = [0] * pr.n_vcpus
+        self.entry_at = [0] * pr.n_vcpus
         self.dead_since = [NEVER] * pr.n_pins
         self.act_t = [self.v[a.at] for a in pr.actions]
         self.group_of_vector = {g.vector: g.index for g in pr.groups}
@@ -68,12 +71,16 @@ class RefRoutes:
         if self.p.bare:
             return
         for v in sorted(set(vcpus)):
-            if self.mode[v] in (L1, L2):
+            self.settle(v)
+            if self.in_guest(v):
                 self.route_scan(v)
             else:
                 self.scan_req[v] = True
 
-    def route_scan(self, v: int) -> None:
+    def in_guest(self, v: int) -> bool:
+        return self.mode[v] in (L1, L2) and self.t >= self.entry_at[v]
+
+    def route_scan(self, v: int, t: int | None = None) -> None:
         """``vcpu_scan_ioapic``: since f3ced000a2df the PIR is synced first with either
         irqchip; before it only the in-kernel branch synced it. ``route``: the bitmap holds the
         new routes only (before 0fc5a36dd6b3 / fceb3a36c29a)."""
@@ -88,20 +95,26 @@ class RefRoutes:
         self.scan_req[v] = False
         self.eoi_bits[v] = bits
         vecs = ",".join(f"0x{g.vector:x}" for g in pr.groups if bits >> g.index & 1) or "none"
-        self.emit("irqlab_eoi_exitmap", f"vcpu {v} vectors {vecs}", thread=v)
+        self.emit("irqlab_eoi_exitmap", f"vcpu {v} vectors {vecs}", t=t, thread=v)
 
     # ------------------------------------------------------------------ hooks
 
-    def routes_entry(self, v: int) -> None:
-        """At a VM entry: a pending rescan, then ``sync_pir_to_irr`` (vcpu_enter_guest order)."""
-        if self.scan_req[v]:
-            self.route_scan(v)
-        self.pir[v] = 0
+    def settle(self, v: int) -> None:
+        """What vCPU ``v``'s last VM entry did, once it has happened (``entry_at``): a pending
+        rescan, then ``sync_pir_to_irr`` (``vcpu_enter_guest``'s order); the rescan's record is
+        stamped with the entry's time. Called before anything reads or changes ``v``'s LAPIC
+        state after the entry: ``v``'s own events, a posted interrupt, a rescan request."""
+        if (self.scan_req[v] or self.pir[v]) and self.in_guest(v):
+            if self.scan_req[v]:
+                self.route_scan(v, self.entry_at[v])
+            self.pir[v] = 0
 
     def posted(self, v: int, bit: int) -> None:
         """An interrupt accepted at ``v`` while it is outside guest mode waits in the PIR."""
-        if self.routes_on and self.p.apicv and not self.p.bare and self.mode[v] not in (L1, L2):
-            self.pir[v] |= bit
+        if self.routes_on and self.p.apicv and not self.p.bare:
+            self.settle(v)
+            if not self.in_guest(v):
+                self.pir[v] |= bit
 
     def eoi_unseen(self, v: int, g: int) -> None:
         """An EOI of group ``g`` that did not exit: a level pin whose Remote IRR is set and

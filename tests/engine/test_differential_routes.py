@@ -73,3 +73,19 @@ def moved_in_service(irqchip: str, eoi_scan: str):
 def test_lockstep_matches_reference_on_a_move_in_service(irqchip, eoi_scan):
     """Both executors give the same records and metrics for a level pin moved while in service."""
     compare(moved_in_service(irqchip, eoi_scan), n=2, others=("numpy",))
+
+
+ROUTE_CASES = ("lost-eoi-reroute", "lost-eoi-pir", "stale-kvm-route")
+
+
+@pytest.mark.parametrize("case", ROUTE_CASES)
+@pytest.mark.parametrize("which", ["bug", "fix"])
+def test_lockstep_matches_reference_on_the_route_cases(case, which):
+    """Both executors agree record for record on the casebook's route-change cases
+    (a move in service, a vector waiting in the PIR, a stale KVM route)."""
+    from pathlib import Path
+
+    from irqlab.dsl import load
+
+    compare(load(Path(__file__).resolve().parents[2] / "examples" / "casebook" / case / f"{which}.scn"),
+            n=2, others=("numpy",))

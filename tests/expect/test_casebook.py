@@ -27,6 +27,7 @@ FIX_OFF = {
     "vfio-intx-storm": ("device.nic.vfio=true", True),
     "lost-eoi-reroute": ("machine.eoi_scan=route", False),
     "stale-kvm-route": ("machine.rte_update=service_first", False),
+    "lost-eoi-pir": ("machine.eoi_scan=pending", False),
 }
 
 

@@ -80,6 +80,10 @@ def known_metrics(scenario: ir.Scenario) -> dict[str, MetricInfo]:
     for d in scenario.devices:
         for m, (t, u, doc) in DEVICE_METRICS.items():
             out[f"device.{d.name}.{m}"] = MetricInfo(f"device.{d.name}.{m}", t, u, f"{d.name}: {doc}")
+    if scenario.actions:
+        from irqlab.engine.routes import ROUTE_METRICS
+
+        out.update({n: MetricInfo(n, t, u, d) for n, (t, u, d) in ROUTE_METRICS.items()})
     from irqlab.plugins.registry import registry
 
     for use in scenario.run.metrics:

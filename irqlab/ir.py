@@ -42,6 +42,12 @@ IRQCHIP_MODES = ("kernel", "split")
 SUPPRESS_MODES = ("off", "quirk", "on")
 VENDORS = ("intel", "amd")
 LAZY_EOI = ("off", "edge", "all")
+# KVM's EOI-exit bitmap scan after a route change (docs/model.md, "Guest actions: route changes"):
+# pending_pir: f3ced000a2df (PIR synced, vectors pending EOI kept); pending: 0fc5a36dd6b3 /
+# fceb3a36c29a without it (the split scan misses the PIR); route: neither (the new route only)
+EOI_SCANS = ("pending_pir", "pending", "route")
+# QEMU ioapic_mem_write on a redirection write: routes_first (54ad31fb0a0a) or service_first
+RTE_UPDATES = ("routes_first", "service_first")
 TRIGGERS = ("edge", "level")
 DELIVERIES = ("ioapic", "msi")
 POLARITIES = ("high", "low")
@@ -237,6 +243,8 @@ class Machine:
     vendor: str = "intel"  # intel (VMX) or amd (SVM): docs/model.md, "AMD SVM"
     resample_on_unmask: bool = True  # KVM fef8f2b90edb: an unmask resamples a VFIO INTx pin
     lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
+    eoi_scan: str = "pending_pir"  # EOI_SCANS: KVM's rescan of the EOI-exit bitmaps after a route change
+    rte_update: str = "routes_first"  # RTE_UPDATES: QEMU's order of KVM route update and re-service
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
@@ -499,6 +507,7 @@ class Scenario:
     span: Span = _span()
     source: str = field(default="", compare=False, repr=False)
     expect: tuple[Expectation, ...] = ()  # checked by `irqlab test` over the run's replications
+    actions: tuple["Action", ...] = ()  # guest actions during the run (`at T { ... }`)
 
     def cost(self, name: str) -> Quantity:
         for a in self.costs:
@@ -512,3 +521,31 @@ class Scenario:
             if d.name == name:
                 return d
         return None
+
+
+# --------------------------------------------------------------------------- guest actions
+
+
+@dataclass(frozen=True)
+class RouteWrite:
+    """One guest write inside an ``at`` action: an IOAPIC redirection entry
+    (``ioapic GSI [dest N] [mask|unmask]``) or a device's MSI message (``msi DEVICE dest N``).
+    ``dest``/``mask`` None: that field keeps its value."""
+
+    target: str  # ioapic | msi
+    gsi: int = -1
+    device: str = ""
+    dest: int | None = None
+    mask: bool | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Action:
+    """``at TIME [every PERIOD] { writes }``: the guest makes ``writes``, in order, at ``at``
+    and then every ``every`` (0: once). Sweepable as ``action.<k>.at`` / ``action.<k>.every``."""
+
+    at: Value
+    every: Value = Quantity(0.0, "s", "0")
+    writes: tuple[RouteWrite, ...] = ()
+    span: Span = _span()

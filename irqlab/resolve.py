@@ -131,7 +131,14 @@ MACHINE_SPECS: dict[str, Spec] = {
                                doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
     "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
                      doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
+    "eoi_scan": Spec("choice", choices=ir.EOI_SCANS, store="raw",
+                     doc="KVM's EOI-exit bitmap rescan after a route change: pending_pir (f3ced000a2df), "
+                         "pending (0fc5a36dd6b3/fceb3a36c29a), route (neither)"),
+    "rte_update": Spec("choice", choices=ir.RTE_UPDATES, store="raw",
+                       doc="QEMU on a redirection write: routes_first (54ad31fb0a0a) or service_first"),
 }
+
+ACTION_TIME = Spec("time", min=0.0, doc="when a guest action happens (at), or its period (every; 0: once)")
 
 DEVICE_SPECS: dict[str, Spec] = {
     "vector": _int(0x10, 0xFF, "LAPIC vector (0x10-0xFF)", hexa=True),
@@ -715,6 +722,9 @@ def _raw_infos(scenario: ir.Scenario) -> dict[str, PathInfo]:
         add(f"run.{f}", getattr(r, f), spec, ir.field_span(r, f))
     for p in scenario.params:
         add(f"param.{p.name}", p.value, Spec("param", store="raw"), p.span)
+    for k, act in enumerate(scenario.actions):  # guest actions (irqlab.dsl.routes)
+        add(f"action.{k}.at", act.at, ACTION_TIME, act.span)
+        add(f"action.{k}.every", act.every, ACTION_TIME, act.span)
     return out
 
 
@@ -748,7 +758,7 @@ def _suffix_index(infos: Mapping[str, PathInfo]) -> dict[str, list[str]]:
     return idx
 
 
-_PREFIXES = ("machine", "costs", "device", "vcpu", "mitigation", "run", "param")
+_PREFIXES = ("machine", "costs", "device", "vcpu", "mitigation", "run", "param", "action")
 
 
 def canonical_path(scenario: ir.Scenario, path: str, span: Span | None = None) -> str:
@@ -1201,5 +1211,7 @@ def _rebuild(s: ir.Scenario, v: dict[str, Any]) -> ir.Scenario:
     run = replace(r, **{f: get(f"run.{f}", getattr(r, f)) for f in RUN_SPECS})
     params = tuple(replace(p, value=get(f"param.{p.name}", p.value)) for p in s.params)
     mitigations = tuple(plugin(f"mitigation.{mu.name}", mu) for mu in s.mitigations)
+    actions = tuple(replace(a, at=get(f"action.{k}.at", a.at), every=get(f"action.{k}.every", a.every))
+                    for k, a in enumerate(s.actions))
     return replace(s, machine=machine, costs=costs, vcpus=vcpus, devices=tuple(devices),
-                   mitigations=mitigations, run=run, params=params)
+                   mitigations=mitigations, run=run, params=params, actions=actions)

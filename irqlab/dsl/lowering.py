@@ -38,7 +38,7 @@ from irqlab.resolve import (COST_SPEC, DEVICE_SPECS, MACHINE_SPECS, RUN_SPECS, S
                             check_value, evaluate, expected, plugin_spec)
 
 SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sweep", "expect", "include",
-                  "remove")
+                  "remove", "at")
 TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
                 "serviced_by", "service", "lowers", "policy", "vfio")
@@ -132,13 +132,15 @@ class Draft:
     series: Entry | None = None
     sweep: Stmt | None = None
     expect: tuple[ir.Expectation, ...] = ()  # a child's expect block replaces its base's
+    actions: list[ir.Action] = field(default_factory=list)  # `at` statements (irqlab.dsl.routes)
 
     def copy(self, name: str, span: Span, file: str) -> "Draft":
         return Draft(name, span, file, dict(self.params), dict(self.machine), self.machine_span,
                      dict(self.costs), self.costs_span, {k: v.copy() for k, v in self.vcpus.items()},
                      {k: v.copy() for k, v in self.devices.items()},
                      {k: v.copy() for k, v in self.mitigations.items()}, dict(self.run), self.run_span,
-                     {k: v.copy() for k, v in self.metrics.items()}, self.series, self.sweep, self.expect)
+                     {k: v.copy() for k, v in self.metrics.items()}, self.series, self.sweep, self.expect,
+                     list(self.actions))
 
 
 @dataclass
@@ -719,6 +721,12 @@ class Drafter:
                     self.d.expect = found
             elif h == "remove":
                 self.remove(st)
+            elif h == "at":
+                from irqlab.dsl.routes import lower_at
+
+                action = lower_at(self, st)
+                if action is not None:
+                    self.d.actions.append(action)
             elif h in ("import", "scenario"):
                 self.err(f"'{h}' belongs at the top of the file, outside scenario blocks", st.head_span)
             else:
@@ -1156,7 +1164,7 @@ class Builder:
         params = tuple(ir.ParamDef(n, e.value, e.span) for n, e in d.params.items())
         s = ir.Scenario(d.name, machine=machine, costs=costs, vcpus=vcpus, devices=devices,
                         mitigations=mitigations, run=run, params=params, span=d.span,
-                        source=self.text, expect=d.expect)
+                        source=self.text, expect=d.expect, actions=tuple(d.actions))
         from irqlab import resolve as R
 
         infos = R._raw_infos(s)

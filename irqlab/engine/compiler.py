@@ -180,6 +180,9 @@ class _Compiler:
                 model=model, model_path=f"{base}.model", vfio=bool(d.vfio)))
         groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
+        from irqlab.engine.routes import compile_actions
+
+        actions = compile_actions(s, devices, n_vcpus, stack, self.add)
         groups = self.directed_eoi(groups)
         if m.apicv and stack != ("L0",):
             routes = [(d.pin, d.vector, d.dest, d.trigger == "level") for d in devices if d.pin >= 0]
@@ -208,6 +211,7 @@ class _Compiler:
         structure = (
             __version__, stack, n_vcpus, m.ioapic_pins, m.irqchip, m.apicv, m.x2apic,
             m.suppress_eoi_broadcast, m.ack_on_exit, m.vendor, m.resample_on_unmask, m.lazy_eoi,
+            tuple(a.writes for a in actions), actions and (m.eoi_scan, m.rte_update),
             tuple((d.name, d.delivery, d.pin, d.vector, d.trigger, d.dest, d.local, d.lowers_line, d.vfio,
                    d.arrival.name, sorted(d.arrival.config.items()), d.model.name,
                    sorted(d.model.config.items()),
@@ -229,7 +233,8 @@ class _Compiler:
             l1_irq_window=l1_irq_window,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
-            vfio_devices=tuple(d.index for d in devices if d.vfio))
+            vfio_devices=tuple(d.index for d in devices if d.vfio),
+            actions=actions, eoi_scan=m.eoi_scan, rte_update=m.rte_update)
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

@@ -24,6 +24,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
+from irqlab.engine.routes_lockstep import LockstepRoutes
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -59,7 +60,7 @@ def high_bit(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
 
 
-class Lockstep(LockstepMechanisms):
+class Lockstep(LockstepMechanisms, LockstepRoutes):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -82,7 +83,8 @@ class Lockstep(LockstepMechanisms):
         self.c_arr = 2
         self.c_tim = 2 + D
         self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), then the vCPUs
-        self.c_vcpu = self.c_host + len(pr.vfio_devices)
+        self.c_act = self.c_host + len(pr.vfio_devices)  # guest actions (routes_lockstep)
+        self.c_vcpu = self.c_act + len(pr.actions)
         S = self.S = self.c_vcpu + V
         self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
         self.T[0] = self.params["run.duration"]
@@ -195,6 +197,7 @@ class Lockstep(LockstepMechanisms):
         self.ctx_body = body_contexts(self, L)
         self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
         self.mech_init()
+        self.routes_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -332,6 +335,8 @@ class Lockstep(LockstepMechanisms):
         vmentry = self.c["vmentry"][lanes]
         entry_t = t if extra is None else t + extra
         self.emit(lanes, "kvm_entry", "vcpu {}", f % self.V, t=entry_t)
+        if self.routes_on:
+            self.entry_at[f] = entry_t  # the entry's rescan and PIR sync: routes_lockstep.settle
         if old == L0:
             self.accm[L0][f] += entry_t - since + vmentry
         else:
@@ -414,6 +419,7 @@ class Lockstep(LockstepMechanisms):
         accepted = ~dup
         if dup.any():
             lanes, f = lanes[accepted], f[accepted]
+        self.posted(lanes, f, bit)
         self.irr[f] |= bit
         if self.tracing:
             self.trace_lapic(lanes, f)
@@ -538,16 +544,29 @@ class Lockstep(LockstepMechanisms):
             self.p_irr[lanes, self.pk[pin]] = False
         g = self.p.pin_group[pin]
         grp = self.p.groups[g]
+        if not self.routes_on:
+            self.deliver(lanes, pin, g, level, grp.dest)
+            return
+        col = self.pk[pin]
+        dests = self.kdest[lanes, col]
+        for v in np.unique(dests).tolist():
+            sub = lanes[dests == v]
+            self.stats.misrouted[sub[self.rte_dest[sub, col] != v]] += 1  # a stale KVM route
+            self.deliver(sub, pin, g, level, v)
+
+    def deliver(self, lanes, pin: int, g: int, level: bool, dest: int) -> None:
+        """``service``'s delivery of ``pin`` (group ``g``) to vCPU ``dest`` in ``lanes``."""
+        grp = self.p.groups[g]
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit(lanes, "irqlab_ioapic_deliver", "pin {} vec {} ({})", pin, grp.vector, trig)
         elif self.p.split:
             self.emit(lanes, "kvm_set_irq", "gsi {} level 1 source 0", pin)
-            self.emit(lanes, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|{})", grp.dest, grp.vector, trig)
+            self.emit(lanes, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|{})", dest, grp.vector, trig)
         else:
             self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} (Fixed|physical|{})",
-                      pin, grp.dest, grp.vector, trig)
-        self.count_delivery(lanes, self.pin_devs[pin], self.accept(lanes, grp.dest, g, level))
+                      pin, dest, grp.vector, trig)
+        self.count_delivery(lanes, self.pin_devs[pin], self.accept(lanes, dest, g, level))
         if self.p.split and not level:
             self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
 
@@ -568,22 +587,48 @@ class Lockstep(LockstepMechanisms):
         if not self.p.split:
             self.resampler_ack(sel, pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
         self.p_rirr[sel, self.pk[pin]] = False
+        if self.routes_on:
+            self.rirr_cleared(sel, pin)
         asserted = ~self.p_masked[sel, self.pk[pin]] & self.p_irr[sel, self.pk[pin]]
         defer = self.mit_eoi(sel, pin, asserted) if self.hooks["ioapic_eoi"] else np.zeros(len(sel), bool)
         go = sel[asserted & ~defer]
         if len(go):
             self.service_all(go) if self.p.split else self.service(go, pin)
 
-    def redirect_write(self, lanes, pin: int, masked: bool) -> None:
-        self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
-        self.p_masked[lanes, self.pk[pin]] = masked
+    def redirect_write(self, lanes, pin: int, masked: bool, dest: int | None = None) -> None:
+        col = self.pk[pin]
+        if dest is None:
+            self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
+        else:
+            self.emit(lanes, "irqlab_redirect", "pin {} masked {} dest {}", pin, int(masked), dest)
+        old = self.rte_dest[lanes, col].copy()
+        self.p_masked[lanes, col] = masked
+        if dest is not None:
+            self.rte_dest[lanes, col] = dest
         if self.hooks["redirect"]:
             for m, ctx in self.hooks["redirect"]:
                 call_plugin(ctx, "mitigation", m.plugin.on_redirect,
                             RedirectEvent(lanes, np.full(len(lanes), pin, I64)))
         if self.p.split:
+            first = self.routes_on and self.p.rte_update == "routes_first"
+            if first:
+                self.update_kvm_routes(lanes)
             self.service_all(lanes)
-        elif not masked and self.p.pin_level[pin]:
+            if self.routes_on and not first:
+                self.update_kvm_routes(lanes)
+            return
+        self.kdest[lanes, col] = self.rte_dest[lanes, col]
+        self.redirect_service(lanes, pin, masked)
+        if self.routes_on:
+            which = np.zeros((len(lanes), self.V), bool)
+            which[np.arange(len(lanes)), old] = True
+            which[np.arange(len(lanes)), self.rte_dest[lanes, col]] = True
+            self.request_scan(lanes, which)
+
+    def redirect_service(self, lanes, pin: int, masked: bool) -> None:
+        """KVM ``ioapic_write_indirect``: a level pin unmasked with ``irr`` set and Remote IRR
+        clear is serviced (or resampled, fef8f2b90edb)."""
+        if not masked and self.p.pin_level[pin]:
             go = lanes[self.p_irr[lanes, self.pk[pin]] & ~self.p_rirr[lanes, self.pk[pin]]]
             if len(go):
                 go = self.unmask_resample(go, pin)
@@ -642,12 +687,15 @@ class Lockstep(LockstepMechanisms):
             self.merge(lanes[~raise_now], di)
         if len(up):
             if d.delivery == "msi":
-                if self.p.bare:
-                    self.emit(up, "irqlab_msi", "dst {} vec {}", d.dest, d.vector)
-                else:
-                    self.emit(up, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", d.dest, d.vector)
                 self.fresh[up, di] = True
-                self.count_delivery(up, [di], self.accept(up, d.dest, d.group, False))
+                dests = self.msi_dest[up, di] if self.routes_on else np.full(len(up), d.dest, I64)
+                for v in np.unique(dests).tolist():
+                    sub = up[dests == v]
+                    if self.p.bare:
+                        self.emit(sub, "irqlab_msi", "dst {} vec {}", v, d.vector)
+                    else:
+                        self.emit(sub, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", v, d.vector)
+                    self.count_delivery(sub, [di], self.accept(sub, v, d.group, False))
             elif d.trigger == "level":
                 already = self.asserted[up, di]
                 if already.any():
@@ -1033,10 +1081,14 @@ class Lockstep(LockstepMechanisms):
             return
         if self.p.apicv:
             g = high_bit(self.isr[f])
-            ex = (g >= 0) & self.g_eoi_exit[g]
+            if self.routes_on:
+                ex = (g >= 0) & ((self.eoi_bits[f] >> np.maximum(g, 0)) & 1 == 1)
+            else:
+                ex = (g >= 0) & self.g_eoi_exit[g]
             self.lapic_eoi(f)
             if (~ex).any():
                 nl, nf = lanes[~ex], f[~ex]
+                self.eoi_unseen(nl, g[~ex])
                 self.advance(nl, nf, t[~ex])
             if ex.any():
                 el, ef = lanes[ex], f[ex]
@@ -1269,6 +1321,8 @@ class Lockstep(LockstepMechanisms):
                 self.accm[USER][of[user]] -= (ov - take)[user]
                 self.accm[L0][of[~user]] -= (ov - take)[~user]
             self.close_stall(f, t_end)
+        if self.routes_on:
+            self.routes_finish(lanes, t_end)
         self.stats.dev_pending[lanes] = self.fresh[lanes]
         self.stats.end_t[lanes] = t_end
         self.T[:, lanes] = NEVER
@@ -1395,6 +1449,8 @@ class Lockstep(LockstepMechanisms):
                         f = lanes * V + v
                         T[c_vcpu + v, lanes] = NEVER
                     self.thread[lanes] = v
+                    if self.routes_on:
+                        self.settle(lanes, f)
                     handlers[c - c_vcpu](lanes, f, v)
                 elif c == 0:
                     self.finish(lanes, now[lanes])
@@ -1405,6 +1461,9 @@ class Lockstep(LockstepMechanisms):
                 elif c < c_tim:
                     self.thread[lanes] = QEMU
                     self.arrival(lanes, int(c - c_arr))
+                elif c >= self.c_act:
+                    self.thread[lanes] = self.owner
+                    self.action_event(lanes, int(c - self.c_act))
                 elif c >= self.c_host:
                     self.thread[lanes] = KWORKER
                     self.host_event(lanes, int(c - self.c_host))

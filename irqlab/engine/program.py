@@ -84,6 +84,18 @@ class GroupInfo:
     body_path: str = ""  # the policy's parameter prefix (body, body_cv)
 
 
+@dataclass(frozen=True)
+class ActionInfo:
+    """A guest action (``at``): when (param paths) and its writes, in order. A write is
+    ``(target, index, dest, mask)``: target ``ioapic`` (index = gsi) or ``msi`` (index =
+    device index); ``dest`` -1 and ``mask`` -1 keep the field (mask 0 unmasks, 1 masks)."""
+
+    index: int
+    at: str
+    every: str
+    writes: tuple[tuple[str, int, int, int], ...]
+
+
 @dataclass
 class MitigationInfo:
     index: int
@@ -124,10 +136,14 @@ class Program:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
+    actions: tuple[ActionInfo, ...] = ()  # guest actions during the run (engine/routes.py)
+    eoi_scan: str = "pending_pir"  # ir.EOI_SCANS
+    rte_update: str = "routes_first"  # ir.RTE_UPDATES
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
+        """The mechanisms beyond the founding semantics this program uses (issue 12: ``vfio``,
+        ``amd``, ``lazy_eoi``; issue 13: ``routes``, guest actions that change routes).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -137,6 +153,8 @@ class Program:
             out.add("amd")
         if self.lazy_eoi_level:
             out.add("lazy_eoi")
+        if self.actions:
+            out.add("routes")
         return frozenset(out)
 
     @property

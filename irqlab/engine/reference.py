@@ -17,6 +17,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_reference import RefMechanisms
+from irqlab.engine.routes_reference import RefRoutes
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -33,7 +34,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms):
+class LaneSim(RefMechanisms, RefRoutes):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -101,6 +102,7 @@ class LaneSim(RefMechanisms):
         self.ctx_service = service_contexts(self, 1)
         self.ctx_body = body_contexts(self, 1)
         self.mech_init()
+        self.routes_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -250,6 +252,7 @@ class LaneSim(RefMechanisms):
             self.tmr[v] &= ~bit
         if self.irr[v] & bit:
             return False
+        self.posted(v, bit)
         self.irr[v] |= bit
         self.trace_lapic(v)
         self.notify(v)
@@ -360,15 +363,18 @@ class LaneSim(RefMechanisms):
             self.p_irr[pin] = False
         g = self.p.pin_group[pin]
         grp = self.p.groups[g]
+        dest = self.kdest[pin]
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit("irqlab_ioapic_deliver", f"pin {pin} vec {grp.vector} ({trig})")
         elif self.p.split:
             self.emit("kvm_set_irq", f"gsi {pin} level 1 source 0")
-            self.emit("kvm_msi_set_irq", f"dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
+            self.emit("kvm_msi_set_irq", f"dst {dest} vec {grp.vector} (Fixed|physical|{trig})")
         else:
-            self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {grp.dest} vec {grp.vector} (Fixed|physical|{trig})")
-        self.count_delivery(self.pin_devs[pin], self.accept(grp.dest, g, level))
+            self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {dest} vec {grp.vector} (Fixed|physical|{trig})")
+        if dest != self.rte_dest[pin]:
+            self.stats.misrouted[0] += 1  # a stale KVM route (routes_reference)
+        self.count_delivery(self.pin_devs[pin], self.accept(dest, g, level))
         if self.p.split and not level:
             self.emit("kvm_set_irq", f"gsi {pin} level 0 source 0")
 
@@ -387,20 +393,35 @@ class LaneSim(RefMechanisms):
         if not self.p.split:
             self.resampler_ack(pin)  # kvm_ioapic_update_eoi_one: ack notifiers first
         self.p_rirr[pin] = False
+        self.rirr_cleared(pin)
         asserted = (not self.p_masked[pin]) and self.p_irr[pin]
         defer = self.mit_eoi(pin, asserted)
         if asserted and not defer:
             self.service_all() if self.p.split else self.service(pin)
 
-    def redirect_write(self, pin: int, masked: bool) -> None:
-        self.emit("irqlab_redirect", f"pin {pin} masked {int(masked)}")
+    def redirect_write(self, pin: int, masked: bool, dest: int | None = None) -> None:
+        """A write of ``pin``'s redirection entry (QEMU ``ioapic_mem_write``, KVM
+        ``ioapic_write_indirect``); ``dest`` None keeps the destination."""
+        self.emit("irqlab_redirect", f"pin {pin} masked {int(masked)}" + ("" if dest is None else f" dest {dest}"))
+        old = self.rte_dest[pin]
         self.p_masked[pin] = masked
+        if dest is not None:
+            self.rte_dest[pin] = dest
         self.mit_redirect(pin)
         if self.p.split:
+            first = self.routes_on and self.p.rte_update == "routes_first"
+            if first:
+                self.update_kvm_routes()
             self.service_all()
-        elif (not masked and self.p.pin_level[pin] and self.p_irr[pin] and not self.p_rirr[pin]):
+            if self.routes_on and not first:
+                self.update_kvm_routes()
+            return
+        self.kdest[pin] = self.rte_dest[pin]
+        if (not masked and self.p.pin_level[pin] and self.p_irr[pin] and not self.p_rirr[pin]):
             if not self.unmask_resample(pin):
                 self.service(pin)
+        if self.routes_on:
+            self.request_scan((old, self.rte_dest[pin]))
 
     # ------------------------------------------------------------------ mitigation hooks
 
@@ -468,12 +489,13 @@ class LaneSim(RefMechanisms):
         if not raise_now:
             self.merge(di)
         elif d.delivery == "msi":
+            dest = self.msi_dest[di]
             if self.p.bare:
-                self.emit("irqlab_msi", f"dst {d.dest} vec {d.vector}")
+                self.emit("irqlab_msi", f"dst {dest} vec {d.vector}")
             else:
-                self.emit("kvm_msi_set_irq", f"dst {d.dest} vec {d.vector} (Fixed|physical|edge)")
+                self.emit("kvm_msi_set_irq", f"dst {dest} vec {d.vector} (Fixed|physical|edge)")
             self.fresh[di] = True
-            self.count_delivery([di], self.accept(d.dest, d.group, False))
+            self.count_delivery([di], self.accept(dest, d.group, False))
         elif d.trigger == "level":
             if self.asserted[di]:
                 self.merge(di)
@@ -570,6 +592,8 @@ class LaneSim(RefMechanisms):
     # ------------------------------------------------------------------ the vCPU's phases
 
     def vcpu_event(self, v: int) -> None:
+        if self.routes_on:
+            self.settle(v)
         ph = self.phase[v]
         handler = {
             P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick,
@@ -586,7 +610,10 @@ class LaneSim(RefMechanisms):
 
     def enter(self, v: int, level: int, prefix: Sequence[tuple[int, int]] = (), entry_t: int | None = None) -> int:
         """kvm_entry into ``level`` (after ``prefix``); returns when its code starts."""
-        self.emit("kvm_entry", f"vcpu {v}", t=self.t + sum(dt for _, dt in prefix) if entry_t is None else entry_t)
+        et = self.t + sum(dt for _, dt in prefix) if entry_t is None else entry_t
+        self.emit("kvm_entry", f"vcpu {v}", t=et)
+        if self.routes_on:
+            self.entry_at[v] = et  # the entry's rescan and PIR sync: routes_reference.settle
         return self.switch(v, level, list(prefix) + [(L0, self.cost("vmentry"))])
 
     def ph_run_svc(self, v: int) -> None:
@@ -803,7 +830,7 @@ class LaneSim(RefMechanisms):
         rip = P.RIP_L1_EOI
         if self.p.apicv:
             g = self.high(self.isr[v]) if self.isr[v] else -1
-            if g >= 0 and self.p.groups[g].eoi_exit:
+            if g >= 0 and self.eoi_bits[v] >> g & 1:
                 self.lapic_eoi(v)
                 self.exit(v, "EOI_INDUCED", rip, self.vec(g))
                 self.eoi_vec[v] = g
@@ -811,6 +838,8 @@ class LaneSim(RefMechanisms):
                 self.at(v, P.EOI_L0, t + self.cost("vmexit") + self.cost("eoi"))
             else:
                 self.lapic_eoi(v)
+                if g >= 0:
+                    self.eoi_unseen(v, g)
                 self.advance(v, t)
             return
         reason, qual = P.eoi_exit(self.p.x2apic)
@@ -990,6 +1019,7 @@ class LaneSim(RefMechanisms):
                     acc[m] -= take
                     over -= take
             self.close_stall(v, t_end)
+        self.routes_finish(t_end)
         self.stats.dev_pending[0] = self.fresh
         self.stats.end_t[0] = t_end
         if self.trace is not None:
@@ -1019,6 +1049,9 @@ class LaneSim(RefMechanisms):
             for i, ht in enumerate(self.host_t):
                 if ht < best_t:
                     best_t, best = ht, ("host", i)
+            for i, at in enumerate(self.act_t):
+                if at < best_t:
+                    best_t, best = at, ("action", i)
             for v in range(pr.n_vcpus):
                 if self.vt[v] < best_t:
                     best_t, best = self.vt[v], ("vcpu", v)
@@ -1047,6 +1080,9 @@ class LaneSim(RefMechanisms):
                 self.thread = KWORKER
                 self.host_t[i] = NEVER
                 self.host_event(i)
+            elif kind == "action":
+                self.thread = self.owner
+                self.action_event(i)
             else:
                 self.sample()
             if self.stats.zt_loop[0] or self.same_instant(zt_name):

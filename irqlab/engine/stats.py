@@ -60,6 +60,17 @@ class Stats:
     lat_n: np.ndarray  # [L, D]
     # [L, D, NB] uint16, the high 16 bits; allocated when a bin first passes 65535
     lat_hist_hi: np.ndarray | None = None
+    # guest actions (engine/routes.py), zeros unless given: [L] IOAPIC deliveries through a
+    # stale KVM route; [L] ps level pins' Remote IRR stayed orphaned
+    misrouted: np.ndarray = None  # type: ignore[assignment]
+    dead_ps: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        n = len(self.first_irq)
+        if self.misrouted is None:
+            self.misrouted = np.zeros(n, np.int64)
+        if self.dead_ps is None:
+            self.dead_ps = np.zeros(n, np.int64)
 
     @classmethod
     def zeros(cls, n: int, program: Program) -> "Stats":
@@ -235,9 +246,14 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
         }
         if program.histograms:
             devices[d.name]["latency_hist"] = stats.latency_counts(i)
+    extra = dict(extra or {})
+    if "routes" in program.mechanisms:
+        from irqlab.engine.routes import route_metrics
+
+        extra.update(route_metrics(stats))
     return BatchResult(n=n, status=status, error=error, metrics=metrics, exits=exits,
                        userspace_exits=uexits, mitigation_activations=acts, devices=devices,
-                       extra=extra or {}, series=series, traces=traces,
+                       extra=extra, series=series, traces=traces,
                        vcpu_time_ns=acc * ns)
 
 

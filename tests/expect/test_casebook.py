@@ -25,6 +25,9 @@ FIX_OFF = {
     "directed-eoi-kernel-ioapic": ("machine.suppress_eoi_broadcast=on", False),
     "founding-amd": ("costs.self_ipi=0cycles", False),
     "vfio-intx-storm": ("device.nic.vfio=true", True),
+    "lost-eoi-reroute": ("machine.eoi_scan=route", False),
+    "stale-kvm-route": ("machine.rte_update=service_first", False),
+    "lost-eoi-pir": ("machine.eoi_scan=pending", False),
 }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
+from irqlab.engine.timers_lockstep import LockstepTimers
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -59,7 +60,7 @@ def high_bit(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
 
 
-class Lockstep(LockstepMechanisms):
+class Lockstep(LockstepMechanisms, LockstepTimers):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -81,8 +82,9 @@ class Lockstep(LockstepMechanisms):
         self.c_sample = 1
         self.c_arr = 2
         self.c_tim = 2 + D
-        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), then the vCPUs
-        self.c_vcpu = self.c_host + len(pr.vfio_devices)
+        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), deschedule stretches (timers_lockstep), vCPUs
+        self.c_ds = self.c_host + len(pr.vfio_devices)
+        self.c_vcpu = self.c_ds + len(pr.desched)
         S = self.S = self.c_vcpu + V
         self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
         self.T[0] = self.params["run.duration"]
@@ -195,6 +197,7 @@ class Lockstep(LockstepMechanisms):
         self.ctx_body = body_contexts(self, L)
         self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
         self.mech_init()
+        self.timers_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -452,7 +455,7 @@ class Lockstep(LockstepMechanisms):
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
-        run = self.phase[f] <= P.RUN_PT
+        run = self.not_descheduled(f, self.phase[f] <= P.RUN_PT)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -685,6 +688,8 @@ class Lockstep(LockstepMechanisms):
         d = self.p.devices[di]
         handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, lanes)
         handled = np.asarray(handled, bool)
+        if self.tkind:
+            self.timer_serviced(lanes[handled], di)
         lower = np.asarray(lower, bool) & d.lowers_line
         after = self.pending[lanes, di]
         s = self.stats
@@ -1059,6 +1064,8 @@ class Lockstep(LockstepMechanisms):
         has = g >= 0
         if has.any():
             self.emit(lanes[has], "kvm_eoi", "apicid {} vector {}", sub(v, has), self.gvec[g[has]])
+            if self.tkind:
+                self.timer_eoi(lanes[has], g[has])
         level = has & (((self.tmr[f] >> np.maximum(g, 0)) & 1) == 1)
         broadcast = level & self.g_broadcast_ok[g]
         self.eoi_vec[f] = g
@@ -1404,7 +1411,10 @@ class Lockstep(LockstepMechanisms):
                     self.on_sample(lanes)
                 elif c < c_tim:
                     self.thread[lanes] = QEMU
-                    self.arrival(lanes, int(c - c_arr))
+                    di = int(c - c_arr)
+                    (self.timer_expire if di in self.tkind else self.arrival)(lanes, di)
+                elif c >= self.c_ds:
+                    self.desched_event(lanes, int(c - self.c_ds))
                 elif c >= self.c_host:
                     self.thread[lanes] = KWORKER
                     self.host_event(lanes, int(c - self.c_host))

@@ -164,4 +164,6 @@ class LockstepMechanisms:
             return f"arrival {self.p.devices[c - self.c_arr].name}"
         if c < self.c_host:
             return f"timer {c - self.c_tim}"
+        if c >= self.c_ds:
+            return f"desched {c - self.c_ds}"
         return f"vfio {self.p.devices[self.p.vfio_devices[c - self.c_host]].name}"

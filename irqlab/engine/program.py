@@ -124,10 +124,13 @@ class Program:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
+    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "stimer"): timers that catch up
+    desched: tuple[int, ...] = ()  # mitigation indices of host-contention (``deschedule``) plugins
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
+        """The issue-12/13 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``, ``timers``,
+        ``deschedule``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -137,6 +140,10 @@ class Program:
             out.add("amd")
         if self.lazy_eoi_level:
             out.add("lazy_eoi")
+        if self.timer_devices:
+            out.add("timers")
+        if self.desched:
+            out.add("deschedule")
         return frozenset(out)
 
     @property

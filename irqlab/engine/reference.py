@@ -6,7 +6,8 @@ method per phase. The lockstep executor (:mod:`irqlab.engine.lockstep`) must
 produce exactly the same traces and metrics; differential tests check it.
 
 Order of simultaneous events: (time, slot), slots in the order END, SAMPLE,
-device arrivals (device order), timers (mitigation order), vCPUs (index).
+device arrivals (device order), timers (mitigation order), VFIO host slots, deschedule
+stretches, vCPUs (index).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_reference import RefMechanisms
+from irqlab.engine.timers_reference import RefTimers
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -33,7 +35,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms):
+class LaneSim(RefMechanisms, RefTimers):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -101,6 +103,7 @@ class LaneSim(RefMechanisms):
         self.ctx_service = service_contexts(self, 1)
         self.ctx_body = body_contexts(self, 1)
         self.mech_init()
+        self.timers_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -285,7 +288,7 @@ class LaneSim(RefMechanisms):
 
     def notify(self, v: int) -> None:
         """A new interrupt is pending at ``v``: a running guest is interrupted."""
-        if self.phase[v] not in P.RUN_PHASES:
+        if self.phase[v] not in P.RUN_PHASES or self.descheduled(v):
             return
         at = max(self.t, self.since[v])
         if self.p.nested or (not self.p.bare and not self.p.apicv):
@@ -521,6 +524,8 @@ class LaneSim(RefMechanisms):
                 self.p_line[d.pin] -= 1
                 if self.p_line[d.pin] == 0:
                     self.set_line(d.pin, 0)
+        if handled:
+            self.timer_serviced(di)
         return handled
 
     # ------------------------------------------------------------------ running guest code
@@ -827,6 +832,7 @@ class LaneSim(RefMechanisms):
         broadcast = False
         if g >= 0:
             self.emit("kvm_eoi", f"apicid {v} vector {self.vec(g)}")
+            self.timer_eoi(g)
             level = bool(self.tmr[v] >> g & 1)
             grp = self.p.groups[g]
             honoured = grp.suppress and (self.p.suppress_mode == "on" or not self.p.split)
@@ -1019,6 +1025,9 @@ class LaneSim(RefMechanisms):
             for i, ht in enumerate(self.host_t):
                 if ht < best_t:
                     best_t, best = ht, ("host", i)
+            for i, dt in enumerate(self.ds_t):
+                if dt < best_t:
+                    best_t, best = dt, ("desched", i)
             for v in range(pr.n_vcpus):
                 if self.vt[v] < best_t:
                     best_t, best = self.vt[v], ("vcpu", v)
@@ -1035,7 +1044,7 @@ class LaneSim(RefMechanisms):
                 self.vcpu_event(i)
             elif kind == "arrival":
                 self.thread = QEMU
-                self.arrival(i)
+                self.timer_expire(i) if i in self.tkind else self.arrival(i)
             elif kind == "timer":
                 self.thread = self.owner
                 self.timer_t[i] = NEVER
@@ -1047,6 +1056,8 @@ class LaneSim(RefMechanisms):
                 self.thread = KWORKER
                 self.host_t[i] = NEVER
                 self.host_event(i)
+            elif kind == "desched":
+                self.desched_event(i)
             else:
                 self.sample()
             if self.stats.zt_loop[0] or self.same_instant(zt_name):

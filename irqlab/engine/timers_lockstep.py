@@ -10,7 +10,7 @@ import numpy as np
 
 from irqlab.engine.context import call_plugin
 from irqlab.engine.program import L0
-from irqlab.engine.timers_reference import EAGAIN, PIT_SOURCE
+from irqlab.engine.timers_reference import EAGAIN, HV_UNIT, PIT_SOURCE
 from irqlab.engine.trace import KWORKER
 from irqlab.plugins.api import NEVER
 
@@ -52,7 +52,7 @@ class LockstepTimers:
         d = self.p.devices[di]
         t = self.now[lanes]
         s = self.stats
-        self.thread[lanes] = KWORKER
+        self.thread[lanes] = KWORKER if self.tkind[di] == "pit" else d.dest
         self.tick_raised(lanes, di, 1)
         first = s.first_irq[lanes] == NEVER
         s.first_irq[lanes[first]] = t[first]
@@ -165,7 +165,8 @@ class LockstepTimers:
         s.coalesced[ok] += skipped
         nxt = t + (period - (t - exp) % period)
         self.set_other(self.c_arr + di, ok, nxt)
-        self.emit(ok, "kvm_hv_stimer_start_periodic", "vcpu_id {} timer 0 time_now {} exp_time {}", d.dest, t, nxt)
+        self.emit(ok, "kvm_hv_stimer_start_periodic", "vcpu_id {} timer 0 time_now {} exp_time {}", d.dest,
+                  t // HV_UNIT, nxt // HV_UNIT)
 
     # ------------------------------------------------------------------ hooks
 

@@ -17,6 +17,7 @@ from irqlab.plugins.api import NEVER
 
 PIT_SOURCE = 2  # the PIT's irq source id (kvm_request_irq_source_id after userspace 0 and the resampler 1)
 EAGAIN = -11
+HV_UNIT = 100_000  # ps per unit of the Hyper-V reference time (100 ns), as the tracepoints print it
 
 
 class RefTimers:
@@ -56,7 +57,7 @@ class RefTimers:
         """The host timer of timer device ``di`` expires (its arrival slot)."""
         d = self.p.devices[di]
         t = self.t
-        self.thread = KWORKER
+        self.thread = KWORKER if self.tkind[di] == "pit" else d.dest  # kvm-pit worker; stimers run on the vCPU
         self.tick_raised(di, 1)
         if self.stats.first_irq[0] == NEVER:
             self.stats.first_irq[0] = t
@@ -171,8 +172,8 @@ class RefTimers:
                     self.merge(di)
             nxt = t + (period - (t - self.st_exp[di]) % period)
             self.arr_t[di] = nxt
-            self.emit("kvm_hv_stimer_start_periodic", f"vcpu_id {d.dest} timer 0 time_now {t} "
-                      f"exp_time {nxt}")
+            self.emit("kvm_hv_stimer_start_periodic", f"vcpu_id {d.dest} timer 0 time_now {t // HV_UNIT} "
+                      f"exp_time {nxt // HV_UNIT}")
 
     # ------------------------------------------------------------------ hooks
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
-from irqlab.engine.timers_lockstep import LockstepTimers
+from irqlab.engine.timers_lockstep import LockstepTimers, n_timer_slots
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -82,9 +82,9 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
         self.c_sample = 1
         self.c_arr = 2
         self.c_tim = 2 + D
-        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), deschedule stretches (timers_lockstep), vCPUs
-        self.c_ds = self.c_host + len(pr.vfio_devices)
-        self.c_vcpu = self.c_ds + len(pr.desched)
+        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), timer slots (timers_lockstep), vCPUs
+        self.c_ts = self.c_host + len(pr.vfio_devices)
+        self.c_vcpu = self.c_ts + n_timer_slots(pr)
         S = self.S = self.c_vcpu + V
         self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
         self.T[0] = self.params["run.duration"]
@@ -688,8 +688,6 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
         d = self.p.devices[di]
         handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, lanes)
         handled = np.asarray(handled, bool)
-        if self.tkind:
-            self.timer_serviced(lanes[handled], di)
         lower = np.asarray(lower, bool) & d.lowers_line
         after = self.pending[lanes, di]
         s = self.stats
@@ -715,6 +713,8 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
             zero = low[self.p_line[low, self.pk[d.pin]] == 0]
             if len(zero):
                 self.set_line(zero, d.pin, 0)
+        if self.tkind:
+            self.timer_serviced(lanes[handled], di)
         return handled
 
     # ================================================================== running guest code
@@ -1413,8 +1413,8 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
                     self.thread[lanes] = QEMU
                     di = int(c - c_arr)
                     (self.timer_expire if di in self.tkind else self.arrival)(lanes, di)
-                elif c >= self.c_ds:
-                    self.desched_event(lanes, int(c - self.c_ds))
+                elif c >= self.c_ts:
+                    self.tslot_event(lanes, int(c - self.c_ts))
                 elif c >= self.c_host:
                     self.thread[lanes] = KWORKER
                     self.host_event(lanes, int(c - self.c_host))

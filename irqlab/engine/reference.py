@@ -6,8 +6,8 @@ method per phase. The lockstep executor (:mod:`irqlab.engine.lockstep`) must
 produce exactly the same traces and metrics; differential tests check it.
 
 Order of simultaneous events: (time, slot), slots in the order END, SAMPLE,
-device arrivals (device order), timers (mitigation order), VFIO host slots, deschedule
-stretches, vCPUs (index).
+device arrivals (device order), timers (mitigation order), VFIO host slots, the timer
+mechanisms' slots (deschedule stretches, then RTC coalesced-tick timers), vCPUs (index).
 """
 
 from __future__ import annotations
@@ -1025,9 +1025,9 @@ class LaneSim(RefMechanisms, RefTimers):
             for i, ht in enumerate(self.host_t):
                 if ht < best_t:
                     best_t, best = ht, ("host", i)
-            for i, dt in enumerate(self.ds_t):
+            for i, dt in enumerate(self.tslot_t):
                 if dt < best_t:
-                    best_t, best = dt, ("desched", i)
+                    best_t, best = dt, ("tslot", i)
             for v in range(pr.n_vcpus):
                 if self.vt[v] < best_t:
                     best_t, best = self.vt[v], ("vcpu", v)
@@ -1056,8 +1056,8 @@ class LaneSim(RefMechanisms, RefTimers):
                 self.thread = KWORKER
                 self.host_t[i] = NEVER
                 self.host_event(i)
-            elif kind == "desched":
-                self.desched_event(i)
+            elif kind == "tslot":
+                self.tslot_event(i)
             else:
                 self.sample()
             if self.stats.zt_loop[0] or self.same_instant(zt_name):

@@ -10,11 +10,12 @@ import numpy as np
 
 from irqlab.engine.context import call_plugin
 from irqlab.engine.program import L0
-from irqlab.engine.timers_reference import EAGAIN, HV_UNIT, PIT_SOURCE
-from irqlab.engine.trace import KWORKER
+from irqlab.engine.timers_reference import EAGAIN, HV_UNIT, PIT_SOURCE, RTC_REINJECT_ON_ACK_COUNT, n_timer_slots
+from irqlab.engine.trace import KWORKER, QEMU
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
+__all__ = ["LockstepTimers", "n_timer_slots"]
 
 
 class LockstepTimers:
@@ -34,7 +35,12 @@ class LockstepTimers:
         self.ds_start = np.zeros((L, K), I64)
         for k, path in enumerate(self.ds):
             self.ds_start[:, k] = self.params[f"{path}.start"]
-            self.T[self.c_ds + k] = self.ds_start[:, k]
+            self.T[self.c_ts + k] = self.ds_start[:, k]
+        self.rtcs = [di for di, kind in pr.timer_devices if kind == "rtc"]
+        self.rtc_slot = {di: K + j for j, di in enumerate(self.rtcs)}
+        self.rtc_coal = np.zeros((L, D), I64)
+        self.rtc_acks = np.zeros((L, D), I64)
+        self.rtc_eoi = np.zeros((L, D), bool)
         self.ds_on = np.zeros((L, K), bool)
         self.ds_begin = np.zeros((L, K), I64)
         self.held = np.zeros(LV, bool)
@@ -52,7 +58,8 @@ class LockstepTimers:
         d = self.p.devices[di]
         t = self.now[lanes]
         s = self.stats
-        self.thread[lanes] = KWORKER if self.tkind[di] == "pit" else d.dest
+        kind = self.tkind[di]
+        self.thread[lanes] = {"pit": KWORKER, "rtc": QEMU}.get(kind, d.dest)
         self.tick_raised(lanes, di, 1)
         first = s.first_irq[lanes] == NEVER
         s.first_irq[lanes[first]] = t[first]
@@ -65,8 +72,8 @@ class LockstepTimers:
             self.stall_start[fn[idle]] = t[new][idle]
         ep = self.episode[lanes, di] == NEVER
         self.episode[lanes[ep], di] = t[ep]
-        if self.tkind[di] == "pit":
-            self.pit_expire(lanes, di)
+        if kind in ("pit", "rtc"):
+            self.pit_expire(lanes, di) if kind == "pit" else self.rtc_expire(lanes, di)
             nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
             self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
             return
@@ -124,6 +131,74 @@ class LockstepTimers:
         if len(again):
             self.pit_work(again, di, False)
 
+    # ------------------------------------------------------------------ RTC
+
+    def rtc_expire(self, lanes, di: int) -> None:
+        slew = self.tparam(lanes, di, "slew") != 0
+        discard = lanes[~slew]
+        self.merge(discard[~self.rtc_raise(discard, di, True)], di)
+        lanes = lanes[slew]
+        if not len(lanes):
+            return
+        over = lanes[self.rtc_acks[lanes, di] >= RTC_REINJECT_ON_ACK_COUNT]
+        self.rtc_acks[over, di] = 0
+        lost = lanes[~self.rtc_raise(lanes, di, True)]
+        if len(lost):
+            self.rtc_coal[lost, di] += 1
+            self.emit(lost, "irqlab_rtc_coalesced", "irq_coalesced {}", self.rtc_coal[lost, di])
+            self.rtc_timer_update(lost, di)
+
+    def rtc_raise(self, lanes, di: int, fresh: bool):
+        """Returns bool[n]: delivered."""
+        out = np.zeros(len(lanes), bool)
+        if not len(lanes):
+            return out
+        d = self.p.devices[di]
+        col = self.pk[d.pin]
+        self.emit(lanes, "kvm_set_irq", "gsi {} level 1 source 0", d.pin)
+        go = ~(self.rtc_eoi[lanes, di] | self.p_irr[lanes, col])
+        sel = lanes[go]
+        if len(sel):
+            self.fresh[sel, di] = fresh
+            self.pending[sel, di] += 1
+            merged = ((self.irr[sel * self.V + d.dest] >> d.group) & 1) == 1
+            self.line_effect(sel, d.pin, 1)
+            ok = ~self.p_irr[sel, col] & ~merged
+            self.pending[sel[~ok], di] -= 1
+            self.fresh[sel, di] = False
+            out[go] = ok
+            self.rtc_eoi[sel, di] = ok  # rtc_status.pending_eoi
+        return out
+
+    def rtc_reinject(self, lanes, di: int) -> None:
+        ok = lanes[self.rtc_raise(lanes, di, False)]
+        if len(ok):
+            self.rtc_coal[ok, di] -= 1
+            self.emit(ok, "irqlab_rtc_coalesced", "irq_coalesced {}", self.rtc_coal[ok, di])
+
+    def rtc_timer_update(self, lanes, di: int) -> None:
+        c = self.rtc_coal[lanes, di]
+        period = self.params[f"{self.p.devices[di].arrival_path}.period"][lanes]
+        t = np.where(c == 0, NEVER, self.now[lanes] + period // (np.minimum(c, 7) + 1))
+        self.set_other(self.c_ts + self.rtc_slot[di], lanes, t)
+
+    def rtc_coalesced_timer(self, lanes, di: int) -> None:
+        self.thread[lanes] = QEMU
+        self.rtc_reinject(lanes[self.rtc_coal[lanes, di] != 0], di)
+        self.rtc_timer_update(lanes, di)
+
+    def rtc_read_c(self, lanes, di: int) -> None:
+        if not len(lanes):
+            return
+        pin = self.p.devices[di].pin
+        self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
+        self.line_effect(lanes, pin, 0)
+        go = ((self.tparam(lanes, di, "slew") != 0) & (self.rtc_coal[lanes, di] != 0)
+              & (self.rtc_acks[lanes, di] < RTC_REINJECT_ON_ACK_COUNT))
+        sel = lanes[go]
+        self.rtc_acks[sel, di] += 1
+        self.rtc_reinject(sel, di)
+
     # ------------------------------------------------------------------ SynIC stimer
 
     def stimer_process(self, lanes, di: int) -> None:
@@ -178,12 +253,17 @@ class LockstepTimers:
                 continue
             if kind == "pit":
                 self.pit_ack_irq(sel[self.tparam(sel, di, "reinject") != 0], di)
-            else:
+            elif kind == "stimer":
                 self.stimer_process(sel[self.st_retry[sel, di]], di)
+            else:
+                self.rtc_eoi[sel, di] = False
 
     def timer_serviced(self, lanes, di: int) -> None:
-        if self.tkind.get(di) == "stimer":
+        kind = self.tkind.get(di)
+        if kind == "stimer":
             self.st_slot[lanes, di] = False
+        elif kind == "rtc":
+            self.rtc_read_c(lanes, di)
 
     def not_descheduled(self, f, run):
         """``notify`` hook: of the vCPUs ``f`` that ``run``, those not descheduled (the
@@ -195,6 +275,12 @@ class LockstepTimers:
         return run
 
     # ------------------------------------------------------------------ host contention
+
+    def tslot_event(self, lanes, i: int) -> None:
+        if i < len(self.ds):
+            self.desched_event(lanes, i)
+        else:
+            self.rtc_coalesced_timer(lanes, self.rtcs[i - len(self.ds)])
 
     def desched_event(self, lanes, k: int) -> None:
         on = self.ds_on[lanes, k]
@@ -214,10 +300,10 @@ class LockstepTimers:
         if skip.any():
             sl = lanes[skip]
             self.ds_start[sl, k] += period[skip]
-            self.set_other(self.c_ds + k, sl, self.ds_start[sl, k])
+            self.set_other(self.c_ts + k, sl, self.ds_start[sl, k])
         late = ~skip & (self.since[f] > t)
         if late.any():
-            self.set_other(self.c_ds + k, lanes[late], self.since[f[late]])
+            self.set_other(self.c_ts + k, lanes[late], self.since[f[late]])
         go = ~skip & ~late
         if not go.any():
             return
@@ -239,7 +325,7 @@ class LockstepTimers:
         self.held_kick[f] = False
         self.ds_on[lanes, k] = True
         self.ds_begin[lanes, k] = t
-        self.set_other(self.c_ds + k, lanes, t + length)
+        self.set_other(self.c_ts + k, lanes, t + length)
 
     def resume(self, lanes, k: int) -> None:
         path = self.ds[k]
@@ -252,7 +338,7 @@ class LockstepTimers:
         self.held[f] = False
         self.ds_on[lanes, k] = False
         self.ds_start[lanes, k] += self.params[f"{path}.period"][lanes]
-        self.set_other(self.c_ds + k, lanes, np.maximum(self.ds_start[lanes, k], t))
+        self.set_other(self.c_ts + k, lanes, np.maximum(self.ds_start[lanes, k], t))
         for m in range(4):
             s = self.held_mode[f] == m
             if s.any():

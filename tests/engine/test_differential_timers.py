@@ -1,5 +1,5 @@
 """The lockstep executor against the reference interpreter on random scenarios with timers
-that catch up (PIT reinjection, SynIC stimers) and descheduled vCPUs (issue 13, mechanism 3)."""
+that catch up (PIT reinjection, RTC coalesced ticks, SynIC stimers) and descheduled vCPUs (issue 13, mechanism 3)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,23 @@ from tests.engine.test_differential import compare
 
 @st.composite
 def timer_scenarios(draw):
-    """A PIT (kernel irqchip, APICv off) or a SynIC stimer serviced by the receiving level,
+    """A PIT (kernel irqchip, APICv off), an RTC (kernel irqchip) or a SynIC stimer serviced
+    by the receiving level,
     maybe another device, and mostly a deschedule plugin on a random vCPU."""
     stack = draw(st.sampled_from([("L0", "L1"), ("L0", "L1", "L2")]))
-    kind = draw(st.sampled_from(["pit", "stimer"]))
-    irqchip = "kernel" if kind == "pit" else draw(st.sampled_from(["split", "kernel"]))
+    kind = draw(st.sampled_from(["pit", "stimer", "rtc"]))
+    irqchip = "kernel" if kind != "stimer" else draw(st.sampled_from(["split", "kernel"]))
     apicv = False if kind == "pit" else draw(st.booleans())
     n_vcpus = draw(st.integers(1, 2))
     period = draw(st.integers(15, 250)) * 1e-6
     arrival = use("arrival", "periodic", period=period, start=draw(st.integers(0, 40)) * 1e-6)
-    timer = device("tick", 0x30 if kind == "pit" else 0x91, gsi=2 if kind == "pit" else None, trigger="edge",
+    vector, gsi = {"pit": (0x30, 2), "rtc": (0x38, 8), "stimer": (0x91, None)}[kind]
+    timer = device("tick", vector, gsi=gsi, trigger="edge",
                    arrival=arrival, serviced_by="L1", service=us(draw(st.sampled_from([1, 10, 60, 300]))),
                    dest=draw(st.integers(0, n_vcpus - 1)))
-    model = (use("device", "pit", reinject=draw(st.integers(0, 1))) if kind == "pit"
-             else use("device", "stimer", retry=draw(st.integers(0, 1))))
+    model = {"pit": lambda: use("device", "pit", reinject=draw(st.integers(0, 1))),
+             "rtc": lambda: use("device", "rtc", slew=draw(st.integers(0, 1))),
+             "stimer": lambda: use("device", "stimer", retry=draw(st.integers(0, 1)))}[kind]()
     devices = [replace(timer, model=model)]
     if draw(st.booleans()):
         level = draw(st.booleans())
@@ -50,5 +53,5 @@ def timer_scenarios(draw):
 @given(timer_scenarios())
 def test_lockstep_matches_reference_on_timer_and_deschedule_scenarios(scn):
     """Every metric and every trace record of the lockstep executor equals the reference's on
-    scenarios with catch-up timers and descheduled vCPUs."""
+    scenarios with catch-up timers (PIT, RTC, stimer) and descheduled vCPUs."""
     compare(scn, others=("numpy",))

@@ -7,7 +7,7 @@ import pytest
 
 from irqlab import dsl
 from irqlab.errors import ScenarioError
-from tests.engine.helpers import names, run
+from tests.engine.helpers import events, names, run
 
 BACKENDS = ("reference", "numpy")
 
@@ -58,6 +58,36 @@ def test_pit_ack_notifier_runs_at_the_guests_eoi(backend):
     r = run(scenario("pit { reinject 1 }", desched="length 0; period 10ms", duration="1500us"), backend=backend)
     seq = names(r, keep={"kvm_eoi", "kvm_ack_irq"})
     assert seq == ["kvm_eoi", "kvm_ack_irq"] * 2
+
+
+RTC = dict(machine="irqchip kernel; apicv on", device="gsi 8; vector 0xd1; trigger edge")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rtc_with_slew_reinjects_the_ticks_kvm_reported_coalesced(backend):
+    """With driftfix=slew, ticks raised while the last RTC interrupt awaits its EOI (KVM's
+    RTC EOI tracking) are counted in irq_coalesced and all reinjected once the vCPU runs."""
+    d = tick(run(scenario("rtc { slew 1 }", **RTC), backend=backend))
+    assert (d["raised"], d["delivered"], d["redelivered"], d["coalesced"]) == (20, 14, 6, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rtc_without_slew_loses_those_ticks(backend):
+    """Without slew the same ticks are lost."""
+    d = tick(run(scenario("rtc { slew 0 }", **RTC), backend=backend))
+    assert (d["raised"], d["delivered"], d["redelivered"], d["coalesced"]) == (20, 14, 0, 6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rtc_reinjection_on_register_c_read_waits_for_the_eoi(backend):
+    """The handler reads register C before its EOI, so the reinjection on ack finds the
+    tick still pending EOI; the coalesced timer (every period / (min(n, 7) + 1)) delivers it."""
+    r = run(scenario("rtc { slew 1 }", desched="start 2500us; period 10ms; length 2ms", duration="6ms", **RTC),
+            backend=backend)
+    coalesced = [(t, x) for t, e, x in events(r) if e == "irqlab_rtc_coalesced"]
+    # the 4 ms tick is coalesced (3 ms's awaits its EOI); the retries at 4.5 ms (timer and
+    # register C) and 5 ms (timer; the 5 ms tick came first) find a tick pending EOI
+    assert coalesced == [(4_000_000_000, "irq_coalesced 1"), (5_500_000_000, "irq_coalesced 0")]
 
 
 STIMER = dict(machine="irqchip kernel; apicv on", device="msi; vector 0x91")

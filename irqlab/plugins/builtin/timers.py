@@ -97,3 +97,26 @@ class Deschedule(Mitigation):
     def check(cls, site):
         if site.irqchip == "none":
             yield ("deschedule models a vCPU thread of a host: a bare-metal scenario has none", None)
+
+
+class Rtc(_TimerModel):
+    """QEMU's MC146818 RTC periodic interrupt (hw/rtc/mc146818rtc.c) on KVM's in-kernel
+    IOAPIC. With ``slew 1`` (``-rtc driftfix=slew``, LOST_TICK_POLICY_SLEW) a tick KVM
+    reports as coalesced (the last RTC interrupt not yet EOIed: KVM's RTC EOI tracking)
+    is counted and reinjected on the guest's read of register C (up to 20 in a row) and
+    by a coalesced-tick timer; ``slew 0`` raises the line and forgets."""
+
+    name = "rtc"
+    version = "1.0"
+    timer_kind = "rtc"
+    params = (Param("slew", "int", 1, "1: lost_tick_policy slew (driftfix=slew); 0: discard", min=0, max=1),)
+
+    @classmethod
+    def check(cls, site):
+        if site.irqchip != "kernel":
+            yield ("the rtc model needs KVM's in-kernel IOAPIC, which tracks the RTC's EOIs to "
+                   "report coalesced ticks (rtc_irq_check_coalesced): set irqchip kernel", None)
+        if site.delivery != "ioapic" or site.trigger != "edge":
+            yield ("the RTC drives ISA IRQ 8: give 'gsi 8' and 'trigger edge'", None)
+        if not site.serviced_locally:
+            yield ("a timer tick is handled where it is received: serviced_by the receiving level", None)

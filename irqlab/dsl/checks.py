@@ -122,6 +122,9 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
         sink.add(f"machine.vcpus is {m.vcpus} but {len(s.vcpus)} vcpu block(s) are given",
                  field_span(m, "vcpus"), hint="write 'vcpu all { ... }' to give every vCPU the same levels")
     _check_devices(s, sink)
+    from irqlab.dsl.timer_checks import check_timers
+
+    check_timers(s, sink)
     seen: set = set()
     for d in s.devices:
         vc = _vcpu(s, d.dest)

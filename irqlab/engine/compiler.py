@@ -186,8 +186,10 @@ class _Compiler:
         groups = self.directed_eoi(groups)
         if m.apicv and stack != ("L0",):
             routes = [(d.pin, d.vector, d.dest, d.trigger == "level") for d in devices if d.pin >= 0]
-            bitmaps = {v: eoi_exit_vectors(routes, v, m.irqchip) for v in range(n_vcpus)}
-            groups = [replace(g, eoi_exit=g.vector in bitmaps[g.dest]) for g in groups]
+            notified = frozenset(d.pin for d in devices if getattr(d.model, "timer_kind", "") == "pit")
+            bitmaps = {v: eoi_exit_vectors(routes, v, m.irqchip, notified) for v in range(n_vcpus)}
+            sint = {d.vector for d in devices if getattr(d.model, "timer_kind", "") == "stimer"}
+            groups = [replace(g, eoi_exit=g.vector in bitmaps[g.dest] or g.vector in sint) for g in groups]
         pin_group = [-1] * m.ioapic_pins
         pin_level = [False] * m.ioapic_pins
         for d in devices:
@@ -234,7 +236,10 @@ class _Compiler:
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
             vfio_devices=tuple(d.index for d in devices if d.vfio),
-            actions=actions, eoi_scan=m.eoi_scan, rte_update=m.rte_update)
+            actions=actions, eoi_scan=m.eoi_scan, rte_update=m.rte_update,
+            timer_devices=tuple((d.index, d.model.timer_kind) for d in devices
+                                if getattr(d.model, "timer_kind", "")),
+            desched=tuple(mi.index for mi in mitigations if getattr(mi.plugin, "host_contention", False)))
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

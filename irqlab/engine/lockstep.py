@@ -25,6 +25,7 @@ import numpy as np
 from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
 from irqlab.engine.routes_lockstep import LockstepRoutes
+from irqlab.engine.timers_lockstep import LockstepTimers, n_timer_slots
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -60,7 +61,7 @@ def high_bit(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
 
 
-class Lockstep(LockstepMechanisms, LockstepRoutes):
+class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -82,9 +83,10 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         self.c_sample = 1
         self.c_arr = 2
         self.c_tim = 2 + D
-        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), then the vCPUs
+        self.c_host = 2 + D + K  # VFIO host slots (mech_lockstep), then the slots below, then the vCPUs
         self.c_act = self.c_host + len(pr.vfio_devices)  # guest actions (routes_lockstep)
-        self.c_vcpu = self.c_act + len(pr.actions)
+        self.c_ts = self.c_act + len(pr.actions)  # timer slots (timers_lockstep)
+        self.c_vcpu = self.c_ts + n_timer_slots(pr)
         S = self.S = self.c_vcpu + V
         self.T = np.full((S, L), NEVER, I64)  # slot-major: T[slot][lanes] is a 1-D gather
         self.T[0] = self.params["run.duration"]
@@ -198,6 +200,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
         self.mech_init()
         self.routes_init()
+        self.timers_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -458,7 +461,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
-        run = self.phase[f] <= P.RUN_PT
+        run = self.not_descheduled(f, self.phase[f] <= P.RUN_PT)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -758,6 +761,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
             zero = low[self.p_line[low, self.pk[d.pin]] == 0]
             if len(zero):
                 self.set_line(zero, d.pin, 0)
+        if self.tkind:
+            self.timer_serviced(lanes[handled], di)
         return handled
 
     # ================================================================== running guest code
@@ -1111,6 +1116,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         has = g >= 0
         if has.any():
             self.emit(lanes[has], "kvm_eoi", "apicid {} vector {}", sub(v, has), self.gvec[g[has]])
+            if self.tkind:
+                self.timer_eoi(lanes[has], g[has])
         level = has & (((self.tmr[f] >> np.maximum(g, 0)) & 1) == 1)
         broadcast = level & self.g_broadcast_ok[g]
         self.eoi_vec[f] = g
@@ -1460,7 +1467,10 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
                     self.on_sample(lanes)
                 elif c < c_tim:
                     self.thread[lanes] = QEMU
-                    self.arrival(lanes, int(c - c_arr))
+                    di = int(c - c_arr)
+                    (self.timer_expire if di in self.tkind else self.arrival)(lanes, di)
+                elif c >= self.c_ts:
+                    self.tslot_event(lanes, int(c - self.c_ts))
                 elif c >= self.c_act:
                     self.thread[lanes] = self.owner
                     self.action_event(lanes, int(c - self.c_act))

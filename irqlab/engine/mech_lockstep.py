@@ -164,6 +164,8 @@ class LockstepMechanisms:
             return f"arrival {self.p.devices[c - self.c_arr].name}"
         if c < self.c_host:
             return f"timer {c - self.c_tim}"
+        if c >= self.c_ts:
+            return f"tslot {c - self.c_ts}"
         if c >= self.c_act:
             return f"action {c - self.c_act}"
         return f"vfio {self.p.devices[self.p.vfio_devices[c - self.c_host]].name}"

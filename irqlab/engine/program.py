@@ -139,11 +139,14 @@ class Program:
     actions: tuple[ActionInfo, ...] = ()  # guest actions during the run (engine/routes.py)
     eoi_scan: str = "pending_pir"  # ir.EOI_SCANS
     rte_update: str = "routes_first"  # ir.RTE_UPDATES
+    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "stimer"): timers that catch up
+    desched: tuple[int, ...] = ()  # mitigation indices of host-contention (``deschedule``) plugins
 
     @property
     def mechanisms(self) -> frozenset[str]:
         """The mechanisms beyond the founding semantics this program uses (issue 12: ``vfio``,
-        ``amd``, ``lazy_eoi``; issue 13: ``routes``, guest actions that change routes).
+        ``amd``, ``lazy_eoi``; issue 13: ``routes`` (guest actions that change routes),
+        ``timers``, ``deschedule``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -155,6 +158,10 @@ class Program:
             out.add("lazy_eoi")
         if self.actions:
             out.add("routes")
+        if self.timer_devices:
+            out.add("timers")
+        if self.desched:
+            out.add("deschedule")
         return frozenset(out)
 
     @property

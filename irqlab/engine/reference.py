@@ -6,7 +6,8 @@ method per phase. The lockstep executor (:mod:`irqlab.engine.lockstep`) must
 produce exactly the same traces and metrics; differential tests check it.
 
 Order of simultaneous events: (time, slot), slots in the order END, SAMPLE,
-device arrivals (device order), timers (mitigation order), vCPUs (index).
+device arrivals (device order), timers (mitigation order), VFIO host slots, the timer
+mechanisms' slots (deschedule stretches, then RTC coalesced-tick timers), vCPUs (index).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from irqlab.engine import phases as P
 from irqlab.engine.mech_reference import RefMechanisms
 from irqlab.engine.routes_reference import RefRoutes
+from irqlab.engine.timers_reference import RefTimers
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -34,7 +36,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms, RefRoutes):
+class LaneSim(RefMechanisms, RefRoutes, RefTimers):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -103,6 +105,7 @@ class LaneSim(RefMechanisms, RefRoutes):
         self.ctx_body = body_contexts(self, 1)
         self.mech_init()
         self.routes_init()
+        self.timers_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -288,7 +291,7 @@ class LaneSim(RefMechanisms, RefRoutes):
 
     def notify(self, v: int) -> None:
         """A new interrupt is pending at ``v``: a running guest is interrupted."""
-        if self.phase[v] not in P.RUN_PHASES:
+        if self.phase[v] not in P.RUN_PHASES or self.descheduled(v):
             return
         at = max(self.t, self.since[v])
         if self.p.nested or (not self.p.bare and not self.p.apicv):
@@ -543,6 +546,8 @@ class LaneSim(RefMechanisms, RefRoutes):
                 self.p_line[d.pin] -= 1
                 if self.p_line[d.pin] == 0:
                     self.set_line(d.pin, 0)
+        if handled:
+            self.timer_serviced(di)
         return handled
 
     # ------------------------------------------------------------------ running guest code
@@ -856,6 +861,7 @@ class LaneSim(RefMechanisms, RefRoutes):
         broadcast = False
         if g >= 0:
             self.emit("kvm_eoi", f"apicid {v} vector {self.vec(g)}")
+            self.timer_eoi(g)
             level = bool(self.tmr[v] >> g & 1)
             grp = self.p.groups[g]
             honoured = grp.suppress and (self.p.suppress_mode == "on" or not self.p.split)
@@ -1052,6 +1058,9 @@ class LaneSim(RefMechanisms, RefRoutes):
             for i, at in enumerate(self.act_t):
                 if at < best_t:
                     best_t, best = at, ("action", i)
+            for i, dt in enumerate(self.tslot_t):
+                if dt < best_t:
+                    best_t, best = dt, ("tslot", i)
             for v in range(pr.n_vcpus):
                 if self.vt[v] < best_t:
                     best_t, best = self.vt[v], ("vcpu", v)
@@ -1068,7 +1077,7 @@ class LaneSim(RefMechanisms, RefRoutes):
                 self.vcpu_event(i)
             elif kind == "arrival":
                 self.thread = QEMU
-                self.arrival(i)
+                self.timer_expire(i) if i in self.tkind else self.arrival(i)
             elif kind == "timer":
                 self.thread = self.owner
                 self.timer_t[i] = NEVER
@@ -1083,6 +1092,8 @@ class LaneSim(RefMechanisms, RefRoutes):
             elif kind == "action":
                 self.thread = self.owner
                 self.action_event(i)
+            elif kind == "tslot":
+                self.tslot_event(i)
             else:
                 self.sample()
             if self.stats.zt_loop[0] or self.same_instant(zt_name):

@@ -28,6 +28,7 @@ FIX_OFF = {
     "lost-eoi-reroute": ("machine.eoi_scan=route", False),
     "stale-kvm-route": ("machine.rte_update=service_first", False),
     "lost-eoi-pir": ("machine.eoi_scan=pending", False),
+    "hyperv-stimer-pileup": ("device.stimer0.model.retry=1", False),
 }
 
 
@@ -82,7 +83,8 @@ def test_a_case_fails_its_expectations_without_its_fix(case, capsys):
 
 
 @pytest.mark.parametrize("case", ["preemption-timer-rfc", "directed-eoi-2025", "oneshot-vfio-unmask",
-                                  "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd"])
+                                  "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd",
+                                  "hyperv-stimer-pileup"])
 def test_a_quick_case_passes_with_its_fix(case, capsys):
     """The same fix.scn passes as written (so the failure above is the fix's doing)."""
     assert main(["test", str(CASEBOOK / case / "fix.scn")]) == 0

@@ -131,6 +131,15 @@ MACHINE_SPECS: dict[str, Spec] = {
                                doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
     "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
                      doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
+    "idle": Spec("bool", store="raw", doc="vCPUs run their devices' work, then HLT (idle vCPUs)"),
+    "halt_poll": Spec("time", min=0.0, doc="KVM's halt_poll_ns: the longest halt-polling"),
+    "halt_poll_grow": _int(0, 1000, "KVM's halt_poll_ns_grow factor"),
+    "halt_poll_grow_start": Spec("time", min=0.0, doc="KVM's halt_poll_ns_grow_start"),
+    "halt_poll_shrink": _int(0, 1000, "KVM's halt_poll_ns_shrink divisor"),
+    "wakeup": Spec("time", min=0.0, doc="wake-up latency of a blocked (halted) vCPU thread"),
+    "apic_dfr": Spec("choice", choices=("flat", "cluster"), store="raw",
+                     doc="xAPIC logical destination model (DFR): flat or cluster"),
+    "vector_hashing": Spec("bool", store="raw", doc="KVM picks a lowest-priority target by vector hashing"),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {
@@ -144,6 +153,11 @@ DEVICE_SPECS: dict[str, Spec] = {
     "service": Spec("time", min=0.0, doc="the driver's service time"),
     "lowers_line": Spec("bool", store="raw", doc="the driver lowers the line (false: never)"),
     "vfio": Spec("bool", store="raw", doc="a passed-through device: VFIO INTx through KVM's resampling irqfd"),
+    "work": Spec("time", min=0.0, doc="idle vCPUs: guest work each handled service makes available"),
+    "dest_mode": Spec("choice", choices=("physical", "logical"), store="raw",
+                      doc="destination mode: physical (an APIC ID, 0xff all) or logical (a mask)"),
+    "delivery_mode": Spec("choice", choices=("fixed", "lowest"), store="raw",
+                          doc="fixed (every matching LAPIC) or lowest priority (one of them)"),
 }
 
 RUN_SPECS: dict[str, Spec] = {

@@ -178,8 +178,9 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
                      hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line",
                      presumes=mine)
         _check_vfio(s, d, sink)
-        vc = _vcpu(s, d.dest)
-        if _known(d.dest) and vc is None and s.vcpus:
+        one = d.dest_mode == "physical" and not (_known(d.dest) and d.dest == 0xFF)  # else: irqlab.engine.dest
+        vc = _vcpu(s, d.dest if one else 0)
+        if one and _known(d.dest) and vc is None and s.vcpus:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
                      field_span(d, "dest"), presumes=mine)

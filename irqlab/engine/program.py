@@ -57,6 +57,15 @@ class DeviceInfo:
     model: Plugin
     model_path: str
     vfio: bool = False  # INTx of a passed-through device (VFIO + KVM's resampling irqfd)
+    targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches (irqlab.engine.dest); () = (dest,)
+    lowest: bool = False  # lowest-priority delivery
+    dest_mode: str = "physical"
+    msg_dest: int = -1  # the destination field of its message (an APIC ID, a logical mask, 0xff)
+
+
+def spread(d: DeviceInfo) -> bool:
+    """Whether ``d``'s message is other than a fixed one to one physical APIC ID."""
+    return d.lowest or d.dest_mode != "physical" or d.msg_dest == 0xFF
 
 
 @dataclass
@@ -82,6 +91,9 @@ class GroupInfo:
     suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
     body_dist: str = "constant"  # the policy's body time: constant, or drawn per invocation
     body_path: str = ""  # the policy's parameter prefix (body, body_cv)
+    targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches; () = (dest,)
+    lowest: bool = False  # lowest-priority delivery: one of ``targets`` (apic_arb_prio)
+    msg: tuple[int, str] | None = None  # (destination field, mode) unless a plain physical fixed message
 
 
 @dataclass
@@ -124,10 +136,13 @@ class Program:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
+    idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
+    vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
+        """The mechanisms this program uses beyond the founding ones (``vfio``, ``amd``,
+        ``lazy_eoi``, ``idle``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -137,6 +152,10 @@ class Program:
             out.add("amd")
         if self.lazy_eoi_level:
             out.add("lazy_eoi")
+        if self.idle:
+            out.add("idle")
+        if any(g.msg is not None for g in self.groups):
+            out.add("destinations")
         return frozenset(out)
 
     @property

@@ -1,0 +1,42 @@
+"""Destinations in the reference interpreter: a message reaches the vCPUs of its vector
+group (logical, broadcast) or one of them (lowest priority). A mixin of
+:class:`~irqlab.engine.reference.LaneSim`; rules in :mod:`irqlab.engine.dest` and
+docs/model.md, "Destinations"; :mod:`irqlab.engine.dest_lockstep` is the same for the
+lockstep executor.
+"""
+
+from __future__ import annotations
+
+from irqlab.engine.dest import kvm_text
+
+
+class RefDest:
+    """State: ``arb[v]``, vCPU ``v``'s ``apic_arb_prio`` (lowest-priority acceptances)."""
+
+    def dest_init(self) -> None:
+        self.arb = [0] * self.p.n_vcpus
+
+    def msg_of(self, g: int) -> tuple[str, str]:
+        """(destination, "delivery|mode") of group ``g``'s message as KVM's trace prints them."""
+        grp = self.p.groups[g]
+        if grp.msg is None:
+            return str(grp.dest), "Fixed|physical"
+        return f"{grp.msg[0]:x}", kvm_text(grp.msg[1], grp.lowest)
+
+    def deliver(self, g: int, level: bool) -> bool:
+        """``kvm_irq_delivery_to_apic``: accept group ``g``'s interrupt at every target (fixed)
+        or at the one of lowest ``apic_arb_prio`` (lowest priority without vector hashing; the
+        compiler has already picked the one of vector hashing). Returns whether any LAPIC
+        set its IRR bit."""
+        grp = self.p.groups[g]
+        if grp.msg is None:
+            return self.accept(grp.dest, g, level)
+        chosen = grp.targets
+        if grp.lowest and len(chosen) > 1:
+            chosen = (min(chosen, key=lambda v: (self.arb[v], v)),)
+        any_set = False
+        for v in chosen:
+            if grp.lowest:
+                self.arb[v] += 1  # __apic_accept_irq, APIC_DM_LOWEST
+            any_set = self.accept(v, g, level, "LowPrio" if grp.lowest else "Fixed") or any_set
+        return any_set

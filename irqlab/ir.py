@@ -349,6 +349,7 @@ class Device:
     lowers_line: bool = True
     vfio: bool = False  # a passed-through device's INTx: VFIO + KVM's resampling irqfd
     work: Quantity = Quantity(0.0, "s", "0us")  # idle vCPUs: guest work each handled service makes available
+    work_on: int = -1  # idle vCPUs: the vCPU that runs the work (-1: the one that serviced it; else a reschedule IPI)
     dest_mode: str = "physical"  # physical (dest: an APIC ID; 0xff broadcast) or logical (dest: a mask)
     delivery_mode: str = "fixed"  # fixed (every matching LAPIC) or lowest (one of them)
     span: Span = _span()

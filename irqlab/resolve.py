@@ -154,6 +154,8 @@ DEVICE_SPECS: dict[str, Spec] = {
     "lowers_line": Spec("bool", store="raw", doc="the driver lowers the line (false: never)"),
     "vfio": Spec("bool", store="raw", doc="a passed-through device: VFIO INTx through KVM's resampling irqfd"),
     "work": Spec("time", min=0.0, doc="idle vCPUs: guest work each handled service makes available"),
+    "work_on": _int(-1, 4095, "idle vCPUs: the vCPU that runs the work (-1: the servicing one; "
+                    "another gets a reschedule IPI)"),
     "dest_mode": Spec("choice", choices=("physical", "logical"), store="raw",
                       doc="destination mode: physical (an APIC ID, 0xff all) or logical (a mask)"),
     "delivery_mode": Spec("choice", choices=("fixed", "lowest"), store="raw",

@@ -16,6 +16,7 @@ from irqlab.errors import ErrorSink, ScenarioError
 from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario, field_span
 from irqlab.plugins.api import HandlerPolicy, Plugin, Site
 from irqlab.plugins.registry import PluginValidationError, check_program, registry
+from irqlab.engine.idle import RESCHEDULE_VECTOR, ipi_group
 from irqlab.engine.dest import APIC_BROADCAST, targets as dest_targets, vector_to_index
 from irqlab.engine.program import DeviceInfo, GroupInfo, MitigationInfo, Program, spread
 
@@ -159,7 +160,8 @@ class _Compiler:
         if idle:
             self.idle_params(stack)
         devices = []
-        vectors = sorted({d.vector for d in s.devices})
+        ipi = self.ipi_vector(idle, n_vcpus)
+        vectors = sorted({d.vector for d in s.devices} | ({ipi} if ipi else set()))
         group_of_vector = {v: i for i, v in enumerate(vectors)}
         for i, d in enumerate(s.devices):
             reach, lowest = self.targets(d, n_vcpus, stack)
@@ -182,8 +184,9 @@ class _Compiler:
                 local=d.serviced_by == receiving, lowers_line=d.lowers_line,
                 service=f"{base}.service", service_dist=dist, arrival=arrival, arrival_path=f"{base}.arrival",
                 model=model, model_path=f"{base}.model", vfio=bool(d.vfio), targets=reach,
-                lowest=lowest, dest_mode=d.dest_mode, msg_dest=d.dest))
-        groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
+                lowest=lowest, dest_mode=d.dest_mode, msg_dest=d.dest, work_on=d.work_on))
+        groups = [ipi_group(gi, v) if v == ipi else
+                  self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
         groups = self.directed_eoi(groups)
         if m.apicv and stack != ("L0",):
@@ -226,6 +229,9 @@ class _Compiler:
         spread_devs = tuple((d.targets, d.lowest, d.msg_dest, d.dest_mode) for d in devices if spread(d))
         if spread_devs:  # destinations (irqlab.engine.dest); absent, the key stays what it was
             structure += ((spread_devs, bool(m.vector_hashing)),)
+        handed = tuple((d.index, d.work_on) for d in devices if d.work_on != -1)
+        if handed:  # idle work handed to another vCPU with an IPI
+            structure += (handed,)
         key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
@@ -238,7 +244,22 @@ class _Compiler:
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
             vfio_devices=tuple(d.index for d in devices if d.vfio), idle=idle,
-            vector_hashing=bool(m.vector_hashing))
+            vector_hashing=bool(m.vector_hashing), ipi_group=group_of_vector.get(ipi, -1))
+
+    def ipi_vector(self, idle: bool, n_vcpus: int) -> int:
+        """The reschedule IPI's vector if a device hands its work to another vCPU, else 0."""
+        handed = [d for d in self.s.devices if d.work_on != -1]
+        for d in handed:
+            if not idle:
+                raise ScenarioError(f"device '{d.name}': work_on needs idle vCPUs (machine {{ idle on }})",
+                                    field_span(d, "work_on"))
+            if not 0 <= d.work_on < n_vcpus:
+                raise ScenarioError(f"device '{d.name}': work_on vCPU {d.work_on}, but the machine has "
+                                    f"{n_vcpus}", field_span(d, "work_on"))
+        if handed and any(d.vector == RESCHEDULE_VECTOR for d in self.s.devices):
+            raise ScenarioError(f"vector {RESCHEDULE_VECTOR:#x} is the guest's reschedule IPI; give the device "
+                                "another vector", next(d.span for d in self.s.devices if d.vector == RESCHEDULE_VECTOR))
+        return RESCHEDULE_VECTOR if handed else 0
 
     def targets(self, d, n_vcpus: int, stack: tuple[str, ...]) -> tuple[tuple[int, ...], bool]:
         """The vCPUs device ``d``'s interrupt reaches (docs/model.md, "Destinations"; with

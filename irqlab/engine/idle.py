@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine.program import GroupInfo
+from irqlab.plugins.api import Step
 
 HLT = 40  # the guest runs its work; at t it has none left and executes HLT
 HALT_L0 = 41  # L0 enters kvm_vcpu_halt (after the HLT exit)
@@ -31,8 +33,14 @@ NAMES = {HLT: "HLT", HALT_L0: "HALT_L0", HALT_POLL: "HALT_POLL", HALT_BLOCK: "HA
          HALT_WAKE: "HALT_WAKE"}
 
 # Stats.idle columns: [L, N_COUNTERS] int64
-WORK, WORK_DONE, POLL_OK, POLL_PS, WAIT_PS, HLT_EXITS = range(6)
-N_COUNTERS = 6
+WORK, WORK_DONE, POLL_OK, POLL_PS, WAIT_PS, HLT_EXITS, IPIS = range(7)
+N_COUNTERS = 7
+RESCHEDULE_VECTOR = 0xFD  # Linux arch/x86/include/asm/irq_vectors.h
+
+
+def ipi_text(dest: int) -> str:
+    """``trace_kvm_apic_ipi``'s text for a fixed, physical, edge IPI without shorthand."""
+    return f"dst {dest:x} vec {RESCHEDULE_VECTOR} (Fixed|physical|assert|edge|dst)"
 
 # Shrink/grow decisions of halt_poll_next
 KEEP, GROW, SHRINK, ZERO = range(4)
@@ -67,3 +75,13 @@ def wakeup_text(halt_ps: int, waited: bool) -> str:
 def poll_text(v: int, new_ps: int, grow: bool, old_ps: int) -> str:
     """``trace_kvm_halt_poll_ns``'s text (include/trace/events/kvm.h)."""
     return f"vcpu {v}: halt_poll_ns {new_ps // 1000} ({'grow' if grow else 'shrink'} {old_ps // 1000})"
+
+
+def ipi_group(index: int, vector: int):
+    """The vector group of the guest's reschedule IPI (Linux ``sysvec_reschedule_ipi``:
+    acknowledge, EOI, return; the woken task runs after it): no devices, handler
+    ``costs.handler`` then EOI, ``costs.resume`` then return."""
+    return GroupInfo(index=index, vector=vector, level=False, delivery="ipi", pins=(), devices=(), dest=0,
+                     local=True, steps=(Step("EOI", "costs.handler"), Step("RETURN", "costs.resume")),
+                     before=("costs.handler", "costs.resume"), policy="reschedule_ipi", eoi_exit=False,
+                     suppress=False)

@@ -58,8 +58,17 @@ class LockstepIdle:
         """``f``: the rows of the vCPUs whose handler serviced it (None: the destination's)."""
         d = self.p.devices[di]
         w = self.params[f"device.{d.name}.work"][lanes]
-        self.work[lanes * self.V + d.dest if f is None else f] += w
+        if d.work_on >= 0:
+            self.work[lanes * self.V + d.work_on] += w
+        else:
+            self.work[lanes * self.V + d.dest if f is None else f] += w
         self.stats.idle[lanes, I.WORK] += w
+        if d.work_on >= 0 and f is not None:
+            send = lanes[self.vcpu_of(f) != d.work_on]
+            if len(send):
+                self.stats.idle[send, I.IPIS] += 1
+                self.emit(send, "kvm_apic_ipi", I.ipi_text(d.work_on))
+                self.accept(send, d.work_on, self.p.ipi_group, False)
 
     def idle_notify(self, lanes, v: int):
         """Wake the halted vCPUs ``v`` of ``lanes``; returns the lanes where it was not halted."""

@@ -47,9 +47,21 @@ class RefIdle:
     def idle_work(self, di: int, v: int) -> None:
         """Device ``di`` was serviced with work by vCPU ``v``'s handler (-1: elsewhere, then
         the device's destination): that vCPU has ``work`` more."""
-        w = self.v[f"device.{self.p.devices[di].name}.work"]
-        self.work[v if v >= 0 else self.p.devices[di].dest] += w
+        d = self.p.devices[di]
+        w = self.v[f"device.{d.name}.work"]
+        runner = d.work_on if d.work_on >= 0 else v if v >= 0 else d.dest
+        self.work[runner] += w
         self.stats.idle[0, I.WORK] += w
+        if d.work_on >= 0 and v >= 0 and d.work_on != v:
+            self.send_ipi(runner)
+
+    def send_ipi(self, target: int) -> None:
+        """The guest wakes the task that runs the work on ``target``: a reschedule IPI
+        (``smp_send_reschedule``; KVM ``kvm_apic_send_ipi`` -> ``kvm_irq_delivery_to_apic``).
+        **Choice:** the ICR write costs no exit (IPI virtualization)."""
+        self.stats.idle[0, I.IPIS] += 1
+        self.emit("kvm_apic_ipi", I.ipi_text(target))
+        self.accept(target, self.p.ipi_group, False)
 
     def idle_notify(self, v: int) -> bool:
         """An interrupt is pending at ``v``; returns whether ``v`` is halted (then it

@@ -61,6 +61,7 @@ class DeviceInfo:
     lowest: bool = False  # lowest-priority delivery
     dest_mode: str = "physical"
     msg_dest: int = -1  # the destination field of its message (an APIC ID, a logical mask, 0xff)
+    work_on: int = -1  # idle: the vCPU that runs its work (-1: the servicing one)
 
 
 def spread(d: DeviceInfo) -> bool:
@@ -138,6 +139,7 @@ class Program:
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
     idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
     vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)
+    ipi_group: int = -1  # the group of the reschedule IPI's vector (idle work handed to another vCPU)
 
     @property
     def mechanisms(self) -> frozenset[str]:

@@ -51,6 +51,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
                 "available (the devices' work)"),
     "work_done_ns": ("float", "ns", "idle vCPUs: the part of that work the guests ran"),
     "halt_exits": ("int", "", "idle vCPUs: HLT exits (kvm_exit reason HLT; also in exits_total)"),
+    "ipis": ("int", "", "idle vCPUs: reschedule IPIs sent to hand work to another vCPU (device work_on)"),
     "halt_polls_ok": ("int", "", "idle vCPUs: halts that an interrupt ended while KVM was still "
                       "halt-polling (halt_successful_poll)"),
     "halt_poll_ns": ("float", "ns", "idle vCPUs: time KVM spent halt-polling"),

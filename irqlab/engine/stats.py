@@ -248,7 +248,7 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
 
 def idle_metrics(idle: np.ndarray) -> dict[str, np.ndarray]:
     """The idle-vCPU metrics (result.METRICS) from ``Stats.idle`` [L, N_IDLE]."""
-    return {"halt_exits": idle[:, I.HLT_EXITS], "work_ns": idle[:, I.WORK] * 1e-3, "work_done_ns": idle[:, I.WORK_DONE] * 1e-3,
+    return {"halt_exits": idle[:, I.HLT_EXITS], "ipis": idle[:, I.IPIS], "work_ns": idle[:, I.WORK] * 1e-3, "work_done_ns": idle[:, I.WORK_DONE] * 1e-3,
             "halt_polls_ok": idle[:, I.POLL_OK], "halt_poll_ns": idle[:, I.POLL_PS] * 1e-3,
             "halt_wait_ns": idle[:, I.WAIT_PS] * 1e-3}
 

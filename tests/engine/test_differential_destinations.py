@@ -33,7 +33,8 @@ def dest_scenarios(draw):
             dest = draw(st.sampled_from([0xFF, 0] if mode == "physical" else [0xFF, 0b1, 0b11, 0b0110, 0x13]))
             choice[d.vector] = (dest, mode, draw(st.sampled_from(["fixed", "lowest"])))
         dest, mode, how = choice[d.vector]
-        devices.append(replace(d, dest=dest, dest_mode=mode, delivery_mode=how))
+        devices.append(replace(d, dest=dest, dest_mode=mode, delivery_mode=how,
+                               work_on=d.work_on if d.work_on < n else n - 1))
     m = replace(scn.machine, vcpus=n, x2apic=x2apic, apic_dfr=draw(st.sampled_from(["flat", "cluster"])),
                 vector_hashing=draw(st.booleans()),
                 suppress_eoi_broadcast="off" if not x2apic else scn.machine.suppress_eoi_broadcast)

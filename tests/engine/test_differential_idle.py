@@ -27,9 +27,12 @@ def single_level(scn):
 @st.composite
 def idle_scenarios(draw, base=None):
     """A random scenario of test_differential (or ``base``'s) made a single-level guest with
-    idle vCPUs: random device work, halt-polling parameters and wake-up latency."""
+    idle vCPUs: random device work (run by the servicing vCPU or handed to one with a
+    reschedule IPI), halt-polling parameters and wake-up latency."""
     scn = single_level(draw(base if base is not None else scenarios()))
-    devices = tuple(replace(d, work=us(draw(st.sampled_from([0, 0.5, 5, 40])))) for d in scn.devices)
+    cpus = list(range(len(scn.vcpus)))
+    devices = tuple(replace(d, work=us(draw(st.sampled_from([0, 0.5, 5, 40]))),
+                            work_on=draw(st.sampled_from([-1] + cpus))) for d in scn.devices)
     m = replace(scn.machine, idle=True,
                 halt_poll=us(draw(st.sampled_from([0, 3, 50, 200]))),
                 halt_poll_grow=draw(st.sampled_from([0, 2, 3])),

@@ -107,3 +107,25 @@ def test_auto_sends_idle_programs_to_the_numpy_executors():
     prog = engine.compile(idle_guest())
     assert "idle" in prog.mechanisms
     assert "idle" in (kernel_support(prog) or "")
+
+
+@pytest.mark.parametrize("backend", ["reference", "numpy"])
+def test_work_handed_to_another_vcpu_wakes_it_with_a_reschedule_ipi(backend):
+    """work_on: the servicing vCPU sends vector 0xfd to the runner, which wakes, EOIs it and runs the work."""
+    s = idle_guest(halt_poll=us(0), vcpus=2)
+    s = replace(s, devices=(replace(s.devices[0], work_on=1),))
+    r = run(s, backend=backend)
+    ev = events(r)
+    ipi = next(t for t, e, x in ev if e == "kvm_apic_ipi" and x.startswith("dst 1 vec 253"))
+    assert any(t == ipi and x.startswith("apicid 1 vec 253") for t, e, x in ev if e == "kvm_apic_accept_irq")
+    m = r.lane(0)
+    assert m["ipis"] == 10 and m["work_done_ns"] == m["work_ns"] == 10 * 20_000
+    assert m["vcpu_time_ns"]["1"]["L1"] > 10 * 20_000 > m["vcpu_time_ns"]["0"]["L1"]  # vCPU 1 ran the work
+
+
+def test_work_on_needs_idle_vcpus():
+    """work_on without machine.idle is a ScenarioError."""
+    s = idle_guest(vcpus=2)
+    s = replace(s, machine=replace(s.machine, idle=False), devices=(replace(s.devices[0], work_on=1),))
+    with pytest.raises(ScenarioError, match="work_on needs idle"):
+        engine.compile(s)

@@ -122,6 +122,7 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
         sink.add(f"machine.vcpus is {m.vcpus} but {len(s.vcpus)} vcpu block(s) are given",
                  field_span(m, "vcpus"), hint="write 'vcpu all { ... }' to give every vCPU the same levels")
     _check_devices(s, sink)
+    _check_idle_and_destinations(s, sink)
     seen: set = set()
     for d in s.devices:
         vc = _vcpu(s, d.dest)
@@ -157,6 +158,37 @@ def _check_vfio(s: ir.Scenario, d: ir.Device, sink: ErrorSink) -> None:
         if _known(d.delivery, d.trigger, s.machine.irqchip) and bad:
             sink.add(msg, field_span(d, "vfio"), hint=hint)
             return
+
+
+def _check_idle_and_destinations(s: ir.Scenario, sink: ErrorSink) -> None:
+    """What the compiler would refuse about idle vCPUs and destinations (docs/model.md,
+    "Idle vCPUs", "Destinations"), found by ``irqlab check`` already."""
+    from irqlab.engine.dest import targets
+
+    m = s.machine
+    stack = tuple(lv.level for lv in s.vcpus[0].levels) if s.vcpus else ()
+    single = stack in (("L1",), ("L0", "L1"))
+    n = len(s.vcpus)
+    if m.idle is True and s.vcpus and not single:
+        sink.add(f"machine.idle models the HLT of a single-level guest (vcpu levels: L1 only), not "
+                 f"{' '.join(stack)}", field_span(m, "idle"))
+    for d in s.devices:
+        mine = ("", "device", d.name)
+        if _known(d.work_on) and d.work_on != -1:
+            if m.idle is not True:
+                sink.add("work_on needs idle vCPUs (machine { idle on })", field_span(d, "work_on"), presumes=mine)
+            elif n and not 0 <= d.work_on < n:
+                sink.add(f"work_on vCPU {d.work_on} does not exist (the machine has {n})",
+                         field_span(d, "work_on"), presumes=mine)
+        plain = d.dest_mode == "physical" and d.delivery_mode == "fixed" and d.dest != 0xFF
+        if plain or not n or not _known(d.dest, m.x2apic, m.apic_dfr):
+            continue
+        if stack and stack[-1] == "L2":
+            sink.add("logical, lowest-priority and broadcast destinations are modelled for single-level "
+                     "guests and bare metal, not nested ones", field_span(d, "dest"), presumes=mine)
+        elif not targets(n, d.dest, d.dest_mode, m.x2apic, m.apic_dfr):
+            sink.add(f"destination {d.dest:#x} ({d.dest_mode}) matches no vCPU of {n}", field_span(d, "dest"),
+                     presumes=mine)
 
 
 def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:

@@ -1,6 +1,6 @@
 """Interrupt destinations: which vCPUs an IOAPIC pin's or an MSI's message reaches
 (docs/model.md, "Destinations"). Pure functions of the compiled machine, shared by the
-compiler and both executors.
+compiler, the language's cross-checks (so no NumPy here) and both executors.
 
 Sources: KVM arch/x86/kvm/lapic.c ``kvm_apic_match_dest``,
 ``kvm_apic_match_physical_addr``, ``kvm_apic_match_logical_addr``, ``kvm_apic_mda``,
@@ -9,8 +9,6 @@ arch/x86/kvm/irq_comm.c (later lapic.c) ``kvm_irq_delivery_to_apic``; SDM 10.6.2
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 APIC_BROADCAST = 0xFF  # an IOAPIC/MSI destination of 0xff reaches every LAPIC (x2APIC too: kvm_apic_mda)
 
@@ -59,11 +57,11 @@ def vector_to_index(vector: int, matched: tuple[int, ...]) -> int:
     return matched[vector % len(matched)]
 
 
-def lowest_by_arb(arb: np.ndarray) -> np.ndarray:
+def lowest_by_arb(arb):
     """``kvm_apic_compare_prio`` without vector hashing: the first of the matching vCPUs
     with the lowest ``apic_arb_prio``. ``arb`` int64[n, k] (lanes x matching vCPUs);
     returns int64[n], the index in the matching tuple."""
-    return np.argmin(arb, axis=1)
+    return arb.argmin(axis=1)
 
 
 def kvm_text(mode: str, lowest: bool) -> str:

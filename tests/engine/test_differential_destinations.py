@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tests.engine.test_differential import compare, scenarios
 from tests.engine.test_differential_idle import idle_scenarios, single_level
@@ -54,6 +54,7 @@ def compiles(scn) -> bool:
 
 
 @pytest.mark.slow
+@settings(max_examples=min(settings.default.max_examples, 120))  # CI time: 120 of the ci profile's 300
 @given(dest_scenarios())
 def test_lockstep_matches_reference_with_logical_lowest_and_broadcast_destinations(scn):
     """Every metric and trace record of the lockstep executor equals the reference's when

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from irqlab.ir import LevelSpec, Quantity
 from tests.engine.scenarios import us
@@ -43,6 +43,7 @@ def idle_scenarios(draw, base=None):
 
 
 @pytest.mark.slow
+@settings(max_examples=min(settings.default.max_examples, 120))  # CI time: 120 of the ci profile's 300
 @given(idle_scenarios())
 def test_lockstep_matches_reference_with_idle_vcpus(scn):
     """Every metric and trace record of the lockstep executor equals the reference's when

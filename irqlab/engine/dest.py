@@ -64,6 +64,10 @@ def lowest_by_arb(arb):
     return arb.argmin(axis=1)
 
 
-def kvm_text(mode: str, lowest: bool) -> str:
-    """The ``(delivery|destination`` part of KVM's kvm_msi_set_irq / kvm_ioapic_set_irq text."""
-    return f"{'LowPrio' if lowest else 'Fixed'}|{mode}"
+def message_text(grp) -> tuple[str, str]:
+    """(destination, "delivery|mode") of vector group ``grp``'s message as KVM's
+    kvm_msi_set_irq / kvm_ioapic_set_irq print them (the destination in hex but for a
+    plain physical fixed message, whose text stays as it was)."""
+    if grp.msg is None:
+        return str(grp.dest), "Fixed|physical"
+    return f"{grp.msg[0]:x}", f"{'LowPrio' if grp.lowest else 'Fixed'}|{grp.msg[1]}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irqlab.engine.dest import kvm_text, lowest_by_arb
+from irqlab.engine.dest import lowest_by_arb, message_text
 
 
 class LockstepDest:
@@ -17,10 +17,7 @@ class LockstepDest:
         self.arb = np.zeros(self.L * self.V, np.int64)
 
     def msg_of(self, g: int) -> tuple[str, str]:
-        grp = self.p.groups[g]
-        if grp.msg is None:
-            return str(grp.dest), "Fixed|physical"
-        return f"{grp.msg[0]:x}", kvm_text(grp.msg[1], grp.lowest)
+        return message_text(self.p.groups[g])
 
     def deliver(self, lanes, g: int, level: bool):
         """Returns bool[n]: some LAPIC set its IRR bit."""

@@ -7,7 +7,7 @@ lockstep executor.
 
 from __future__ import annotations
 
-from irqlab.engine.dest import kvm_text
+from irqlab.engine.dest import message_text
 
 
 class RefDest:
@@ -17,11 +17,7 @@ class RefDest:
         self.arb = [0] * self.p.n_vcpus
 
     def msg_of(self, g: int) -> tuple[str, str]:
-        """(destination, "delivery|mode") of group ``g``'s message as KVM's trace prints them."""
-        grp = self.p.groups[g]
-        if grp.msg is None:
-            return str(grp.dest), "Fixed|physical"
-        return f"{grp.msg[0]:x}", kvm_text(grp.msg[1], grp.lowest)
+        return message_text(self.p.groups[g])
 
     def deliver(self, g: int, level: bool) -> bool:
         """``kvm_irq_delivery_to_apic``: accept group ``g``'s interrupt at every target (fixed)

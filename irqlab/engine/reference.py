@@ -106,6 +106,7 @@ class LaneSim(RefMechanisms, RefIdle, RefDest):
         self.mech_init()
         self.idle_init()
         self.dest_init()
+        self.phase_handlers = self._phase_table()  # phase -> method, built once
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -588,16 +589,17 @@ class LaneSim(RefMechanisms, RefIdle, RefDest):
     # ------------------------------------------------------------------ the vCPU's phases
 
     def vcpu_event(self, v: int) -> None:
-        ph = self.phase[v]
-        handler = {
+        self.phase_handlers[self.phase[v]](v)
+
+    def _phase_table(self) -> dict:
+        return {
             P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick,
             P.TAKE: self.ph_take, P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject,
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
             P.L1_STI: self.ph_l1_sti, **self.idle_phases(),
-        }[ph]
-        handler(v)
+        }
 
     def at(self, v: int, phase: int, t: int) -> None:
         self.phase[v], self.vt[v] = phase, t

@@ -245,6 +245,14 @@ class Machine:
     lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
     eoi_scan: str = "pending_pir"  # EOI_SCANS: KVM's rescan of the EOI-exit bitmaps after a route change
     rte_update: str = "routes_first"  # RTE_UPDATES: QEMU's order of KVM route update and re-service
+    idle: bool = False  # vCPUs run their devices' work, then HLT (docs/model.md, "Idle vCPUs")
+    halt_poll: Quantity = Quantity(200e-6, "s", "200us")  # KVM halt_poll_ns (KVM_HALT_POLL_NS_DEFAULT, x86)
+    halt_poll_grow: int = 2  # halt_poll_ns_grow
+    halt_poll_grow_start: Quantity = Quantity(10e-6, "s", "10us")  # halt_poll_ns_grow_start
+    halt_poll_shrink: int = 2  # halt_poll_ns_shrink
+    wakeup: Quantity = Quantity(10e-6, "s", "10us")  # a blocked vCPU thread's wake-up latency (Choice)
+    apic_dfr: str = "flat"  # xAPIC logical destinations: flat or cluster model (DFR)
+    vector_hashing: bool = True  # KVM's vector_hashing module parameter (lowest priority)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 
@@ -348,6 +356,10 @@ class Device:
     policy: PluginUse | None = None
     lowers_line: bool = True
     vfio: bool = False  # a passed-through device's INTx: VFIO + KVM's resampling irqfd
+    work: Quantity = Quantity(0.0, "s", "0us")  # idle vCPUs: guest work each handled service makes available
+    work_on: int = -1  # idle vCPUs: the vCPU that runs the work (-1: the one that serviced it; else a reschedule IPI)
+    dest_mode: str = "physical"  # physical (dest: an APIC ID; 0xff broadcast) or logical (dest: a mask)
+    delivery_mode: str = "fixed"  # fixed (every matching LAPIC) or lowest (one of them)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

@@ -136,6 +136,15 @@ MACHINE_SPECS: dict[str, Spec] = {
                          "pending (0fc5a36dd6b3/fceb3a36c29a), route (neither)"),
     "rte_update": Spec("choice", choices=ir.RTE_UPDATES, store="raw",
                        doc="QEMU on a redirection write: routes_first (54ad31fb0a0a) or service_first"),
+    "idle": Spec("bool", store="raw", doc="vCPUs run their devices' work, then HLT (idle vCPUs)"),
+    "halt_poll": Spec("time", min=0.0, doc="KVM's halt_poll_ns: the longest halt-polling"),
+    "halt_poll_grow": _int(0, 1000, "KVM's halt_poll_ns_grow factor"),
+    "halt_poll_grow_start": Spec("time", min=0.0, doc="KVM's halt_poll_ns_grow_start"),
+    "halt_poll_shrink": _int(0, 1000, "KVM's halt_poll_ns_shrink divisor"),
+    "wakeup": Spec("time", min=0.0, doc="wake-up latency of a blocked (halted) vCPU thread"),
+    "apic_dfr": Spec("choice", choices=("flat", "cluster"), store="raw",
+                     doc="xAPIC logical destination model (DFR): flat or cluster"),
+    "vector_hashing": Spec("bool", store="raw", doc="KVM picks a lowest-priority target by vector hashing"),
 }
 
 ACTION_TIME = Spec("time", min=0.0, doc="when a guest action happens (at), or its period (every; 0: once)")
@@ -151,6 +160,13 @@ DEVICE_SPECS: dict[str, Spec] = {
     "service": Spec("time", min=0.0, doc="the driver's service time"),
     "lowers_line": Spec("bool", store="raw", doc="the driver lowers the line (false: never)"),
     "vfio": Spec("bool", store="raw", doc="a passed-through device: VFIO INTx through KVM's resampling irqfd"),
+    "work": Spec("time", min=0.0, doc="idle vCPUs: guest work each handled service makes available"),
+    "work_on": _int(-1, 4095, "idle vCPUs: the vCPU that runs the work (-1: the servicing one; "
+                    "another gets a reschedule IPI)"),
+    "dest_mode": Spec("choice", choices=("physical", "logical"), store="raw",
+                      doc="destination mode: physical (an APIC ID, 0xff all) or logical (a mask)"),
+    "delivery_mode": Spec("choice", choices=("fixed", "lowest"), store="raw",
+                          doc="fixed (every matching LAPIC) or lowest priority (one of them)"),
 }
 
 RUN_SPECS: dict[str, Spec] = {

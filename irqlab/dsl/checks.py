@@ -125,6 +125,7 @@ def check_scenario(s: ir.Scenario, sink: ErrorSink) -> None:
     from irqlab.dsl.timer_checks import check_timers
 
     check_timers(s, sink)
+    _check_idle_and_destinations(s, sink)
     seen: set = set()
     for d in s.devices:
         vc = _vcpu(s, d.dest)
@@ -162,6 +163,37 @@ def _check_vfio(s: ir.Scenario, d: ir.Device, sink: ErrorSink) -> None:
             return
 
 
+def _check_idle_and_destinations(s: ir.Scenario, sink: ErrorSink) -> None:
+    """What the compiler would refuse about idle vCPUs and destinations (docs/model.md,
+    "Idle vCPUs", "Destinations"), found by ``irqlab check`` already."""
+    from irqlab.engine.dest import targets
+
+    m = s.machine
+    stack = tuple(lv.level for lv in s.vcpus[0].levels) if s.vcpus else ()
+    single = stack in (("L1",), ("L0", "L1"))
+    n = len(s.vcpus)
+    if m.idle is True and s.vcpus and not single:
+        sink.add(f"machine.idle models the HLT of a single-level guest (vcpu levels: L1 only), not "
+                 f"{' '.join(stack)}", field_span(m, "idle"))
+    for d in s.devices:
+        mine = ("", "device", d.name)
+        if _known(d.work_on) and d.work_on != -1:
+            if m.idle is not True:
+                sink.add("work_on needs idle vCPUs (machine { idle on })", field_span(d, "work_on"), presumes=mine)
+            elif n and not 0 <= d.work_on < n:
+                sink.add(f"work_on vCPU {d.work_on} does not exist (the machine has {n})",
+                         field_span(d, "work_on"), presumes=mine)
+        plain = d.dest_mode == "physical" and d.delivery_mode == "fixed" and d.dest != 0xFF
+        if plain or not n or not _known(d.dest, m.x2apic, m.apic_dfr):
+            continue
+        if stack and stack[-1] == "L2":
+            sink.add("logical, lowest-priority and broadcast destinations are modelled for single-level "
+                     "guests and bare metal, not nested ones", field_span(d, "dest"), presumes=mine)
+        elif not targets(n, d.dest, d.dest_mode, m.x2apic, m.apic_dfr):
+            sink.add(f"destination {d.dest:#x} ({d.dest_mode}) matches no vCPU of {n}", field_span(d, "dest"),
+                     presumes=mine)
+
+
 def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
     m = s.machine
     by_vector: dict[Any, ir.Device] = {}
@@ -181,8 +213,9 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
                      hint="MSIs are edge-triggered; use 'gsi N' for a level-triggered line",
                      presumes=mine)
         _check_vfio(s, d, sink)
-        vc = _vcpu(s, d.dest)
-        if _known(d.dest) and vc is None and s.vcpus:
+        one = d.dest_mode == "physical" and not (_known(d.dest) and d.dest == 0xFF)  # else: irqlab.engine.dest
+        vc = _vcpu(s, d.dest if one else 0)
+        if one and _known(d.dest) and vc is None and s.vcpus:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
                      field_span(d, "dest"), presumes=mine)

@@ -41,7 +41,8 @@ SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sw
                   "remove", "at")
 TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
-                "serviced_by", "service", "lowers", "policy", "vfio")
+                "serviced_by", "service", "lowers", "policy", "vfio", "work",
+                "dest_mode", "delivery_mode", "work_on")
 RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "histograms",
              "backend", "metric", "metrics", "series")
 SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where", "expect")
@@ -1315,7 +1316,8 @@ class Builder:
     def device(self, dd: DeviceDraft) -> ir.Device:
         f = dd.fields
         kw: dict[str, Any] = {}
-        for k in ("vector", "delivery", "gsi", "trigger", "polarity", "dest", "serviced_by", "service", "vfio"):
+        for k in ("vector", "delivery", "gsi", "trigger", "polarity", "dest", "serviced_by", "service", "vfio",
+                  "work", "dest_mode", "delivery_mode", "work_on"):
             e = f.get(k)
             if e is not None and e.value is not None:
                 kw[k] = e.value

@@ -13,10 +13,12 @@ from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
-from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario
+from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario, field_span
 from irqlab.plugins.api import HandlerPolicy, Plugin, Site
 from irqlab.plugins.registry import PluginValidationError, check_program, registry
-from irqlab.engine.program import DeviceInfo, GroupInfo, MitigationInfo, Program
+from irqlab.engine.idle import RESCHEDULE_VECTOR, ipi_group
+from irqlab.engine.dest import APIC_BROADCAST, targets as dest_targets, vector_to_index
+from irqlab.engine.program import DeviceInfo, GroupInfo, MitigationInfo, Program, spread
 
 DEFAULT_POLICY = PluginUse("policy", "lower_then_eoi")
 
@@ -154,19 +156,23 @@ class _Compiler:
             series_fields = tuple(s.run.series.fields)
 
         receiving = "L0" if stack == ("L0",) else "L1"
+        idle = bool(m.idle)
+        if idle:
+            self.idle_params(stack)
         devices = []
-        vectors = sorted({d.vector for d in s.devices})
+        ipi = self.ipi_vector(idle, n_vcpus)
+        vectors = sorted({d.vector for d in s.devices} | ({ipi} if ipi else set()))
         group_of_vector = {v: i for i, v in enumerate(vectors)}
         for i, d in enumerate(s.devices):
-            if d.dest >= n_vcpus:
-                raise ScenarioError(f"device '{d.name}' targets vCPU {d.dest}, but the machine has "
-                                    f"{n_vcpus}", d.span)
+            reach, lowest = self.targets(d, n_vcpus, stack)
             base = f"device.{d.name}"
             dist = None
             if d.service_dist is None:
                 self.add(f"{base}.service", "time", d.service)
             else:
                 dist = self.instance("service", d.service_dist, f"{base}.service")
+            if idle:
+                self.add(f"{base}.work", "time", d.work)
             arrival = self.instance("arrival", d.arrival, f"{base}.arrival")
             model = self.instance("device", d.model, f"{base}.model")
             pin = d.gsi if d.delivery == "ioapic" else -1
@@ -174,11 +180,13 @@ class _Compiler:
                 raise ScenarioError(f"gsi {pin} is beyond the IOAPIC's {m.ioapic_pins} pins", d.span)
             devices.append(DeviceInfo(
                 index=i, name=d.name, delivery=d.delivery, pin=-1 if pin is None else pin,
-                vector=d.vector, trigger=d.trigger, dest=d.dest, group=group_of_vector[d.vector],
+                vector=d.vector, trigger=d.trigger, dest=reach[0], group=group_of_vector[d.vector],
                 local=d.serviced_by == receiving, lowers_line=d.lowers_line,
                 service=f"{base}.service", service_dist=dist, arrival=arrival, arrival_path=f"{base}.arrival",
-                model=model, model_path=f"{base}.model", vfio=bool(d.vfio)))
-        groups = [self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
+                model=model, model_path=f"{base}.model", vfio=bool(d.vfio), targets=reach,
+                lowest=lowest, dest_mode=d.dest_mode, msg_dest=d.dest, work_on=d.work_on))
+        groups = [ipi_group(gi, v) if v == ipi else
+                  self.group(gi, v, [d for d in devices if d.vector == v], stack, receiving)
                   for gi, v in enumerate(vectors)]
         from irqlab.engine.routes import compile_actions
 
@@ -224,6 +232,12 @@ class _Compiler:
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
+        spread_devs = tuple((d.targets, d.lowest, d.msg_dest, d.dest_mode) for d in devices if spread(d))
+        if spread_devs:  # destinations (irqlab.engine.dest); absent, the key stays what it was
+            structure += ((spread_devs, bool(m.vector_hashing)),)
+        handed = tuple((d.index, d.work_on) for d in devices if d.work_on != -1)
+        if handed:  # idle work handed to another vCPU with an IPI
+            structure += (handed,)
         key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
@@ -239,7 +253,59 @@ class _Compiler:
             actions=actions, eoi_scan=m.eoi_scan, rte_update=m.rte_update,
             timer_devices=tuple((d.index, d.model.timer_kind) for d in devices
                                 if getattr(d.model, "timer_kind", "")),
-            desched=tuple(mi.index for mi in mitigations if getattr(mi.plugin, "host_contention", False)))
+            desched=tuple(mi.index for mi in mitigations if getattr(mi.plugin, "host_contention", False)),
+            idle=idle, vector_hashing=bool(m.vector_hashing), ipi_group=group_of_vector.get(ipi, -1))
+
+    def ipi_vector(self, idle: bool, n_vcpus: int) -> int:
+        """The reschedule IPI's vector if a device hands its work to another vCPU, else 0."""
+        handed = [d for d in self.s.devices if d.work_on != -1]
+        for d in handed:
+            if not idle:
+                raise ScenarioError(f"device '{d.name}': work_on needs idle vCPUs (machine {{ idle on }})",
+                                    field_span(d, "work_on"))
+            if not 0 <= d.work_on < n_vcpus:
+                raise ScenarioError(f"device '{d.name}': work_on vCPU {d.work_on}, but the machine has "
+                                    f"{n_vcpus}", field_span(d, "work_on"))
+        if handed and any(d.vector == RESCHEDULE_VECTOR for d in self.s.devices):
+            raise ScenarioError(f"vector {RESCHEDULE_VECTOR:#x} is the guest's reschedule IPI; give the device "
+                                "another vector", next(d.span for d in self.s.devices if d.vector == RESCHEDULE_VECTOR))
+        return RESCHEDULE_VECTOR if handed else 0
+
+    def targets(self, d, n_vcpus: int, stack: tuple[str, ...]) -> tuple[tuple[int, ...], bool]:
+        """The vCPUs device ``d``'s interrupt reaches (docs/model.md, "Destinations"; with
+        lowest priority and vector hashing, the one KVM picks), and whether it is delivered
+        with lowest priority."""
+        m = self.m
+        plain = d.dest_mode == "physical" and d.delivery_mode == "fixed" and d.dest != APIC_BROADCAST
+        if plain:
+            if d.dest >= n_vcpus:
+                raise ScenarioError(f"device '{d.name}' targets vCPU {d.dest}, but the machine has "
+                                    f"{n_vcpus}", d.span)
+            return (d.dest,), False
+        if stack[-1] == "L2":
+            raise ScenarioError(f"device '{d.name}': logical, lowest-priority and broadcast destinations "
+                                "are modelled for single-level guests and bare metal, not nested ones", d.span)
+        reach = dest_targets(n_vcpus, d.dest, d.dest_mode, m.x2apic, m.apic_dfr)
+        if not reach:
+            raise ScenarioError(f"device '{d.name}': destination {d.dest:#x} ({d.dest_mode}) matches no vCPU "
+                                f"of {n_vcpus}", d.span)
+        lowest = d.delivery_mode == "lowest"
+        if lowest and d.dest_mode == "physical" and d.dest == APIC_BROADCAST:
+            return reach, False  # kvm_irq_delivery_to_apic: "phys broadcast and lowest prio" goes as fixed
+        if lowest and m.vector_hashing:
+            return (vector_to_index(d.vector, reach),), True
+        return reach, lowest
+
+    def idle_params(self, stack: tuple[str, ...]) -> None:
+        """``machine { idle on }``: KVM's halt-polling parameters and the wake-up latency."""
+        m = self.m
+        if stack != ("L0", "L1"):
+            raise ScenarioError("machine.idle models the HLT of a single-level guest (vcpu levels: L1 only), "
+                                f"not {' '.join(stack)}", field_span(m, "idle"))
+        for name in ("halt_poll", "halt_poll_grow_start", "wakeup"):
+            self.add(f"machine.{name}", "time", getattr(m, name))
+        for name in ("halt_poll_grow", "halt_poll_shrink"):
+            self.add(f"machine.{name}", "int", getattr(m, name))
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])
@@ -268,9 +334,9 @@ class _Compiler:
         m = self.m
         first = devs[0]
         for d in devs[1:]:
-            if (d.dest, d.local) != (first.dest, first.local):
+            if (d.dest, d.local, d.targets, d.lowest) != (first.dest, first.local, first.targets, first.lowest):
                 raise ScenarioError(f"devices '{first.name}' and '{d.name}' share vector {vector:#x} "
-                                    "but not their destination vCPU and servicing level",
+                                    "but not their destination and servicing level",
                                     self.s.device(d.name).span)
         level = any(d.trigger == "level" for d in devs)
         delivery = "msi" if all(d.delivery == "msi" for d in devs) else "ioapic"
@@ -296,7 +362,8 @@ class _Compiler:
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
             eoi_exit=False, suppress=False, body_dist=str(policy.config.get("body_dist") or "constant"),
-            body_path=path)
+            body_path=path, targets=first.targets, lowest=first.lowest,
+            msg=(first.msg_dest, first.dest_mode) if spread(first) else None)
 
     def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
         """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV

@@ -23,6 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine import idle as I
+from irqlab.engine.dest_lockstep import LockstepDest
+from irqlab.engine.idle_lockstep import LockstepIdle, sub
 from irqlab.engine.mech_lockstep import LockstepMechanisms
 from irqlab.engine.routes_lockstep import LockstepRoutes
 from irqlab.engine.timers_lockstep import LockstepTimers, n_timer_slots
@@ -47,13 +50,8 @@ ACT0 = 20  # phase of handler action a is ACT0 + a
 # A step runs the groups of lanes (same next event code) at least this fraction of the
 # largest group's size; the others wait and grow (0: run every group every step).
 COHORT = 0.5
-N_PHASES = ACT0 + len(ACTIONS)
+N_PHASES = max(ACT0 + len(ACTIONS), I.END)
 ONE = I64(1)
-
-
-def sub(v, mask):
-    """``v[mask]`` for a per-lane vCPU array; a scalar vCPU index stays as it is."""
-    return v[mask] if isinstance(v, np.ndarray) else v
 
 
 def high_bit(x: np.ndarray) -> np.ndarray:
@@ -61,7 +59,7 @@ def high_bit(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
 
 
-class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
+class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle, LockstepDest):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -201,6 +199,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         self.mech_init()
         self.routes_init()
         self.timers_init()
+        self.idle_init()
+        self.dest_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -403,7 +403,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
     def lane_of(self, f):
         return f // self.V if self.V > 1 else f
 
-    def accept(self, lanes, v: int, g: int, level: bool):
+    def accept(self, lanes, v: int, g: int, level: bool, how: str = "Fixed"):
         """Vector group ``g`` arrives at vCPU ``v``'s LAPIC in ``lanes``; returns bool[n],
         whether it set the IRR bit (else it merged into the one pending)."""
         trig = "level" if level else "edge"
@@ -411,7 +411,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         if self.p.bare:
             self.emit(lanes, "irqlab_apic_accept", "cpu {} vec {} ({})", v, vec, trig)
         else:
-            self.emit(lanes, "kvm_apic_accept_irq", "apicid {} vec {} (Fixed|{})", v, vec, trig)
+            self.emit(lanes, "kvm_apic_accept_irq", "apicid {} vec {} ({}|{})", v, vec, how, trig)
         f = lanes * self.V + v
         bit = I64(1 << g)
         if level:
@@ -460,8 +460,13 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         self.stats.coalesced[lanes] += 1
 
     def notify(self, lanes, v: int) -> None:
+        if self.p.idle:
+            lanes = self.idle_notify(lanes, v)
         f = lanes * self.V + v
-        run = self.not_descheduled(f, self.phase[f] <= P.RUN_PT)
+        run = self.phase[f] <= P.RUN_PT
+        if self.p.idle:
+            run |= self.phase[f] == I.HLT
+        run = self.not_descheduled(f, run)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -548,28 +553,29 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         g = self.p.pin_group[pin]
         grp = self.p.groups[g]
         if not self.routes_on:
-            self.deliver(lanes, pin, g, level, grp.dest)
+            self.deliver_pin(lanes, pin, g, level, grp.dest)
             return
         col = self.pk[pin]
         dests = self.kdest[lanes, col]
         for v in np.unique(dests).tolist():
             sub = lanes[dests == v]
             self.stats.misrouted[sub[self.rte_dest[sub, col] != v]] += 1  # a stale KVM route
-            self.deliver(sub, pin, g, level, v)
+            self.deliver_pin(sub, pin, g, level, v)
 
-    def deliver(self, lanes, pin: int, g: int, level: bool, dest: int) -> None:
+    def deliver_pin(self, lanes, pin: int, g: int, level: bool, dest: int) -> None:
         """``service``'s delivery of ``pin`` (group ``g``) to vCPU ``dest`` in ``lanes``."""
         grp = self.p.groups[g]
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit(lanes, "irqlab_ioapic_deliver", "pin {} vec {} ({})", pin, grp.vector, trig)
         elif self.p.split:
+            dst, how = self.msg_of(g, dest)
             self.emit(lanes, "kvm_set_irq", "gsi {} level 1 source 0", pin)
-            self.emit(lanes, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|{})", dest, grp.vector, trig)
+            self.emit(lanes, "kvm_msi_set_irq", "dst {} vec {} ({}|{})", dst, grp.vector, how, trig)
         else:
-            self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} (Fixed|physical|{})",
-                      pin, dest, grp.vector, trig)
-        self.count_delivery(lanes, self.pin_devs[pin], self.accept(lanes, dest, g, level))
+            dst, how = self.msg_of(g, dest)
+            self.emit(lanes, "kvm_ioapic_set_irq", "pin {} dst {} vec {} ({}|{})", pin, dst, grp.vector, how, trig)
+        self.count_delivery(lanes, self.pin_devs[pin], self.deliver(lanes, g, level, dest))
         if self.p.split and not level:
             self.emit(lanes, "kvm_set_irq", "gsi {} level 0 source 0", pin)
 
@@ -697,8 +703,9 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
                     if self.p.bare:
                         self.emit(sub, "irqlab_msi", "dst {} vec {}", v, d.vector)
                     else:
-                        self.emit(sub, "kvm_msi_set_irq", "dst {} vec {} (Fixed|physical|edge)", v, d.vector)
-                    self.count_delivery(sub, [di], self.accept(sub, v, d.group, False))
+                        dst, how = self.msg_of(d.group, v)
+                        self.emit(sub, "kvm_msi_set_irq", "dst {} vec {} ({}|edge)", dst, d.vector, how)
+                    self.count_delivery(sub, [di], self.deliver(sub, d.group, False, v))
             elif d.trigger == "level":
                 already = self.asserted[up, di]
                 if already.any():
@@ -731,8 +738,9 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
         self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
 
-    def device_service(self, lanes, di: int):
-        """The driver finishes servicing device ``di`` in ``lanes``; returns handled[n]."""
+    def device_service(self, lanes, di: int, f=None):
+        """The driver (on vCPU rows ``f``; None: outside a handler) finishes servicing device
+        ``di`` in ``lanes``; returns handled[n]."""
         d = self.p.devices[di]
         handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, lanes)
         handled = np.asarray(handled, bool)
@@ -741,6 +749,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
         s = self.stats
         h = lanes[handled]
         if len(h):
+            if self.p.idle:
+                self.idle_work(h, di, None if f is None else f[handled])
             s.dev_serviced[h, di] += 1
             ep = self.episode[h, di]
             has = ep != NEVER
@@ -777,6 +787,9 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
 
     def start_run(self, lanes, f, t0) -> None:
         self.run_start[f] = t0
+        if self.p.idle:
+            self.idle_run(lanes, f, t0)
+            return
         v = f % self.V
         cur = self.cur_fwd(lanes, v) if self.p.nested else np.full(len(lanes), -1, I64)
         has = cur >= 0
@@ -808,6 +821,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
                 c = cur >= 0
                 self.svc_rem[pl[c], cur[c]] -= elapsed[pos][c]
             self.rip[pf] += elapsed[pos]
+            if self.p.idle:
+                self.idle_progress(pl, pf, elapsed[pos])
             self.stall_start[pf] = np.where(self.irq_seen[pf], pt, NEVER)
         neg = ~pos
         if neg.any():
@@ -835,6 +850,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
+            **self.idle_phases(),
         }
         return [tab.get(i) for i in range(N_PHASES)]
 
@@ -1058,7 +1074,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers):
             any_h = np.zeros(len(gl), bool)
             handled_pin: dict[int, np.ndarray] = {}
             for di in grp.devices:
-                h = self.device_service(gl, di)
+                h = self.device_service(gl, di, gf)
                 any_h |= h
                 pin = self.p.devices[di].pin
                 if pin >= 0:

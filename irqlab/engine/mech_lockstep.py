@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine.idle import NAMES as IDLE_NAMES
 from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH, ZT_EVENTS, ZT_HIST, describe_cycle
 from irqlab.plugins.api import NEVER
 
@@ -157,7 +158,7 @@ class LockstepMechanisms:
         if c >= self.c_vcpu:
             v = 0 if self.V == 1 else int(self.s_next[lane]) - self.c_vcpu
             ph = c - self.c_vcpu
-            return f"vcpu {v} ACT {ACTIONS[ph - ACT_BASE]}" if ph >= ACT_BASE else f"vcpu {v} {P.NAMES[ph]}"
+            return f"vcpu {v} ACT {ACTIONS[ph - ACT_BASE]}" if ph >= ACT_BASE else f"vcpu {v} {P.NAMES.get(ph) or IDLE_NAMES[ph]}"
         if c == self.c_sample:
             return "sample 0"
         if c < self.c_tim:

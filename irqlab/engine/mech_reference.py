@@ -8,6 +8,7 @@ docs/model.md, "Passthrough INTx (VFIO)" and "AMD SVM", states the rules.
 from __future__ import annotations
 
 from irqlab.engine import phases as P
+from irqlab.engine.idle import NAMES as IDLE_NAMES
 from irqlab.plugins.api import NEVER
 
 RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
@@ -171,7 +172,7 @@ class RefMechanisms:
             ph = self.phase[i]
             if ph == P.ACT:
                 return f"vcpu {i} ACT {self.p.groups[self.grp[i]].steps[self.pc[i]].action}"
-            return f"vcpu {i} {P.NAMES[ph]}"
+            return f"vcpu {i} {P.NAMES.get(ph) or IDLE_NAMES[ph]}"
         if kind == "arrival":
             return f"arrival {self.p.devices[i].name}"
         if kind == "host":

@@ -57,6 +57,16 @@ class DeviceInfo:
     model: Plugin
     model_path: str
     vfio: bool = False  # INTx of a passed-through device (VFIO + KVM's resampling irqfd)
+    targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches (irqlab.engine.dest); () = (dest,)
+    lowest: bool = False  # lowest-priority delivery
+    dest_mode: str = "physical"
+    msg_dest: int = -1  # the destination field of its message (an APIC ID, a logical mask, 0xff)
+    work_on: int = -1  # idle: the vCPU that runs its work (-1: the servicing one)
+
+
+def spread(d: DeviceInfo) -> bool:
+    """Whether ``d``'s message is other than a fixed one to one physical APIC ID."""
+    return d.lowest or d.dest_mode != "physical" or d.msg_dest == 0xFF
 
 
 @dataclass
@@ -82,6 +92,9 @@ class GroupInfo:
     suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
     body_dist: str = "constant"  # the policy's body time: constant, or drawn per invocation
     body_path: str = ""  # the policy's parameter prefix (body, body_cv)
+    targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches; () = (dest,)
+    lowest: bool = False  # lowest-priority delivery: one of ``targets`` (apic_arb_prio)
+    msg: tuple[int, str] | None = None  # (destination field, mode) unless a plain physical fixed message
 
 
 @dataclass(frozen=True)
@@ -141,12 +154,15 @@ class Program:
     rte_update: str = "routes_first"  # ir.RTE_UPDATES
     timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "stimer"): timers that catch up
     desched: tuple[int, ...] = ()  # mitigation indices of host-contention (``deschedule``) plugins
+    idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
+    vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)
+    ipi_group: int = -1  # the group of the reschedule IPI's vector (idle work handed to another vCPU)
 
     @property
     def mechanisms(self) -> frozenset[str]:
         """The mechanisms beyond the founding semantics this program uses (issue 12: ``vfio``,
         ``amd``, ``lazy_eoi``; issue 13: ``routes`` (guest actions that change routes),
-        ``timers``, ``deschedule``).
+        ``timers``, ``deschedule``, ``idle``, ``destinations``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -162,6 +178,10 @@ class Program:
             out.add("timers")
         if self.desched:
             out.add("deschedule")
+        if self.idle:
+            out.add("idle")
+        if any(g.msg is not None for g in self.groups):
+            out.add("destinations")
         return frozenset(out)
 
     @property

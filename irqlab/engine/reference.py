@@ -17,6 +17,9 @@ from typing import Sequence
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine import idle as I
+from irqlab.engine.dest_reference import RefDest
+from irqlab.engine.idle_reference import RefIdle
 from irqlab.engine.mech_reference import RefMechanisms
 from irqlab.engine.routes_reference import RefRoutes
 from irqlab.engine.timers_reference import RefTimers
@@ -36,7 +39,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms, RefRoutes, RefTimers):
+class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -106,6 +109,9 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
         self.mech_init()
         self.routes_init()
         self.timers_init()
+        self.idle_init()
+        self.dest_init()
+        self.phase_handlers = self._phase_table()  # phase -> method, built once
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -240,14 +246,14 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
         self.trace_lapic(v)
         return g
 
-    def accept(self, v: int, g: int, level: bool) -> bool:
+    def accept(self, v: int, g: int, level: bool, how: str = "Fixed") -> bool:
         """An interrupt for vector group ``g`` arrives at vCPU ``v``'s LAPIC; returns whether
         it set the IRR bit (False: merged into the one already pending)."""
         trig = "level" if level else "edge"
         if self.p.bare:
             self.emit("irqlab_apic_accept", f"cpu {v} vec {self.vec(g)} ({trig})")
         else:
-            self.emit("kvm_apic_accept_irq", f"apicid {v} vec {self.vec(g)} (Fixed|{trig})")
+            self.emit("kvm_apic_accept_irq", f"apicid {v} vec {self.vec(g)} ({how}|{trig})")
         bit = 1 << g
         if level:
             self.tmr[v] |= bit
@@ -291,7 +297,9 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
 
     def notify(self, v: int) -> None:
         """A new interrupt is pending at ``v``: a running guest is interrupted."""
-        if self.phase[v] not in P.RUN_PHASES or self.descheduled(v):
+        if self.p.idle and self.idle_notify(v):
+            return
+        if self.phase[v] not in I.RUNNING or self.descheduled(v):
             return
         at = max(self.t, self.since[v])
         if self.p.nested or (not self.p.bare and not self.p.apicv):
@@ -371,13 +379,15 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
         if self.p.bare:
             self.emit("irqlab_ioapic_deliver", f"pin {pin} vec {grp.vector} ({trig})")
         elif self.p.split:
+            dst, how = self.msg_of(g, dest)
             self.emit("kvm_set_irq", f"gsi {pin} level 1 source 0")
-            self.emit("kvm_msi_set_irq", f"dst {dest} vec {grp.vector} (Fixed|physical|{trig})")
+            self.emit("kvm_msi_set_irq", f"dst {dst} vec {grp.vector} ({how}|{trig})")
         else:
-            self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {dest} vec {grp.vector} (Fixed|physical|{trig})")
+            dst, how = self.msg_of(g, dest)
+            self.emit("kvm_ioapic_set_irq", f"pin {pin} dst {dst} vec {grp.vector} ({how}|{trig})")
         if dest != self.rte_dest[pin]:
             self.stats.misrouted[0] += 1  # a stale KVM route (routes_reference)
-        self.count_delivery(self.pin_devs[pin], self.accept(dest, g, level))
+        self.count_delivery(self.pin_devs[pin], self.deliver(g, level, dest))
         if self.p.split and not level:
             self.emit("kvm_set_irq", f"gsi {pin} level 0 source 0")
 
@@ -496,9 +506,10 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
             if self.p.bare:
                 self.emit("irqlab_msi", f"dst {dest} vec {d.vector}")
             else:
-                self.emit("kvm_msi_set_irq", f"dst {dest} vec {d.vector} (Fixed|physical|edge)")
+                dst, how = self.msg_of(d.group, dest)
+                self.emit("kvm_msi_set_irq", f"dst {dst} vec {d.vector} ({how}|edge)")
             self.fresh[di] = True
-            self.count_delivery([di], self.accept(dest, d.group, False))
+            self.count_delivery([di], self.deliver(d.group, False, dest))
         elif d.trigger == "level":
             if self.asserted[di]:
                 self.merge(di)
@@ -525,13 +536,16 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
         nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
         self.arr_t[di] = max(int(nxt[0]), t)
 
-    def device_service(self, di: int) -> bool:
-        """The driver finishes servicing device ``di``; returns whether it had work."""
+    def device_service(self, di: int, v: int = -1) -> bool:
+        """The driver (on vCPU ``v``; -1: outside a handler) finishes servicing device ``di``;
+        returns whether it had work."""
         d = self.p.devices[di]
         handled, lower = call_plugin(self.ctx_model[di], "device", d.model.on_service, ONE)
         handled, lower = bool(handled[0]), bool(lower[0]) and d.lowers_line
         after = self.pending[di]
         if handled:
+            if self.p.idle:
+                self.idle_work(di, v)
             self.stats.dev_serviced[0, di] += 1
             if self.episode[di] != NEVER:
                 self.stats.add_latency(np.zeros(1, np.int64), di,
@@ -561,6 +575,9 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
     def start_run(self, v: int, t0: int) -> None:
         """The innermost level runs guest code from ``t0`` (>= now)."""
         self.run_start[v] = t0
+        if self.p.idle:
+            self.idle_run(v, t0)
+            return
         svc_t = NEVER
         d = self.cur_fwd(v)
         if d >= 0:
@@ -589,6 +606,8 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
             if d >= 0:
                 self.svc_rem[d] -= elapsed
             self.rip[v] += elapsed
+            if self.p.idle:
+                self.idle_progress(v, elapsed)
             if self.irq_seen[v]:
                 self.stall_start[v] = t
         elif self.irq_seen[v] and self.stall_start[v] == NEVER:
@@ -599,16 +618,17 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
     def vcpu_event(self, v: int) -> None:
         if self.routes_on:
             self.settle(v)
-        ph = self.phase[v]
-        handler = {
+        self.phase_handlers[self.phase[v]](v)
+
+    def _phase_table(self) -> dict:
+        return {
             P.RUN_SVC: self.ph_run_svc, P.RUN_PT: self.ph_run_pt, P.KICK: self.ph_kick,
             P.TAKE: self.ph_take, P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject,
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
-            P.L1_STI: self.ph_l1_sti,
-        }[ph]
-        handler(v)
+            P.L1_STI: self.ph_l1_sti, **self.idle_phases(),
+        }
 
     def at(self, v: int, phase: int, t: int) -> None:
         self.phase[v], self.vt[v] = phase, t
@@ -809,7 +829,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers):
         any_handled = False
         handled_pin: dict[int, bool] = {}
         for di in grp.devices:
-            h = self.device_service(di)
+            h = self.device_service(di, v)
             any_handled = any_handled or h
             pin = self.p.devices[di].pin
             if pin >= 0:

@@ -47,6 +47,16 @@ METRICS: dict[str, tuple[str, str, str]] = {
                        "time (its trace ends with an irqlab_zero_time_loop record naming the cycle)"),
     "zero_time_cycle": ("int", "", "trace records in one turn of that cycle (0 without one)"),
     "sim_time_ns": ("float", "ns", "simulated time reached"),
+    "work_ns": ("float", "ns", "idle vCPUs (machine.idle): guest work the serviced interrupts made "
+                "available (the devices' work)"),
+    "work_done_ns": ("float", "ns", "idle vCPUs: the part of that work the guests ran"),
+    "halt_exits": ("int", "", "idle vCPUs: HLT exits (kvm_exit reason HLT; also in exits_total)"),
+    "ipis": ("int", "", "idle vCPUs: reschedule IPIs sent to hand work to another vCPU (device work_on)"),
+    "halt_polls_ok": ("int", "", "idle vCPUs: halts that an interrupt ended while KVM was still "
+                      "halt-polling (halt_successful_poll)"),
+    "halt_poll_ns": ("float", "ns", "idle vCPUs: time KVM spent halt-polling"),
+    "halt_wait_ns": ("float", "ns", "idle vCPUs: time the halted vCPU threads were blocked, until "
+                     "they ran again (halt_wait_ns, wake-up latency included)"),
 }
 
 DEVICE_METRICS: dict[str, tuple[str, str, str]] = {

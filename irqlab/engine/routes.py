@@ -50,6 +50,12 @@ def compile_actions(s: Scenario, devices: Sequence[DeviceInfo], n_vcpus: int, st
         add(f"action.{k}.every", "time", a.every)
         writes = []
         for w in a.writes:
+            moved = [d for d in devices if (d.pin == w.gsi if w.target == "ioapic" else d.name == w.device)]
+            if w.dest is not None and any(d.dest_mode != "physical" or d.lowest or len(d.targets) > 1
+                                          for d in moved):
+                raise ScenarioError("a guest action moves a physical, fixed destination; this device's "
+                                    "is logical, lowest-priority or broadcast", w.span,
+                                    hint="route changes of those destinations are not modelled")
             if w.dest is not None and w.dest >= n_vcpus:
                 raise ScenarioError(f"dest {w.dest}: the machine has {n_vcpus} vCPU(s)", w.span)
             dest = KEEP if w.dest is None else w.dest

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from irqlab.engine import idle as I
+from irqlab.engine.idle import N_COUNTERS as N_IDLE
 from irqlab.engine.program import Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import det_log
@@ -64,6 +66,7 @@ class Stats:
     # stale KVM route; [L] ps level pins' Remote IRR stayed orphaned
     misrouted: np.ndarray = None  # type: ignore[assignment]
     dead_ps: np.ndarray = None  # type: ignore[assignment]
+    idle: np.ndarray | None = None  # [L, idle.N_COUNTERS] int64 (irqlab.engine.idle); None: all 0
 
     def __post_init__(self) -> None:
         n = len(self.first_irq)
@@ -92,6 +95,7 @@ class Stats:
             lat_hist=np.zeros((n, D, N_BINS), np.uint16), lat_max=np.zeros((n, D), i64),
             lat_min=np.full((n, D), NEVER, i64),
             lat_sum=np.zeros((n, D), np.float64), lat_n=np.zeros((n, D), i64),
+            idle=np.zeros((n, N_IDLE), i64),
         )
 
     @classmethod
@@ -100,7 +104,7 @@ class Stats:
             for p in parts:
                 p._hi()
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
-                      for f in fields(cls) if f.name != "lat_hist_hi" or parts[0].lat_hist_hi is not None})
+                      for f in fields(cls) if getattr(parts[0], f.name) is not None})
 
     def _hi(self) -> np.ndarray:
         if self.lat_hist_hi is None:
@@ -210,12 +214,13 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
         "interrupts_coalesced": stats.coalesced,
         "spurious_count": stats.spurious,
         "immediate_exits": stats.immediate,
-        "exits_total": stats.exits.sum(1),
+        "exits_total": stats.exits.sum(1) + (stats.idle[:, I.HLT_EXITS] if stats.idle is not None else 0),
         "events": stats.events,
         "truncated": stats.truncated,
         "zero_time_loop": stats.zt_loop,
         "zero_time_cycle": stats.zt_cycle,
         "sim_time_ns": duration * ns,
+        **idle_metrics(stats.idle if stats.idle is not None else np.zeros((n, N_IDLE), np.int64)),
     }
     if not program.nested:
         metrics["time_to_l2_progress_ns"] = np.full(n, np.nan)
@@ -255,6 +260,13 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
                        userspace_exits=uexits, mitigation_activations=acts, devices=devices,
                        extra=extra, series=series, traces=traces,
                        vcpu_time_ns=acc * ns)
+
+
+def idle_metrics(idle: np.ndarray) -> dict[str, np.ndarray]:
+    """The idle-vCPU metrics (result.METRICS) from ``Stats.idle`` [L, N_IDLE]."""
+    return {"halt_exits": idle[:, I.HLT_EXITS], "ipis": idle[:, I.IPIS], "work_ns": idle[:, I.WORK] * 1e-3, "work_done_ns": idle[:, I.WORK_DONE] * 1e-3,
+            "halt_polls_ok": idle[:, I.POLL_OK], "halt_poll_ns": idle[:, I.POLL_PS] * 1e-3,
+            "halt_wait_ns": idle[:, I.WAIT_PS] * 1e-3}
 
 
 class MetricView:

@@ -17,6 +17,7 @@ SVM_NAMES = {
     "APIC_ACCESS": "npf",  # xAPIC page without AVIC: SVM_EXIT_NPF
     "MSR_WRITE": "msr",  # x2APIC EOI without AVIC: SVM_EXIT_MSR
     "EOI_INDUCED": "avic_unaccelerated_access",  # AVIC traps a level vector's EOI
+    "HLT": "hlt",  # SVM_EXIT_HLT
 }
 
 

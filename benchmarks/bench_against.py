@@ -1,0 +1,84 @@
+"""This tree's NumPy executors against another checkout of irqlab (e.g. main), in one run.
+
+Each round runs, in a fresh process per tree and alternating between the two trees,
+the founding storm (examples/founding_case.scn) and two scenarios with random
+arrivals (examples/level_highrate.scn, baremetal_edge_poisson.scn: the lanes
+desynchronize) with the lockstep executor over LANES lanes, 2 ms each, and the storm
+with the reference interpreter on one lane. It prints each tree's best
+lane-events/s and the ratio this tree / baseline tree: a change's cost on the old
+scenarios, measured on the same busy machine at the same time.
+
+    .venv/bin/python benchmarks/bench_against.py --baseline /work/main [--lanes 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, time
+from dataclasses import replace
+from irqlab import engine, __version__
+from irqlab.dsl import load
+from irqlab.ir import Quantity
+
+lanes_n = int(sys.argv[1])
+root = sys.argv[2]
+out = {"version": __version__}
+s = load(root + "/examples/founding_case.scn")
+for backend, n, d in (("numpy", lanes_n, 0.002), ("reference", 1, 0.05)):
+    prog = engine.compile(replace(s, run=replace(s.run, duration=Quantity(d, "s"))))
+    lanes = [engine.Lane(0, (i,)) for i in range(n)]
+    t0 = time.perf_counter()
+    r = engine.run(prog, lanes, backend=backend)
+    dt = time.perf_counter() - t0
+    out[f"storm_{backend}"] = float(r.metrics["events"].sum()) / dt
+for name in ("level_highrate", "baremetal_edge_poisson"):  # random arrivals: lanes desynchronize
+    s = load(root + f"/examples/{name}.scn")
+    s = replace(s, run=replace(s.run, duration=Quantity(0.002, "s")))
+    prog = engine.compile(s)
+    t0 = time.perf_counter()
+    r = engine.run(prog, [engine.Lane(0, (i,)) for i in range(lanes_n)], backend="numpy")
+    out[f"{name}_numpy"] = float(r.metrics["events"].sum()) / (time.perf_counter() - t0)
+print(json.dumps(out))
+"""
+
+
+def run_tree(root: Path, lanes: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-c", CHILD, str(lanes), str(root)], env=env, cwd=root,
+                         capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    sys.path.insert(0, str(HERE / "benchmarks"))
+    from machine import describe
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--baseline", required=True, type=Path, help="another irqlab checkout (e.g. /work/main)")
+    ap.add_argument("--lanes", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    best: dict[str, dict[str, float]] = {"this": {}, "baseline": {}}
+    for _ in range(a.rounds):
+        for name, root in (("baseline", a.baseline.resolve()), ("this", HERE)):
+            for k, v in run_tree(root, a.lanes).items():
+                if k != "version":
+                    best[name][k] = max(best[name].get(k, 0.0), v)
+    print(f"machine: {describe()}; python {sys.version.split()[0]}; {a.lanes} lanes; best of {a.rounds} "
+          f"alternating rounds; baseline {a.baseline}")
+    for k in sorted(best["this"]):
+        t, b = best["this"][k], best["baseline"][k]
+        print(f"{k:18s} this {t / 1e6:8.3f} M lane-events/s   baseline {b / 1e6:8.3f}   ratio {t / b:6.3f}")
+
+
+if __name__ == "__main__":
+    main()

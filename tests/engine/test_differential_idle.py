@@ -1,0 +1,51 @@
+"""The lockstep executor against the reference interpreter on random scenarios with idle
+vCPUs (machine.idle: work, HLT, halt-polling, wake-up latency)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from irqlab.ir import LevelSpec, Quantity
+from tests.engine.scenarios import us
+from tests.engine.test_differential import compare, scenarios
+
+SINGLE = (LevelSpec("L0", "l0"), LevelSpec("L1", "l1"))
+
+
+def single_level(scn):
+    """``scn`` (a random scenario of test_differential) as a single-level guest."""
+    pol = next((lv.policy for v in scn.vcpus for lv in v.levels if lv.policy is not None), None)
+    levels = (SINGLE[0], replace(SINGLE[1], policy=pol))
+    return replace(scn, vcpus=tuple(replace(v, levels=levels) for v in scn.vcpus),
+                   devices=tuple(replace(d, serviced_by="L1") for d in scn.devices),
+                   mitigations=tuple(m for m in scn.mitigations if m.name != "preemption_timer_throttle"))
+
+
+@st.composite
+def idle_scenarios(draw, base=None):
+    """A random scenario of test_differential (or ``base``'s) made a single-level guest with
+    idle vCPUs: random device work (run by the servicing vCPU or handed to one with a
+    reschedule IPI), halt-polling parameters and wake-up latency."""
+    scn = single_level(draw(base if base is not None else scenarios()))
+    cpus = list(range(len(scn.vcpus)))
+    devices = tuple(replace(d, work=us(draw(st.sampled_from([0, 0.5, 5, 40]))),
+                            work_on=draw(st.sampled_from([-1] + cpus))) for d in scn.devices)
+    m = replace(scn.machine, idle=True,
+                halt_poll=us(draw(st.sampled_from([0, 3, 50, 200]))),
+                halt_poll_grow=draw(st.sampled_from([0, 2, 3])),
+                halt_poll_grow_start=us(draw(st.sampled_from([1, 10]))),
+                halt_poll_shrink=draw(st.sampled_from([0, 2])),
+                wakeup=us(draw(st.sampled_from([0, 1, 10]))))
+    return replace(scn, machine=m, devices=devices)
+
+
+@pytest.mark.slow
+@settings(max_examples=min(settings.default.max_examples, 120))  # CI time: 120 of the ci profile's 300
+@given(idle_scenarios())
+def test_lockstep_matches_reference_with_idle_vcpus(scn):
+    """Every metric and trace record of the lockstep executor equals the reference's when
+    vCPUs halt, poll and are woken."""
+    compare(scn, others=("numpy",))

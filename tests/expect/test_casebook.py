@@ -91,8 +91,7 @@ def test_a_case_fails_its_expectations_without_its_fix(case, capsys):
 
 @pytest.mark.parametrize("case", ["preemption-timer-rfc", "directed-eoi-2025", "oneshot-vfio-unmask",
                                   "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd",
-                                  "hyperv-stimer-pileup"])
-                                  "wakeup-storm"])
+                                  "hyperv-stimer-pileup", "wakeup-storm"])
 def test_a_quick_case_passes_with_its_fix(case, capsys):
     """The same fix.scn passes as written (so the failure above is the fix's doing)."""
     assert main(["test", str(CASEBOOK / case / "fix.scn")]) == 0

@@ -34,7 +34,8 @@ class LockstepRoutes:
         bits = np.zeros(V, I64)
         for g in pr.groups:
             if g.eoi_exit:
-                bits[g.dest] |= 1 << g.index
+                for v in g.targets or (g.dest,):  # every vCPU the route matches (kvm_apic_match_dest)
+                    bits[v] |= 1 << g.index
         self.eoi_bits = np.tile(bits, L)
         self.scan_req = np.zeros(L * V, bool)
         self.pir = np.zeros(L * V, I64)

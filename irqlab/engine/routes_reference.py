@@ -32,7 +32,8 @@ class RefRoutes:
         self.eoi_bits = [0] * pr.n_vcpus
         for g in pr.groups:
             if g.eoi_exit:
-                self.eoi_bits[g.dest] |= 1 << g.index
+                for v in g.targets or (g.dest,):  # every vCPU the route matches (kvm_apic_match_dest)
+                    self.eoi_bits[v] |= 1 << g.index
         self.scan_req = [False] * pr.n_vcpus
         self.pir = [0] * pr.n_vcpus
         self.entry_at = [0] * pr.n_vcpus

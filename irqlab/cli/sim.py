@@ -83,20 +83,21 @@ def run_cmd(file, sets, replications, seed, backend, as_json, trace_out, perfett
     lanes, base = lanes_for(scenario, program, replications, seed)
     with trace_files(trace_out, perfetto) as outs:  # opened first: a bad path costs no run
         result = engine.run(program, lanes, trace_lanes=[0] if outs else [], backend=backend)
+        runs = []
+        for r in range(result.n):
+            row = {"replication": r, "seed": base, "spawn_key": [r]}
+            row.update(result.lane(r))
+            runs.append(row)
+        if as_json:
+            json.dump({"scenario": scenario.name, "backend": result.backend or backend or scenario.run.backend,
+                       "runs": runs}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print_runs(scenario, runs, program)
+            print(f"backend: {result.backend or backend or scenario.run.backend}")
+        sys.stdout.flush()  # the results are out before the trace is written (it may fail)
         if outs and result.status[0] == "ok":
             write_trace(result.traces[0], program, scenario.name, outs)
-    runs = []
-    for r in range(result.n):
-        row = {"replication": r, "seed": base, "spawn_key": [r]}
-        row.update(result.lane(r))
-        runs.append(row)
-    if as_json:
-        json.dump({"scenario": scenario.name, "backend": result.backend or backend or scenario.run.backend,
-                   "runs": runs}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_runs(scenario, runs, program)
-        print(f"backend: {result.backend or backend or scenario.run.backend}")
     if any(r["status"] != "ok" for r in runs):
         raise SystemExit(1)
 
@@ -229,7 +230,8 @@ def write_trace(trace, program, title: str, outs: dict) -> None:
                 write_perfetto(trace, program.n_vcpus, fh, title)
             fh.flush()
         except OSError as e:
-            raise fail(f"cannot write {path}: {e.strerror or e}") from None
+            where = f" ({e.filename})" if e.filename and e.filename != path else ""
+            raise fail(f"cannot write {path}: {e.strerror or e}{where}") from None
         click.echo(f"wrote {path}" + (": open it in https://ui.perfetto.dev" if kind == "perfetto" else ""),
                    err=True)
 

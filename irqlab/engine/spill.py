@@ -22,6 +22,9 @@ CHUNK = 1 << 15  # items in memory per list; a trace record is about 250 bytes
 class Spill:
     """Append-only list of picklable items, at most ``chunk`` of them in memory.
 
+    If a chunk cannot be written (a full disk), appending goes on (the run that
+    records it is not lost) but keeps nothing more, and reading raises the error.
+
     ``len``, iteration (emission order) and ``==`` (item by item, with any iterable
     of the same length) behave as for a list; :meth:`iter_sorted` reads the items
     in sorted order without loading them all.
@@ -33,19 +36,25 @@ class Spill:
         self._file: IO[bytes] | None = None
         self._chunks = array("q")  # file offsets of the spilled chunks, in emission order
         self._n = 0
+        self.error: OSError | None = None  # why a chunk could not be spilled (a full disk)
         for x in items:
             self.append(x)
 
     def append(self, item: Any) -> None:
-        self._buf.append(item)
         self._n += 1
+        if self.error is not None:
+            return
+        self._buf.append(item)
         if len(self._buf) >= self.chunk:
-            self._chunks.append(_dump(self._spill_file(), self._buf))
+            try:
+                self._chunks.append(_dump(self._spill_file(), self._buf))
+            except OSError as e:  # the run goes on; reading the list raises this
+                self.error = e
             self._buf = []
 
     def _spill_file(self) -> IO[bytes]:
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="irqlab-trace-")
+            self._file = _temporary("irqlab-trace-")
         return self._file
 
     @property
@@ -57,6 +66,7 @@ class Spill:
         return self._n
 
     def __iter__(self) -> Iterator[Any]:
+        self._check()
         for pos in self._chunks.tolist():
             yield from _load(self._file, pos)
         yield from list(self._buf)
@@ -68,6 +78,10 @@ class Spill:
             return all(a == b for a, b in zip(self, other))  # type: ignore[call-overload]
         except TypeError:
             return NotImplemented
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     def __repr__(self) -> str:
         return f"Spill({self._n} items, {self.spilled} on disk)"
@@ -82,11 +96,12 @@ class Spill:
         merged :data:`FANIN` at a time, reading one block of each, until :data:`FANIN`
         are left, which are merged as they are read. Memory: about ``chunk`` items.
         """
+        self._check()
         if not self._chunks:
             yield from sorted(self._buf, key=key)
             return
         block = max(1, self.chunk // FANIN)
-        runs_file = tempfile.TemporaryFile(prefix="irqlab-sort-")
+        runs_file = _temporary("irqlab-sort-")
         try:
             runs: list[array] = []  # block offsets of each sorted run
             idx = 0
@@ -130,14 +145,27 @@ def _merge(fh: IO[bytes], runs: list[array]) -> Iterator[Any]:
 
 def _dump(fh: IO[bytes], items: list[Any]) -> int:
     """Append ``items`` to ``fh`` as one pickle; its offset. A failed write (a full disk)
-    is an OSError naming the temporary directory, which the command line reports."""
+    is an OSError naming the temporary directory."""
     try:
         pos = fh.seek(0, 2)
         pickle.dump(items, fh, protocol=pickle.HIGHEST_PROTOCOL)
     except OSError as e:
-        raise OSError(e.errno, f"{e.strerror or e} (spilling a trace; TMPDIR chooses where)",
-                      tempfile.gettempdir()) from e
+        raise _spill_error(e) from e
     return pos
+
+
+def _temporary(prefix: str) -> IO[bytes]:
+    """An anonymous temporary file (gone when closed or when the process ends)."""
+    try:
+        return tempfile.TemporaryFile(prefix=prefix)
+    except OSError as e:
+        raise _spill_error(e) from e
+
+
+def _spill_error(e: OSError) -> OSError:
+    """``e`` as an error naming the temporary directory (the command line reports it)."""
+    return OSError(e.errno, f"{e.strerror or e} (a long trace is kept there; TMPDIR chooses where)",
+                   tempfile.gettempdir())
 
 
 def _load(fh: IO[bytes] | None, pos: int) -> list[Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import random
+import tempfile
 import tracemalloc
 from pathlib import Path
 
@@ -98,3 +100,19 @@ def test_run_trace_to_an_unwritable_path_fails_before_running(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 2 and captured.err.startswith(f"error: cannot use '{blocker / 't.txt'}'")
     assert "backend:" not in captured.out
+
+
+def test_a_full_disk_while_spilling_keeps_the_results_and_says_where(tmp_path, monkeypatch, capsys):
+    """A trace that cannot be spilled (full disk): the run's table is printed, then exit 2 naming TMPDIR."""
+    class Full(io.BytesIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spill, "CHUNK", 64)
+    monkeypatch.setattr(spill.tempfile, "TemporaryFile", lambda **kw: Full())
+    rc = main(["run", "examples/founding_case.scn", "--set", "run.duration=200us", "--backend", "numpy",
+               "--trace", str(tmp_path / "t.txt")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "backend: numpy" in out and "devices (first run)" in out
+    assert f"cannot write {tmp_path / 't.txt'}: No space left on device" in err
+    assert f"({tempfile.gettempdir()})" in err and "Traceback" not in err

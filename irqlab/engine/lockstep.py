@@ -419,7 +419,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         accepted = ~dup
         if dup.any():
             lanes, f = lanes[accepted], f[accepted]
-        self.posted(lanes, f, bit)
+        if self.routes_on:
+            self.posted(lanes, f, bit)
         self.irr[f] |= bit
         if self.tracing:
             self.trace_lapic(lanes, f)
@@ -601,7 +602,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
             self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
         else:
             self.emit(lanes, "irqlab_redirect", "pin {} masked {} dest {}", pin, int(masked), dest)
-        old = self.rte_dest[lanes, col].copy()
+        old = self.rte_dest[lanes, col].copy() if self.routes_on else None
         self.p_masked[lanes, col] = masked
         if dest is not None:
             self.rte_dest[lanes, col] = dest

@@ -673,7 +673,11 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         first = s.first_irq[lanes] == NEVER
         s.first_irq[lanes[first]] = t[first]
         self.pending[lanes, di] += 1
-        f = lanes * self.V + d.dest
+        if self.routes_on:  # the vCPU its route names now (routes_lockstep)
+            to = self.msi_dest[lanes, di] if d.delivery == "msi" else self.kdest[lanes, self.pk[d.pin]]
+            f = lanes * self.V + to
+        else:
+            f = lanes * self.V + d.dest
         new = ~self.irq_seen[f]
         if new.any():
             fn = f[new]

@@ -95,3 +95,15 @@ def test_a_move_kills_the_line_exactly_when_it_lands_before_the_eoi():
     for i, lane in enumerate(lanes):
         alone = engine.run(prog, [lane], backend="reference")
         assert alone.lane(0) == batch.lane(i)
+
+
+@pytest.mark.parametrize("backend", ["reference", "numpy"])
+def test_the_stall_watch_starts_on_the_vcpu_the_route_names_at_the_arrival(backend):
+    """After a move, vCPU 1's livelock watch starts at the first arrival routed to it: a
+    screaming level line moved to vCPU 1 livelocks vCPU 1 (the run's livelock is true)."""
+    dev = device("d", 0x41, gsi=21, lowers_line=False, arrival=use("arrival", "periodic", period=us(100)))
+    scn = smp(at(50, RouteWrite("ioapic", gsi=21, dest=1)), devices=[dev], irqchip="kernel",
+              eoi_scan="pending")
+    scn = replace(scn, run=replace(scn.run, livelock_window=us(100)))
+    r = run(scn, backend=backend)
+    assert r.lane(0)["livelock"] is True

@@ -546,16 +546,16 @@ class Lockstep(LockstepMechanisms, LockstepRoutes):
         g = self.p.pin_group[pin]
         grp = self.p.groups[g]
         if not self.routes_on:
-            self.deliver(lanes, pin, g, level, grp.dest)
+            self.deliver_pin(lanes, pin, g, level, grp.dest)
             return
         col = self.pk[pin]
         dests = self.kdest[lanes, col]
         for v in np.unique(dests).tolist():
             sub = lanes[dests == v]
             self.stats.misrouted[sub[self.rte_dest[sub, col] != v]] += 1  # a stale KVM route
-            self.deliver(sub, pin, g, level, v)
+            self.deliver_pin(sub, pin, g, level, v)
 
-    def deliver(self, lanes, pin: int, g: int, level: bool, dest: int) -> None:
+    def deliver_pin(self, lanes, pin: int, g: int, level: bool, dest: int) -> None:
         """``service``'s delivery of ``pin`` (group ``g``) to vCPU ``dest`` in ``lanes``."""
         grp = self.p.groups[g]
         trig = "level" if level else "edge"

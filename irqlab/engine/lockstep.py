@@ -422,7 +422,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         accepted = ~dup
         if dup.any():
             lanes, f = lanes[accepted], f[accepted]
-        self.posted(lanes, f, bit)
+        if self.routes_on:
+            self.posted(lanes, f, bit)
         self.irr[f] |= bit
         if self.tracing:
             self.trace_lapic(lanes, f)
@@ -610,7 +611,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
             self.emit(lanes, "irqlab_redirect", "pin {} masked {}", pin, int(masked))
         else:
             self.emit(lanes, "irqlab_redirect", "pin {} masked {} dest {}", pin, int(masked), dest)
-        old = self.rte_dest[lanes, col].copy()
+        old = self.rte_dest[lanes, col].copy() if self.routes_on else None
         self.p_masked[lanes, col] = masked
         if dest is not None:
             self.rte_dest[lanes, col] = dest
@@ -681,7 +682,11 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         first = s.first_irq[lanes] == NEVER
         s.first_irq[lanes[first]] = t[first]
         self.pending[lanes, di] += 1
-        f = lanes * self.V + d.dest
+        if self.routes_on:  # the vCPU its route names now (routes_lockstep)
+            to = self.msi_dest[lanes, di] if d.delivery == "msi" else self.kdest[lanes, self.pk[d.pin]]
+            f = lanes * self.V + to
+        else:
+            f = lanes * self.V + d.dest
         new = ~self.irq_seen[f]
         if new.any():
             fn = f[new]

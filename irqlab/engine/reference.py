@@ -492,10 +492,11 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         if self.stats.first_irq[0] == NEVER:
             self.stats.first_irq[0] = t
         self.pending[di] += 1
-        if not self.irq_seen[d.dest]:
-            self.irq_seen[d.dest] = True
-            if self.run_start[d.dest] == NEVER:
-                self.stall_start[d.dest] = t
+        to = self.msi_dest[di] if d.delivery == "msi" else self.kdest[d.pin]  # its route now
+        if not self.irq_seen[to]:
+            self.irq_seen[to] = True
+            if self.run_start[to] == NEVER:
+                self.stall_start[to] = t
         if self.episode[di] == NEVER:
             self.episode[di] = t
         raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])

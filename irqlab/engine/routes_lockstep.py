@@ -122,7 +122,7 @@ class LockstepRoutes:
         self.pir[tf] = 0
 
     def posted(self, lanes, f, bit) -> None:
-        if self.routes_on and self.p.apicv and not self.p.bare:
+        if self.p.apicv and not self.p.bare:
             self.settle(lanes, f)
             out = ~self.in_guest(lanes, f)
             self.pir[f[out]] |= bit

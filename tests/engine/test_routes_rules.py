@@ -75,3 +75,35 @@ def test_route_changes_are_a_mechanism_auto_sends_to_the_numpy_executors():
     assert "routes" in prog.mechanisms
     r = engine.run(prog, [engine.Lane(0)], backend="auto")
     assert "routes" in r.backend and not r.backend.startswith("kernel")
+
+
+def test_a_move_kills_the_line_exactly_when_it_lands_before_the_eoi():
+    """Case A's sweep in one lockstep batch (action.0.at differs per lane): with KVM before
+    0fc5a36dd6b3 the line is dead from the EOI (2.8 us) to the end iff the move lands at or
+    before it, and each lane equals its own reference run."""
+    from pathlib import Path
+
+    from irqlab.dsl import load
+
+    scn = load(Path(__file__).resolve().parents[2] / "examples" / "casebook" / "lost-eoi-reroute" / "bug.scn")
+    prog = engine.compile(scn)
+    times = [0, 1_000_000, 2_800_000, 2_900_000, 5_000_000]  # ps
+    lanes = [engine.Lane(0, (), {"action.0.at": t}) for t in times]
+    batch = engine.run(prog, lanes, backend="numpy")
+    dead = batch.extra["line_dead_ns"].tolist()
+    assert dead == [997_200.0, 997_200.0, 997_200.0, 0.0, 0.0]
+    for i, lane in enumerate(lanes):
+        alone = engine.run(prog, [lane], backend="reference")
+        assert alone.lane(0) == batch.lane(i)
+
+
+@pytest.mark.parametrize("backend", ["reference", "numpy"])
+def test_the_stall_watch_starts_on_the_vcpu_the_route_names_at_the_arrival(backend):
+    """After a move, vCPU 1's livelock watch starts at the first arrival routed to it: a
+    screaming level line moved to vCPU 1 livelocks vCPU 1 (the run's livelock is true)."""
+    dev = device("d", 0x41, gsi=21, lowers_line=False, arrival=use("arrival", "periodic", period=us(100)))
+    scn = smp(at(50, RouteWrite("ioapic", gsi=21, dest=1)), devices=[dev], irqchip="kernel",
+              eoi_scan="pending")
+    scn = replace(scn, run=replace(scn.run, livelock_window=us(100)))
+    r = run(scn, backend=backend)
+    assert r.lane(0)["livelock"] is True

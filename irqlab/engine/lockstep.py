@@ -627,18 +627,8 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
         s = self.stats
         s.raised[lanes] += 1
         s.dev_raised[lanes, di] += 1
-        first = s.first_irq[lanes] == NEVER
-        s.first_irq[lanes[first]] = t[first]
         self.pending[lanes, di] += 1
-        f = lanes * self.V + d.dest
-        new = ~self.irq_seen[f]
-        if new.any():
-            fn = f[new]
-            self.irq_seen[fn] = True
-            idle = self.run_start[fn] == NEVER
-            self.stall_start[fn[idle]] = t[new][idle]
-        ep = self.episode[lanes, di] == NEVER
-        self.episode[lanes[ep], di] = t[ep]
+        self.note_arrival(lanes, di)
         raise_now = np.asarray(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, lanes), bool)
         up = lanes[raise_now]
         if (~raise_now).any():
@@ -682,6 +672,23 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
                     s.dev_lost[up[lost], di] += 1
         nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
         self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
+
+    def note_arrival(self, lanes, di: int) -> None:
+        """The reference's ``note_arrival`` for ``lanes``."""
+        d = self.p.devices[di]
+        t = self.now[lanes]
+        s = self.stats
+        first = s.first_irq[lanes] == NEVER
+        s.first_irq[lanes[first]] = t[first]
+        f = lanes * self.V + d.dest
+        new = ~self.irq_seen[f]
+        if new.any():
+            fn = f[new]
+            self.irq_seen[fn] = True
+            idle = self.run_start[fn] == NEVER
+            self.stall_start[fn[idle]] = t[new][idle]
+        ep = self.episode[lanes, di] == NEVER
+        self.episode[lanes[ep], di] = t[ep]
 
     def device_service(self, lanes, di: int):
         """The driver finishes servicing device ``di`` in ``lanes``; returns handled[n]."""

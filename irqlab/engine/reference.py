@@ -458,15 +458,8 @@ class LaneSim(RefMechanisms, RefTimers):
         t = self.t
         self.stats.raised[0] += 1
         self.stats.dev_raised[0, di] += 1
-        if self.stats.first_irq[0] == NEVER:
-            self.stats.first_irq[0] = t
         self.pending[di] += 1
-        if not self.irq_seen[d.dest]:
-            self.irq_seen[d.dest] = True
-            if self.run_start[d.dest] == NEVER:
-                self.stall_start[d.dest] = t
-        if self.episode[di] == NEVER:
-            self.episode[di] = t
+        self.note_arrival(di)
         raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])
         if not raise_now:
             self.merge(di)
@@ -502,6 +495,19 @@ class LaneSim(RefMechanisms, RefTimers):
                 self.stats.dev_lost[0, di] += 1
         nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
         self.arr_t[di] = max(int(nxt[0]), t)
+
+    def note_arrival(self, di: int) -> None:
+        """The books of an arrival at device ``di`` (also a timer's expiry): the first
+        interrupt, the start of its vCPU's stall, the start of the device's episode."""
+        d, t = self.p.devices[di], self.t
+        if self.stats.first_irq[0] == NEVER:
+            self.stats.first_irq[0] = t
+        if not self.irq_seen[d.dest]:
+            self.irq_seen[d.dest] = True
+            if self.run_start[d.dest] == NEVER:
+                self.stall_start[d.dest] = t
+        if self.episode[di] == NEVER:
+            self.episode[di] = t
 
     def device_service(self, di: int) -> bool:
         """The driver finishes servicing device ``di``; returns whether it had work."""

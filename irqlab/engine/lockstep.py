@@ -455,7 +455,9 @@ class Lockstep(LockstepMechanisms, LockstepTimers):
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
-        run = self.not_descheduled(f, self.phase[f] <= P.RUN_PT)
+        run = self.phase[f] <= P.RUN_PT
+        if self.ds:
+            run = self.not_descheduled(f, run)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):

@@ -124,7 +124,7 @@ class Program:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
-    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "stimer"): timers that catch up
+    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "rtc" | "stimer"): timers that catch up
     desched: tuple[int, ...] = ()  # mitigation indices of host-contention (``deschedule``) plugins
 
     @property

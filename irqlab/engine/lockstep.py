@@ -467,7 +467,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         run = self.phase[f] <= P.RUN_PT
         if self.p.idle:
             run |= self.phase[f] == I.HLT
-        run = self.not_descheduled(f, run)
+        if self.ds:
+            run = self.not_descheduled(f, run)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -679,22 +680,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         s = self.stats
         s.raised[lanes] += 1
         s.dev_raised[lanes, di] += 1
-        first = s.first_irq[lanes] == NEVER
-        s.first_irq[lanes[first]] = t[first]
         self.pending[lanes, di] += 1
-        if self.routes_on:  # the vCPU its route names now (routes_lockstep)
-            to = self.msi_dest[lanes, di] if d.delivery == "msi" else self.kdest[lanes, self.pk[d.pin]]
-            f = lanes * self.V + to
-        else:
-            f = lanes * self.V + d.dest
-        new = ~self.irq_seen[f]
-        if new.any():
-            fn = f[new]
-            self.irq_seen[fn] = True
-            idle = self.run_start[fn] == NEVER
-            self.stall_start[fn[idle]] = t[new][idle]
-        ep = self.episode[lanes, di] == NEVER
-        self.episode[lanes[ep], di] = t[ep]
+        self.note_arrival(lanes, di)
         raise_now = np.asarray(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, lanes), bool)
         up = lanes[raise_now]
         if (~raise_now).any():
@@ -742,6 +729,27 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
                     s.dev_lost[up[lost], di] += 1
         nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)
         self.set_other(self.c_arr + di, lanes, np.maximum(nxt, t))
+
+    def note_arrival(self, lanes, di: int) -> None:
+        """The reference's ``note_arrival`` for ``lanes``."""
+        d = self.p.devices[di]
+        t = self.now[lanes]
+        s = self.stats
+        first = s.first_irq[lanes] == NEVER
+        s.first_irq[lanes[first]] = t[first]
+        if self.routes_on:  # the vCPU its route names now (routes_lockstep)
+            to = self.msi_dest[lanes, di] if d.delivery == "msi" else self.kdest[lanes, self.pk[d.pin]]
+            f = lanes * self.V + to
+        else:
+            f = lanes * self.V + d.dest
+        new = ~self.irq_seen[f]
+        if new.any():
+            fn = f[new]
+            self.irq_seen[fn] = True
+            idle = self.run_start[fn] == NEVER
+            self.stall_start[fn[idle]] = t[new][idle]
+        ep = self.episode[lanes, di] == NEVER
+        self.episode[lanes[ep], di] = t[ep]
 
     def device_service(self, lanes, di: int, f=None):
         """The driver (on vCPU rows ``f``; None: outside a handler) finishes servicing device

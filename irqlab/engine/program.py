@@ -152,7 +152,7 @@ class Program:
     actions: tuple[ActionInfo, ...] = ()  # guest actions during the run (engine/routes.py)
     eoi_scan: str = "pending_pir"  # ir.EOI_SCANS
     rte_update: str = "routes_first"  # ir.RTE_UPDATES
-    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "stimer"): timers that catch up
+    timer_devices: tuple[tuple[int, str], ...] = ()  # (device index, "pit" | "rtc" | "stimer"): timers that catch up
     desched: tuple[int, ...] = ()  # mitigation indices of host-contention (``deschedule``) plugins
     idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
     vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)

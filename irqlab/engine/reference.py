@@ -489,16 +489,8 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         t = self.t
         self.stats.raised[0] += 1
         self.stats.dev_raised[0, di] += 1
-        if self.stats.first_irq[0] == NEVER:
-            self.stats.first_irq[0] = t
         self.pending[di] += 1
-        to = self.msi_dest[di] if d.delivery == "msi" else self.kdest[d.pin]  # its route now
-        if not self.irq_seen[to]:
-            self.irq_seen[to] = True
-            if self.run_start[to] == NEVER:
-                self.stall_start[to] = t
-        if self.episode[di] == NEVER:
-            self.episode[di] = t
+        self.note_arrival(di)
         raise_now = bool(call_plugin(self.ctx_model[di], "device", d.model.on_arrival, ONE)[0])
         if not raise_now:
             self.merge(di)
@@ -536,6 +528,21 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
                 self.stats.dev_lost[0, di] += 1
         nxt = call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, ONE, np.array([t]))
         self.arr_t[di] = max(int(nxt[0]), t)
+
+    def note_arrival(self, di: int) -> None:
+        """The books of an arrival at device ``di`` (also a timer's expiry): the first
+        interrupt, the start of its vCPU's stall (the vCPU its route names now), the start
+        of the device's episode."""
+        d, t = self.p.devices[di], self.t
+        if self.stats.first_irq[0] == NEVER:
+            self.stats.first_irq[0] = t
+        to = self.msi_dest[di] if d.delivery == "msi" else self.kdest[d.pin]  # its route now
+        if not self.irq_seen[to]:
+            self.irq_seen[to] = True
+            if self.run_start[to] == NEVER:
+                self.stall_start[to] = t
+        if self.episode[di] == NEVER:
+            self.episode[di] = t
 
     def device_service(self, di: int, v: int = -1) -> bool:
         """The driver (on vCPU ``v``; -1: outside a handler) finishes servicing device ``di``;

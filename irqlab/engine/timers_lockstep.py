@@ -57,21 +57,11 @@ class LockstepTimers:
     def timer_expire(self, lanes, di: int) -> None:
         d = self.p.devices[di]
         t = self.now[lanes]
-        s = self.stats
         kind = self.tkind[di]
         self.thread[lanes] = {"pit": KWORKER, "rtc": QEMU}.get(kind, d.dest)
         self.tick_raised(lanes, di, 1)
-        first = s.first_irq[lanes] == NEVER
-        s.first_irq[lanes[first]] = t[first]
+        self.note_arrival(lanes, di)
         f = lanes * self.V + d.dest
-        new = ~self.irq_seen[f]
-        if new.any():
-            fn = f[new]
-            self.irq_seen[fn] = True
-            idle = self.run_start[fn] == NEVER
-            self.stall_start[fn[idle]] = t[new][idle]
-        ep = self.episode[lanes, di] == NEVER
-        self.episode[lanes[ep], di] = t[ep]
         if kind in ("pit", "rtc"):
             self.pit_expire(lanes, di) if kind == "pit" else self.rtc_expire(lanes, di)
             nxt = np.asarray(call_plugin(self.ctx_arrival[di], "arrival", d.arrival.next, lanes, t), I64)

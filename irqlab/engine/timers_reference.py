@@ -75,14 +75,7 @@ class RefTimers:
         kind = self.tkind[di]
         self.thread = {"pit": KWORKER, "rtc": QEMU}.get(kind, d.dest)  # stimers run on the vCPU
         self.tick_raised(di, 1)
-        if self.stats.first_irq[0] == NEVER:
-            self.stats.first_irq[0] = t
-        if not self.irq_seen[d.dest]:
-            self.irq_seen[d.dest] = True
-            if self.run_start[d.dest] == NEVER:
-                self.stall_start[d.dest] = t
-        if self.episode[di] == NEVER:
-            self.episode[di] = t
+        self.note_arrival(di)
         if kind in ("pit", "rtc"):
             self.pit_expire(di) if kind == "pit" else self.rtc_expire(di)
             one = np.zeros(1, dtype=np.int64)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from tests.engine.scenarios import device, guest, ms, us, use
 from tests.engine.test_differential import compare
@@ -49,7 +49,6 @@ def timer_scenarios(draw):
 
 
 @pytest.mark.slow
-@settings(max_examples=60, deadline=None)
 @given(timer_scenarios())
 def test_lockstep_matches_reference_on_timer_and_deschedule_scenarios(scn):
     """Every metric and every trace record of the lockstep executor equals the reference's on

@@ -23,6 +23,11 @@ class _TimerModel(DeviceModel):
     def on_arrival(self, ctx, lanes):  # the engine handles a timer's expiry itself
         return np.ones(len(lanes), dtype=bool)
 
+    @classmethod
+    def check(cls, site):
+        if not site.serviced_locally:
+            yield ("a timer tick is handled where it is received: serviced_by the receiving level", None)
+
     def on_service(self, ctx, lanes):
         pending = ctx.pending(lanes)
         ctx.set_pending(lanes, np.maximum(pending - 1, 0))
@@ -52,8 +57,7 @@ class Pit(_TimerModel):
         if site.apicv:
             yield ("KVM inhibits APICv while the PIT reinjects (APICV_INHIBIT_REASON_PIT_REINJ): "
                    "set machine { apicv off }", None)
-        if not site.serviced_locally:
-            yield ("a timer tick is handled where it is received: serviced_by the receiving level", None)
+        yield from super().check(site)
 
 
 class Stimer(_TimerModel):
@@ -74,8 +78,7 @@ class Stimer(_TimerModel):
         if site.delivery != "msi":
             yield ("a SynIC timer message is injected straight into the LAPIC: declare the device "
                    "with 'msi' (no gsi)", None)
-        if not site.serviced_locally:
-            yield ("a timer tick is handled where it is received: serviced_by the receiving level", None)
+        yield from super().check(site)
 
 
 class Deschedule(Mitigation):
@@ -118,5 +121,4 @@ class Rtc(_TimerModel):
                    "report coalesced ticks (rtc_irq_check_coalesced): set irqchip kernel", None)
         if site.delivery != "ioapic" or site.trigger != "edge":
             yield ("the RTC drives ISA IRQ 8: give 'gsi 8' and 'trigger edge'", None)
-        if not site.serviced_locally:
-            yield ("a timer tick is handled where it is received: serviced_by the receiving level", None)
+        yield from super().check(site)

@@ -37,9 +37,11 @@ from irqlab.engine.kernel_base import (  # noqa: F401
     trace_mode,
 )
 from irqlab.engine.kernel_ioapic import (  # noqa: F401
-    arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast,
+    arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast, host_event,
     mit_handler_done, mit_immediate, mit_timer, redirect_write, start_run,
 )
+from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
+from irqlab.engine.kernel_service import body_time, service_time
 
 
 # ---------------------------------------------------------------- the vCPU's phases
@@ -100,7 +102,7 @@ def vcpu_event(s, tb, pf, v):
         g = ack(s, tb, v)
         if bare:
             emit(s, tb, E_HANDLER_ENTRY, s[s[O_PGRP] + g * N_GRP + G_IRQ], s[s[O_PGDEV] + g * s[CFG + C_W] + 0], 0, 0)
-        start_handler(s, v, g, t)
+        start_handler(s, pf, v, g, t)
     elif ph == L0_CHECK:  # nested: L0's check_nested_events after an L2 exit
         if deliverable(s, v):
             if s[CFG + C_ACK_ON_EXIT]:
@@ -111,7 +113,7 @@ def vcpu_event(s, tb, pf, v):
             emit(s, tb, E_NESTED_INJECT, info, 0, 0, 0)
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
             if g >= 0:
-                start_handler(s, v, g, start)
+                start_handler(s, pf, v, g, start)
             else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
                 at(s, v, L1_STI, start + s[s[O_PI] + s[CFG + C_P_L1_IRQ_OFF]])
         else:
@@ -122,7 +124,7 @@ def vcpu_event(s, tb, pf, v):
             g = ack(s, tb, v)
             emit(s, tb, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
             start = enter(s, tb, v, L1, 0, 0, False)
-            start_handler(s, v, g, start)
+            start_handler(s, pf, v, g, start)
         elif nested:  # a nested L1 enables interrupts and goes on to VMRESUME
             at(s, v, L1_STI, enter(s, tb, v, L1, 0, 0, False))
         else:
@@ -130,9 +132,9 @@ def vcpu_event(s, tb, pf, v):
             start_run(s, v, start)
     elif ph == L1_STI:  # nested L1 enables interrupts after handling an exit
         if not deliverable(s, v):
-            vmresume(s, tb, v)
+            vmresume(s, tb, pf, v)
         else:
-            l1_take(s, tb, v)
+            l1_take(s, tb, pf, v)
     elif ph == MMIO_NEXT:  # the next access of a multi-access IOAPIC register write
         mmio_exit(s, tb, v)
     elif ph == ACT:
@@ -154,7 +156,7 @@ def vcpu_event(s, tb, pf, v):
             if hp:
                 s[s[O_HANDLED_PIN] + pin] = 0
                 mit_handler_done(s, tb, pf, v, pin, (hp & 1) != 0)
-        advance(s, v, t)
+        advance(s, pf, v, t)
     elif ph == EOI_L0:  # L0 emulates the EOI; a level vector's EOI goes on to the IOAPIC
         g = s[s[O_EOI_VEC] + v]
         if g == -2:
@@ -174,10 +176,10 @@ def vcpu_event(s, tb, pf, v):
         elif broadcast:
             eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            advance(s, v, start)
+            advance(s, pf, v, start)
         else:
             start = enter(s, tb, v, L1, 0, 0, False)
-            advance(s, v, start)
+            advance(s, pf, v, start)
     elif ph == EOI_USER or ph == MMIO_USER:  # QEMU: the IOAPIC write, then back into the guest
         if ph == EOI_USER:
             eoi_broadcast(s, tb, pf, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
@@ -187,9 +189,9 @@ def vcpu_event(s, tb, pf, v):
         rest = ue - ue // 2
         start = enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
         if ph == EOI_USER:
-            advance(s, v, start)
+            advance(s, pf, v, start)
         else:
-            mmio_next(s, v, start)
+            mmio_next(s, pf, v, start)
     elif ph == MMIO_L0:
         if split:
             s[s[O_UEXITS] + U_MMIO] += 1
@@ -199,11 +201,14 @@ def vcpu_event(s, tb, pf, v):
         else:
             mmio_access(s, tb, pf, v)
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            mmio_next(s, v, start)
+            mmio_next(s, pf, v, start)
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
         if deliverable(s, v):
             s[S_IMMEDIATE] += 1
-            timer = mit_immediate(s, pf, v)
+            if s[CFG + C_AMD]:  # SVM: a self-IPI, no preemption timer (mech_reference)
+                timer = s[s[O_PI] + s[CFG + C_P_SELF_IPI]]
+            else:
+                timer = mit_immediate(s, pf, v)
             start = enter(s, tb, v, L2, 0, 0, False)
             s[s[O_PT_ARMED] + v] = 1
             s[s[O_PT_DEADLINE] + v] = start + max(timer, 0)
@@ -216,49 +221,57 @@ def vcpu_event(s, tb, pf, v):
         start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
         s[s[O_WAITING] + g] = 0
         s[s[O_PC] + v] = s[s[O_WAIT_PC] + g]
-        schedule_step(s, v, start)
+        schedule_step(s, pf, v, start)
 
 
 # handler programs
 
 
 @inner
-def before(s, g, pc):
+def step_delay(s, pf, g, pc):
+    """The handler time before step ``pc``: its parameter, or a draw of the policy's random
+    body time (call once per step: it may draw)."""
     p = s[s[O_PGBEFORE] + g * s[CFG + C_W] + pc]
-    return 0 if p < 0 else s[s[O_PI] + p]
+    if p < 0:
+        return 0
+    if p == s[s[O_PGRP] + g * N_GRP + G_BODY_P]:
+        return body_time(s, pf, g, s[s[O_PI] + p])
+    return s[s[O_PI] + p]
 
 
 @inner
-def start_handler(s, v, g, t0):
+def start_handler(s, pf, v, g, t0):
     s[s[O_GRP] + v] = g
     s[s[O_PC] + v] = 0
-    schedule_step(s, v, t0)
+    schedule_step(s, pf, v, t0)
 
 
 @inner
-def schedule_step(s, v, t0):
+def schedule_step(s, pf, v, t0):
     """Run the step at ``pc`` after its delay, from ``t0``; FORWARD steps without a delay
     happen at once."""
     g = s[s[O_GRP] + v]
-    while s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + v]] == A_FORWARD and before(s, g, s[s[O_PC] + v]) == 0:
-        forward(s, g)
+    delay = step_delay(s, pf, g, s[s[O_PC] + v])
+    while s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + v]] == A_FORWARD and delay == 0:
+        forward(s, pf, g)
         s[s[O_PC] + v] += 1
-    at(s, v, ACT, t0 + before(s, g, s[s[O_PC] + v]))
+        delay = step_delay(s, pf, g, s[s[O_PC] + v])
+    at(s, v, ACT, t0 + delay)
 
 
 @inner
-def advance(s, v, t0):
+def advance(s, pf, v, t0):
     s[s[O_PC] + v] += 1
-    schedule_step(s, v, t0)
+    schedule_step(s, pf, v, t0)
 
 
 @inner
-def forward(s, g):
+def forward(s, pf, g):
     for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
         d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
         if not s[s[O_FORWARDED] + d]:
             s[s[O_FORWARDED] + d] = 1
-            s[s[O_SVC_REM] + d] = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
+            s[s[O_SVC_REM] + d] = service_time(s, pf, d)
 
 
 @inner
@@ -266,14 +279,14 @@ def act(s, tb, pf, v):
     g, pc, t = s[s[O_GRP] + v], s[s[O_PC] + v], s[S_T]
     action = s[s[O_PGSTEP] + g * s[CFG + C_W] + pc]
     if action == A_FORWARD:
-        forward(s, g)
-        advance(s, v, t)
+        forward(s, pf, g)
+        advance(s, pf, v, t)
     elif action == A_SERVICE:
         dur = np.int64(0)
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
             d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
             if s[s[O_PENDING] + d] > 0:
-                dur += s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
+                dur += service_time(s, pf, d)
         at(s, v, SERVICE_DONE, t + dur)
     elif action == A_EOI:
         guest_eoi(s, tb, pf, v)
@@ -282,17 +295,17 @@ def act(s, tb, pf, v):
         s[s[O_MMIO_ACTION] + v] = action
         if s[CFG + C_BARE]:
             ioapic_write(s, tb, pf, v, action)
-            advance(s, v, t + MMIO_N[action] * s[s[O_PI] + s[CFG + C_P_MMIO]])
+            advance(s, pf, v, t + MMIO_N[action] * s[s[O_PI] + s[CFG + C_P_MMIO]])
         else:
             s[s[O_MMIO_STEP] + v] = 0
             mmio_exit(s, tb, v)
     elif action == A_WAIT:
         s[s[O_WAITING] + g] = 1
         s[s[O_WAIT_PC] + g] = pc + 1
-        vmresume(s, tb, v)
+        vmresume(s, tb, pf, v)
     else:  # A_RETURN: end of the handler, VMRESUME (nested L1) or iret
         if s[CFG + C_NESTED]:
-            vmresume(s, tb, v)
+            vmresume(s, tb, pf, v)
             return
         if s[CFG + C_BARE]:
             emit(s, tb, E_HANDLER_EXIT, s[s[O_PGRP] + g * N_GRP + G_IRQ], 0, 0, 0)
@@ -324,20 +337,20 @@ def mmio_access(s, tb, pf, v):
 
 
 @inner
-def mmio_next(s, v, start):
+def mmio_next(s, pf, v, start):
     """Back in the guest at ``start``: the next access, or the handler's next step."""
     s[s[O_MMIO_STEP] + v] += 1
     if s[s[O_MMIO_STEP] + v] < MMIO_N[s[s[O_MMIO_ACTION] + v]]:
         at(s, v, MMIO_NEXT, start)
     else:
-        advance(s, v, start)
+        advance(s, pf, v, start)
 
 
 @inner
-def l1_take(s, tb, v):
+def l1_take(s, tb, pf, v):
     """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
     if s[CFG + C_APICV]:
-        start_handler(s, v, ack(s, tb, v), s[S_T])
+        start_handler(s, pf, v, ack(s, tb, v), s[S_T])
     else:
         exit_(s, tb, X_INTERRUPT_WINDOW, RIP_L1_STI, 0)
         switch(s, tb, v, L0, 0, 0, 0, 0, 0)
@@ -345,10 +358,10 @@ def l1_take(s, tb, v):
 
 
 @inner
-def vmresume(s, tb, v):
+def vmresume(s, tb, pf, v):
     """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
     if s[CFG + C_L1_IRQ_WINDOW] and deliverable(s, v):
-        l1_take(s, tb, v)
+        l1_take(s, tb, pf, v)
         return
     s[s[O_GRP] + v] = -1
     exit_(s, tb, X_VMRESUME, RIP_L1_VMRESUME, 0)
@@ -367,7 +380,7 @@ def guest_eoi(s, tb, pf, v):
             emit(s, tb, E_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
             if (s[s[O_TMR] + v] >> g) & 1:
                 eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
-        advance(s, v, t + s[s[O_PI] + s[CFG + C_P_EOI]])
+        advance(s, pf, v, t + s[s[O_PI] + s[CFG + C_P_EOI]])
         return
     if s[CFG + C_APICV]:
         isr = s[s[O_ISR] + v]
@@ -380,7 +393,7 @@ def guest_eoi(s, tb, pf, v):
             at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
         else:
             lapic_eoi(s, tb, v)
-            advance(s, v, t)
+            advance(s, pf, v, t)
         return
     x2 = s[CFG + C_X2APIC]
     exit_(s, tb, X_MSR_WRITE if x2 else X_APIC_ACCESS, RIP_L1_EOI, 0x80B if x2 else 0x10B0)
@@ -452,6 +465,9 @@ def lane_init(s, tb, pf, key0, key1, tracing):
         s[s[O_LAT_MIN] + k] = NEVER
     for k in range(s[CFG + C_NT]):
         s[s[O_TIMER_T] + k] = NEVER
+    for k in range(s[CFG + C_D]):
+        s[s[O_HOST_T] + k] = NEVER
+    s[S_ZT_LAST_T] = -1
     for v in range(V):
         s[s[O_PHASE] + v] = RUN_IDLE
         s[s[O_VT] + v] = NEVER
@@ -480,41 +496,53 @@ def lane_resume(s, tb, pf):
     """Run the lane's events until the end of the run, or until its trace buffer is half
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
-    D, NT, V = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V]
+    D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if s[S_TRACING] and s[S_NTB] > half:
             return 0
-        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, vCPUs
-        best_t, kind, idx = s[S_END_T], 0, 0
+        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, VFIO hosts, vCPUs
+        best_t, kind, idx = s[S_END_T], EV_END, 0
         if s[S_SAMPLE_T] < best_t:
-            best_t, kind = s[S_SAMPLE_T], 1
+            best_t, kind = s[S_SAMPLE_T], EV_SAMPLE
         for i in range(D):
             if s[s[O_ARR_T] + i] < best_t:
-                best_t, kind, idx = s[s[O_ARR_T] + i], 2, i
+                best_t, kind, idx = s[s[O_ARR_T] + i], EV_ARRIVAL, i
         for i in range(NT):
             if s[s[O_TIMER_T] + i] < best_t:
-                best_t, kind, idx = s[s[O_TIMER_T] + i], 3, i
+                best_t, kind, idx = s[s[O_TIMER_T] + i], EV_TIMER, i
+        if vfio:
+            for i in range(D):
+                if s[s[O_HOST_T] + i] < best_t:
+                    best_t, kind, idx = s[s[O_HOST_T] + i], EV_HOST, i
         for i in range(V):
             if s[s[O_VT] + i] < best_t:
-                best_t, kind, idx = s[s[O_VT] + i], 4, i
+                best_t, kind, idx = s[s[O_VT] + i], EV_VCPU, i
         s[S_T] = best_t
-        if kind == 0:
+        if kind == EV_END:
             finish(s, s[S_END_T])
             break
-        if kind == 4:
+        name = event_name(s, kind, idx) if deep_in_instant(s) else -1
+        if kind == EV_VCPU:
             s[S_THREAD] = idx
             s[s[O_VT] + idx] = NEVER
             vcpu_event(s, tb, pf, idx)
-        elif kind == 2:
+        elif kind == EV_ARRIVAL:
             s[S_THREAD] = QEMU
             arrival(s, tb, pf, idx)
-        elif kind == 3:
+        elif kind == EV_TIMER:
             s[S_THREAD] = s[CFG + C_OWNER]
             s[s[O_TIMER_T] + idx] = NEVER
             for m in range(s[CFG + C_M]):
                 if s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE] == idx and s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_PT_THROTTLE:
                     mit_timer(s, tb, pf, m)
+        elif kind == EV_HOST:
+            s[S_THREAD] = KWORKER
+            s[s[O_HOST_T] + idx] = NEVER
+            host_event(s, tb, pf, idx)
+        if s[S_ZT_LOOP] or same_instant(s, tb, name):
+            finish(s, s[S_T])
+            break
         if s[S_EVENTS] >= max_events:
             s[S_TRUNCATED] = 1
             finish(s, s[S_T])

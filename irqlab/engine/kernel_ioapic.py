@@ -13,6 +13,9 @@ from irqlab.engine.kernel_base import (  # noqa: F401
     accept, after, at, count_delivery, deliverable, det_log, draw, emit, entry, inner, latency_bin,
     merge, record,
 )
+from irqlab.engine.kernel_mech import (  # noqa: F401
+    host_raise, lazy_enter, lazy_leave, pin_vfio, resampler_ack_head, unmask_resample, vfio_rise, vfio_unmask,
+)
 
 
 # ---------------------------------------------------------------- IOAPIC
@@ -20,6 +23,7 @@ from irqlab.engine.kernel_base import (  # noqa: F401
 
 @inner
 def set_line(s, tb, pf, pin, level):
+    """A device line at ``pin`` changes (the OR of its devices' lines)."""
     if s[S_TRACING]:
         record(s, tb, TR_COUNTER, s[S_T], pin, 2, level, 0, 0, 0)
     if s[CFG + C_BARE]:
@@ -28,6 +32,20 @@ def set_line(s, tb, pf, pin, level):
         emit(s, tb, E_IOAPIC_SET_IRQ, pin, level, 0, 0)
     else:
         emit(s, tb, E_KVM_SET_IRQ, pin, level, 0, 0)
+    line_effect(s, tb, pf, pin, level)
+
+
+@inner
+def line_effect(s, tb, pf, pin, level):
+    """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level``."""
+    if level and s[s[O_PPIN_LEVEL] + pin]:
+        lazy_eoi(s, tb, pf, pin)
+    line_rest(s, tb, pf, pin, level)
+
+
+@inner
+def line_rest(s, tb, pf, pin, level):
+    """:func:`line_effect` after the lazy EOI."""
     split = s[CFG + C_SPLIT]
     if s[s[O_PPIN_LEVEL] + pin]:
         if level:
@@ -55,6 +73,36 @@ def set_line(s, tb, pf, pin, level):
         else:
             s[s[O_P_IRR] + pin] = 1
             service(s, tb, pf, pin)
+
+
+@inner
+def lazy_eoi(s, tb, pf, pin):
+    """``ioapic_set_irq`` with APICv/AVIC active (f458d039db7e): a level pin whose vector is no
+    longer pending EOI gets ``kvm_ioapic_update_eoi_one`` first (``lazy_eoi all``). Its
+    resampler's ack re-enters here while another source holds the line; the reference
+    recurses, the kernel (no recursion: numba#6061) runs the nested turns as a loop and
+    then finishes each in reverse (line_effect's rest, the unmask, eoi_one's rest)."""
+    if not lazy_enter(s, tb, pin):
+        return
+    n = 1  # turns begun and not finished
+    while True:  # the innermost turn's eoi_one, up to a nested lazy EOI
+        if not s[CFG + C_SPLIT] and pin_vfio(s, pin):
+            level = resampler_ack_head(s, tb, pin)
+            if level and s[s[O_PPIN_LEVEL] + pin] and lazy_enter(s, tb, pin):
+                n += 1
+                continue
+            line_rest(s, tb, pf, pin, level)
+            vfio_unmask(s, tb, pin)
+        eoi_tail(s, tb, pf, pin)
+        lazy_leave(s)
+        n -= 1
+        break
+    while n > 0:
+        line_rest(s, tb, pf, pin, 1)
+        vfio_unmask(s, tb, pin)
+        eoi_tail(s, tb, pf, pin)
+        lazy_leave(s)
+        n -= 1
 
 
 @inner
@@ -155,14 +203,31 @@ def eoi_broadcast(s, tb, pf, vector):
             continue
         if s[CFG + C_SPLIT] and not s[s[O_P_RIRR] + pin]:
             continue
-        s[s[O_P_RIRR] + pin] = 0
-        asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
-        defer = mit_eoi(s, tb, pf, pin, asserted)
-        if asserted and not defer:
-            if s[CFG + C_SPLIT]:
-                service_all(s, tb, pf, False)
-            else:
-                service(s, tb, pf, pin)
+        eoi_one(s, tb, pf, pin)
+
+
+@inner
+def eoi_one(s, tb, pf, pin):
+    """The EOI of level ``pin`` (QEMU's loop body; KVM ``kvm_ioapic_update_eoi_one``: the
+    ack notifiers first)."""
+    if not s[CFG + C_SPLIT] and pin_vfio(s, pin):
+        line_effect(s, tb, pf, pin, resampler_ack_head(s, tb, pin))
+        vfio_unmask(s, tb, pin)
+    eoi_tail(s, tb, pf, pin)
+
+
+@inner
+def eoi_tail(s, tb, pf, pin):
+    """:func:`eoi_one` after the ack notifiers: Remote IRR clears, a still asserted line
+    is delivered again unless a mitigation defers it."""
+    s[s[O_P_RIRR] + pin] = 0
+    asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
+    defer = mit_eoi(s, tb, pf, pin, asserted)
+    if asserted and not defer:
+        if s[CFG + C_SPLIT]:
+            service_all(s, tb, pf, False)
+        else:
+            service(s, tb, pf, pin)
 
 
 @inner
@@ -180,7 +245,14 @@ def redirect_write(s, tb, pf, pin, masked):
     if s[CFG + C_SPLIT]:
         service_all(s, tb, pf, False)
     elif not masked and s[s[O_PPIN_LEVEL] + pin] and s[s[O_P_IRR] + pin] and not s[s[O_P_RIRR] + pin]:
-        service(s, tb, pf, pin)
+        if not unmask_resample(s, tb, pin):
+            service(s, tb, pf, pin)
+
+
+@inner
+def host_event(s, tb, pf, d):
+    """KVM's irqfd injects the GSI of VFIO device ``d`` (its host slot's event)."""
+    line_effect(s, tb, pf, s[s[O_PDEV] + d * N_DEV + D_PIN], host_raise(s, tb, d))
 
 
 # ---------------------------------------------------------------- mitigations (builtin kinds)
@@ -427,9 +499,12 @@ def arrival(s, tb, pf, d):
             s[s[O_ASSERTED] + d] = 1
             s[s[O_FRESH] + d] = 1
             pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
-            s[s[O_P_LINE] + pin] += 1
-            if s[s[O_P_LINE] + pin] == 1:
-                set_line(s, tb, pf, pin, 1)
+            if s[s[O_PDEV] + d * N_DEV + D_VFIO]:
+                vfio_rise(s, tb, d)
+            else:
+                s[s[O_P_LINE] + pin] += 1
+                if s[s[O_P_LINE] + pin] == 1:
+                    set_line(s, tb, pf, pin, 1)
     else:
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
         fresh = s[O_FRESH] + d
@@ -479,9 +554,10 @@ def device_service(s, tb, pf, d):
             merge(s, d)
         s[s[O_ASSERTED] + d] = 0
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
-        s[s[O_P_LINE] + pin] -= 1
-        if s[s[O_P_LINE] + pin] == 0:
-            set_line(s, tb, pf, pin, 0)
+        if not s[s[O_PDEV] + d * N_DEV + D_VFIO]:  # VFIO: the host line drops; the GSI waits for the resampler
+            s[s[O_P_LINE] + pin] -= 1
+            if s[s[O_P_LINE] + pin] == 0:
+                set_line(s, tb, pf, pin, 0)
     return handled
 
 

@@ -19,6 +19,7 @@ from irqlab.engine import kernel_ids as K
 from irqlab.engine.program import Program
 from irqlab.engine.stats import N_BINS
 from irqlab.plugins.api import ACTIONS
+from irqlab.plugins.builtin.services import BODY_DISTS
 
 # the parameters each plugin kind reads, in the order of its P0..P3 columns
 ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "count"),
@@ -27,24 +28,28 @@ MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QE
                      K.MIT_PT_THROTTLE: ("threshold", "delay"),
                      K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
                      K.MIT_XEN_RATELIMIT: ("limit", "window")}
+SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC_UNIFORM: ("low", "high"),
+                  K.SVC_LOGNORMAL: ("mean", "sigma"), K.SVC_GAMMA: ("mean", "shape")}
+
+
+KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
 
 
 def kernel_support(program: Program) -> str | None:
     """``None`` if the kernel runs ``program``, else why not (one sentence fragment)."""
-    if program.mechanisms:
-        return f"the kernel does not run {', '.join(sorted(program.mechanisms))} yet"
+    others = program.mechanisms - KERNEL_MECHANISMS
+    if others:
+        return f"the kernel does not run {', '.join(sorted(others))} yet"
     for d in program.devices:
-        if getattr(d, "service_dist", None) is not None:
-            return f"device '{d.name}' has a service-time distribution (not in the kernel yet)"
-        for plugin, kind in ((d.arrival, "arrival"), (d.model, "device")):
+        plugins = ((d.arrival, "arrival"), (d.model, "device"))
+        if d.service_dist is not None:
+            plugins += ((d.service_dist, "service"),)
+        for plugin, kind in plugins:
             if kernel_kind(plugin) is None:
                 return f"{kind} plugin '{plugin.name}' has no kernel support"
     for m in program.mitigations:
         if kernel_kind(m.plugin) is None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
-    for g in program.groups:
-        if getattr(g, "body_dist", "constant") != "constant":
-            return f"the handler policy of vector {g.vector:#x} has a random body time (not in the kernel yet)"
     if program.series_fields:
         return "the kernel does not record series yet"
     if len(program.groups) > 62:
@@ -90,13 +95,16 @@ def pack(program: Program) -> Packed:
     used = sorted({d.pin for d in p.devices if d.pin >= 0})
     cfg[K.C_NUSED], cfg[K.C_NB] = len(used), N_BINS
     cfg[K.C_L1_IRQ_WINDOW] = getattr(p, "l1_irq_window", False)
+    cfg[K.C_AMD], cfg[K.C_VFIO] = "amd" in p.mechanisms, bool(p.vfio_devices)
+    cfg[K.C_LAZY_LEVEL], cfg[K.C_RESAMPLE_UNMASK] = p.lazy_eoi_level, p.resample_on_unmask
     for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
                        (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
                        (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
                        (K.C_P_USERSPACE_EXIT, "costs.userspace_exit"), (K.C_P_EOI, "costs.eoi"),
                        (K.C_P_IOAPIC, "costs.ioapic"), (K.C_P_MMIO, "costs.mmio"),
                        (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc"),
-                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off")):
+                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off"), (K.C_P_VFIO, "costs.vfio"),
+                       (K.C_P_SELF_IPI, "costs.self_ipi")):
         cfg[slot] = index.get(path, -1)
 
     dev = np.zeros((D, K.N_DEV), i64)
@@ -104,7 +112,12 @@ def pack(program: Program) -> Packed:
         row = dev[d.index]
         row[K.D_MSI], row[K.D_PIN], row[K.D_VECTOR] = d.delivery == "msi", d.pin, d.vector
         row[K.D_LEVEL], row[K.D_DEST], row[K.D_GROUP] = d.trigger == "level", d.dest, d.group
-        row[K.D_LOWERS], row[K.D_SERVICE] = d.lowers_line, index[d.service]
+        row[K.D_LOWERS], row[K.D_SERVICE], row[K.D_VFIO] = d.lowers_line, index.get(d.service, -1), d.vfio
+        row[K.D_SVC_KIND], row[K.D_SVC_P0], row[K.D_SVC_P1] = -1, -1, -1
+        if d.service_dist is not None:
+            row[K.D_SVC_KIND] = kernel_kind(d.service_dist)
+            for j, name in enumerate(SERVICE_PARAMS[row[K.D_SVC_KIND]]):
+                row[K.D_SVC_P0 + j] = index[f"{d.service}.{name}"]
         kind = kernel_kind(d.arrival)
         row[K.D_ARR_KIND], row[K.D_MODEL_KIND] = kind, kernel_kind(d.model)
         for j, name in enumerate(ARRIVAL_PARAMS[kind]):
@@ -121,6 +134,10 @@ def pack(program: Program) -> Packed:
         row[K.G_DEST], row[K.G_EOI_EXIT], row[K.G_SUPPRESS] = g.dest, g.eoi_exit, g.suppress
         row[K.G_NSTEPS], row[K.G_NDEVS], row[K.G_NPINS] = len(g.steps), len(g.devices), len(g.pins)
         row[K.G_IRQ] = g.pins[0] if g.pins else g.vector
+        row[K.G_BODY_KIND], row[K.G_BODY_P], row[K.G_BODY_CV] = K.SVC_CONSTANT, -2, -1
+        if g.body_dist != "constant":
+            row[K.G_BODY_KIND] = BODY_DISTS.index(g.body_dist)
+            row[K.G_BODY_P], row[K.G_BODY_CV] = index[f"{g.body_path}.body"], index[f"{g.body_path}.body_cv"]
         gdev[g.index, : len(g.devices)] = g.devices
         gpin[g.index, : len(g.pins)] = g.pins
         for k, (step, before) in enumerate(zip(g.steps, g.before)):
@@ -158,9 +175,10 @@ def pack(program: Program) -> Packed:
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
         K.O_P_MASKED: Pn, K.O_P_LINE: Pn, K.O_PENDING: D, K.O_ASSERTED: D, K.O_FORWARDED: D,
-        K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 2 * D + M,
+        K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 3 * D + M + G,
         K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
-        K.O_FRESH: D, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
+        K.O_FRESH: D, K.O_HOST_T: D, K.O_HOST_MASKED: D, K.O_RS_UP: Pn, K.O_ZT_NAME: K.ZT_HIST,
+        K.O_ZT_EV: K.ZT_HIST, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
         K.O_ACC: 4 * V, K.O_EXITS: 8,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,

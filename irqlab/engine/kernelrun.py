@@ -23,6 +23,7 @@ from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import lane_keys
 from irqlab.engine.stats import N_BINS, Stats, finish_batch
 from irqlab.engine.trace import Trace
+from irqlab.engine.vendor import record_text
 
 TRACE_BUFFER = 1 << 16
 EXACT_SUM = 2**53  # latency sums (int64 in the kernel) equal a float64 sum below this
@@ -156,7 +157,7 @@ def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out
             s[pi0 + p], pf[p] = var_i[i, k], var_f[i, k]
     tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
     trace = Trace()
-    decode = Decoder(program, trace)
+    decode = Decoder(program, trace, s)
     kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 1)
     while True:
         done = kn.lane_resume(s, tb, pf)
@@ -196,7 +197,7 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
                  dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
                  lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n,
-                 zt_loop=np.zeros(n, bool), zt_cycle=np.zeros(n, np.int64))  # see docs/implementations.md
+                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13])
 
 
 # ---------------------------------------------------------------- trace records -> text
@@ -207,14 +208,18 @@ TRIG = ("edge", "level")
 
 class Decoder:
     """Turns kernel trace records into a :class:`Trace`'s records, modes and counters, with
-    the texts the reference interpreter writes."""
+    the texts the reference interpreter writes. ``state``: the lane's ``s``, where a
+    zero-time loop's record finds the names of the events of its cycle."""
 
-    def __init__(self, program: Program, trace: Trace) -> None:
+    def __init__(self, program: Program, trace: Trace, state: np.ndarray | None = None) -> None:
         self.p = program
         self.trace = trace
+        self.state = state
+        self.recent: list[str] = []  # the last records' "event text" (a nested zero-time cycle's turn)
 
     def __call__(self, rows: np.ndarray) -> None:
         tr = self.trace
+        vendor = self.p.vendor
         for kind, t, thread, code, a0, a1, a2, a3 in rows.tolist():
             if kind == K.TR_MODE:
                 tr.modes.append((t, thread, code))
@@ -223,13 +228,49 @@ class Decoder:
                 tr.counters.append((t, name, a0))
             else:
                 event, text = self.text(code, a0, a1, a2, a3)
-                tr.add(t, thread, event, text)
+                self.recent.append(f"{event} {text}")
+                if len(self.recent) > 2 * K.ZT_HIST:
+                    del self.recent[:K.ZT_HIST]
+                tr.add(t, thread, event, record_text(vendor, event, text))
 
     def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
+        devs = self.p.devices
         if code == K.E_HANDLER_ENTRY:
-            return "irq_handler_entry", f"irq={a0} name={self.p.devices[a1].name}"
+            return "irq_handler_entry", f"irq={a0} name={devs[a1].name}"
+        if code == K.E_VFIO_INTX:
+            return "irqlab_vfio_intx", f"dev {devs[a0].name} masked"
+        if code == K.E_VFIO_UNMASK:
+            return "irqlab_vfio_unmask", f"dev {devs[a0].name} line {a1}"
+        if code == K.E_ZERO_TIME_LOOP:
+            return "irqlab_zero_time_loop", self.zero_time_text(a0, a1, a2)
         event, fmt = TEXTS[code]
         return event, fmt(a0, a1, a2, a3)
+
+    def zero_time_text(self, n: int, at_instant: int, period: int) -> str:
+        """mech_reference's record of a zero-time loop: ``n`` records per turn, and the turn
+        (nested lazy EOIs: its records; events at one instant: the names of ``period`` events)."""
+        if not at_instant:
+            return f"{n} records per turn, {K.ZT_DEPTH} turns nested: " + " -> ".join(self.recent[len(self.recent) - n:])
+        s = self.state
+        nh = int(s[K.S_ZT_NH])
+        names = s[int(s[K.O_ZT_NAME]) + nh - period: int(s[K.O_ZT_NAME]) + nh].tolist()
+        return f"{n} records per turn, {K.ZT_EVENTS} events at one instant: " + " -> ".join(map(self.event_name, names))
+
+    def event_name(self, code: int) -> str:
+        """The text of :func:`irqlab.engine.kernel_mech.event_name`'s integer."""
+        from irqlab.engine import phases as P
+        from irqlab.plugins.api import ACTIONS
+
+        code, action = divmod(code, 16)
+        code, ph = divmod(code, 32)
+        kind, i = divmod(code, 65536)
+        if kind == K.EV_VCPU:
+            return f"vcpu {i} ACT {ACTIONS[action]}" if ph == K.ACT else f"vcpu {i} {P.NAMES[ph]}"
+        if kind == K.EV_ARRIVAL:
+            return f"arrival {self.p.devices[i].name}"
+        if kind == K.EV_HOST:
+            return f"vfio {self.p.devices[i].name}"
+        return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
 X = EXIT_REASONS
@@ -240,7 +281,7 @@ TEXTS = {
     K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: f"apicid {a} vec {b} (Fixed|{TRIG[c]})"),
     K.E_LINE: ("irqlab_line", lambda a, b, c, d: f"gsi {a} level {b}"),
     K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: f"vector: {a} level: {b}"),
-    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: f"gsi {a} level {b} source 0"),
+    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: f"gsi {a} level {b} source {c}"),
     K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: f"pin {a} vec {b} ({TRIG[c]})"),
     K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: f"dst {a} vec {b} (Fixed|physical|{TRIG[c]})"),
     K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq",
@@ -264,4 +305,7 @@ TEXTS = {
     K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: f"pin {a}"),
     K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: f"irq {a}: nobody cared, disabling"),
     K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: f"pin {a} masked"),
+    K.E_KVM_ACK_IRQ: ("kvm_ack_irq", lambda a, b, c, d: f"irqchip IOAPIC pin {a}"),
+    K.E_RESAMPLE: ("irqlab_resample", lambda a, b, c, d: f"pin {a}"),
+    K.E_LAZY_EOI: ("irqlab_lazy_eoi", lambda a, b, c, d: f"pin {a} vec {b}"),
 }

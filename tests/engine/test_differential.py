@@ -144,8 +144,16 @@ def test_lockstep_matches_reference_on_vfio_shared_pin_and_lazy_eoi_scenarios(sc
 
 
 @pytest.mark.slow
-@given(scenarios(dists=False))
+@given(scenarios())
 def test_kernel_matches_reference_on_random_scenarios(scn):
     """Every metric and every trace record of the kernel (traced and untraced) equals the
-    reference's, on random scenarios it runs (constant service and body times)."""
+    reference's, on random scenarios (service-time distributions and random body times too)."""
+    compare(scn, others=("kernel",))
+
+
+@pytest.mark.slow
+@given(scenarios(issue12=True))
+def test_kernel_matches_reference_on_issue12_scenarios(scn):
+    """The kernel equals the reference on scenarios of issue 12's mechanisms (VFIO INTx, shared
+    pins, lazy EOI of level pins and its zero-time loop, AMD), traced and untraced."""
     compare(scn, others=("kernel",))

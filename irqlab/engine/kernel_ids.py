@@ -36,7 +36,8 @@ N_GRP = 13
 M_KIND, M_TIMER_BASE, M_STATE, M_P0, M_P1, M_P2, M_P3, M_P4 = range(8)
 N_MIT = 8
 
-ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY = range(4)
+ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
+TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
 DEV_GENERIC, DEV_QUEUE = range(2)
 SVC_CONSTANT, SVC_EXPONENTIAL, SVC_UNIFORM, SVC_LOGNORMAL, SVC_GAMMA = range(5)  # services.BODY_DISTS order
 MIT_KVM_EOI_DELAY, MIT_QEMU_EOI_THROTTLE, MIT_PT_THROTTLE, MIT_LINUX_SPURIOUS, MIT_XEN_RATELIMIT = range(5)
@@ -73,10 +74,10 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
 # ---------------------------------------------------------------- lane state
 # A lane's ``s`` holds, in order: the offsets table (s[O_*] = where array O_* starts),
 # the scalars (S_*), the program's scalars (s[CFG + C_*]), its arrays (dev, grp, gdev,
-# gpin, gstep, gbefore, mit, pin_group, pin_level, used: flattened), the integer
+# gpin, gstep, gbefore, mit, pin_group, pin_level, used: flattened; the `trace` arrivals' timestamps), the integer
 # parameters (s[s[O_PI] + p]), then the lane's state arrays from s[O_STATE] on.
 (O_PDEV, O_PGRP, O_PGDEV, O_PGPIN, O_PGSTEP, O_PGBEFORE, O_PMIT, O_PPIN_GROUP, O_PPIN_LEVEL, O_PUSED,
- O_PI, O_STATE,
+ O_PTIMES, O_PI, O_STATE,
  O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
@@ -85,8 +86,8 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(74)
-N_OFFSETS = 74
+ O_LAT_HIST, O_SIZE) = range(75)
+N_OFFSETS = 75
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
  S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T,

@@ -451,6 +451,12 @@ def arrival_next(s, pf, d, now, first):
         done = count > 0 and s[a] >= count
         s[a] += 1
         return NEVER if done else after(now, s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]])
+    if kind == ARR_TRACE:  # offset; s[a] = the next timestamp's index
+        s[a] = 0 if first else s[a] + 1
+        if s[a] >= s[s[O_PDEV] + d * N_DEV + D_ARR_P2]:
+            return NEVER
+        when = s[s[O_PTIMES] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1] + s[a]]
+        return after(when, s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]])
     if kind == ARR_POISSON:  # rate, start
         if first:
             now = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1]]

@@ -23,7 +23,8 @@ from irqlab.plugins.builtin.services import BODY_DISTS
 
 # the parameters each plugin kind reads, in the order of its P0..P3 columns
 ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "count"),
-                  K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start")}
+                  K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start"),
+                  K.ARR_TRACE: ("offset",)}  # then P1, P2: its timestamps' start in O_PTIMES, and count
 MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
                      K.MIT_PT_THROTTLE: ("threshold", "delay"),
                      K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
@@ -52,6 +53,9 @@ def kernel_support(program: Program) -> str | None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
     if program.series_fields:
         return "the kernel does not record series yet"
+    n_times = sum(len(d.arrival.kernel_times()) for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE)
+    if n_times > K.TRACE_TIMES_MAX:
+        return f"trace arrivals of more than {K.TRACE_TIMES_MAX} timestamps"
     if len(program.groups) > 62:
         return "more than 62 vectors"
     return None
@@ -108,6 +112,7 @@ def pack(program: Program) -> Packed:
         cfg[slot] = index.get(path, -1)
 
     dev = np.zeros((D, K.N_DEV), i64)
+    times: list[np.ndarray] = []
     for d in p.devices:
         row = dev[d.index]
         row[K.D_MSI], row[K.D_PIN], row[K.D_VECTOR] = d.delivery == "msi", d.pin, d.vector
@@ -122,6 +127,9 @@ def pack(program: Program) -> Packed:
         row[K.D_ARR_KIND], row[K.D_MODEL_KIND] = kind, kernel_kind(d.model)
         for j, name in enumerate(ARRIVAL_PARAMS[kind]):
             row[K.D_ARR_P0 + j] = index[f"{d.arrival_path}.{name}"]
+        if kind == K.ARR_TRACE:
+            row[K.D_ARR_P1], row[K.D_ARR_P2] = sum(len(x) for x in times), len(d.arrival.kernel_times())
+            times.append(d.arrival.kernel_times())
 
     width = max([1] + [len(g.devices) for g in p.groups] + [len(g.pins) for g in p.groups]
                 + [len(g.steps) for g in p.groups])
@@ -167,7 +175,8 @@ def pack(program: Program) -> Packed:
     for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
-                      (K.O_PUSED, np.asarray(used, i64)), (K.O_PI, pi)):
+                      (K.O_PUSED, np.asarray(used, i64)),
+                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi)):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size

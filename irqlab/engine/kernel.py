@@ -33,8 +33,8 @@ from numba import njit, prange
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_base import (  # noqa: F401
-    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, switch,
-    trace_mode,
+    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, popcount, record,
+    switch, trace_mode,
 )
 from irqlab.engine.kernel_ioapic import (  # noqa: F401
     arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast, host_event,
@@ -444,6 +444,40 @@ def finish(s, t_end):
     s[S_DONE] = 1
 
 
+@inner
+def sample(s, tb):
+    """Record the series' integers at this instant (before its events; reference.sample):
+    time per mode (L2, L1, L0, userspace, summed over the vCPUs, the current stays
+    included), EOIs, exits, raised, delivered, pending, IRR bits, lines high; as
+    TR_SAMPLE records of four (code 0, 1, 2), which ``kernelrun.Decoder`` turns into the
+    fields."""
+    t = s[S_T]
+    m2, m1, m0, mu = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+    irr = 0
+    for v in range(s[CFG + C_V]):
+        a = s[O_ACC] + v * 4
+        extra = t - s[s[O_SINCE] + v] if t > s[s[O_SINCE] + v] else 0
+        mode = s[s[O_MODE] + v]
+        m0 += s[a + L0] + (extra if mode == L0 else 0)
+        m1 += s[a + L1] + (extra if mode == L1 else 0)
+        m2 += s[a + L2] + (extra if mode == L2 else 0)
+        mu += s[a + USER] + (extra if mode == USER else 0)
+        irr += popcount(s[s[O_IRR] + v])
+    exits = np.int64(0)
+    for k in range(8):
+        exits += s[s[O_EXITS] + k]
+    pending, lines = np.int64(0), 0
+    for d in range(s[CFG + C_D]):
+        pending += s[s[O_PENDING] + d]
+    for p in range(s[CFG + C_PINS]):
+        if s[s[O_P_LINE] + p] > 0:
+            lines += 1
+    record(s, tb, TR_SAMPLE, t, 0, 0, m2, m1, m0, mu)
+    record(s, tb, TR_SAMPLE, t, 0, 1, s[S_EOI_COUNT], exits, s[S_RAISED], s[S_DELIVERED])
+    record(s, tb, TR_SAMPLE, t, 0, 2, pending, irr, lines, 0)
+    s[S_SAMPLE_T] = t + max(s[s[O_PI] + s[CFG + C_P_EVERY]], 1)
+
+
 @entry
 def lane_init(s, tb, pf, key0, key1, tracing):
     """A fresh lane at time 0 (``s`` holds the program and the lane's parameters, up to
@@ -455,7 +489,7 @@ def lane_init(s, tb, pf, key0, key1, tracing):
     s[S_KEY1] = key1
     s[S_TRACING] = tracing
     s[S_END_T] = s[s[O_PI] + s[CFG + C_P_DURATION]]
-    s[S_SAMPLE_T] = NEVER
+    s[S_SAMPLE_T] = 0 if s[CFG + C_SERIES] else NEVER
     for k in (S_FIRST_IRQ, S_TTP, S_TTP_L2):
         s[k] = NEVER
     V = s[CFG + C_V]
@@ -499,7 +533,7 @@ def lane_resume(s, tb, pf):
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
     half = tb.shape[0] // 2
     while not s[S_DONE]:
-        if s[S_TRACING] and s[S_NTB] > half:
+        if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:
             return 0
         # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, VFIO hosts, vCPUs
         best_t, kind, idx = s[S_END_T], EV_END, 0
@@ -540,6 +574,8 @@ def lane_resume(s, tb, pf):
             s[S_THREAD] = KWORKER
             s[s[O_HOST_T] + idx] = NEVER
             host_event(s, tb, pf, idx)
+        elif kind == EV_SAMPLE:
+            sample(s, tb)
         if s[S_ZT_LOOP] or same_instant(s, tb, name):
             finish(s, s[S_T])
             break

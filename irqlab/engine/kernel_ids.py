@@ -20,7 +20,8 @@ C_W = 29  # columns of gdev, gpin, gstep, gbefore
 C_L1_IRQ_WINDOW, C_P_L1_IRQ_OFF = 30, 31
 # issue 12's mechanisms (kernel_mech): flags, and the parameter indices of their costs
 C_AMD, C_VFIO, C_LAZY_LEVEL, C_RESAMPLE_UNMASK, C_P_VFIO, C_P_SELF_IPI = range(32, 38)
-N_CFG = 38
+C_SERIES, C_P_EVERY = 38, 39  # the run records series (sample records, TR_SAMPLE), every run.series.every
+N_CFG = 40
 
 # dev[d, ...]
 D_MSI, D_PIN, D_VECTOR, D_LEVEL, D_DEST, D_GROUP, D_LOWERS, D_SERVICE = range(8)
@@ -101,7 +102,8 @@ N_OUT_SCALARS = S_ZT_CYCLE + 1 - S_FIRST_IRQ  # out[i, :N_OUT_SCALARS] = s[S_FIR
 ZT_DEPTH, ZT_EVENTS, ZT_HIST = 8, 100_000, 64
 
 # trace records: tb[i] = (kind, t, thread, code, a0, a1, a2, a3); kind 0 event, 1 mode, 2 counter
-TR_EVENT, TR_MODE, TR_COUNTER = range(3)
+TR_EVENT, TR_MODE, TR_COUNTER, TR_SAMPLE = range(4)
+N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code = which four
 (E_KVM_EXIT, E_APIC_ACCEPT, E_KVM_APIC_ACCEPT, E_LINE, E_IOAPIC_SET_IRQ, E_KVM_SET_IRQ,
  E_IOAPIC_DELIVER, E_KVM_MSI_SET_IRQ, E_KVM_IOAPIC_SET_IRQ, E_REDIRECT, E_POLL, E_MSI,
  E_NESTED_VMEXIT, E_KVM_ENTRY, E_HANDLER_ENTRY, E_NESTED_INJECT, E_INJ_VIRQ, E_HANDLER_EXIT,

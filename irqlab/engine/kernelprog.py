@@ -51,8 +51,6 @@ def kernel_support(program: Program) -> str | None:
     for m in program.mitigations:
         if kernel_kind(m.plugin) is None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
-    if program.series_fields:
-        return "the kernel does not record series yet"
     n_times = sum(len(d.arrival.kernel_times()) for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE)
     if n_times > K.TRACE_TIMES_MAX:
         return f"trace arrivals of more than {K.TRACE_TIMES_MAX} timestamps"
@@ -101,6 +99,7 @@ def pack(program: Program) -> Packed:
     cfg[K.C_L1_IRQ_WINDOW] = getattr(p, "l1_irq_window", False)
     cfg[K.C_AMD], cfg[K.C_VFIO] = "amd" in p.mechanisms, bool(p.vfio_devices)
     cfg[K.C_LAZY_LEVEL], cfg[K.C_RESAMPLE_UNMASK] = p.lazy_eoi_level, p.resample_on_unmask
+    cfg[K.C_SERIES] = bool(p.series_fields)
     for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
                        (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
                        (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
@@ -108,7 +107,7 @@ def pack(program: Program) -> Packed:
                        (K.C_P_IOAPIC, "costs.ioapic"), (K.C_P_MMIO, "costs.mmio"),
                        (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc"),
                        (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off"), (K.C_P_VFIO, "costs.vfio"),
-                       (K.C_P_SELF_IPI, "costs.self_ipi")):
+                       (K.C_P_SELF_IPI, "costs.self_ipi"), (K.C_P_EVERY, "run.series.every")):
         cfg[slot] = index.get(path, -1)
 
     dev = np.zeros((D, K.N_DEV), i64)

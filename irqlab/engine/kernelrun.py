@@ -21,7 +21,7 @@ from irqlab.engine.kernelprog import Packed, lane_param_arrays, pack
 from irqlab.engine.program import Lane, Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import lane_keys
-from irqlab.engine.stats import N_BINS, Stats, finish_batch
+from irqlab.engine.stats import N_BINS, Stats, finish_batch, series_arrays
 from irqlab.engine.trace import Trace
 from irqlab.engine.vendor import record_text
 
@@ -123,14 +123,16 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         if full is None:
             out[rows], hist[rows], over[rows] = o2, h2, v2
 
-    if traced:
-        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64))
-    else:
-        batch(None)
-    traces = {}
-    for i in traced:
-        traces[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
-                                out, hist, over)
+    # a traced lane, and every lane of a run with series, runs alone with a record buffer
+    alone = list(range(n)) if program.series_fields else traced
+    if not program.series_fields:
+        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64) if traced else None)
+    traces, samples = {}, [[] for _ in range(n)]
+    for i in alone:
+        trace, samples[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
+                                        out, hist, over, i in traced)
+        if trace is not None:
+            traces[i] = trace
     stats = stats_from(program, out, hist)
     if over.any():  # a histogram bin passed 65535: rerun those lanes for the whole counts
         rows = np.flatnonzero(over)
@@ -141,13 +143,14 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         from irqlab.engine.lockstep import run_lockstep
 
         return run_lockstep(program, lanes, tuple(traced))
-    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, series_arrays(program, samples))
 
 
 _NO_FULL = np.zeros((0, 0, 0), np.int64)
 
 
-def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over):
+def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over, tracing=True):
+    """Run lane ``i`` alone with a record buffer: ``(its Trace or None, its series samples)``."""
     s = np.empty(size, np.int64)
     s[: len(tmpl)] = tmpl
     pf = pf.copy()
@@ -156,9 +159,9 @@ def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out
         if k >= 0:
             s[pi0 + p], pf[p] = var_i[i, k], var_f[i, k]
     tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
-    trace = Trace()
+    trace = Trace() if tracing else None
     decode = Decoder(program, trace, s)
-    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 1)
+    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], int(tracing))
     while True:
         done = kn.lane_resume(s, tb, pf)
         if s[K.S_OVERFLOW]:
@@ -167,9 +170,10 @@ def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out
         s[K.S_NTB] = 0
         if done:
             break
-    trace.end_ps = int(s[K.S_STAT_END_T])
+    if trace is not None:
+        trace.end_ps = int(s[K.S_STAT_END_T])
     over[i] = kn.collect(s, out, hist, _NO_FULL, i)
-    return trace
+    return trace, decode.samples
 
 
 def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
@@ -216,6 +220,8 @@ class Decoder:
         self.trace = trace
         self.state = state
         self.recent: list[str] = []  # the last records' "event text" (a nested zero-time cycle's turn)
+        self.samples: list[tuple[float, ...]] = []  # the series, as reference.sample records them
+        self.part: list[int] = []
 
     def __call__(self, rows: np.ndarray) -> None:
         tr = self.trace
@@ -226,12 +232,26 @@ class Decoder:
             elif kind == K.TR_COUNTER:
                 name = f"gsi {thread} line" if code == 2 else f"vCPU {thread} {'ISR' if code else 'IRR'}"
                 tr.counters.append((t, name, a0))
+            elif kind == K.TR_SAMPLE:
+                self.part += (a0, a1, a2, a3)
+                if code == 2:
+                    self.sample(t, self.part)
+                    self.part = []
             else:
                 event, text = self.text(code, a0, a1, a2, a3)
                 self.recent.append(f"{event} {text}")
                 if len(self.recent) > 2 * K.ZT_HIST:
                     del self.recent[:K.ZT_HIST]
                 tr.add(t, thread, event, record_text(vendor, event, text))
+
+    def sample(self, t: int, ints: list[int]) -> None:
+        """One sample of kernel.sample's integers, as the fields reference.sample records."""
+        l2, l1, l0, user, eoi, exits, raised, delivered, pending, irr, line, _ = ints
+        values = {"t_ns": t / 1000.0, "l2_time_ns": l2 / 1000.0, "l1_time_ns": l1 / 1000.0, "l0_time_ns": l0 / 1000.0,
+                  "userspace_time_ns": user / 1000.0, "eoi_count": eoi, "exits_total": exits,
+                  "interrupts_raised": raised, "interrupts_delivered": delivered, "pending": pending,
+                  "irr": irr, "line": line}
+        self.samples.append((t / 1000.0,) + tuple(float(values[f]) for f in self.p.series_fields))
 
     def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
         devs = self.p.devices

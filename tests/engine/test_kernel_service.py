@@ -46,3 +46,27 @@ def test_kernel_replays_a_trace_arrival(tmp_path):
     a, b = both(scn)
     assert b.lane(0)["devices"]["nic"]["raised"] == 4  # the fifth, at 303us, is past the end
     assert_same(a, b)
+
+
+def test_kernel_records_the_references_series():
+    """`series` on the kernel (auto picks it): every field of every sample equals the reference's, traced or not."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from irqlab.ir import Quantity, SeriesSpec
+
+    d = device("nic", 0x41, gsi=11, arrival=use("arrival", "poisson", rate=1e5))
+    scn = guest(devices=[d], duration=ms(0.3))
+    fields = ("l2_time_ns", "l1_time_ns", "l0_time_ns", "userspace_time_ns", "eoi_count", "exits_total",
+              "interrupts_raised", "interrupts_delivered", "pending", "irr", "line")
+    scn = replace(scn, run=replace(scn.run, series=SeriesSpec(every=Quantity(7e-6, "s"), fields=fields)))
+    assert kernel_support(engine.compile(scn)) is None
+    prog = engine.compile(scn)
+    lanes = [engine.Lane(5, (i,)) for i in range(3)]
+    a = engine.run(prog, lanes, backend="reference")
+    for b in (engine.run(prog, lanes, backend="kernel"), engine.run(prog, lanes, trace_lanes=[1], backend="kernel")):
+        assert set(b.series) == set(a.series) and a.series["t_ns"].shape == (3, 43)
+        for f in a.series:
+            assert np.array_equal(a.series[f], b.series[f], equal_nan=True), f
+        assert_same(a, b, 0)

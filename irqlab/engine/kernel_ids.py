@@ -34,8 +34,8 @@ G_VECTOR, G_LEVEL, G_IOAPIC, G_DEST, G_EOI_EXIT, G_SUPPRESS, G_NSTEPS, G_NDEVS, 
 G_BODY_KIND, G_BODY_P, G_BODY_CV = 10, 11, 12  # random body time: SVC_* kind, its step's parameter, body_cv
 N_GRP = 13
 # mit[m, ...]
-M_KIND, M_TIMER_BASE, M_STATE, M_P0, M_P1, M_P2, M_P3, M_P4 = range(8)
-N_MIT = 8
+M_KIND, M_TIMER_BASE, M_STATE, M_P0, M_P1, M_P2, M_P3, M_P4, M_HOOKS, M_NTIMERS = range(10)
+N_MIT = 10
 
 ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
 TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
@@ -43,6 +43,11 @@ DEV_GENERIC, DEV_QUEUE = range(2)
 SVC_CONSTANT, SVC_EXPONENTIAL, SVC_UNIFORM, SVC_LOGNORMAL, SVC_GAMMA = range(5)  # services.BODY_DISTS order
 MIT_KVM_EOI_DELAY, MIT_QEMU_EOI_THROTTLE, MIT_PT_THROTTLE, MIT_LINUX_SPURIOUS, MIT_XEN_RATELIMIT = range(5)
 MIT_STATE_PER_PIN = (1, 1, 0, 4, 3)  # int64 slots per pin of each kind (PT throttle: 2 per vCPU)
+MIT_PLUGIN = 5  # a third-party mitigation with a kernel hook (irqlab.engine.kernel_api)
+# the events of a plugin's kernel hook (kernel_api), their bits in M_HOOKS, and what it returns
+KH_INIT, KH_IOAPIC_EOI, KH_DELIVER, KH_REDIRECT, KH_IMMEDIATE_EXIT, KH_HANDLER_DONE, KH_TIMER = range(7)
+KH_NAMES = ("init", "ioapic_eoi", "deliver", "redirect", "immediate_exit", "handler_done", "timer")
+KF_DEFER, KF_SERVICE = 1, 2  # defer the EOI's re-delivery / block the delivery; then service the IOAPIC
 
 # IOAPIC accesses of an IOAPIC step (phases.MMIO_ACCESSES): how many, and which acts
 MMIO_N = (0, 0, 1, 3, 2, 0, 0, 0)  # by action

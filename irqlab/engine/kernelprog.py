@@ -48,9 +48,16 @@ def kernel_support(program: Program) -> str | None:
         for plugin, kind in plugins:
             if kernel_kind(plugin) is None:
                 return f"{kind} plugin '{plugin.name}' has no kernel support"
+    hooks = set()
     for m in program.mitigations:
         if kernel_kind(m.plugin) is None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
+        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
+            hooks.add(vars(type(m.plugin))["kernel_hook"])
+            if len(type(m.plugin).params) > 5:
+                return f"mitigation plugin '{m.plugin.name}' has more than 5 parameters (the kernel's limit)"
+    if len(hooks) > 1:
+        return "more than one third-party kernel hook in the scenario"
     n_times = sum(len(d.arrival.kernel_times()) for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE)
     if n_times > K.TRACE_TIMES_MAX:
         return f"trace arrivals of more than {K.TRACE_TIMES_MAX} timestamps"
@@ -60,9 +67,27 @@ def kernel_support(program: Program) -> str | None:
 
 
 def kernel_kind(plugin) -> int | None:
-    """The kernel kind a plugin's own class declares (``kernel_kind``), not inherited: a
-    subclass that changes a hook does not silently keep its base's kernel code."""
-    return vars(type(plugin)).get("kernel_kind")
+    """The kernel kind a plugin's own class declares (``kernel_kind``; a mitigation naming its
+    ``kernel_hook``: ``MIT_PLUGIN``), not inherited: a subclass that changes a hook does not
+    silently keep its base's kernel code."""
+    own = vars(type(plugin))
+    if plugin.kind == "mitigation" and own.get("kernel_hook"):
+        return K.MIT_PLUGIN
+    return own.get("kernel_kind")
+
+
+def kernel_hook(program: Program):
+    """The compiled kernel hook of the program's third-party mitigations (``kernel_hook``:
+    ``"module:function"``), or :func:`irqlab.engine.kernel_api.no_plugin`."""
+    import importlib
+
+    from irqlab.engine import kernel_api
+
+    for m in program.mitigations:
+        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
+            module, _, name = vars(type(m.plugin))["kernel_hook"].partition(":")
+            return getattr(importlib.import_module(module), name)
+    return kernel_api.no_plugin
 
 
 @dataclass
@@ -157,9 +182,19 @@ def pack(program: Program) -> Packed:
         kind = kernel_kind(m.plugin)
         row = mit[m.index]
         row[K.M_KIND], row[K.M_TIMER_BASE], row[K.M_STATE] = kind, m.timer_base, state
-        for j, name in enumerate(MITIGATION_PARAMS[kind]):
+        row[K.M_NTIMERS] = type(m.plugin).timers
+        if kind == K.MIT_PLUGIN:
+            names = tuple(prm.name for prm in type(m.plugin).params)
+            row[K.M_HOOKS] = sum(1 << e for e, h in enumerate(K.KH_NAMES) if h == "init" or h in type(m.plugin).hooks
+                                 or (h == "timer" and type(m.plugin).timers))
+        else:
+            names = MITIGATION_PARAMS[kind]
+        for j, name in enumerate(names):
             row[K.M_P0 + j] = index[f"{m.path}.{name}"]
-        state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
+        if kind == K.MIT_PLUGIN:
+            state += int(m.plugin.kernel_state(Pn, V))
+        else:
+            state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
 
     # the template: offsets, scalars, cfg, program arrays, parameters; then the state arrays
     o = np.zeros(K.N_OFFSETS, i64)

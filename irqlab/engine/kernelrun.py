@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from irqlab.engine import kernel_ids as K
-from irqlab.engine.kernelprog import Packed, lane_param_arrays, pack
+from irqlab.engine.kernelprog import Packed, kernel_hook, lane_param_arrays, pack
 from irqlab.engine.program import Lane, Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import lane_keys
@@ -101,6 +101,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
     traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
+    plug = kernel_hook(program)
 
     import numba
 
@@ -110,7 +111,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     def batch(rows, full=None):
         """Run ``rows`` (None: all) in parallel into out/hist/over (``full``: whole counts)."""
         if rows is None:
-            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
+            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over, plug)
             return
         if not len(rows):
             return
@@ -119,7 +120,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         v2 = np.zeros(len(rows), np.uint8)
         kn.run_lanes(tmpl, packed.size, pf, var_idx, np.ascontiguousarray(var_i[rows]),
                      np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2,
-                     _NO_FULL if full is None else full, v2)
+                     _NO_FULL if full is None else full, v2, plug)
         if full is None:
             out[rows], hist[rows], over[rows] = o2, h2, v2
 
@@ -130,7 +131,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     traces, samples = {}, [[] for _ in range(n)]
     for i in alone:
         trace, samples[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
-                                        out, hist, over, i in traced)
+                                        out, hist, over, i in traced, plug)
         if trace is not None:
             traces[i] = trace
     stats = stats_from(program, out, hist)
@@ -149,7 +150,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
 _NO_FULL = np.zeros((0, 0, 0), np.int64)
 
 
-def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over, tracing=True):
+def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over, tracing, plug):
     """Run lane ``i`` alone with a record buffer: ``(its Trace or None, its series samples)``."""
     s = np.empty(size, np.int64)
     s[: len(tmpl)] = tmpl
@@ -161,9 +162,9 @@ def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out
     tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
     trace = Trace() if tracing else None
     decode = Decoder(program, trace, s)
-    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], int(tracing))
+    kn.lane_init(s, tb, pf, plug, keys[i, 0], keys[i, 1], int(tracing))
     while True:
-        done = kn.lane_resume(s, tb, pf)
+        done = kn.lane_resume(s, tb, pf, plug)
         if s[K.S_OVERFLOW]:
             raise RuntimeError("kernel trace buffer overflow within one event")
         decode(tb[: s[K.S_NTB]])

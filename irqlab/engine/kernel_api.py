@@ -38,7 +38,7 @@ from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 
 HOOK_SIG = types.int64(types.int64, types.CPointer(types.int64), types.int64, types.CPointer(types.float64),
                        types.int64, types.int64, types.int64, types.int64)
-helper = njit(cache=True, error_model="numpy", _nrt=False)
+helper = njit(cache=True, error_model="numpy")
 
 
 def kernel_hook(fn):

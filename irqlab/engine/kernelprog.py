@@ -58,6 +58,11 @@ def kernel_support(program: Program) -> str | None:
                 return f"mitigation plugin '{m.plugin.name}' has more than 5 parameters (the kernel's limit)"
     if len(hooks) > 1:
         return "more than one third-party kernel hook in the scenario"
+    if hooks:
+        try:
+            kernel_hook(program)
+        except Exception as e:  # noqa: BLE001 - a broken plugin falls back to its NumPy hooks
+            return f"the kernel hook '{hooks.pop()}' failed to load ({type(e).__name__}: {e})"
     n_times = sum(len(d.arrival.kernel_times()) for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE)
     if n_times > K.TRACE_TIMES_MAX:
         return f"trace arrivals of more than {K.TRACE_TIMES_MAX} timestamps"

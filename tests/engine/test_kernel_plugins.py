@@ -46,3 +46,15 @@ def test_token_bucket_kernel_hook_matches_its_numpy_hooks(token_bucket, rate):
     a, b = both(bucket(rate), n=2)
     assert a.lane(0)["mitigation_activations"]["token_bucket"] > 0
     assert_same(a, b, 2)
+
+
+def test_a_kernel_hook_that_fails_to_load_falls_back_to_the_numpy_hooks(token_bucket):
+    """A kernel hook whose module cannot be imported: auto runs the plugin's NumPy hooks and says why."""
+    broken = type("BrokenBucket", (token_bucket,), {"kernel_hook": "irqlab_no_such_module:hook",
+                                                    "name": "broken_bucket", "__doc__": "A broken kernel hook."})
+    registry().add_class(broken)
+    prog = engine.compile(founding(mitigations=[use("mitigation", "broken_bucket", rate=1e4, burst=5)],
+                                   duration=ms(0.2)))
+    why = kernel_support(prog)
+    assert why.startswith("the kernel hook 'irqlab_no_such_module:hook' failed to load (ModuleNotFoundError")
+    assert engine.run(prog, [engine.Lane(0)]).backend.startswith(f"reference ({why}")

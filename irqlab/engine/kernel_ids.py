@@ -41,6 +41,7 @@ ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
 TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
 DEV_GENERIC, DEV_QUEUE = range(2)
 SVC_CONSTANT, SVC_EXPONENTIAL, SVC_UNIFORM, SVC_LOGNORMAL, SVC_GAMMA = range(5)  # services.BODY_DISTS order
+SVC_EMPIRICAL = 5  # D_SVC_P0, D_SVC_P1: its samples' start in O_PTIMES, and count
 MIT_KVM_EOI_DELAY, MIT_QEMU_EOI_THROTTLE, MIT_PT_THROTTLE, MIT_LINUX_SPURIOUS, MIT_XEN_RATELIMIT = range(5)
 MIT_STATE_PER_PIN = (1, 1, 0, 4, 3)  # int64 slots per pin of each kind (PT throttle: 2 per vCPU)
 MIT_PLUGIN = 5  # a third-party mitigation with a kernel hook (irqlab.engine.kernel_api)

@@ -112,6 +112,10 @@ def service_time(s, pf, d):
         return s[s[O_PI] + s[row + D_SERVICE]]
     if kind == SVC_CONSTANT:
         return s[s[O_PI] + s[row + D_SVC_P0]]
+    if kind == SVC_EMPIRICAL:  # a sample drawn uniformly
+        n = s[row + D_SVC_P1]
+        u = draw(s, 2 * s[CFG + C_D] + s[CFG + C_M] + d, 300 + d)
+        return s[s[O_PTIMES] + s[row + D_SVC_P0] + min(np.int64(u * n), n - 1)]
     p1 = s[row + D_SVC_P1]
     b = pf[p1] if p1 >= 0 else 0.0
     x = by_kind(s, 2 * s[CFG + C_D] + s[CFG + C_M] + d, 300 + d, kind, pf[s[row + D_SVC_P0]], b)

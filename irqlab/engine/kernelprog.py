@@ -63,12 +63,22 @@ def kernel_support(program: Program) -> str | None:
             kernel_hook(program)
         except Exception as e:  # noqa: BLE001 - a broken plugin falls back to its NumPy hooks
             return f"the kernel hook '{hooks.pop()}' failed to load ({type(e).__name__}: {e})"
-    n_times = sum(len(d.arrival.kernel_times()) for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE)
-    if n_times > K.TRACE_TIMES_MAX:
-        return f"trace arrivals of more than {K.TRACE_TIMES_MAX} timestamps"
+    tables = [len(p.kernel_times()) for p in _tabled(program)]
+    if sum(tables) > K.TRACE_TIMES_MAX:
+        return f"trace arrivals and empirical service times of more than {K.TRACE_TIMES_MAX} values"
+    if 0 in tables[sum(1 for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE):]:
+        return "an empirical service time without samples"
     if len(program.groups) > 62:
         return "more than 62 vectors"
     return None
+
+
+def _tabled(program: Program) -> list:
+    """The plugins whose values the kernel reads from a table (``O_PTIMES``): `trace`
+    arrivals, then empirical service times."""
+    return ([d.arrival for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE]
+            + [d.service_dist for d in program.devices
+               if d.service_dist is not None and kernel_kind(d.service_dist) == K.SVC_EMPIRICAL])
 
 
 def kernel_kind(plugin) -> int | None:
@@ -148,7 +158,11 @@ def pack(program: Program) -> Packed:
         row[K.D_LEVEL], row[K.D_DEST], row[K.D_GROUP] = d.trigger == "level", d.dest, d.group
         row[K.D_LOWERS], row[K.D_SERVICE], row[K.D_VFIO] = d.lowers_line, index.get(d.service, -1), d.vfio
         row[K.D_SVC_KIND], row[K.D_SVC_P0], row[K.D_SVC_P1] = -1, -1, -1
-        if d.service_dist is not None:
+        if d.service_dist is not None and kernel_kind(d.service_dist) == K.SVC_EMPIRICAL:
+            row[K.D_SVC_KIND] = K.SVC_EMPIRICAL
+            row[K.D_SVC_P0], row[K.D_SVC_P1] = sum(len(x) for x in times), len(d.service_dist.kernel_times())
+            times.append(d.service_dist.kernel_times())
+        elif d.service_dist is not None:
             row[K.D_SVC_KIND] = kernel_kind(d.service_dist)
             for j, name in enumerate(SERVICE_PARAMS[row[K.D_SVC_KIND]]):
                 row[K.D_SVC_P0 + j] = index[f"{d.service}.{name}"]

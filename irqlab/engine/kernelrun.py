@@ -39,6 +39,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
     from irqlab.engine import kernel
 
     if not _compiled:
+        drop_stale_cache(kernel)
         if not _cache_present(kernel):
             if notify is not None:
                 notify("compiling")
@@ -48,6 +49,48 @@ def kernel_module(notify: Callable[[str], None] | None = None):
         _warm(kernel)
         _compiled = True
     return kernel
+
+
+# the kernel's modules: Numba's cache of a function is keyed by its own file only, but holds
+# the code of the functions it calls and the constants it imports from these
+KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
+STAMP = "irqlab_kernel.stamp"
+
+
+def source_stamp() -> str:
+    """A hash of the kernel's source files."""
+    import hashlib
+
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in KERNEL_SOURCES:
+        with open(os.path.join(here, f"{name}.py"), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def drop_stale_cache(kernel) -> None:
+    """Delete the kernel's cached code if it was compiled from other sources (a change to
+    ``kernel_ids.py`` or to a callee's module leaves the callers' cache entries valid to
+    Numba, with the old code inside), then record the current sources' stamp."""
+    try:
+        path = kernel.run_lanes._cache._cache_path
+        stamp_file = os.path.join(path, STAMP)
+        stamp = source_stamp()
+        if os.path.exists(stamp_file):
+            with open(stamp_file, encoding="ascii") as f:
+                if f.read() == stamp:
+                    return
+        if not os.path.isdir(path):
+            return
+        prefixes = tuple(f"{name}." for name in KERNEL_SOURCES)
+        for name in os.listdir(path):
+            if name.startswith(prefixes) and name.endswith((".nbi", ".nbc")):
+                os.remove(os.path.join(path, name))
+        with open(stamp_file, "w", encoding="ascii") as f:
+            f.write(stamp)
+    except (OSError, AttributeError):  # no cache to check: Numba compiles, as without one
+        pass
 
 
 def _cache_present(kernel) -> bool:

@@ -70,3 +70,16 @@ def test_kernel_records_the_references_series():
         for f in a.series:
             assert np.array_equal(a.series[f], b.series[f], equal_nan=True), f
         assert_same(a, b, 0)
+
+
+def test_kernel_draws_the_references_empirical_service_times(tmp_path):
+    """The empirical service time (samples from a file) runs on the kernel and draws the reference's samples."""
+    f = tmp_path / "s.txt"
+    f.write_text("0.5us\n2us\n# a comment\n7us\n3.25us\n")
+    d = device("nic", 0x41, gsi=11, service_dist=use("service", "empirical", file=str(f)),
+               arrival=use("arrival", "poisson", rate=1e5))
+    scn = guest(devices=[d], duration=ms(0.3))
+    assert kernel_support(engine.compile(scn)) is None
+    a, b = both(scn, n=2)
+    assert a.lane(0)["devices"]["nic"]["serviced"] > 5
+    assert_same(a, b, 2)

@@ -147,13 +147,13 @@ class Empirical(ServiceTime):
 
     name = "empirical"
     version = "1.0"
+    kernel_kind = K.SVC_EMPIRICAL  # irqlab.engine.kernel_service runs it natively (its samples in the lane's state)
     params = (Param("file", "file", doc="path of the sample file, relative to the scenario"),)
 
     def init(self, ctx):
         from irqlab.errors import ScenarioError
-        from irqlab.plugins.builtin.arrivals import load_timestamps
 
-        self.samples = load_timestamps(self.config["file"])
+        self.samples = self.kernel_times()
         if not len(self.samples):
             raise ScenarioError(f"service sample file '{self.config['file']}' has no samples")
 
@@ -161,3 +161,9 @@ class Empirical(ServiceTime):
         n = len(self.samples)
         i = np.minimum((ctx.uniform(lanes) * n).astype(np.int64), n - 1)
         return self.samples[i]
+
+    def kernel_times(self) -> np.ndarray:
+        """The file's samples (``int64[n]`` ps, sorted)."""
+        from irqlab.plugins.builtin.arrivals import load_timestamps
+
+        return load_timestamps(self.config["file"])

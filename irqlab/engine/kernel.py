@@ -33,20 +33,22 @@ from numba import njit, prange
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_base import (  # noqa: F401
-    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, switch,
-    trace_mode,
+    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, popcount, record,
+    switch, trace_mode,
 )
 from irqlab.engine.kernel_ioapic import (  # noqa: F401
-    arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast,
-    mit_handler_done, mit_immediate, mit_timer, redirect_write, start_run,
+    arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast, host_event,
+    call_hook, mit_handler_done, mit_immediate, mit_timer, plugin_has, plugin_timer, redirect_write, start_run,
 )
+from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
+from irqlab.engine.kernel_service import body_time, service_time
 
 
 # ---------------------------------------------------------------- the vCPU's phases
 
 
 @inner
-def vcpu_event(s, tb, pf, v):
+def vcpu_event(s, tb, pf, plug, v):
     ph = s[s[O_PHASE] + v]
     t = s[S_T]
     nested, bare, split, x2apic = s[CFG + C_NESTED], s[CFG + C_BARE], s[CFG + C_SPLIT], s[CFG + C_X2APIC]
@@ -56,7 +58,7 @@ def vcpu_event(s, tb, pf, v):
         d = cur_fwd(s, v)
         s[s[O_SVC_REM] + d] = 0
         s[s[O_FORWARDED] + d] = 0
-        device_service(s, tb, pf, d)
+        device_service(s, tb, pf, plug, d)
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         done = True
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
@@ -100,7 +102,7 @@ def vcpu_event(s, tb, pf, v):
         g = ack(s, tb, v)
         if bare:
             emit(s, tb, E_HANDLER_ENTRY, s[s[O_PGRP] + g * N_GRP + G_IRQ], s[s[O_PGDEV] + g * s[CFG + C_W] + 0], 0, 0)
-        start_handler(s, v, g, t)
+        start_handler(s, pf, plug, v, g, t)
     elif ph == L0_CHECK:  # nested: L0's check_nested_events after an L2 exit
         if deliverable(s, v):
             if s[CFG + C_ACK_ON_EXIT]:
@@ -111,7 +113,7 @@ def vcpu_event(s, tb, pf, v):
             emit(s, tb, E_NESTED_INJECT, info, 0, 0, 0)
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
             if g >= 0:
-                start_handler(s, v, g, start)
+                start_handler(s, pf, plug, v, g, start)
             else:  # load_vmcs12_host_state: RFLAGS = X86_EFLAGS_FIXED, L1 runs with IF=0
                 at(s, v, L1_STI, start + s[s[O_PI] + s[CFG + C_P_L1_IRQ_OFF]])
         else:
@@ -122,7 +124,7 @@ def vcpu_event(s, tb, pf, v):
             g = ack(s, tb, v)
             emit(s, tb, E_INJ_VIRQ, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
             start = enter(s, tb, v, L1, 0, 0, False)
-            start_handler(s, v, g, start)
+            start_handler(s, pf, plug, v, g, start)
         elif nested:  # a nested L1 enables interrupts and goes on to VMRESUME
             at(s, v, L1_STI, enter(s, tb, v, L1, 0, 0, False))
         else:
@@ -130,20 +132,20 @@ def vcpu_event(s, tb, pf, v):
             start_run(s, v, start)
     elif ph == L1_STI:  # nested L1 enables interrupts after handling an exit
         if not deliverable(s, v):
-            vmresume(s, tb, v)
+            vmresume(s, tb, pf, plug, v)
         else:
-            l1_take(s, tb, v)
+            l1_take(s, tb, pf, plug, v)
     elif ph == MMIO_NEXT:  # the next access of a multi-access IOAPIC register write
         mmio_exit(s, tb, v)
     elif ph == ACT:
-        act(s, tb, pf, v)
+        act(s, tb, pf, plug, v)
     elif ph == SERVICE_DONE:
         g = s[s[O_GRP] + v]
         any_handled = False
         # handled per pin, in pin order (the reference's sorted dict)
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
             d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
-            h = device_service(s, tb, pf, d)
+            h = device_service(s, tb, pf, plug, d)
             any_handled = any_handled or h
             if s[s[O_PDEV] + d * N_DEV + D_PIN] >= 0:
                 s[s[O_HANDLED_PIN] + s[s[O_PDEV] + d * N_DEV + D_PIN]] |= 2 | int(h)
@@ -153,8 +155,8 @@ def vcpu_event(s, tb, pf, v):
             hp = s[s[O_HANDLED_PIN] + pin]
             if hp:
                 s[s[O_HANDLED_PIN] + pin] = 0
-                mit_handler_done(s, tb, pf, v, pin, (hp & 1) != 0)
-        advance(s, v, t)
+                mit_handler_done(s, tb, pf, plug, v, pin, (hp & 1) != 0)
+        advance(s, pf, plug, v, t)
     elif ph == EOI_L0:  # L0 emulates the EOI; a level vector's EOI goes on to the IOAPIC
         g = s[s[O_EOI_VEC] + v]
         if g == -2:
@@ -172,24 +174,24 @@ def vcpu_event(s, tb, pf, v):
             switch(s, tb, v, USER, 0, 0, 0, 0, 0)
             at(s, v, EOI_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         elif broadcast:
-            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+            eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            advance(s, v, start)
+            advance(s, pf, plug, v, start)
         else:
             start = enter(s, tb, v, L1, 0, 0, False)
-            advance(s, v, start)
+            advance(s, pf, plug, v, start)
     elif ph == EOI_USER or ph == MMIO_USER:  # QEMU: the IOAPIC write, then back into the guest
         if ph == EOI_USER:
-            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
+            eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
         else:
-            mmio_access(s, tb, pf, v)
+            mmio_access(s, tb, pf, plug, v)
         ue = s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]]
         rest = ue - ue // 2
         start = enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
         if ph == EOI_USER:
-            advance(s, v, start)
+            advance(s, pf, plug, v, start)
         else:
-            mmio_next(s, v, start)
+            mmio_next(s, pf, plug, v, start)
     elif ph == MMIO_L0:
         if split:
             s[s[O_UEXITS] + U_MMIO] += 1
@@ -197,13 +199,16 @@ def vcpu_event(s, tb, pf, v):
             switch(s, tb, v, USER, 0, 0, 0, 0, 0)
             at(s, v, MMIO_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         else:
-            mmio_access(s, tb, pf, v)
+            mmio_access(s, tb, pf, plug, v)
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            mmio_next(s, v, start)
+            mmio_next(s, pf, plug, v, start)
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
         if deliverable(s, v):
             s[S_IMMEDIATE] += 1
-            timer = mit_immediate(s, pf, v)
+            if s[CFG + C_AMD]:  # SVM: a self-IPI, no preemption timer (mech_reference)
+                timer = s[s[O_PI] + s[CFG + C_P_SELF_IPI]]
+            else:
+                timer = mit_immediate(s, pf, plug, v)
             start = enter(s, tb, v, L2, 0, 0, False)
             s[s[O_PT_ARMED] + v] = 1
             s[s[O_PT_DEADLINE] + v] = start + max(timer, 0)
@@ -216,83 +221,91 @@ def vcpu_event(s, tb, pf, v):
         start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_NESTED_EXIT]], True)
         s[s[O_WAITING] + g] = 0
         s[s[O_PC] + v] = s[s[O_WAIT_PC] + g]
-        schedule_step(s, v, start)
+        schedule_step(s, pf, plug, v, start)
 
 
 # handler programs
 
 
 @inner
-def before(s, g, pc):
+def step_delay(s, pf, g, pc):
+    """The handler time before step ``pc``: its parameter, or a draw of the policy's random
+    body time (call once per step: it may draw)."""
     p = s[s[O_PGBEFORE] + g * s[CFG + C_W] + pc]
-    return 0 if p < 0 else s[s[O_PI] + p]
+    if p < 0:
+        return 0
+    if p == s[s[O_PGRP] + g * N_GRP + G_BODY_P]:
+        return body_time(s, pf, g, s[s[O_PI] + p])
+    return s[s[O_PI] + p]
 
 
 @inner
-def start_handler(s, v, g, t0):
+def start_handler(s, pf, plug, v, g, t0):
     s[s[O_GRP] + v] = g
     s[s[O_PC] + v] = 0
-    schedule_step(s, v, t0)
+    schedule_step(s, pf, plug, v, t0)
 
 
 @inner
-def schedule_step(s, v, t0):
+def schedule_step(s, pf, plug, v, t0):
     """Run the step at ``pc`` after its delay, from ``t0``; FORWARD steps without a delay
     happen at once."""
     g = s[s[O_GRP] + v]
-    while s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + v]] == A_FORWARD and before(s, g, s[s[O_PC] + v]) == 0:
-        forward(s, g)
+    delay = step_delay(s, pf, g, s[s[O_PC] + v])
+    while s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + v]] == A_FORWARD and delay == 0:
+        forward(s, pf, plug, g)
         s[s[O_PC] + v] += 1
-    at(s, v, ACT, t0 + before(s, g, s[s[O_PC] + v]))
+        delay = step_delay(s, pf, g, s[s[O_PC] + v])
+    at(s, v, ACT, t0 + delay)
 
 
 @inner
-def advance(s, v, t0):
+def advance(s, pf, plug, v, t0):
     s[s[O_PC] + v] += 1
-    schedule_step(s, v, t0)
+    schedule_step(s, pf, plug, v, t0)
 
 
 @inner
-def forward(s, g):
+def forward(s, pf, plug, g):
     for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
         d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
         if not s[s[O_FORWARDED] + d]:
             s[s[O_FORWARDED] + d] = 1
-            s[s[O_SVC_REM] + d] = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
+            s[s[O_SVC_REM] + d] = service_time(s, pf, d)
 
 
 @inner
-def act(s, tb, pf, v):
+def act(s, tb, pf, plug, v):
     g, pc, t = s[s[O_GRP] + v], s[s[O_PC] + v], s[S_T]
     action = s[s[O_PGSTEP] + g * s[CFG + C_W] + pc]
     if action == A_FORWARD:
-        forward(s, g)
-        advance(s, v, t)
+        forward(s, pf, plug, g)
+        advance(s, pf, plug, v, t)
     elif action == A_SERVICE:
         dur = np.int64(0)
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
             d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
             if s[s[O_PENDING] + d] > 0:
-                dur += s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_SERVICE]]
+                dur += service_time(s, pf, d)
         at(s, v, SERVICE_DONE, t + dur)
     elif action == A_EOI:
-        guest_eoi(s, tb, pf, v)
+        guest_eoi(s, tb, pf, plug, v)
     elif action == A_IOAPIC_EOI or action == A_MASK or action == A_UNMASK:
         # the handler writes an IOAPIC register: each of its MMIO_N accesses is an MMIO exit
         s[s[O_MMIO_ACTION] + v] = action
         if s[CFG + C_BARE]:
-            ioapic_write(s, tb, pf, v, action)
-            advance(s, v, t + MMIO_N[action] * s[s[O_PI] + s[CFG + C_P_MMIO]])
+            ioapic_write(s, tb, pf, plug, v, action)
+            advance(s, pf, plug, v, t + MMIO_N[action] * s[s[O_PI] + s[CFG + C_P_MMIO]])
         else:
             s[s[O_MMIO_STEP] + v] = 0
             mmio_exit(s, tb, v)
     elif action == A_WAIT:
         s[s[O_WAITING] + g] = 1
         s[s[O_WAIT_PC] + g] = pc + 1
-        vmresume(s, tb, v)
+        vmresume(s, tb, pf, plug, v)
     else:  # A_RETURN: end of the handler, VMRESUME (nested L1) or iret
         if s[CFG + C_NESTED]:
-            vmresume(s, tb, v)
+            vmresume(s, tb, pf, plug, v)
             return
         if s[CFG + C_BARE]:
             emit(s, tb, E_HANDLER_EXIT, s[s[O_PGRP] + g * N_GRP + G_IRQ], 0, 0, 0)
@@ -316,28 +329,28 @@ def mmio_exit(s, tb, v):
 
 
 @inner
-def mmio_access(s, tb, pf, v):
+def mmio_access(s, tb, pf, plug, v):
     """The IOAPIC side of the current access: only the acting one changes state."""
     action = s[s[O_MMIO_ACTION] + v]
     if s[s[O_MMIO_STEP] + v] == MMIO_ACTING[action]:
-        ioapic_write(s, tb, pf, v, action)
+        ioapic_write(s, tb, pf, plug, v, action)
 
 
 @inner
-def mmio_next(s, v, start):
+def mmio_next(s, pf, plug, v, start):
     """Back in the guest at ``start``: the next access, or the handler's next step."""
     s[s[O_MMIO_STEP] + v] += 1
     if s[s[O_MMIO_STEP] + v] < MMIO_N[s[s[O_MMIO_ACTION] + v]]:
         at(s, v, MMIO_NEXT, start)
     else:
-        advance(s, v, start)
+        advance(s, pf, plug, v, start)
 
 
 @inner
-def l1_take(s, tb, v):
+def l1_take(s, tb, pf, plug, v):
     """L1, interrupts enabled, takes the highest deliverable interrupt through its IDT."""
     if s[CFG + C_APICV]:
-        start_handler(s, v, ack(s, tb, v), s[S_T])
+        start_handler(s, pf, plug, v, ack(s, tb, v), s[S_T])
     else:
         exit_(s, tb, X_INTERRUPT_WINDOW, RIP_L1_STI, 0)
         switch(s, tb, v, L0, 0, 0, 0, 0, 0)
@@ -345,10 +358,10 @@ def l1_take(s, tb, v):
 
 
 @inner
-def vmresume(s, tb, v):
+def vmresume(s, tb, pf, plug, v):
     """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
     if s[CFG + C_L1_IRQ_WINDOW] and deliverable(s, v):
-        l1_take(s, tb, v)
+        l1_take(s, tb, pf, plug, v)
         return
     s[s[O_GRP] + v] = -1
     exit_(s, tb, X_VMRESUME, RIP_L1_VMRESUME, 0)
@@ -357,7 +370,7 @@ def vmresume(s, tb, v):
 
 
 @inner
-def guest_eoi(s, tb, pf, v):
+def guest_eoi(s, tb, pf, plug, v):
     """The handler writes the LAPIC EOI register."""
     s[S_EOI_COUNT] += 1
     t = s[S_T]
@@ -366,8 +379,8 @@ def guest_eoi(s, tb, pf, v):
         if g >= 0:
             emit(s, tb, E_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
             if (s[s[O_TMR] + v] >> g) & 1:
-                eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
-        advance(s, v, t + s[s[O_PI] + s[CFG + C_P_EOI]])
+                eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+        advance(s, pf, plug, v, t + s[s[O_PI] + s[CFG + C_P_EOI]])
         return
     if s[CFG + C_APICV]:
         isr = s[s[O_ISR] + v]
@@ -380,7 +393,7 @@ def guest_eoi(s, tb, pf, v):
             at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
         else:
             lapic_eoi(s, tb, v)
-            advance(s, v, t)
+            advance(s, pf, plug, v, t)
         return
     x2 = s[CFG + C_X2APIC]
     exit_(s, tb, X_MSR_WRITE if x2 else X_APIC_ACCESS, RIP_L1_EOI, 0x80B if x2 else 0x10B0)
@@ -390,17 +403,17 @@ def guest_eoi(s, tb, pf, v):
 
 
 @inner
-def ioapic_write(s, tb, pf, v, action):
+def ioapic_write(s, tb, pf, plug, v, action):
     g = s[s[O_GRP] + v]
     if action == A_IOAPIC_EOI:
         if s[CFG + C_SPLIT] or s[CFG + C_BARE]:
             emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0, 0)
-            eoi_broadcast(s, tb, pf, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
+            eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
         else:  # KVM's IOAPIC is version 0x11: ioapic_mmio_write ignores offset 0x40
             emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 1, 0, 0)
     else:
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NPINS]):
-            redirect_write(s, tb, pf, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0)
+            redirect_write(s, tb, pf, plug, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0)
 
 
 # ---------------------------------------------------------------- the loop
@@ -431,8 +444,42 @@ def finish(s, t_end):
     s[S_DONE] = 1
 
 
+@inner
+def sample(s, tb):
+    """Record the series' integers at this instant (before its events; reference.sample):
+    time per mode (L2, L1, L0, userspace, summed over the vCPUs, the current stays
+    included), EOIs, exits, raised, delivered, pending, IRR bits, lines high; as
+    TR_SAMPLE records of four (code 0, 1, 2), which ``kernelrun.Decoder`` turns into the
+    fields."""
+    t = s[S_T]
+    m2, m1, m0, mu = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
+    irr = 0
+    for v in range(s[CFG + C_V]):
+        a = s[O_ACC] + v * 4
+        extra = t - s[s[O_SINCE] + v] if t > s[s[O_SINCE] + v] else 0
+        mode = s[s[O_MODE] + v]
+        m0 += s[a + L0] + (extra if mode == L0 else 0)
+        m1 += s[a + L1] + (extra if mode == L1 else 0)
+        m2 += s[a + L2] + (extra if mode == L2 else 0)
+        mu += s[a + USER] + (extra if mode == USER else 0)
+        irr += popcount(s[s[O_IRR] + v])
+    exits = np.int64(0)
+    for k in range(8):
+        exits += s[s[O_EXITS] + k]
+    pending, lines = np.int64(0), 0
+    for d in range(s[CFG + C_D]):
+        pending += s[s[O_PENDING] + d]
+    for p in range(s[CFG + C_PINS]):
+        if s[s[O_P_LINE] + p] > 0:
+            lines += 1
+    record(s, tb, TR_SAMPLE, t, 0, 0, m2, m1, m0, mu)
+    record(s, tb, TR_SAMPLE, t, 0, 1, s[S_EOI_COUNT], exits, s[S_RAISED], s[S_DELIVERED])
+    record(s, tb, TR_SAMPLE, t, 0, 2, pending, irr, lines, 0)
+    s[S_SAMPLE_T] = t + max(s[s[O_PI] + s[CFG + C_P_EVERY]], 1)
+
+
 @entry
-def lane_init(s, tb, pf, key0, key1, tracing):
+def lane_init(s, tb, pf, plug, key0, key1, tracing):
     """A fresh lane at time 0 (``s`` holds the program and the lane's parameters, up to
     ``s[O_STATE]``; ``key0, key1``: its random key as int64): plugin state initialised and
     first arrivals drawn."""
@@ -442,7 +489,7 @@ def lane_init(s, tb, pf, key0, key1, tracing):
     s[S_KEY1] = key1
     s[S_TRACING] = tracing
     s[S_END_T] = s[s[O_PI] + s[CFG + C_P_DURATION]]
-    s[S_SAMPLE_T] = NEVER
+    s[S_SAMPLE_T] = 0 if s[CFG + C_SERIES] else NEVER
     for k in (S_FIRST_IRQ, S_TTP, S_TTP_L2):
         s[k] = NEVER
     V = s[CFG + C_V]
@@ -452,6 +499,9 @@ def lane_init(s, tb, pf, key0, key1, tracing):
         s[s[O_LAT_MIN] + k] = NEVER
     for k in range(s[CFG + C_NT]):
         s[s[O_TIMER_T] + k] = NEVER
+    for k in range(s[CFG + C_D]):
+        s[s[O_HOST_T] + k] = NEVER
+    s[S_ZT_LAST_T] = -1
     for v in range(V):
         s[s[O_PHASE] + v] = RUN_IDLE
         s[s[O_VT] + v] = NEVER
@@ -471,50 +521,71 @@ def lane_init(s, tb, pf, key0, key1, tracing):
         elif kind == MIT_LINUX_SPURIOUS:
             for p in range(npins):
                 s[base + 2 * npins + p] = -(2**62)  # last_unhandled
+    for m in range(s[CFG + C_M]):
+        if plugin_has(s, m, KH_INIT):
+            call_hook(plug, KH_INIT, s, pf, m, 0, 0)
     for d in range(s[CFG + C_D]):
         s[s[O_ARR_T] + d] = arrival_next(s, pf, d, 0, True)
 
 
 @entry
-def lane_resume(s, tb, pf):
+def lane_resume(s, tb, pf, plug):
     """Run the lane's events until the end of the run, or until its trace buffer is half
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
-    D, NT, V = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V]
+    D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
     half = tb.shape[0] // 2
     while not s[S_DONE]:
-        if s[S_TRACING] and s[S_NTB] > half:
+        if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:
             return 0
-        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, vCPUs
-        best_t, kind, idx = s[S_END_T], 0, 0
+        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, VFIO hosts, vCPUs
+        best_t, kind, idx = s[S_END_T], EV_END, 0
         if s[S_SAMPLE_T] < best_t:
-            best_t, kind = s[S_SAMPLE_T], 1
+            best_t, kind = s[S_SAMPLE_T], EV_SAMPLE
         for i in range(D):
             if s[s[O_ARR_T] + i] < best_t:
-                best_t, kind, idx = s[s[O_ARR_T] + i], 2, i
+                best_t, kind, idx = s[s[O_ARR_T] + i], EV_ARRIVAL, i
         for i in range(NT):
             if s[s[O_TIMER_T] + i] < best_t:
-                best_t, kind, idx = s[s[O_TIMER_T] + i], 3, i
+                best_t, kind, idx = s[s[O_TIMER_T] + i], EV_TIMER, i
+        if vfio:
+            for i in range(D):
+                if s[s[O_HOST_T] + i] < best_t:
+                    best_t, kind, idx = s[s[O_HOST_T] + i], EV_HOST, i
         for i in range(V):
             if s[s[O_VT] + i] < best_t:
-                best_t, kind, idx = s[s[O_VT] + i], 4, i
+                best_t, kind, idx = s[s[O_VT] + i], EV_VCPU, i
         s[S_T] = best_t
-        if kind == 0:
+        if kind == EV_END:
             finish(s, s[S_END_T])
             break
-        if kind == 4:
+        name = event_name(s, kind, idx) if deep_in_instant(s) else -1
+        if kind == EV_VCPU:
             s[S_THREAD] = idx
             s[s[O_VT] + idx] = NEVER
-            vcpu_event(s, tb, pf, idx)
-        elif kind == 2:
+            vcpu_event(s, tb, pf, plug, idx)
+        elif kind == EV_ARRIVAL:
             s[S_THREAD] = QEMU
-            arrival(s, tb, pf, idx)
-        elif kind == 3:
+            arrival(s, tb, pf, plug, idx)
+        elif kind == EV_TIMER:
             s[S_THREAD] = s[CFG + C_OWNER]
             s[s[O_TIMER_T] + idx] = NEVER
             for m in range(s[CFG + C_M]):
-                if s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE] == idx and s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_PT_THROTTLE:
-                    mit_timer(s, tb, pf, m)
+                base, kind = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE], s[s[O_PMIT] + m * N_MIT + M_KIND]
+                if kind == MIT_PLUGIN:
+                    if base <= idx < base + s[s[O_PMIT] + m * N_MIT + M_NTIMERS]:
+                        plugin_timer(s, tb, pf, plug, m, idx - base)
+                elif base == idx and kind != MIT_PT_THROTTLE:
+                    mit_timer(s, tb, pf, plug, m)
+        elif kind == EV_HOST:
+            s[S_THREAD] = KWORKER
+            s[s[O_HOST_T] + idx] = NEVER
+            host_event(s, tb, pf, plug, idx)
+        elif kind == EV_SAMPLE:
+            sample(s, tb)
+        if s[S_ZT_LOOP] or same_instant(s, tb, name):
+            finish(s, s[S_T])
+            break
         if s[S_EVENTS] >= max_events:
             s[S_TRUNCATED] = 1
             finish(s, s[S_T])
@@ -546,12 +617,13 @@ def collect(s, out, hist, hist_full, i):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def run_lanes(tmpl, size, pf_shared, var_idx, var_i, var_f, keys, out, hist, hist_full, over):
+def run_lanes(tmpl, size, pf_shared, var_idx, var_i, var_f, keys, out, hist, hist_full, over, plug):
     """Run every lane to its end, in parallel, untraced. Lane ``i``'s state starts as the
     program's template ``tmpl`` (``int64[s[O_STATE]]``: the program and the shared
     parameters) grown to ``size``; its parameters ``p`` with ``var_idx[p] >= 0`` come from
     ``var_i/var_f[i, var_idx[p]]``, its key from ``keys[i]`` (``int64[2]``). It leaves its
-    results as :func:`collect` says (``over[i]``: its histogram needs ``hist_full``)."""
+    results as :func:`collect` says (``over[i]``: its histogram needs ``hist_full``). ``plug``:
+    the third-party mitigations' kernel hook (:mod:`irqlab.engine.kernel_api`)."""
     n = keys.shape[0]
     n_params = pf_shared.shape[0]
     for i in prange(n):
@@ -564,6 +636,6 @@ def run_lanes(tmpl, size, pf_shared, var_idx, var_i, var_f, keys, out, hist, his
                 s[s[O_PI] + p] = var_i[i, k]
                 pf[p] = var_f[i, k]
         tb = np.empty((0, TB_WIDTH), np.int64)
-        lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 0)
-        lane_resume(s, tb, pf)
+        lane_init(s, tb, pf, plug, keys[i, 0], keys[i, 1], 0)
+        lane_resume(s, tb, pf, plug)
         over[i] = collect(s, out, hist, hist_full, i)

@@ -13,13 +13,17 @@ from irqlab.engine.kernel_base import (  # noqa: F401
     accept, after, at, count_delivery, deliverable, det_log, draw, emit, entry, inner, latency_bin,
     merge, record,
 )
+from irqlab.engine.kernel_mech import (  # noqa: F401
+    host_raise, lazy_enter, lazy_leave, pin_vfio, resampler_ack_head, unmask_resample, vfio_rise, vfio_unmask,
+)
 
 
 # ---------------------------------------------------------------- IOAPIC
 
 
 @inner
-def set_line(s, tb, pf, pin, level):
+def set_line(s, tb, pf, plug, pin, level):
+    """A device line at ``pin`` changes (the OR of its devices' lines)."""
     if s[S_TRACING]:
         record(s, tb, TR_COUNTER, s[S_T], pin, 2, level, 0, 0, 0)
     if s[CFG + C_BARE]:
@@ -28,15 +32,29 @@ def set_line(s, tb, pf, pin, level):
         emit(s, tb, E_IOAPIC_SET_IRQ, pin, level, 0, 0)
     else:
         emit(s, tb, E_KVM_SET_IRQ, pin, level, 0, 0)
+    line_effect(s, tb, pf, plug, pin, level)
+
+
+@inner
+def line_effect(s, tb, pf, plug, pin, level):
+    """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level``."""
+    if level and s[s[O_PPIN_LEVEL] + pin]:
+        lazy_eoi(s, tb, pf, plug, pin)
+    line_rest(s, tb, pf, plug, pin, level)
+
+
+@inner
+def line_rest(s, tb, pf, plug, pin, level):
+    """:func:`line_effect` after the lazy EOI."""
     split = s[CFG + C_SPLIT]
     if s[s[O_PPIN_LEVEL] + pin]:
         if level:
             s[s[O_P_IRR] + pin] = 1
             if split:
                 if not s[s[O_P_RIRR] + pin]:
-                    service_all(s, tb, pf, False)
+                    service_all(s, tb, pf, plug, False)
             else:
-                service(s, tb, pf, pin)
+                service(s, tb, pf, plug, pin)
         else:
             s[s[O_P_IRR] + pin] = 0
     elif not level:
@@ -46,28 +64,58 @@ def set_line(s, tb, pf, pin, level):
         if not s[s[O_P_MASKED] + pin]:
             s[s[O_P_IRR] + pin] = 1
             if split:
-                service_all(s, tb, pf, False)
+                service_all(s, tb, pf, plug, False)
             else:
-                service(s, tb, pf, pin)
+                service(s, tb, pf, plug, pin)
     else:
         if s[s[O_P_IRR] + pin]:
             s[S_EDGE_MERGED] = 1
         else:
             s[s[O_P_IRR] + pin] = 1
-            service(s, tb, pf, pin)
+            service(s, tb, pf, plug, pin)
 
 
 @inner
-def service_all(s, tb, pf, level_only):
+def lazy_eoi(s, tb, pf, plug, pin):
+    """``ioapic_set_irq`` with APICv/AVIC active (f458d039db7e): a level pin whose vector is no
+    longer pending EOI gets ``kvm_ioapic_update_eoi_one`` first (``lazy_eoi all``). Its
+    resampler's ack re-enters here while another source holds the line; the reference
+    recurses, the kernel (no recursion: numba#6061) runs the nested turns as a loop and
+    then finishes each in reverse (line_effect's rest, the unmask, eoi_one's rest)."""
+    if not lazy_enter(s, tb, pin):
+        return
+    n = 1  # turns begun and not finished
+    while True:  # the innermost turn's eoi_one, up to a nested lazy EOI
+        if not s[CFG + C_SPLIT] and pin_vfio(s, pin):
+            level = resampler_ack_head(s, tb, pin)
+            if level and s[s[O_PPIN_LEVEL] + pin] and lazy_enter(s, tb, pin):
+                n += 1
+                continue
+            line_rest(s, tb, pf, plug, pin, level)
+            vfio_unmask(s, tb, pin)
+        eoi_tail(s, tb, pf, plug, pin)
+        lazy_leave(s)
+        n -= 1
+        break
+    while n > 0:
+        line_rest(s, tb, pf, plug, pin, 1)
+        vfio_unmask(s, tb, pin)
+        eoi_tail(s, tb, pf, plug, pin)
+        lazy_leave(s)
+        n -= 1
+
+
+@inner
+def service_all(s, tb, pf, plug, level_only):
     for k in range(s[CFG + C_NUSED]):
         pin = s[s[O_PUSED] + k]
         if level_only and not s[s[O_PPIN_LEVEL] + pin]:
             continue
-        service(s, tb, pf, pin)
+        service(s, tb, pf, plug, pin)
 
 
 @inner
-def service(s, tb, pf, pin0):
+def service(s, tb, pf, plug, pin0):
     """Deliver ``pin0`` if it is pending and deliverable (ioapic_service).
 
     A ``deliver`` hook may mask the pin, and with a split irqchip that write services
@@ -107,10 +155,12 @@ def service(s, tb, pf, pin0):
         paused = False
         while m < s[CFG + C_M]:
             blocked = xen_deliver(s, pin, m) if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_XEN_RATELIMIT else 0
+            if plugin_has(s, m, KH_DELIVER) and call_hook(plug, KH_DELIVER, s, pf, m, pin, 0) & KF_DEFER:
+                s[f + 3] = 1
             if blocked:
                 s[f + 3] = 1
                 s[f + 4] = blocked == 1
-                redirect_entry(s, tb, pin, 1)
+                redirect_entry(s, tb, pf, plug, pin, 1)
                 if s[CFG + C_SPLIT]:  # the mask write services every pin, then the hook goes on
                     s[f + 1] = m
                     s[f + 2] = 0
@@ -147,7 +197,7 @@ def deliver(s, tb, pin):
 
 
 @inner
-def eoi_broadcast(s, tb, pf, vector):
+def eoi_broadcast(s, tb, pf, plug, vector):
     """An EOI for ``vector`` reaches the IOAPIC."""
     for k in range(s[CFG + C_NUSED]):
         pin = s[s[O_PUSED] + k]
@@ -155,35 +205,79 @@ def eoi_broadcast(s, tb, pf, vector):
             continue
         if s[CFG + C_SPLIT] and not s[s[O_P_RIRR] + pin]:
             continue
-        s[s[O_P_RIRR] + pin] = 0
-        asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
-        defer = mit_eoi(s, tb, pf, pin, asserted)
-        if asserted and not defer:
-            if s[CFG + C_SPLIT]:
-                service_all(s, tb, pf, False)
-            else:
-                service(s, tb, pf, pin)
+        eoi_one(s, tb, pf, plug, pin)
 
 
 @inner
-def redirect_entry(s, tb, pin, masked):
+def eoi_one(s, tb, pf, plug, pin):
+    """The EOI of level ``pin`` (QEMU's loop body; KVM ``kvm_ioapic_update_eoi_one``: the
+    ack notifiers first)."""
+    if not s[CFG + C_SPLIT] and pin_vfio(s, pin):
+        line_effect(s, tb, pf, plug, pin, resampler_ack_head(s, tb, pin))
+        vfio_unmask(s, tb, pin)
+    eoi_tail(s, tb, pf, plug, pin)
+
+
+@inner
+def eoi_tail(s, tb, pf, plug, pin):
+    """:func:`eoi_one` after the ack notifiers: Remote IRR clears, a still asserted line
+    is delivered again unless a mitigation defers it."""
+    s[s[O_P_RIRR] + pin] = 0
+    asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
+    defer = mit_eoi(s, tb, pf, plug, pin, asserted)
+    if asserted and not defer:
+        if s[CFG + C_SPLIT]:
+            service_all(s, tb, pf, plug, False)
+        else:
+            service(s, tb, pf, plug, pin)
+
+
+@inner
+def redirect_entry(s, tb, pf, plug, pin, masked):
     """The guest (or a mitigation) writes ``pin``'s redirection entry: the mask bit and the
     ``redirect`` hooks; :func:`redirect_write` then services the pins."""
     emit(s, tb, E_REDIRECT, pin, masked, 0, 0)
     s[s[O_P_MASKED] + pin] = masked
-    mit_redirect(s, pin)
+    mit_redirect(s, pf, plug, pin)
 
 
 @inner
-def redirect_write(s, tb, pf, pin, masked):
-    redirect_entry(s, tb, pin, masked)
+def redirect_write(s, tb, pf, plug, pin, masked):
+    redirect_entry(s, tb, pf, plug, pin, masked)
     if s[CFG + C_SPLIT]:
-        service_all(s, tb, pf, False)
+        service_all(s, tb, pf, plug, False)
     elif not masked and s[s[O_PPIN_LEVEL] + pin] and s[s[O_P_IRR] + pin] and not s[s[O_P_RIRR] + pin]:
-        service(s, tb, pf, pin)
+        if not unmask_resample(s, tb, pin):
+            service(s, tb, pf, plug, pin)
+
+
+@inner
+def host_event(s, tb, pf, plug, d):
+    """KVM's irqfd injects the GSI of VFIO device ``d`` (its host slot's event)."""
+    line_effect(s, tb, pf, plug, s[s[O_PDEV] + d * N_DEV + D_PIN], host_raise(s, tb, d))
 
 
 # ---------------------------------------------------------------- mitigations (builtin kinds)
+
+
+@inner
+def plugin_has(s, m, event):
+    """Whether mitigation ``m`` is a third-party plugin with a kernel hook for ``event``."""
+    row = s[O_PMIT] + m * N_MIT
+    return s[row + M_KIND] == MIT_PLUGIN and (s[row + M_HOOKS] >> event) & 1 != 0
+
+
+@inner
+def call_hook(plug, event, s, pf, m, pin, a):
+    """A third-party mitigation's kernel hook (irqlab.engine.kernel_api)."""
+    return plug(event, s.ctypes, s.shape[0], pf.ctypes, pf.shape[0], m, pin, a)
+
+
+@inner
+def plugin_timer(s, tb, pf, plug, m, k):
+    """Timer ``k`` of third-party mitigation ``m`` expired."""
+    if call_hook(plug, KH_TIMER, s, pf, m, 0, k) & KF_SERVICE:
+        service_all(s, tb, pf, plug, False)
 
 
 @inner
@@ -228,10 +322,15 @@ def xen_blocked_tail(s, tb, pin, m, idle):
 
 
 @inner
-def mit_eoi(s, tb, pf, pin, asserted):
+def mit_eoi(s, tb, pf, plug, pin, asserted):
     defer = False
     for m in range(s[CFG + C_M]):
         kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
+        if plugin_has(s, m, KH_IOAPIC_EOI):
+            r = call_hook(plug, KH_IOAPIC_EOI, s, pf, m, pin, 1 if asserted else 0)
+            defer = defer or (r & KF_DEFER) != 0
+            if r & KF_SERVICE:
+                service_all(s, tb, pf, plug, False)
         if kind != MIT_KVM_EOI_DELAY and kind != MIT_QEMU_EOI_THROTTLE:
             continue
         # successive_eoi
@@ -263,10 +362,12 @@ def mit_eoi(s, tb, pf, pin, asserted):
 
 
 @inner
-def mit_redirect(s, pin):
+def mit_redirect(s, pf, plug, pin):
     for m in range(s[CFG + C_M]):
         if s[s[O_PMIT] + m * N_MIT + M_KIND] == MIT_QEMU_EOI_THROTTLE:
             s[s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE] + pin] = 0
+        elif plugin_has(s, m, KH_REDIRECT):
+            call_hook(plug, KH_REDIRECT, s, pf, m, pin, 0)
 
 
 @inner
@@ -275,9 +376,11 @@ def timer_unit_ps(s, pf):
 
 
 @inner
-def mit_immediate(s, pf, v):
+def mit_immediate(s, pf, plug, v):
     timer = np.int64(0)
     for m in range(s[CFG + C_M]):
+        if plugin_has(s, m, KH_IMMEDIATE_EXIT):
+            timer = call_hook(plug, KH_IMMEDIATE_EXIT, s, pf, m, v, timer)
         if s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_PT_THROTTLE:
             continue
         base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
@@ -294,8 +397,11 @@ def mit_immediate(s, pf, v):
 
 
 @inner
-def mit_handler_done(s, tb, pf, v, pin, handled):
+def mit_handler_done(s, tb, pf, plug, v, pin, handled):
     for m in range(s[CFG + C_M]):
+        if plugin_has(s, m, KH_HANDLER_DONE):
+            if call_hook(plug, KH_HANDLER_DONE, s, pf, m, pin, (1 if handled else 0) + 2 * v) & KF_SERVICE:
+                service_all(s, tb, pf, plug, False)
         if s[s[O_PMIT] + m * N_MIT + M_KIND] != MIT_LINUX_SPURIOUS:
             continue
         # linux_spurious.on_handler_done; params window, threshold, reset, poll
@@ -316,7 +422,7 @@ def mit_handler_done(s, tb, pf, v, pin, handled):
         s[unh] = 0 if verdict else un
         if bad:
             s[dis] = 1
-            redirect_write(s, tb, pf, pin, 1)
+            redirect_write(s, tb, pf, plug, pin, 1)
             k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
             set_timer(s, k, min(s[s[O_TIMER_T] + k], now + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]]))
             s[s[O_ACT] + m] += 1
@@ -324,33 +430,33 @@ def mit_handler_done(s, tb, pf, v, pin, handled):
 
 
 @inner
-def mit_timer(s, tb, pf, m):
+def mit_timer(s, tb, pf, plug, m):
     kind = s[s[O_PMIT] + m * N_MIT + M_KIND]
     k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
     npins = s[CFG + C_PINS]
     base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
     if kind == MIT_KVM_EOI_DELAY or kind == MIT_QEMU_EOI_THROTTLE:
         set_timer(s, k, NEVER)
-        service_all(s, tb, pf, kind == MIT_KVM_EOI_DELAY)
+        service_all(s, tb, pf, plug, kind == MIT_KVM_EOI_DELAY)
     elif kind == MIT_LINUX_SPURIOUS:
         for p in range(npins):
             if s[base + 3 * npins + p]:
-                poll(s, tb, pf, p)
+                poll(s, tb, pf, plug, p)
         set_timer(s, k, s[S_T] + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]])
     elif kind == MIT_XEN_RATELIMIT:  # irq_ratelimit_timer_fn only re-enables the limited IRQs
         set_timer(s, k, NEVER)
         for p in range(npins):
             if s[base + 2 * npins + p]:
                 s[base + 2 * npins + p] = 0
-                redirect_write(s, tb, pf, p, 0)
+                redirect_write(s, tb, pf, plug, p, 0)
 
 
 @inner
-def poll(s, tb, pf, pin):
+def poll(s, tb, pf, plug, pin):
     emit(s, tb, E_POLL, pin, 0, 0, 0)
     for d in range(s[CFG + C_D]):
         if s[s[O_PDEV] + d * N_DEV + D_PIN] == pin and s[s[O_PENDING] + d] > 0:
-            device_service(s, tb, pf, d)
+            device_service(s, tb, pf, plug, d)
 
 
 # ---------------------------------------------------------------- devices
@@ -379,6 +485,12 @@ def arrival_next(s, pf, d, now, first):
         done = count > 0 and s[a] >= count
         s[a] += 1
         return NEVER if done else after(now, s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]])
+    if kind == ARR_TRACE:  # offset; s[a] = the next timestamp's index
+        s[a] = 0 if first else s[a] + 1
+        if s[a] >= s[s[O_PDEV] + d * N_DEV + D_ARR_P2]:
+            return NEVER
+        when = s[s[O_PTIMES] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1] + s[a]]
+        return after(when, s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P0]])
     if kind == ARR_POISSON:  # rate, start
         if first:
             now = s[s[O_PI] + s[s[O_PDEV] + d * N_DEV + D_ARR_P1]]
@@ -400,7 +512,7 @@ def arrival_next(s, pf, d, now, first):
 
 
 @inner
-def arrival(s, tb, pf, d):
+def arrival(s, tb, pf, plug, d):
     t = s[S_T]
     s[S_RAISED] += 1
     s[s[O_DEV_RAISED] + d] += 1
@@ -427,17 +539,20 @@ def arrival(s, tb, pf, d):
             s[s[O_ASSERTED] + d] = 1
             s[s[O_FRESH] + d] = 1
             pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
-            s[s[O_P_LINE] + pin] += 1
-            if s[s[O_P_LINE] + pin] == 1:
-                set_line(s, tb, pf, pin, 1)
+            if s[s[O_PDEV] + d * N_DEV + D_VFIO]:
+                vfio_rise(s, tb, d)
+            else:
+                s[s[O_P_LINE] + pin] += 1
+                if s[s[O_P_LINE] + pin] == 1:
+                    set_line(s, tb, pf, plug, pin, 1)
     else:
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
         fresh = s[O_FRESH] + d
         was = s[fresh]
         s[S_EDGE_MERGED] = 0
         s[fresh] = 1
-        set_line(s, tb, pf, pin, 1)
-        set_line(s, tb, pf, pin, 0)
+        set_line(s, tb, pf, plug, pin, 1)
+        set_line(s, tb, pf, plug, pin, 0)
         if was or s[S_EDGE_MERGED]:
             merge(s, d)  # an edge of this pin was still pending at the IOAPIC
             s[fresh] = 1 if was and s[fresh] else 0
@@ -448,7 +563,7 @@ def arrival(s, tb, pf, d):
 
 
 @inner
-def device_service(s, tb, pf, d):
+def device_service(s, tb, pf, plug, d):
     """The driver finishes servicing device ``d``; returns whether it had work."""
     pend = s[O_PENDING] + d
     handled = s[pend] > 0
@@ -479,9 +594,10 @@ def device_service(s, tb, pf, d):
             merge(s, d)
         s[s[O_ASSERTED] + d] = 0
         pin = s[s[O_PDEV] + d * N_DEV + D_PIN]
-        s[s[O_P_LINE] + pin] -= 1
-        if s[s[O_P_LINE] + pin] == 0:
-            set_line(s, tb, pf, pin, 0)
+        if not s[s[O_PDEV] + d * N_DEV + D_VFIO]:  # VFIO: the host line drops; the GSI waits for the resampler
+            s[s[O_P_LINE] + pin] -= 1
+            if s[s[O_P_LINE] + pin] == 0:
+                set_line(s, tb, pf, plug, pin, 0)
     return handled
 
 

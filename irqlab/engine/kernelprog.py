@@ -19,43 +19,90 @@ from irqlab.engine import kernel_ids as K
 from irqlab.engine.program import Program
 from irqlab.engine.stats import N_BINS
 from irqlab.plugins.api import ACTIONS
+from irqlab.plugins.builtin.services import BODY_DISTS
 
 # the parameters each plugin kind reads, in the order of its P0..P3 columns
 ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "count"),
-                  K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start")}
+                  K.ARR_POISSON: ("rate", "start"), K.ARR_BURSTY: ("rate", "on", "off", "start"),
+                  K.ARR_TRACE: ("offset",)}  # then P1, P2: its timestamps' start in O_PTIMES, and count
 MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
                      K.MIT_PT_THROTTLE: ("threshold", "delay"),
                      K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
                      K.MIT_XEN_RATELIMIT: ("limit", "window")}
+SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC_UNIFORM: ("low", "high"),
+                  K.SVC_LOGNORMAL: ("mean", "sigma"), K.SVC_GAMMA: ("mean", "shape")}
+
+
+KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
 
 
 def kernel_support(program: Program) -> str | None:
     """``None`` if the kernel runs ``program``, else why not (one sentence fragment)."""
-    if program.mechanisms:
-        return f"the kernel does not run {', '.join(sorted(program.mechanisms))} yet"
+    others = program.mechanisms - KERNEL_MECHANISMS
+    if others:
+        return f"the kernel does not run {', '.join(sorted(others))} yet"
     for d in program.devices:
-        if getattr(d, "service_dist", None) is not None:
-            return f"device '{d.name}' has a service-time distribution (not in the kernel yet)"
-        for plugin, kind in ((d.arrival, "arrival"), (d.model, "device")):
+        plugins = ((d.arrival, "arrival"), (d.model, "device"))
+        if d.service_dist is not None:
+            plugins += ((d.service_dist, "service"),)
+        for plugin, kind in plugins:
             if kernel_kind(plugin) is None:
                 return f"{kind} plugin '{plugin.name}' has no kernel support"
+    hooks = set()
     for m in program.mitigations:
         if kernel_kind(m.plugin) is None:
             return f"mitigation plugin '{m.plugin.name}' has no kernel support"
-    for g in program.groups:
-        if getattr(g, "body_dist", "constant") != "constant":
-            return f"the handler policy of vector {g.vector:#x} has a random body time (not in the kernel yet)"
-    if program.series_fields:
-        return "the kernel does not record series yet"
+        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
+            hooks.add(vars(type(m.plugin))["kernel_hook"])
+            if len(type(m.plugin).params) > 5:
+                return f"mitigation plugin '{m.plugin.name}' has more than 5 parameters (the kernel's limit)"
+    if len(hooks) > 1:
+        return "more than one third-party kernel hook in the scenario"
+    if hooks:
+        try:
+            kernel_hook(program)
+        except Exception as e:  # noqa: BLE001 - a broken plugin falls back to its NumPy hooks
+            return f"the kernel hook '{hooks.pop()}' failed to load ({type(e).__name__}: {e})"
+    tables = [len(p.kernel_times()) for p in _tabled(program)]
+    if sum(tables) > K.TRACE_TIMES_MAX:
+        return f"trace arrivals and empirical service times of more than {K.TRACE_TIMES_MAX} values"
+    if 0 in tables[sum(1 for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE):]:
+        return "an empirical service time without samples"
     if len(program.groups) > 62:
         return "more than 62 vectors"
     return None
 
 
+def _tabled(program: Program) -> list:
+    """The plugins whose values the kernel reads from a table (``O_PTIMES``): `trace`
+    arrivals, then empirical service times."""
+    return ([d.arrival for d in program.devices if kernel_kind(d.arrival) == K.ARR_TRACE]
+            + [d.service_dist for d in program.devices
+               if d.service_dist is not None and kernel_kind(d.service_dist) == K.SVC_EMPIRICAL])
+
+
 def kernel_kind(plugin) -> int | None:
-    """The kernel kind a plugin's own class declares (``kernel_kind``), not inherited: a
-    subclass that changes a hook does not silently keep its base's kernel code."""
-    return vars(type(plugin)).get("kernel_kind")
+    """The kernel kind a plugin's own class declares (``kernel_kind``; a mitigation naming its
+    ``kernel_hook``: ``MIT_PLUGIN``), not inherited: a subclass that changes a hook does not
+    silently keep its base's kernel code."""
+    own = vars(type(plugin))
+    if plugin.kind == "mitigation" and own.get("kernel_hook"):
+        return K.MIT_PLUGIN
+    return own.get("kernel_kind")
+
+
+def kernel_hook(program: Program):
+    """The compiled kernel hook of the program's third-party mitigations (``kernel_hook``:
+    ``"module:function"``), or :func:`irqlab.engine.kernel_api.no_plugin`."""
+    import importlib
+
+    from irqlab.engine import kernel_api
+
+    for m in program.mitigations:
+        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
+            module, _, name = vars(type(m.plugin))["kernel_hook"].partition(":")
+            return getattr(importlib.import_module(module), name)
+    return kernel_api.no_plugin
 
 
 @dataclass
@@ -90,25 +137,42 @@ def pack(program: Program) -> Packed:
     used = sorted({d.pin for d in p.devices if d.pin >= 0})
     cfg[K.C_NUSED], cfg[K.C_NB] = len(used), N_BINS
     cfg[K.C_L1_IRQ_WINDOW] = getattr(p, "l1_irq_window", False)
+    cfg[K.C_AMD], cfg[K.C_VFIO] = "amd" in p.mechanisms, bool(p.vfio_devices)
+    cfg[K.C_LAZY_LEVEL], cfg[K.C_RESAMPLE_UNMASK] = p.lazy_eoi_level, p.resample_on_unmask
+    cfg[K.C_SERIES] = bool(p.series_fields)
     for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
                        (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
                        (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
                        (K.C_P_USERSPACE_EXIT, "costs.userspace_exit"), (K.C_P_EOI, "costs.eoi"),
                        (K.C_P_IOAPIC, "costs.ioapic"), (K.C_P_MMIO, "costs.mmio"),
                        (K.C_P_PT_RATE, "machine.preemption_timer_rate"), (K.C_P_TSC, "machine.tsc"),
-                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off")):
+                       (K.C_P_L1_IRQ_OFF, "costs.l1_irq_off"), (K.C_P_VFIO, "costs.vfio"),
+                       (K.C_P_SELF_IPI, "costs.self_ipi"), (K.C_P_EVERY, "run.series.every")):
         cfg[slot] = index.get(path, -1)
 
     dev = np.zeros((D, K.N_DEV), i64)
+    times: list[np.ndarray] = []
     for d in p.devices:
         row = dev[d.index]
         row[K.D_MSI], row[K.D_PIN], row[K.D_VECTOR] = d.delivery == "msi", d.pin, d.vector
         row[K.D_LEVEL], row[K.D_DEST], row[K.D_GROUP] = d.trigger == "level", d.dest, d.group
-        row[K.D_LOWERS], row[K.D_SERVICE] = d.lowers_line, index[d.service]
+        row[K.D_LOWERS], row[K.D_SERVICE], row[K.D_VFIO] = d.lowers_line, index.get(d.service, -1), d.vfio
+        row[K.D_SVC_KIND], row[K.D_SVC_P0], row[K.D_SVC_P1] = -1, -1, -1
+        if d.service_dist is not None and kernel_kind(d.service_dist) == K.SVC_EMPIRICAL:
+            row[K.D_SVC_KIND] = K.SVC_EMPIRICAL
+            row[K.D_SVC_P0], row[K.D_SVC_P1] = sum(len(x) for x in times), len(d.service_dist.kernel_times())
+            times.append(d.service_dist.kernel_times())
+        elif d.service_dist is not None:
+            row[K.D_SVC_KIND] = kernel_kind(d.service_dist)
+            for j, name in enumerate(SERVICE_PARAMS[row[K.D_SVC_KIND]]):
+                row[K.D_SVC_P0 + j] = index[f"{d.service}.{name}"]
         kind = kernel_kind(d.arrival)
         row[K.D_ARR_KIND], row[K.D_MODEL_KIND] = kind, kernel_kind(d.model)
         for j, name in enumerate(ARRIVAL_PARAMS[kind]):
             row[K.D_ARR_P0 + j] = index[f"{d.arrival_path}.{name}"]
+        if kind == K.ARR_TRACE:
+            row[K.D_ARR_P1], row[K.D_ARR_P2] = sum(len(x) for x in times), len(d.arrival.kernel_times())
+            times.append(d.arrival.kernel_times())
 
     width = max([1] + [len(g.devices) for g in p.groups] + [len(g.pins) for g in p.groups]
                 + [len(g.steps) for g in p.groups])
@@ -121,6 +185,10 @@ def pack(program: Program) -> Packed:
         row[K.G_DEST], row[K.G_EOI_EXIT], row[K.G_SUPPRESS] = g.dest, g.eoi_exit, g.suppress
         row[K.G_NSTEPS], row[K.G_NDEVS], row[K.G_NPINS] = len(g.steps), len(g.devices), len(g.pins)
         row[K.G_IRQ] = g.pins[0] if g.pins else g.vector
+        row[K.G_BODY_KIND], row[K.G_BODY_P], row[K.G_BODY_CV] = K.SVC_CONSTANT, -2, -1
+        if g.body_dist != "constant":
+            row[K.G_BODY_KIND] = BODY_DISTS.index(g.body_dist)
+            row[K.G_BODY_P], row[K.G_BODY_CV] = index[f"{g.body_path}.body"], index[f"{g.body_path}.body_cv"]
         gdev[g.index, : len(g.devices)] = g.devices
         gpin[g.index, : len(g.pins)] = g.pins
         for k, (step, before) in enumerate(zip(g.steps, g.before)):
@@ -133,9 +201,19 @@ def pack(program: Program) -> Packed:
         kind = kernel_kind(m.plugin)
         row = mit[m.index]
         row[K.M_KIND], row[K.M_TIMER_BASE], row[K.M_STATE] = kind, m.timer_base, state
-        for j, name in enumerate(MITIGATION_PARAMS[kind]):
+        row[K.M_NTIMERS] = type(m.plugin).timers
+        if kind == K.MIT_PLUGIN:
+            names = tuple(prm.name for prm in type(m.plugin).params)
+            row[K.M_HOOKS] = sum(1 << e for e, h in enumerate(K.KH_NAMES) if h == "init" or h in type(m.plugin).hooks
+                                 or (h == "timer" and type(m.plugin).timers))
+        else:
+            names = MITIGATION_PARAMS[kind]
+        for j, name in enumerate(names):
             row[K.M_P0 + j] = index[f"{m.path}.{name}"]
-        state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
+        if kind == K.MIT_PLUGIN:
+            state += int(m.plugin.kernel_state(Pn, V))
+        else:
+            state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
 
     # the template: offsets, scalars, cfg, program arrays, parameters; then the state arrays
     o = np.zeros(K.N_OFFSETS, i64)
@@ -150,7 +228,8 @@ def pack(program: Program) -> Packed:
     for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
-                      (K.O_PUSED, np.asarray(used, i64)), (K.O_PI, pi)):
+                      (K.O_PUSED, np.asarray(used, i64)),
+                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi)):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
@@ -158,9 +237,10 @@ def pack(program: Program) -> Packed:
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
         K.O_P_MASKED: Pn, K.O_P_LINE: Pn, K.O_PENDING: D, K.O_ASSERTED: D, K.O_FORWARDED: D,
-        K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 2 * D + M,
+        K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 3 * D + M + G,
         K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
-        K.O_FRESH: D, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
+        K.O_FRESH: D, K.O_HOST_T: D, K.O_HOST_MASKED: D, K.O_RS_UP: Pn, K.O_ZT_NAME: K.ZT_HIST,
+        K.O_ZT_EV: K.ZT_HIST, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
         K.O_ACC: 4 * V, K.O_EXITS: 8,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,

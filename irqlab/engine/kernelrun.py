@@ -17,11 +17,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from irqlab.engine import kernel_ids as K
-from irqlab.engine.kernelprog import Packed, lane_param_arrays, pack
+from irqlab.engine.kernelprog import Packed, kernel_hook, lane_param_arrays, pack
 from irqlab.engine.program import Lane, Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
 from irqlab.engine.rng import lane_keys
-from irqlab.engine.stats import N_BINS, Stats, finish_batch
+from irqlab.engine.stats import N_BINS, Stats, finish_batch, series_arrays
 from irqlab.engine.trace import Trace, record_text
 
 TRACE_BUFFER = 1 << 16
@@ -38,6 +38,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
     from irqlab.engine import kernel
 
     if not _compiled:
+        drop_stale_cache(kernel)
         if not _cache_present(kernel):
             if notify is not None:
                 notify("compiling")
@@ -47,6 +48,48 @@ def kernel_module(notify: Callable[[str], None] | None = None):
         _warm(kernel)
         _compiled = True
     return kernel
+
+
+# the kernel's modules: Numba's cache of a function is keyed by its own file only, but holds
+# the code of the functions it calls and the constants it imports from these
+KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
+STAMP = "irqlab_kernel.stamp"
+
+
+def source_stamp() -> str:
+    """A hash of the kernel's source files."""
+    import hashlib
+
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in KERNEL_SOURCES:
+        with open(os.path.join(here, f"{name}.py"), "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def drop_stale_cache(kernel) -> None:
+    """Delete the kernel's cached code if it was compiled from other sources (a change to
+    ``kernel_ids.py`` or to a callee's module leaves the callers' cache entries valid to
+    Numba, with the old code inside), then record the current sources' stamp."""
+    try:
+        path = kernel.run_lanes._cache._cache_path
+        stamp_file = os.path.join(path, STAMP)
+        stamp = source_stamp()
+        if os.path.exists(stamp_file):
+            with open(stamp_file, encoding="ascii") as f:
+                if f.read() == stamp:
+                    return
+        if not os.path.isdir(path):
+            return
+        prefixes = tuple(f"{name}." for name in KERNEL_SOURCES)
+        for name in os.listdir(path):
+            if name.startswith(prefixes) and name.endswith((".nbi", ".nbc")):
+                os.remove(os.path.join(path, name))
+        with open(stamp_file, "w", encoding="ascii") as f:
+            f.write(stamp)
+    except (OSError, AttributeError):  # no cache to check: Numba compiles, as without one
+        pass
 
 
 def _cache_present(kernel) -> bool:
@@ -100,6 +143,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
     traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
+    plug = kernel_hook(program)
 
     import numba
 
@@ -109,7 +153,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     def batch(rows, full=None):
         """Run ``rows`` (None: all) in parallel into out/hist/over (``full``: whole counts)."""
         if rows is None:
-            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over)
+            kn.run_lanes(tmpl, packed.size, pf, var_idx, var_i, var_f, keys, out, hist, _NO_FULL, over, plug)
             return
         if not len(rows):
             return
@@ -118,18 +162,20 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         v2 = np.zeros(len(rows), np.uint8)
         kn.run_lanes(tmpl, packed.size, pf, var_idx, np.ascontiguousarray(var_i[rows]),
                      np.ascontiguousarray(var_f[rows]), np.ascontiguousarray(keys[rows]), o2, h2,
-                     _NO_FULL if full is None else full, v2)
+                     _NO_FULL if full is None else full, v2, plug)
         if full is None:
             out[rows], hist[rows], over[rows] = o2, h2, v2
 
-    if traced:
-        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64))
-    else:
-        batch(None)
-    traces = {}
-    for i in traced:
-        traces[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
-                                out, hist, over)
+    # a traced lane, and every lane of a run with series, runs alone with a record buffer
+    alone = list(range(n)) if program.series_fields else traced
+    if not program.series_fields:
+        batch(np.array([i for i in range(n) if i not in set(traced)], np.int64) if traced else None)
+    traces, samples = {}, [[] for _ in range(n)]
+    for i in alone:
+        trace, samples[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
+                                        out, hist, over, i in traced, plug)
+        if trace is not None:
+            traces[i] = trace
     stats = stats_from(program, out, hist)
     if over.any():  # a histogram bin passed 65535: rerun those lanes for the whole counts
         rows = np.flatnonzero(over)
@@ -140,13 +186,14 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         from irqlab.engine.lockstep import run_lockstep
 
         return run_lockstep(program, lanes, tuple(traced))
-    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, None)
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, series_arrays(program, samples))
 
 
 _NO_FULL = np.zeros((0, 0, 0), np.int64)
 
 
-def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over):
+def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out, hist, over, tracing, plug):
+    """Run lane ``i`` alone with a record buffer: ``(its Trace or None, its series samples)``."""
     s = np.empty(size, np.int64)
     s[: len(tmpl)] = tmpl
     pf = pf.copy()
@@ -155,20 +202,21 @@ def _run_traced(kn, program, tmpl, size, pf, var_idx, var_i, var_f, keys, i, out
         if k >= 0:
             s[pi0 + p], pf[p] = var_i[i, k], var_f[i, k]
     tb = np.empty((TRACE_BUFFER, K.TB_WIDTH), np.int64)
-    trace = Trace()
-    decode = Decoder(program, trace)
-    kn.lane_init(s, tb, pf, keys[i, 0], keys[i, 1], 1)
+    trace = Trace() if tracing else None
+    decode = Decoder(program, trace, s)
+    kn.lane_init(s, tb, pf, plug, keys[i, 0], keys[i, 1], int(tracing))
     while True:
-        done = kn.lane_resume(s, tb, pf)
+        done = kn.lane_resume(s, tb, pf, plug)
         if s[K.S_OVERFLOW]:
             raise RuntimeError("kernel trace buffer overflow within one event")
         decode(tb[: s[K.S_NTB]])
         s[K.S_NTB] = 0
         if done:
             break
-    trace.end_ps = int(s[K.S_STAT_END_T])
+    if trace is not None:
+        trace.end_ps = int(s[K.S_STAT_END_T])
     over[i] = kn.collect(s, out, hist, _NO_FULL, i)
-    return trace
+    return trace, decode.samples
 
 
 def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
@@ -196,7 +244,7 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
                  dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
                  lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n,
-                 zt_loop=np.zeros(n, bool), zt_cycle=np.zeros(n, np.int64))  # see docs/implementations.md
+                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13])
 
 
 # ---------------------------------------------------------------- trace records -> Trace
@@ -208,11 +256,17 @@ TRIG = ("edge", "level")
 class Decoder:
     """Turns kernel trace records into a :class:`Trace`'s records, modes and counters. A
     record's integers become the fields of its form (:data:`ARGS`), and its text is
-    written by :func:`irqlab.engine.trace.record_text`, as for every executor."""
+    written by :func:`irqlab.engine.trace.record_text`, as for every executor.
+    ``state``: the lane's ``s``, where a zero-time loop's record finds the names of the
+    events of its cycle."""
 
-    def __init__(self, program: Program, trace: Trace) -> None:
+    def __init__(self, program: Program, trace: Trace, state: np.ndarray | None = None) -> None:
         self.p = program
         self.trace = trace
+        self.state = state
+        self.recent: list[str] = []  # the last records' "event text" (a nested zero-time cycle's turn)
+        self.samples: list[tuple[float, ...]] = []  # the series, as reference.sample records them
+        self.part: list[int] = []
 
     def __call__(self, rows: np.ndarray) -> None:
         tr = self.trace
@@ -222,17 +276,69 @@ class Decoder:
             elif kind == K.TR_COUNTER:
                 name = f"gsi {thread} line" if code == 2 else f"vCPU {thread} {'ISR' if code else 'IRR'}"
                 tr.counters.append((t, name, a0))
+            elif kind == K.TR_SAMPLE:
+                self.part += (a0, a1, a2, a3)
+                if code == 2:
+                    self.sample(t, self.part)
+                    self.part = []
             else:
                 event, text = self.text(code, a0, a1, a2, a3)
+                self.recent.append(f"{event} {text}")
+                if len(self.recent) > 2 * K.ZT_HIST:
+                    del self.recent[:K.ZT_HIST]
                 tr.add(t, thread, event, text)
 
+    def sample(self, t: int, ints: list[int]) -> None:
+        """One sample of kernel.sample's integers, as the fields reference.sample records."""
+        l2, l1, l0, user, eoi, exits, raised, delivered, pending, irr, line, _ = ints
+        values = {"t_ns": t / 1000.0, "l2_time_ns": l2 / 1000.0, "l1_time_ns": l1 / 1000.0, "l0_time_ns": l0 / 1000.0,
+                  "userspace_time_ns": user / 1000.0, "eoi_count": eoi, "exits_total": exits,
+                  "interrupts_raised": raised, "interrupts_delivered": delivered, "pending": pending,
+                  "irr": irr, "line": line}
+        self.samples.append((t / 1000.0,) + tuple(float(values[f]) for f in self.p.series_fields))
+
     def text(self, code: int, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
+        devs = self.p.devices
         if code == K.E_HANDLER_ENTRY:
-            return record_text("irq_handler_entry", a0, self.p.devices[a1].name, vendor=self.p.vendor)
+            return record_text("irq_handler_entry", a0, devs[a1].name, vendor=self.p.vendor)
+        if code == K.E_VFIO_INTX:
+            return record_text("irqlab_vfio_intx", devs[a0].name, vendor=self.p.vendor)
+        if code == K.E_VFIO_UNMASK:
+            return record_text("irqlab_vfio_unmask", devs[a0].name, a1, vendor=self.p.vendor)
+        if code == K.E_ZERO_TIME_LOOP:
+            return self.zero_time_text(a0, a1, a2)
         form, fields = ARGS[code]
         if callable(form):
             form = form(a0, a1, a2, a3)
         return record_text(form, *fields(a0, a1, a2, a3), vendor=self.p.vendor)
+
+    def zero_time_text(self, n: int, at_instant: int, period: int) -> tuple[str, str]:
+        """mech_reference's record of a zero-time loop: ``n`` records per turn, and the turn
+        (nested lazy EOIs: its records; events at one instant: the names of ``period`` events)."""
+        if not at_instant:
+            return record_text("irqlab_zero_time_loop", n, K.ZT_DEPTH, " -> ".join(self.recent[len(self.recent) - n:]),
+                               vendor=self.p.vendor)
+        s = self.state
+        nh = int(s[K.S_ZT_NH])
+        names = s[int(s[K.O_ZT_NAME]) + nh - period: int(s[K.O_ZT_NAME]) + nh].tolist()
+        return record_text("irqlab_zero_time_loop instant", n, K.ZT_EVENTS, " -> ".join(map(self.event_name, names)),
+                           vendor=self.p.vendor)
+
+    def event_name(self, code: int) -> str:
+        """The text of :func:`irqlab.engine.kernel_mech.event_name`'s integer."""
+        from irqlab.engine import phases as P
+        from irqlab.plugins.api import ACTIONS
+
+        code, action = divmod(code, 16)
+        code, ph = divmod(code, 32)
+        kind, i = divmod(code, 65536)
+        if kind == K.EV_VCPU:
+            return f"vcpu {i} ACT {ACTIONS[action]}" if ph == K.ACT else f"vcpu {i} {P.NAMES[ph]}"
+        if kind == K.EV_ARRIVAL:
+            return f"arrival {self.p.devices[i].name}"
+        if kind == K.EV_HOST:
+            return f"vfio {self.p.devices[i].name}"
+        return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
 X = EXIT_REASONS
@@ -245,7 +351,7 @@ ARGS = {
     K.E_KVM_APIC_ACCEPT: ("kvm_apic_accept_irq", lambda a, b, c, d: (a, b, TRIG[c])),
     K.E_LINE: ("irqlab_line", lambda a, b, c, d: (a, b)),
     K.E_IOAPIC_SET_IRQ: ("ioapic_set_irq", lambda a, b, c, d: (a, b)),
-    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: (a, b, 0)),
+    K.E_KVM_SET_IRQ: ("kvm_set_irq", lambda a, b, c, d: (a, b, c)),
     K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: (a, b, TRIG[c])),
     K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: (a, b, TRIG[c])),
     K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq", lambda a, b, c, d: (a, b, c, TRIG[d])),
@@ -266,4 +372,7 @@ ARGS = {
     K.E_QEMU_DELAYED: ("ioapic_eoi_delayed_reassert", lambda a, b, c, d: (a,)),
     K.E_SPURIOUS_DISABLE: ("irqlab_spurious_disable", lambda a, b, c, d: (a,)),
     K.E_XEN_RATELIMIT: ("irqlab_xen_ratelimit", lambda a, b, c, d: (a,)),
+    K.E_KVM_ACK_IRQ: ("kvm_ack_irq", lambda a, b, c, d: (a,)),
+    K.E_RESAMPLE: ("irqlab_resample", lambda a, b, c, d: (a,)),
+    K.E_LAZY_EOI: ("irqlab_lazy_eoi", lambda a, b, c, d: (a, b)),
 }

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from irqlab.engine import phases as P
 from irqlab.engine.idle import NAMES as IDLE_NAMES
+# ZT_DEPTH: nested turns of a same-instant cycle that prove it never ends (the real kernel overflows
+# its stack); ZT_EVENTS: events of a lane at one instant that make a zero-time loop (docs/model.md:
+# Choice); ZT_HIST: the last events before it, searched for the cycle's period
+from irqlab.engine.kernel_ids import ZT_DEPTH, ZT_EVENTS, ZT_HIST  # noqa: F401
 from irqlab.plugins.api import NEVER
 
 RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
-ZT_DEPTH = 8  # nested turns of a same-instant cycle that prove it never ends (the real kernel overflows its stack)
-ZT_EVENTS = 100_000  # events of a lane at one instant that make a zero-time loop (docs/model.md: Choice)
-ZT_HIST = 64  # the last events before it, searched for the cycle's period
 
 
 def describe_cycle(hist: list[tuple[str, int]]) -> tuple[int, str]:

@@ -373,6 +373,12 @@ class Mitigation(Plugin):
     kind = "mitigation"
     hooks: ClassVar[frozenset[str]] = frozenset()
     timers: ClassVar[int] = 0
+    # kernel support (docs/writing-plugins.md): "module:function" of a kernel_api.kernel_hook
+    kernel_hook: ClassVar[str] = ""
+
+    def kernel_state(self, n_pins: int, n_vcpus: int) -> int:
+        """The int64 state slots a lane needs for the kernel hook (``kernel_api.state``)."""
+        return 0
 
     def init(self, ctx: Any) -> None:
         pass

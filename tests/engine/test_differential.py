@@ -132,20 +132,14 @@ def compare(scn, n=4, others=("numpy", "kernel")):
 @given(scenarios())
 def test_executors_match_reference_on_random_scenarios(scn):
     """Every metric and every trace record of the lockstep executor and, where it runs the
-    scenario, of the kernel (traced and untraced) equals the reference's."""
+    scenario (all of these: service-time distributions and random body times too), of the
+    kernel (traced and untraced) equals the reference's."""
     compare(scn)
 
 
 @pytest.mark.slow
 @given(scenarios(issue12=True))
 def test_lockstep_matches_reference_on_vfio_shared_pin_and_lazy_eoi_scenarios(scn):
-    """The same on scenarios drawn for issue 12's mechanisms (VFIO INTx, shared pins, lazy EOI, AMD)."""
+    """The same on scenarios drawn for issue 12's mechanisms (VFIO INTx, shared pins, lazy EOI, AMD),
+    which the kernel runs too."""
     compare(scn)
-
-
-@pytest.mark.slow
-@given(scenarios(dists=False))
-def test_kernel_matches_reference_on_random_scenarios(scn):
-    """Every metric and every trace record of the kernel (traced and untraced) equals the
-    reference's, on random scenarios it runs (constant service and body times)."""
-    compare(scn, others=("kernel",))

@@ -101,3 +101,22 @@ def test_a_sweep_stores_which_backend_ran_and_why(tmp_path):
     run_sweep(SweepRequest(text=text, file="f.scn", out_dir=str(tmp_path), launcher="inline", progress=False))
     (row,) = sqlite3.connect(tmp_path / "results.db").execute("SELECT plugin_versions FROM sweeps").fetchall()
     assert json.loads(row[0])["backend"] == "kernel (every plugin of the scenario has kernel support)"
+
+
+def test_a_kernel_cache_from_other_sources_is_dropped(tmp_path, monkeypatch):
+    """Cached kernel code compiled from other kernel sources is deleted before use (Numba would load it:
+    it checks only each function's own file); the other files and an up-to-date cache stay."""
+    from types import SimpleNamespace
+
+    from irqlab.engine import kernelrun
+
+    for name in ("kernel_base.draw-79.py311.nbi", "kernel.run_lanes-600.py311.1.nbc", "other.f-1.py311.nbi"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / kernelrun.STAMP).write_text("old sources")
+    fake = SimpleNamespace(run_lanes=SimpleNamespace(_cache=SimpleNamespace(_cache_path=str(tmp_path))))
+    kernelrun.drop_stale_cache(fake)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [kernelrun.STAMP, "other.f-1.py311.nbi"]
+    assert (tmp_path / kernelrun.STAMP).read_text() == kernelrun.source_stamp()
+    (tmp_path / "kernel.run_lanes-600.py311.nbi").write_text("x")
+    kernelrun.drop_stale_cache(fake)
+    assert (tmp_path / "kernel.run_lanes-600.py311.nbi").exists()

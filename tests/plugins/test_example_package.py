@@ -152,9 +152,9 @@ def test_a_lane_alone_equals_the_lane_in_a_batch(program):
         assert json.dumps(alone.lane(0), sort_keys=True) == json.dumps(batch.lane(i), sort_keys=True)
 
 
-def test_auto_runs_it_without_the_kernel_and_says_why(installed, capsys):
-    """The plugin has only the NumPy hooks: `auto` runs it with the NumPy executors and
-    `irqlab run` says so, naming the plugin."""
+def test_auto_runs_it_with_the_kernel_through_its_kernel_hook(installed, capsys):
+    """The plugin names a kernel hook: `auto` runs it with the per-lane kernel and `irqlab run`
+    says so."""
     status, out, _ = cli(capsys, "run", str(SCN), "--json", "-n", "1")
     assert status == 0
-    assert "mitigation plugin 'token_bucket' has no kernel support" in json.loads(out)["backend"]
+    assert json.loads(out)["backend"].startswith("kernel (")

@@ -134,6 +134,7 @@ class TraceFile(ArrivalProcess):
 
     name = "trace"
     version = "1.0"
+    kernel_kind = K.ARR_TRACE  # irqlab.engine.kernel runs it natively (its timestamps in the lane's state)
     params = (
         Param("file", "file", doc="path of the timestamp file, relative to the scenario",
               validate=lambda path, span: load_timestamps(path, span)),
@@ -141,8 +142,12 @@ class TraceFile(ArrivalProcess):
     )
 
     def init(self, ctx):
-        self.times = load_timestamps(self.config["file"])
+        self.times = self.kernel_times()
         ctx.state.alloc("i", (), np.int64, 0)
+
+    def kernel_times(self) -> np.ndarray:
+        """The file's timestamps (``int64[n]`` ps, sorted)."""
+        return load_timestamps(self.config["file"])
 
     def first(self, ctx, lanes):
         ctx.state["i"][lanes] = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine import kernel_ids as K
 from irqlab.engine.rng import det_exp, det_log, normal
 from irqlab.plugins.api import Param, ServiceTime
 
@@ -74,6 +75,7 @@ class Constant(ServiceTime):
 
     name = "constant"
     version = "1.0"
+    kernel_kind = K.SVC_CONSTANT  # irqlab.engine.kernel_service runs it natively
     params = (MEAN,)
 
     def sample(self, ctx, lanes):
@@ -85,6 +87,7 @@ class Exponential(ServiceTime):
 
     name = "exponential"
     version = "1.0"
+    kernel_kind = K.SVC_EXPONENTIAL  # irqlab.engine.kernel_service runs it natively
     params = (MEAN,)
 
     def sample(self, ctx, lanes):
@@ -96,6 +99,7 @@ class Uniform(ServiceTime):
 
     name = "uniform"
     version = "1.0"
+    kernel_kind = K.SVC_UNIFORM  # irqlab.engine.kernel_service runs it natively
     params = (Param("low", "time", doc="shortest service time", min=0),
               Param("high", "time", doc="longest service time", min=0))
 
@@ -111,6 +115,7 @@ class Lognormal(ServiceTime):
 
     name = "lognormal"
     version = "1.0"
+    kernel_kind = K.SVC_LOGNORMAL  # irqlab.engine.kernel_service runs it natively
     params = (MEAN, Param("sigma", "float", 0.5, "standard deviation of the log", min=0))
 
     def sample(self, ctx, lanes):
@@ -126,6 +131,7 @@ class Gamma(ServiceTime):
 
     name = "gamma"
     version = "1.0"
+    kernel_kind = K.SVC_GAMMA  # irqlab.engine.kernel_service runs it natively
     params = (MEAN, Param("shape", "float", 2.0, "shape k", min=1e-3))
 
     def sample(self, ctx, lanes):
@@ -154,13 +160,18 @@ class Empirical(ServiceTime):
 
     name = "empirical"
     version = "1.0"
+    kernel_kind = K.SVC_EMPIRICAL  # irqlab.engine.kernel_service runs it natively (its samples in the lane's state)
     params = (Param("file", "file", doc="path of the sample file, relative to the scenario",
                     validate=lambda path, span: load_samples(path, span)),)
 
     def init(self, ctx):
-        self.samples = load_samples(self.config["file"])
+        self.samples = self.kernel_times()
 
     def sample(self, ctx, lanes):
         n = len(self.samples)
         i = np.minimum((ctx.uniform(lanes) * n).astype(np.int64), n - 1)
         return self.samples[i]
+
+    def kernel_times(self) -> np.ndarray:
+        """The file's samples (``int64[n]`` ps, sorted)."""
+        return load_samples(self.config["file"])

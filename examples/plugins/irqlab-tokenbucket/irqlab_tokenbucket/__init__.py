@@ -23,6 +23,10 @@ class TokenBucket(Mitigation):
     )
     hooks = frozenset({"ioapic_eoi", "timer"})
     timers = 1
+    kernel_hook = "irqlab_tokenbucket.kernel:hook"  # the same hooks for the per-lane kernel
+
+    def kernel_state(self, n_pins, n_vcpus):
+        return 2 * n_pins  # spent, then held, per pin
 
     def init(self, ctx):
         ctx.state.alloc("spent", (ctx.n_pins,), np.int64, 0)  # [L, pins] tokens missing

@@ -1,0 +1,60 @@
+"""A third-party mitigation with a kernel hook (irqlab.engine.kernel_api): the token-bucket
+example runs on the kernel, with the reference's results."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from irqlab import engine
+from irqlab.engine.kernelprog import kernel_support
+from irqlab.plugins.registry import registry, reset
+from tests.engine.scenarios import founding, ms, use
+from tests.engine.test_kernel_mech import assert_same, both
+from tests.plugins.conftest import EXAMPLES
+
+
+@pytest.fixture
+def token_bucket(monkeypatch):
+    """The example package's TokenBucket, registered from the source tree."""
+    monkeypatch.syspath_prepend(str(EXAMPLES / "plugins" / "irqlab-tokenbucket"))
+    from irqlab_tokenbucket import TokenBucket
+
+    reset()
+    registry().add_class(TokenBucket)
+    yield TokenBucket
+    reset()
+    for name in [n for n in sys.modules if n.startswith("irqlab_tokenbucket")]:
+        del sys.modules[name]
+
+
+def bucket(rate, burst=5):
+    return founding(mitigations=[use("mitigation", "token_bucket", rate=rate, burst=burst)], duration=ms(2))
+
+
+def test_auto_runs_a_plugin_with_a_kernel_hook_on_the_kernel(token_bucket):
+    """The token bucket names its kernel hook, so auto picks the kernel for it."""
+    prog = engine.compile(bucket(1e4))
+    assert kernel_support(prog) is None
+    assert engine.run(prog, [engine.Lane(0)]).backend.startswith("kernel (")
+
+
+@pytest.mark.parametrize("rate", [1e3, 1e5])
+def test_token_bucket_kernel_hook_matches_its_numpy_hooks(token_bucket, rate):
+    """The token bucket's kernel hook gives the reference's metrics and records (deferred EOIs, timers, activations)."""
+    a, b = both(bucket(rate), n=2)
+    assert a.lane(0)["mitigation_activations"]["token_bucket"] > 0
+    assert_same(a, b, 2)
+
+
+def test_a_kernel_hook_that_fails_to_load_falls_back_to_the_numpy_hooks(token_bucket):
+    """A kernel hook whose module cannot be imported: auto runs the plugin's NumPy hooks and says why."""
+    broken = type("BrokenBucket", (token_bucket,), {"kernel_hook": "irqlab_no_such_module:hook",
+                                                    "name": "broken_bucket", "__doc__": "A broken kernel hook."})
+    registry().add_class(broken)
+    prog = engine.compile(founding(mitigations=[use("mitigation", "broken_bucket", rate=1e4, burst=5)],
+                                   duration=ms(0.2)))
+    why = kernel_support(prog)
+    assert why.startswith("the kernel hook 'irqlab_no_such_module:hook' failed to load (ModuleNotFoundError")
+    assert engine.run(prog, [engine.Lane(0)]).backend.startswith(f"reference ({why}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.engine import phases as P
+from irqlab.engine.trace import FORMATS
 from irqlab.engine.program import GroupInfo
 from irqlab.plugins.api import Step
 
@@ -40,7 +41,7 @@ RESCHEDULE_VECTOR = 0xFD  # Linux arch/x86/include/asm/irq_vectors.h
 
 def ipi_text(dest: int) -> str:
     """``trace_kvm_apic_ipi``'s text for a fixed, physical, edge IPI without shorthand."""
-    return f"dst {dest:x} vec {RESCHEDULE_VECTOR} (Fixed|physical|assert|edge|dst)"
+    return FORMATS["kvm_apic_ipi"].format(dest, RESCHEDULE_VECTOR)
 
 # Shrink/grow decisions of halt_poll_next
 KEEP, GROW, SHRINK, ZERO = range(4)
@@ -69,12 +70,12 @@ def halt_poll_next(hp, halt, max_hp, grow, grow_start, shrink):
 
 def wakeup_text(halt_ps: int, waited: bool) -> str:
     """``trace_kvm_vcpu_wakeup``'s text (include/trace/events/kvm.h)."""
-    return f"{'wait' if waited else 'poll'} time {halt_ps // 1000} ns, polling valid"
+    return FORMATS["kvm_vcpu_wakeup"].format("wait" if waited else "poll", halt_ps // 1000)
 
 
 def poll_text(v: int, new_ps: int, grow: bool, old_ps: int) -> str:
     """``trace_kvm_halt_poll_ns``'s text (include/trace/events/kvm.h)."""
-    return f"vcpu {v}: halt_poll_ns {new_ps // 1000} ({'grow' if grow else 'shrink'} {old_ps // 1000})"
+    return FORMATS["kvm_halt_poll_ns"].format(v, new_ps // 1000, "grow" if grow else "shrink", old_ps // 1000)
 
 
 def ipi_group(index: int, vector: int):

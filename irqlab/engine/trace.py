@@ -93,6 +93,27 @@ FORMATS = {
     "irqlab_lazy_eoi": "pin {} vec {}",
     "irqlab_zero_time_loop": "{} records per turn, {} turns nested: {}",
     "irqlab_zero_time_loop instant": "{} records per turn, {} events at one instant: {}",
+    # destinations (engine/dest.py): a message's delivery and mode, KVM's apic_irq fields
+    "kvm_msi_set_irq dest": "dst {} vec {} ({}|{}|{})",
+    "kvm_ioapic_set_irq dest": "pin {} dst {} vec {} ({}|{}|{})",
+    "kvm_apic_accept_irq lowest": "apicid {} vec {} (LowPrio|{})",
+    # guest actions (engine/routes.py)
+    "irqlab_redirect dest": "pin {} masked {} dest {}",
+    "irqlab_msi_write": "dev {} dest {}",
+    "irqlab_eoi_exitmap": "vcpu {} vectors {}",
+    # timers and host contention (engine/timers_*.py)
+    "irqlab_deschedule": "vcpu {} for {}ns",
+    "irqlab_reschedule": "vcpu {}",
+    "irqlab_pit_timer": "pending {}",
+    "irqlab_rtc_coalesced": "irq_coalesced {}",
+    "kvm_hv_stimer_callback": "vcpu_id {} timer 0",
+    "kvm_hv_stimer_expiration": "vcpu_id {} timer 0 direct 0 msg send result {}",
+    "kvm_hv_stimer_start_periodic": "vcpu_id {} timer 0 time_now {} exp_time {}",
+    # idle vCPUs (engine/idle.py)
+    "irqlab_wake": "vcpu {}",
+    "kvm_apic_ipi": "dst {:x} vec {} (Fixed|physical|assert|edge|dst)",
+    "kvm_vcpu_wakeup": "{} time {} ns, polling valid",
+    "kvm_halt_poll_ns": "vcpu {}: halt_poll_ns {} ({} {})",
 }
 
 

@@ -277,10 +277,18 @@ class ResultStore:
             raise ValueError(f"sweep_id {info.sweep_id!r} must match {_SAFE_ID.pattern}")
         with storage_errors(self.out_dir):
             self._begin(info)
-            bad = {**{f: "missing" for f in self.recovered["missing"]},
-                   **{f: "damaged (its size is not the one committed)" for f in self.recovered["damaged"]}}
-            lost = self.drop_groups(bad, sweep_id=info.sweep_id)
-            self._write_sweep_parquet(info.sweep_id)
+        try:
+            with storage_errors(self.out_dir):
+                bad = {**{f: "missing" for f in self.recovered["missing"]},
+                       **{f: "damaged (its size is not the one committed)" for f in self.recovered["damaged"]}}
+                lost = self.drop_groups(bad, sweep_id=info.sweep_id)
+                self._write_sweep_parquet(info.sweep_id)
+        except ScenarioError:
+            try:  # the row says running: say error, as a sweep that stops later would
+                self.finish_sweep(info.sweep_id, now_iso(), "error")
+            except ScenarioError:
+                pass  # the cause is reported below; the next writer marks it (killed)
+            raise
         return lost
 
     def _begin(self, info: SweepInfo) -> None:

@@ -117,6 +117,26 @@ def test_an_error_inside_the_sweep_leaves_it_marked(tmp_path, capsys, monkeypatc
     assert _status(out / "results.db") == ([("error",)], 0)
 
 
+def test_a_storage_error_while_a_sweep_begins_leaves_it_marked(tmp_path, capsys, monkeypatch):
+    """A storage error after the sweep's row says 'running' but before its runs start (here
+    the Parquet copy of the row, on a resume) marks it 'error', not 'running'."""
+    import irqlab.results.store as store_mod
+
+    scn = tmp_path / "t.scn"
+    scn.write_text(tiny(thresholds="10"))
+    out = tmp_path / "out"
+    cmd = ["sweep", str(scn), "--out", str(out), "--no-progress", "--no-table", "--launcher", "inline"]
+    assert main(cmd) == 0
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod.ResultStore, "_write_sweep_parquet", boom)
+    assert main(cmd) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert _status(out / "results.db")[0] == [("error",)]
+
+
 def test_runs_tells_of_a_sweep_whose_writer_was_killed(tmp_path, capsys):
     """irqlab runs (read-only) warns of a sweep marked running whose writer process is gone."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

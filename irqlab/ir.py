@@ -237,6 +237,7 @@ class Machine:
     vendor: str = "intel"  # intel (VMX) or amd (SVM): docs/model.md, "AMD SVM"
     resample_on_unmask: bool = True  # KVM fef8f2b90edb: an unmask resamples a VFIO INTx pin
     lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
+    tpr: int = 0  # the receiving level's task priority (SDM 10.8.3.1): docs/model.md, "Task and processor priority"
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

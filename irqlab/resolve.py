@@ -131,6 +131,7 @@ MACHINE_SPECS: dict[str, Spec] = {
                                doc="KVM resamples a VFIO INTx pin on unmask (fef8f2b90edb)"),
     "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
                      doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
+    "tpr": _int(0, 0xFF, "task priority of the receiving level (blocks vectors of class <= tpr >> 4)", hexa=True),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {

@@ -145,6 +145,8 @@ class _Compiler:
             self.add(f"costs.{name}", "time", s.cost(name))
         self.add("machine.tsc", "frequency", m.tsc)
         self.add("machine.preemption_timer_rate", "int", m.preemption_timer_rate)
+        if m.tpr:
+            self.add("machine.tpr", "int", m.tpr)
         self.add("run.duration", "time", s.run.duration)
         self.add("run.max_events", "int", s.run.max_events)
         self.add("run.livelock_window", "time", s.run.livelock_window)
@@ -218,7 +220,7 @@ class _Compiler:
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
-        key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
+        key = hashlib.sha256(repr((structure, l1_irq_window, bool(m.tpr))).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
             stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
@@ -229,7 +231,7 @@ class _Compiler:
             l1_irq_window=l1_irq_window,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
-            vfio_devices=tuple(d.index for d in devices if d.vfio))
+            vfio_devices=tuple(d.index for d in devices if d.vfio), tpr=bool(m.tpr))
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])

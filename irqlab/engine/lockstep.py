@@ -24,6 +24,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_lockstep import LockstepMechanisms
+from irqlab.engine.tpr_lockstep import LockstepPriority, high_bit
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -54,12 +55,7 @@ def sub(v, mask):
     return v[mask] if isinstance(v, np.ndarray) else v
 
 
-def high_bit(x: np.ndarray) -> np.ndarray:
-    """Index of the highest set bit of each int64 (< 2**53), -1 for 0."""
-    return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
-
-
-class Lockstep(LockstepMechanisms):
+class Lockstep(LockstepMechanisms, LockstepPriority):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -195,6 +191,7 @@ class Lockstep(LockstepMechanisms):
         self.ctx_body = body_contexts(self, L)
         self.body_steps = [(g, k) for g in pr.groups for k in range(len(g.steps)) if is_body_step(g, k)]
         self.mech_init()
+        self.prio_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -370,9 +367,6 @@ class Lockstep(LockstepMechanisms):
             t, v = int(self.now[lane]), fi % self.V
             self.traces[lane].counters.append((t, f"vCPU {v} IRR", bin(int(self.irr[fi])).count("1")))
             self.traces[lane].counters.append((t, f"vCPU {v} ISR", bin(int(self.isr[fi])).count("1")))
-
-    def deliverable(self, f):
-        return self.gcls[high_bit(self.irr[f])] > self.gcls[high_bit(self.isr[f])]
 
     def ack(self, f):
         g = high_bit(self.irr[f])

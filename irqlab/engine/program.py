@@ -124,10 +124,12 @@ class Program:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
+    tpr: bool = False  # a nonzero task priority (lane parameter ``machine.tpr``; tpr_reference.py)
 
     @property
     def mechanisms(self) -> frozenset[str]:
-        """The issue-12 mechanisms this program uses (``vfio``, ``amd``, ``lazy_eoi``).
+        """The mechanisms beyond the founding semantics this program uses (issue 12's ``vfio``,
+        ``amd``, ``lazy_eoi``; issue 13's ``tpr``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -137,6 +139,8 @@ class Program:
             out.add("amd")
         if self.lazy_eoi_level:
             out.add("lazy_eoi")
+        if self.tpr:
+            out.add("tpr")
         return frozenset(out)
 
     @property

@@ -17,6 +17,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine.mech_reference import RefMechanisms
+from irqlab.engine.tpr_reference import RefPriority
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -33,7 +34,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms):
+class LaneSim(RefMechanisms, RefPriority):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -101,6 +102,7 @@ class LaneSim(RefMechanisms):
         self.ctx_service = service_contexts(self, 1)
         self.ctx_body = body_contexts(self, 1)
         self.mech_init()
+        self.prio_init()
         for v in range(V):
             self._trace_mode(v, 0, inner)
 
@@ -211,14 +213,6 @@ class LaneSim(RefMechanisms):
     @staticmethod
     def high(bits: int) -> int:
         return bits.bit_length() - 1
-
-    def deliverable(self, v: int) -> bool:
-        if not self.irr[v]:
-            return False
-        hi = self.high(self.irr[v])
-        if not self.isr[v]:
-            return True
-        return (self.vec(hi) >> 4) > (self.vec(self.high(self.isr[v])) >> 4)
 
     def ack(self, v: int) -> int:
         g = self.high(self.irr[v])

@@ -238,6 +238,9 @@ class Machine:
     resample_on_unmask: bool = True  # KVM fef8f2b90edb: an unmask resamples a VFIO INTx pin
     lazy_eoi: str = "edge"  # APICv/AVIC lazy EOI in ioapic_set_irq: off, edge (8be8f932e3db), all (f458d039db7e)
     tpr: int = 0  # the receiving level's task priority (SDM 10.8.3.1): docs/model.md, "Task and processor priority"
+    l2_exit_every: Quantity = Quantity(0.0, "s", "0s")  # L2 execution between exits L1 handles (0: none)
+    defer_svi: bool = True  # KVM 04bc93cf49d1: an EOI emulated while L2 runs updates vmcs01's SVI at nested exit
+    vppr_refresh: bool = True  # KVM cda3960fbcc5: nested VM-Enter refreshes L1's vPPR (kvm_apic_has_interrupt)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

@@ -132,6 +132,9 @@ MACHINE_SPECS: dict[str, Spec] = {
     "lazy_eoi": Spec("choice", choices=ir.LAZY_EOI, store="raw",
                      doc="KVM's lazy IOAPIC EOI with APICv/AVIC: off, edge (8be8f932e3db), all (f458d039db7e)"),
     "tpr": _int(0, 0xFF, "task priority of the receiving level (blocks vectors of class <= tpr >> 4)", hexa=True),
+    "l2_exit_every": Spec("time", min=0.0, doc="nested: L2 execution between two exits L1 handles (0: none)"),
+    "defer_svi": Spec("bool", store="raw", doc="KVM updates vmcs01's SVI after an EOI emulated for L2 (04bc93cf49d1)"),
+    "vppr_refresh": Spec("bool", store="raw", doc="nested VM-Enter refreshes L1's vPPR (KVM cda3960fbcc5)"),
 }
 
 DEVICE_SPECS: dict[str, Spec] = {

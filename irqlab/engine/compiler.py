@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
-from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario
+from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario, field_span
 from irqlab.plugins.api import HandlerPolicy, Plugin, Site
 from irqlab.plugins.registry import PluginValidationError, check_program, registry
 from irqlab.engine.program import DeviceInfo, GroupInfo, MitigationInfo, Program
@@ -147,6 +147,12 @@ class _Compiler:
         self.add("machine.preemption_timer_rate", "int", m.preemption_timer_rate)
         if m.tpr:
             self.add("machine.tpr", "int", m.tpr)
+        l2_exit = float(m.l2_exit_every.value) > 0
+        if l2_exit:
+            if stack[-1] != "L2":
+                raise ScenarioError("machine.l2_exit_every needs a nested guest (levels L1 and L2)",
+                                    field_span(m, "l2_exit_every"))
+            self.add("machine.l2_exit_every", "time", m.l2_exit_every)
         self.add("run.duration", "time", s.run.duration)
         self.add("run.max_events", "int", s.run.max_events)
         self.add("run.livelock_window", "time", s.run.livelock_window)
@@ -215,12 +221,14 @@ class _Compiler:
                    sorted(d.model.config.items()),
                    d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
                   for d in devices),
-            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist) for g in groups),
+            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist, g.l2_eoi)
+                  for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
-        key = hashlib.sha256(repr((structure, l1_irq_window, bool(m.tpr))).encode()).hexdigest()[:20]
+        prio = (bool(m.tpr), l2_exit, m.defer_svi, m.vppr_refresh)
+        key = hashlib.sha256(repr((structure, l1_irq_window, prio)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
             stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
@@ -231,7 +239,8 @@ class _Compiler:
             l1_irq_window=l1_irq_window,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),
-            vfio_devices=tuple(d.index for d in devices if d.vfio), tpr=bool(m.tpr))
+            vfio_devices=tuple(d.index for d in devices if d.vfio), tpr=bool(m.tpr), l2_exit=l2_exit,
+            defer_svi=bool(m.defer_svi), vppr_refresh=bool(m.vppr_refresh))
 
     def stack(self) -> tuple[str, ...]:
         stacks = {tuple(["L0"] + [lv.level for lv in v.levels if lv.level != "L0"])
@@ -288,7 +297,7 @@ class _Compiler:
             devices=tuple(d.index for d in devs), dest=first.dest, local=first.local,
             steps=steps, before=before, policy=use.name,
             eoi_exit=False, suppress=False, body_dist=str(policy.config.get("body_dist") or "constant"),
-            body_path=path)
+            body_path=path, l2_eoi=bool(getattr(cls, "eoi_by_l2", False)) and not first.local)
 
     def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
         """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV

@@ -373,6 +373,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         bit = np.left_shift(ONE, g)
         self.irr[f] &= ~bit
         self.isr[f] |= bit
+        self.svi_sync(f)
         if self.tracing:
             self.trace_lapic(self.lane_of(f), f)
         return g
@@ -381,6 +382,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         g = high_bit(self.isr[f])
         bit = np.where(g >= 0, np.left_shift(ONE, np.maximum(g, 0)), 0)
         self.isr[f] &= ~bit
+        self.svi_sync(f)
         if self.tracing:
             has = g >= 0
             self.trace_lapic(self.lane_of(f[has]), f[has])
@@ -446,7 +448,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
-        run = self.phase[f] <= P.RUN_PT
+        run = (self.phase[f] <= P.RUN_PT) | (self.phase[f] == P.RUN_EXIT)
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -727,6 +729,8 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         ph = np.where(svc, P.RUN_SVC, np.where(pt_t != NEVER, P.RUN_PT, P.RUN_IDLE))
         self.phase[f] = ph
         self.tset(self.c_vcpu + v, lanes, np.where(svc, svc_t, pt_t))
+        if self.p.l2_exit:
+            self.exit_schedule(lanes, f, t0)
 
     def end_run(self, lanes, f, t) -> None:
         start = self.run_start[f]
@@ -749,6 +753,8 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
                 c = cur >= 0
                 self.svc_rem[pl[c], cur[c]] -= elapsed[pos][c]
             self.rip[pf] += elapsed[pos]
+            if self.p.l2_exit:
+                self.exit_rem[pf] -= elapsed[pos]
             self.stall_start[pf] = np.where(self.irq_seen[pf], pt, NEVER)
         neg = ~pos
         if neg.any():
@@ -772,7 +778,8 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
             P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
             P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
             P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
-            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti,
+            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti, P.RUN_EXIT: self.ph_run_exit,
+            P.L1_EXIT: self.ph_l1_exit, P.EOI_BACK: self.ph_eoi_back,
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
@@ -805,7 +812,10 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
             self.exit_to(el, ef, L2, L0)
             self.grp[ef] = eg
             self.at(el, ef % self.V, P.REFLECT, self.now[el] + self.c["vmexit"][el])
-        go = ~ex
+        l2e = ~ex & done & self.g_l2_eoi[g]
+        if l2e.any():
+            self.l2_eoi_exit(lanes[l2e], f[l2e], f[l2e] % self.V)
+        go = ~ex & ~l2e
         if go.any():
             self.start_run(lanes[go], f[go], t[go])
 
@@ -900,7 +910,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
                 self.start_run(nl, nf, start)
 
     def ph_l1_sti(self, lanes, f, v):
-        ok = self.deliverable(f)
+        ok = self.l1_deliverable(f)
         if (~ok).any():
             self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
         if ok.any():
@@ -1050,6 +1060,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         trap = g == -2
         if trap.any():
             g[trap] = self.lapic_eoi(f[trap])
+            self.l2_eoi_svi(f[trap], g[trap])
         has = g >= 0
         if has.any():
             self.emit(lanes[has], "kvm_eoi", "apicid {} vector {}", sub(v, has), self.gvec[g[has]])
@@ -1065,18 +1076,14 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
                 self.at(bl, sub(v, broadcast), P.EOI_USER, self.now[bl] + self.c_half_user[bl])
             else:
                 self.eoi_broadcast(bl, self.gvec[g[broadcast]])
-                start = self.enter(bl, bf, L1, L0, self.c["ioapic"][bl])
-                self.advance(bl, bf, start)
+                self.eoi_return(bl, bf, sub(v, broadcast), L0, self.c["ioapic"][bl])
         rest = ~broadcast
         if rest.any():
-            rl, rf = lanes[rest], f[rest]
-            start = self.enter(rl, rf, L1, L0)
-            self.advance(rl, rf, start)
+            self.eoi_return(lanes[rest], f[rest], sub(v, rest), L0)
 
     def ph_eoi_user(self, lanes, f, v):
         self.eoi_broadcast(lanes, self.gvec[self.eoi_vec[f]])
-        start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
-        self.advance(lanes, f, start)
+        self.eoi_return(lanes, f, v, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
 
     def act_mmio(self, lanes, f, v):
         t = self.now[lanes]
@@ -1170,7 +1177,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
 
     def vmresume(self, lanes, f, v):
         if self.p.l1_irq_window:
-            ok = self.deliverable(f)
+            ok = self.l1_deliverable(f)
             if ok.any():
                 self.l1_take(lanes[ok], f[ok], sub(v, ok))
                 lanes, f, v = lanes[~ok], f[~ok], sub(v, ~ok)
@@ -1182,7 +1189,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         self.at(lanes, v, P.VMRESUME_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["nested_entry"][lanes])
 
     def ph_vmresume_l0(self, lanes, f, v):
-        ok = self.deliverable(f)
+        ok = self.vmresume_pending(f)
         timer = None
         if ok.any():
             self.stats.immediate[lanes[ok]] += 1

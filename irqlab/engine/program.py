@@ -82,6 +82,7 @@ class GroupInfo:
     suppress: bool  # a level IOAPIC vector on a LAPIC whose SPIV bit 12 the guest has set
     body_dist: str = "constant"  # the policy's body time: constant, or drawn per invocation
     body_path: str = ""  # the policy's parameter prefix (body, body_cv)
+    l2_eoi: bool = False  # L2 EOIs this vector on L1's vLAPIC through L0 (policy l2_eoi; tpr_reference.py)
 
 
 @dataclass
@@ -125,11 +126,14 @@ class Program:
     vfio_devices: tuple[int, ...] = ()  # device indices with VFIO INTx; host slot k is vfio_devices[k]
     lazy_eoi_level: bool = False  # KVM f458d039db7e's lazy EOI reaches level pins (kernel irqchip, APICv)
     tpr: bool = False  # a nonzero task priority (lane parameter ``machine.tpr``; tpr_reference.py)
+    l2_exit: bool = False  # L2 exits to L1 every ``machine.l2_exit_every`` of its execution
+    defer_svi: bool = True  # KVM 04bc93cf49d1 (vmcs01's SVI after an EOI emulated while L2 runs)
+    vppr_refresh: bool = True  # KVM cda3960fbcc5 (nested VM-Enter refreshes L1's vPPR)
 
     @property
     def mechanisms(self) -> frozenset[str]:
         """The mechanisms beyond the founding semantics this program uses (issue 12's ``vfio``,
-        ``amd``, ``lazy_eoi``; issue 13's ``tpr``).
+        ``amd``, ``lazy_eoi``; issue 13's ``tpr``, ``l2_exit``, ``l2_eoi``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -141,6 +145,10 @@ class Program:
             out.add("lazy_eoi")
         if self.tpr:
             out.add("tpr")
+        if self.l2_exit:
+            out.add("l2_exit")
+        if any(g.l2_eoi for g in self.groups):
+            out.add("l2_eoi")
         return frozenset(out)
 
     @property

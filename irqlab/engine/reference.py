@@ -218,6 +218,7 @@ class LaneSim(RefMechanisms, RefPriority):
         g = self.high(self.irr[v])
         self.irr[v] &= ~(1 << g)
         self.isr[v] |= 1 << g
+        self.svi_sync(v)
         self.trace_lapic(v)
         return g
 
@@ -226,6 +227,7 @@ class LaneSim(RefMechanisms, RefPriority):
             return -1
         g = self.high(self.isr[v])
         self.isr[v] &= ~(1 << g)
+        self.svi_sync(v)
         self.trace_lapic(v)
         return g
 
@@ -539,6 +541,8 @@ class LaneSim(RefMechanisms, RefPriority):
             self.phase[v], self.vt[v] = P.RUN_PT, pt_t
         else:
             self.phase[v], self.vt[v] = P.RUN_IDLE, NEVER
+        if self.p.l2_exit:
+            self.exit_schedule(v, t0)
 
     def end_run(self, v: int, t: int) -> None:
         """The guest code run that began at ``run_start`` stops at ``t``."""
@@ -556,6 +560,8 @@ class LaneSim(RefMechanisms, RefPriority):
             if d >= 0:
                 self.svc_rem[d] -= elapsed
             self.rip[v] += elapsed
+            if self.p.l2_exit:
+                self.exit_rem[v] -= elapsed
             if self.irq_seen[v]:
                 self.stall_start[v] = t
         elif self.irq_seen[v] and self.stall_start[v] == NEVER:
@@ -571,7 +577,8 @@ class LaneSim(RefMechanisms, RefPriority):
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
-            P.L1_STI: self.ph_l1_sti,
+            P.L1_STI: self.ph_l1_sti, P.RUN_EXIT: self.ph_run_exit, P.L1_EXIT: self.ph_l1_exit,
+            P.EOI_BACK: self.ph_eoi_back,
         }[ph]
         handler(v)
 
@@ -602,6 +609,8 @@ class LaneSim(RefMechanisms, RefPriority):
             self.switch(v, L0)
             self.grp[v] = g
             self.at(v, P.REFLECT, t + self.cost("vmexit"))
+        elif done and self.p.groups[g].l2_eoi:
+            self.l2_eoi_exit(v)
         else:
             self.start_run(v, t)
 
@@ -683,7 +692,7 @@ class LaneSim(RefMechanisms, RefPriority):
         """Nested L1 enables interrupts after handling an exit. A pending interrupt is taken
         through its IDT: with APICv by virtual-interrupt delivery (RVI, no exit), without by
         an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
-        if not self.deliverable(v):
+        if not self.l1_deliverable(v):
             self.vmresume(v)
         else:
             self.l1_take(v)
@@ -818,6 +827,7 @@ class LaneSim(RefMechanisms, RefPriority):
         g = self.eoi_vec[v]
         if g == -2:
             g = self.lapic_eoi(v)
+            self.l2_eoi_svi(v, g)
         broadcast = False
         if g >= 0:
             self.emit("kvm_eoi", f"apicid {v} vector {self.vec(g)}")
@@ -833,18 +843,21 @@ class LaneSim(RefMechanisms, RefPriority):
             self.at(v, P.EOI_USER, self.t + self.cost("userspace_exit") // 2)
         elif broadcast:
             self.eoi_broadcast(self.vec(g))
-            start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
-            self.advance(v, start)
+            self.eoi_return(v, L0, self.cost("ioapic"))
         else:
-            start = self.enter(v, L1)
-            self.advance(v, start)
+            self.eoi_return(v, L0, 0)
+
+    def eoi_return(self, v: int, mode: int, extra: int) -> None:
+        """Back from an EOI exit after ``extra`` more time in ``mode`` (L0 or userspace): into
+        L1's handler, or after an EOI L2 wrote (tpr_reference) on to L0's nested-event check."""
+        if not self.l2_eoi_back(v, extra):
+            self.advance(v, self.enter(v, L1, [(mode, extra)]))
 
     def ph_eoi_user(self, v: int) -> None:
         """QEMU: ioapic_eoi_broadcast, then back to KVM and into the guest."""
         self.eoi_broadcast(self.vec(self.eoi_vec[v]))
         rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
-        start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
-        self.advance(v, start)
+        self.eoi_return(v, USER, self.cost("ioapic") + rest)
 
     def guest_mmio(self, v: int, action: str) -> None:
         """The handler writes an IOAPIC register (EOI register or redirection entry): each
@@ -934,7 +947,7 @@ class LaneSim(RefMechanisms, RefPriority):
 
     def vmresume(self, v: int) -> None:
         """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
-        if self.p.l1_irq_window and self.deliverable(v):
+        if self.p.l1_irq_window and self.l1_deliverable(v):
             self.l1_take(v)
             return
         self.grp[v] = -1
@@ -944,7 +957,7 @@ class LaneSim(RefMechanisms, RefPriority):
 
     def ph_vmresume_l0(self, v: int) -> None:
         """L0 enters L2; with an interrupt pending for L1 it asks for an immediate exit."""
-        if self.deliverable(v):
+        if self.vmresume_pending(v):
             self.stats.immediate[0] += 1
             amd = self.p.vendor == "amd"  # SVM: a self-IPI, no preemption timer (mech_reference)
             timer = self.cost("self_ipi") if amd else self.mit_immediate(v)

@@ -25,6 +25,7 @@ FIX_OFF = {
     "directed-eoi-kernel-ioapic": ("machine.suppress_eoi_broadcast=on", False),
     "founding-amd": ("costs.self_ipi=0cycles", False),
     "vfio-intx-storm": ("device.nic.vfio=true", True),
+    "nested-vppr": ("machine.vppr_refresh=false", False),
 }
 
 
@@ -79,7 +80,8 @@ def test_a_case_fails_its_expectations_without_its_fix(case, capsys):
 
 
 @pytest.mark.parametrize("case", ["preemption-timer-rfc", "directed-eoi-2025", "oneshot-vfio-unmask",
-                                  "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd"])
+                                  "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd",
+                                  "nested-vppr"])
 def test_a_quick_case_passes_with_its_fix(case, capsys):
     """The same fix.scn passes as written (so the failure above is the fix's doing)."""
     assert main(["test", str(CASEBOOK / case / "fix.scn")]) == 0

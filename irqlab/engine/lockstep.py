@@ -373,7 +373,8 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         bit = np.left_shift(ONE, g)
         self.irr[f] &= ~bit
         self.isr[f] |= bit
-        self.svi_sync(f)
+        if self.svi_on:
+            self.svi_sync(f)
         if self.tracing:
             self.trace_lapic(self.lane_of(f), f)
         return g
@@ -382,7 +383,8 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         g = high_bit(self.isr[f])
         bit = np.where(g >= 0, np.left_shift(ONE, np.maximum(g, 0)), 0)
         self.isr[f] &= ~bit
-        self.svi_sync(f)
+        if self.svi_on:
+            self.svi_sync(f)
         if self.tracing:
             has = g >= 0
             self.trace_lapic(self.lane_of(f[has]), f[has])
@@ -448,7 +450,9 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
 
     def notify(self, lanes, v: int) -> None:
         f = lanes * self.V + v
-        run = (self.phase[f] <= P.RUN_PT) | (self.phase[f] == P.RUN_EXIT)
+        run = self.phase[f] <= P.RUN_PT
+        if self.p.l2_exit:
+            run |= self.phase[f] == P.RUN_EXIT
         if not run.all():
             lanes, f = lanes[run], f[run]
         if not len(lanes):
@@ -812,10 +816,12 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
             self.exit_to(el, ef, L2, L0)
             self.grp[ef] = eg
             self.at(el, ef % self.V, P.REFLECT, self.now[el] + self.c["vmexit"][el])
-        l2e = ~ex & done & self.g_l2_eoi[g]
-        if l2e.any():
-            self.l2_eoi_exit(lanes[l2e], f[l2e], f[l2e] % self.V)
-        go = ~ex & ~l2e
+        go = ~ex
+        if self.l2_eoi_on:
+            l2e = go & done & self.g_l2_eoi[g]
+            if l2e.any():
+                self.l2_eoi_exit(lanes[l2e], f[l2e], f[l2e] % self.V)
+            go &= ~l2e
         if go.any():
             self.start_run(lanes[go], f[go], t[go])
 

@@ -218,7 +218,8 @@ class LaneSim(RefMechanisms, RefPriority):
         g = self.high(self.irr[v])
         self.irr[v] &= ~(1 << g)
         self.isr[v] |= 1 << g
-        self.svi_sync(v)
+        if self.svi_on:
+            self.svi_sync(v)
         self.trace_lapic(v)
         return g
 
@@ -227,7 +228,8 @@ class LaneSim(RefMechanisms, RefPriority):
             return -1
         g = self.high(self.isr[v])
         self.isr[v] &= ~(1 << g)
-        self.svi_sync(v)
+        if self.svi_on:
+            self.svi_sync(v)
         self.trace_lapic(v)
         return g
 

@@ -39,6 +39,8 @@ class LockstepPriority:
         self.svi_stale = np.full(LV, -1, np.int64)
         self.l2_eoi = np.zeros(LV, bool)
         self.g_l2_eoi = np.array([g.l2_eoi for g in self.p.groups] + [False], bool)
+        self.l2_eoi_on = bool(self.g_l2_eoi.any())
+        self.svi_on = self.l2_eoi_on and self.p.apicv and not self.p.defer_svi  # SVI can go stale
 
     def ppr_class(self, f):
         """PPR[7:4] of rows ``f``: the larger of TPR[7:4] and the highest in-service class
@@ -47,9 +49,14 @@ class LockstepPriority:
         return isrv if self.tpr_cls is None else np.maximum(isrv, self.tpr_cls[f])
 
     def deliverable(self, f):
-        return self.gcls[high_bit(self.irr[f])] > self.ppr_class(f)
+        ppr = self.gcls[high_bit(self.isr[f])]
+        if self.tpr_cls is not None:
+            ppr = np.maximum(ppr, self.tpr_cls[f])
+        return self.gcls[high_bit(self.irr[f])] > ppr
 
     def l1_deliverable(self, f):
+        if not self.svi_on:
+            return self.deliverable(f)
         irr_cls = self.gcls[high_bit(self.irr[f])]
         return (irr_cls > self.ppr_class(f)) & (irr_cls > self.gcls[self.svi_stale[f]])
 
@@ -104,15 +111,15 @@ class LockstepPriority:
         self.at(lanes, v, P.EOI_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["eoi"][lanes])
 
     def l2_eoi_svi(self, f, g) -> None:
-        if self.p.apicv and not self.p.defer_svi:
+        if self.svi_on:
             stale = self.l2_eoi[f] & (g >= 0)
             self.svi_stale[f[stale]] = g[stale]
 
     def eoi_return(self, lanes, f, v, mode: int, extra=None) -> None:
         """Back from an EOI exit after ``extra`` more time in ``mode``: into L1's handler, or
         after an EOI L2 wrote on to L0's nested-event check (tpr_reference.eoi_return)."""
-        back = self.l2_eoi[f]
-        if back.any():
+        back = self.l2_eoi[f] if self.l2_eoi_on else None
+        if back is not None and back.any():
             bl, bf = lanes[back], f[back]
             self.l2_eoi[bf] = False
             t = self.now[bl] + (0 if extra is None else extra[back])

@@ -24,6 +24,7 @@ class RefPriority:
         self.exit_rem = [self.v.get("machine.l2_exit_every", 0)] * V
         self.svi_stale = [-1] * V
         self.l2_eoi = [False] * V
+        self.svi_on = any(g.l2_eoi for g in self.p.groups) and self.p.apicv and not self.p.defer_svi
 
     def ppr_class(self, v: int) -> int:
         """PPR[7:4] of vCPU ``v`` (SDM 10.8.3.1; KVM lapic.c ``__apic_update_ppr``): PPR is
@@ -37,9 +38,12 @@ class RefPriority:
         """Whether the highest pending vector of ``v`` can be dispatched: its class is above
         PPR[7:4] (SDM 10.8.3.1; KVM lapic.c ``apic_has_interrupt_for_ppr``:
         ``(highest_irr & 0xF0) > ppr``)."""
-        if not self.irr[v]:
+        irr = self.irr[v]
+        if not irr:
             return False
-        return (self.vec(self.high(self.irr[v])) >> 4) > self.ppr_class(v)
+        if not self.isr[v] and not self.tpr_cls:
+            return True
+        return (self.p.groups[irr.bit_length() - 1].vector >> 4) > self.ppr_class(v)
 
     def l1_deliverable(self, v: int) -> bool:
         """Whether L1 can take its highest pending vector itself. With APICv that is
@@ -115,7 +119,7 @@ class RefPriority:
         """After L0 emulated L2's EOI of group ``g``: with APICv, KVM before 04bc93cf49d1
         updated SVI only in the loaded VMCS (vmcs02), so vmcs01's SVI keeps ``g``'s vector
         ("KVM: nVMX: Defer SVI update to vmcs01 on EOI when L2 is active w/o VID")."""
-        if self.l2_eoi[v] and g >= 0 and self.p.apicv and not self.p.defer_svi:
+        if self.svi_on and self.l2_eoi[v] and g >= 0:
             self.svi_stale[v] = g
 
     def l2_eoi_back(self, v: int, extra: int) -> bool:

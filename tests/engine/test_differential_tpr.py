@@ -46,3 +46,14 @@ def test_lockstep_matches_reference_with_a_task_priority(scn):
 def test_lockstep_matches_reference_with_l2_exits_l2_eois_and_the_nested_vppr(scn):
     """The same with L2's exits to L1, L2's EOIs of L1's vectors and a stale vmcs01 SVI."""
     compare(scn, others=("numpy",))
+
+
+@pytest.mark.parametrize("name", ["bug.scn", "fix.scn"])
+def test_lockstep_matches_reference_on_case_g(name):
+    """The same on the casebook's case G scenarios (nested-vppr), bit for bit."""
+    from pathlib import Path
+
+    from irqlab.dsl import load
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "casebook" / "nested-vppr" / name
+    compare(load(str(path)), n=2, others=("numpy",))

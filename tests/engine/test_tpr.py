@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from irqlab import engine
@@ -131,3 +133,28 @@ def test_l2_exit_every_needs_a_nested_guest():
 
     with pytest.raises(ScenarioError, match="nested"):
         engine.compile(msi_guest(0x61, 0, l2_exit_every=us(10)))
+
+
+def kvm_l1(scn):
+    """``scn`` with its L1 named ``kvm`` (KVM-like: takes pending interrupts before VMRESUME)."""
+    return replace(scn, vcpus=tuple(
+        replace(v, levels=tuple(replace(lv, name="kvm") if lv.level == "L1" else lv for lv in v.levels))
+        for v in scn.vcpus))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_kvm_like_l1_cannot_take_its_timer_itself_past_a_stale_svi(backend):
+    """A KVM-like L1 takes pending interrupts by virtual-interrupt delivery before VMRESUME;
+    the vPPR computed from the stale SVI blocks that too, so the timer still waits."""
+    scn = kvm_l1(case_g())
+    assert engine.compile(scn).l1_irq_window
+    assert run(scn, backend=backend, trace=False).lane(0)["devices"]["timer"]["serviced"] == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_kvm_like_l1_takes_its_timer_itself_once_svi_is_right(backend):
+    """With 04bc93cf49d1 a KVM-like L1 takes the timer through RVI before VMRESUME: every
+    tick is serviced and none needs an immediate exit."""
+    lane = run(kvm_l1(case_g(defer_svi=True)), backend=backend, trace=False).lane(0)
+    assert lane["devices"]["timer"]["serviced"] == 5
+    assert lane["immediate_exits"] == 0

@@ -807,13 +807,7 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         ex = self.waiting[lanes, g] & done
         if ex.any():
             el, ef, eg = lanes[ex], f[ex], g[ex]
-            reason, qual = P.eoi_exit(self.p.x2apic)
-            rip = self.l2_rip(ef)
-            self.exit(el, reason, rip, qual)
-            self.emit(el, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
-                      rip, reason)
-            self.pt_armed[ef] = False
-            self.exit_to(el, ef, L2, L0)
+            self.l2_eoi_write(el, ef)
             self.grp[ef] = eg
             self.at(el, ef % self.V, P.REFLECT, self.now[el] + self.c["vmexit"][el])
         go = ~ex
@@ -825,15 +819,24 @@ class Lockstep(LockstepMechanisms, LockstepPriority):
         if go.any():
             self.start_run(lanes[go], f[go], t[go])
 
+    def l2_exit(self, lanes, f, reason: str, qual: int = 0):
+        """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+        preemption timer is disarmed."""
+        rip = self.l2_rip(f)
+        self.exit(lanes, reason, rip, qual)
+        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
+                  rip, reason)
+        self.pt_armed[f] = False
+        self.exit_to(lanes, f, L2, L0)
+
+    def l2_eoi_write(self, lanes, f):
+        """L2 writes its EOI (x2APIC MSR or APIC-access page) and exits."""
+        self.l2_exit(lanes, f, *P.eoi_exit(self.p.x2apic))
+
     def ph_run_pt(self, lanes, f, v):
         t = self.now[lanes]
         self.end_run(lanes, f, t)
-        self.pt_armed[f] = False
-        rip = self.l2_rip(f)
-        self.exit(lanes, "PREEMPTION_TIMER", rip)
-        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason PREEMPTION_TIMER info1 0 info2 0 int_info 0 "
-                  "int_info_err 0", rip)
-        self.exit_to(lanes, f, L2, L0)
+        self.l2_exit(lanes, f, "PREEMPTION_TIMER")
         self.at(lanes, v, P.L0_CHECK, t + self.c["vmexit"][lanes])
 
     def ph_kick(self, lanes, f, v):

@@ -603,12 +603,7 @@ class LaneSim(RefMechanisms, RefPriority):
         g = self.p.devices[d].group
         done = not any(self.forwarded[i] for i in self.p.groups[g].devices)
         if self.waiting[g] and done:
-            reason, qual = P.eoi_exit(self.p.x2apic)
-            self.exit(v, reason, self.l2_rip(v), qual)
-            self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
-                      "int_info 0 int_info_err 0")
-            self.pt_armed[v] = False
-            self.switch(v, L0)
+            self.l2_eoi_write(v)
             self.grp[v] = g
             self.at(v, P.REFLECT, t + self.cost("vmexit"))
         elif done and self.p.groups[g].l2_eoi:
@@ -616,14 +611,23 @@ class LaneSim(RefMechanisms, RefPriority):
         else:
             self.start_run(v, t)
 
+    def l2_exit(self, v: int, reason: str, qual: int = 0) -> None:
+        """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+        preemption timer is disarmed."""
+        self.exit(v, reason, self.l2_rip(v), qual)
+        self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
+                  "int_info 0 int_info_err 0")
+        self.pt_armed[v] = False
+        self.switch(v, L0)
+
+    def l2_eoi_write(self, v: int) -> None:
+        """L2 writes its EOI (x2APIC MSR or APIC-access page) and exits."""
+        self.l2_exit(v, *P.eoi_exit(self.p.x2apic))
+
     def ph_run_pt(self, v: int) -> None:
         """The preemption timer fires in L2 (an immediate exit, or a throttled one)."""
         self.end_run(v, self.t)
-        self.pt_armed[v] = False
-        self.exit(v, "PREEMPTION_TIMER", self.l2_rip(v))
-        self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason PREEMPTION_TIMER info1 0 "
-                  "info2 0 int_info 0 int_info_err 0")
-        self.switch(v, L0)
+        self.l2_exit(v, "PREEMPTION_TIMER")
         self.at(v, P.L0_CHECK, self.t + self.cost("vmexit"))
 
     def ph_kick(self, v: int) -> None:

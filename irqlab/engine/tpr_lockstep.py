@@ -80,12 +80,7 @@ class LockstepPriority:
         t = self.now[lanes]
         self.end_run(lanes, f, t)
         self.exit_rem[f] = self.exit_every[lanes]
-        self.pt_armed[f] = False
-        rip = self.l2_rip(f)
-        self.exit(lanes, "EPT_MISCONFIG", rip)
-        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason EPT_MISCONFIG info1 0 info2 0 int_info 0 "
-                  "int_info_err 0", rip)
-        self.exit_to(lanes, f, L2, L0)
+        self.l2_exit(lanes, f, "EPT_MISCONFIG")
         vmexit = self.c["vmexit"][lanes]
         self.emit(lanes, "kvm_nested_vmexit_inject", "reason EPT_MISCONFIG info1 0 info2 0 int_info 0 "
                   "int_info_err 0", t=t + vmexit)
@@ -99,13 +94,7 @@ class LockstepPriority:
 
     def l2_eoi_exit(self, lanes, f, v) -> None:
         self.stats.eoi_count[lanes] += 1
-        reason, qual = P.eoi_exit(self.p.x2apic)
-        rip = self.l2_rip(f)
-        self.exit(lanes, reason, rip, qual)
-        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
-                  rip, reason)
-        self.pt_armed[f] = False
-        self.exit_to(lanes, f, L2, L0)
+        self.l2_eoi_write(lanes, f)
         self.eoi_vec[f] = -2
         self.l2_eoi[f] = True
         self.at(lanes, v, P.EOI_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["eoi"][lanes])

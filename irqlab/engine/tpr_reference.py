@@ -83,12 +83,7 @@ class RefPriority:
         t = self.t
         self.end_run(v, t)
         self.exit_rem[v] = self.v["machine.l2_exit_every"]
-        self.pt_armed[v] = False
-        rip = self.l2_rip(v)
-        self.exit(v, "EPT_MISCONFIG", rip)
-        self.emit("kvm_nested_vmexit", f"rip {rip:x} reason EPT_MISCONFIG info1 0 info2 0 "
-                  "int_info 0 int_info_err 0")
-        self.switch(v, L0)
+        self.l2_exit(v, "EPT_MISCONFIG")
         vmexit = self.cost("vmexit")
         self.emit("kvm_nested_vmexit_inject", "reason EPT_MISCONFIG info1 0 info2 0 int_info 0 int_info_err 0",
                   t=t + vmexit)
@@ -105,12 +100,7 @@ class RefPriority:
         write of the x2APIC EOI MSR, which L1 does not intercept, exits to L0, which emulates
         it on L1's vLAPIC (``kvm_lapic_reg_write`` -> ``apic_set_eoi``)."""
         self.stats.eoi_count[0] += 1
-        reason, qual = P.eoi_exit(self.p.x2apic)
-        rip = self.l2_rip(v)
-        self.exit(v, reason, rip, qual)
-        self.emit("kvm_nested_vmexit", f"rip {rip:x} reason {reason} info1 0 info2 0 int_info 0 int_info_err 0")
-        self.pt_armed[v] = False
-        self.switch(v, L0)
+        self.l2_eoi_write(v)
         self.eoi_vec[v] = -2
         self.l2_eoi[v] = True
         self.at(v, P.EOI_L0, self.t + self.cost("vmexit") + self.cost("eoi"))

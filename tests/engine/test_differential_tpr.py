@@ -7,11 +7,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from irqlab.ir import Quantity
 from tests.engine.scenarios import use
 from tests.engine.test_differential import compare, scenarios
+
+
+# at most 120 examples each (CI's profile asks 300), for CI time
+CAP = settings(max_examples=min(settings.default.max_examples, 120))
 
 
 @st.composite
@@ -34,6 +38,7 @@ def tpr_scenarios(draw, nested: bool = False):
 
 
 @pytest.mark.slow
+@CAP
 @given(tpr_scenarios())
 def test_lockstep_matches_reference_with_a_task_priority(scn):
     """Every metric and trace record of the lockstep executor equals the reference's when a
@@ -42,6 +47,7 @@ def test_lockstep_matches_reference_with_a_task_priority(scn):
 
 
 @pytest.mark.slow
+@CAP
 @given(tpr_scenarios(nested=True))
 def test_lockstep_matches_reference_with_l2_exits_l2_eois_and_the_nested_vppr(scn):
     """The same with L2's exits to L1, L2's EOIs of L1's vectors and a stale vmcs01 SVI."""

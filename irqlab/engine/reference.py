@@ -579,9 +579,8 @@ class LaneSim(RefMechanisms, RefPriority):
             P.ACT: self.ph_act, P.SERVICE_DONE: self.ph_service_done, P.EOI_L0: self.ph_eoi_l0,
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
-            P.L1_STI: self.ph_l1_sti, P.RUN_EXIT: self.ph_run_exit, P.L1_EXIT: self.ph_l1_exit,
-            P.EOI_BACK: self.ph_eoi_back,
-        }[ph]
+            P.L1_STI: self.ph_l1_sti,
+        }.get(ph) or self.prio_phase(ph)
         handler(v)
 
     def at(self, v: int, phase: int, t: int) -> None:
@@ -856,7 +855,9 @@ class LaneSim(RefMechanisms, RefPriority):
     def eoi_return(self, v: int, mode: int, extra: int) -> None:
         """Back from an EOI exit after ``extra`` more time in ``mode`` (L0 or userspace): into
         L1's handler, or after an EOI L2 wrote (tpr_reference) on to L0's nested-event check."""
-        if not self.l2_eoi_back(v, extra):
+        if self.l2_eoi[v]:
+            self.l2_eoi_back(v, extra)
+        else:
             self.advance(v, self.enter(v, L1, [(mode, extra)]))
 
     def ph_eoi_user(self, v: int) -> None:

@@ -90,6 +90,10 @@ class RefPriority:
         start = self.enter(v, L1, [(L0, vmexit + self.cost("nested_exit"))])
         self.at(v, P.L1_EXIT, start + self.cost("handler"))
 
+    def prio_phase(self, ph: int):
+        """The method of a phase this module adds (the vCPU event dispatch's fallback)."""
+        return {P.RUN_EXIT: self.ph_run_exit, P.L1_EXIT: self.ph_l1_exit, P.EOI_BACK: self.ph_eoi_back}[ph]
+
     def ph_l1_exit(self, v: int) -> None:
         self.vmresume(v)
 
@@ -112,15 +116,11 @@ class RefPriority:
         if self.svi_on and self.l2_eoi[v] and g >= 0:
             self.svi_stale[v] = g
 
-    def l2_eoi_back(self, v: int, extra: int) -> bool:
-        """Back from an EOI exit after ``extra`` more time: if the EOI was L2's, L0 goes on
-        with its check of nested events (``apic_set_eoi`` requested KVM_REQ_EVENT) instead
-        of entering L1. Returns whether it was L2's."""
-        if not self.l2_eoi[v]:
-            return False
+    def l2_eoi_back(self, v: int, extra: int) -> None:
+        """Back from L2's EOI exit after ``extra`` more time: L0 goes on with its check of
+        nested events (``apic_set_eoi`` requested KVM_REQ_EVENT) instead of entering L1."""
         self.l2_eoi[v] = False
         self.at(v, P.L0_CHECK if self.mode[v] == L0 else P.EOI_BACK, self.t + extra)
-        return True
 
     def ph_eoi_back(self, v: int) -> None:
         self.switch(v, L0)

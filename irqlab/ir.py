@@ -253,6 +253,10 @@ class Machine:
     wakeup: Quantity = Quantity(10e-6, "s", "10us")  # a blocked vCPU thread's wake-up latency (Choice)
     apic_dfr: str = "flat"  # xAPIC logical destinations: flat or cluster model (DFR)
     vector_hashing: bool = True  # KVM's vector_hashing module parameter (lowest priority)
+    tpr: int = 0  # the receiving level's task priority (SDM 10.8.3.1): docs/model.md, "Task and processor priority"
+    l2_exit_every: Quantity = Quantity(0.0, "s", "0s")  # L2 execution between exits L1 handles (0: none)
+    defer_svi: bool = True  # KVM 04bc93cf49d1: an EOI emulated while L2 runs updates vmcs01's SVI at nested exit
+    vppr_refresh: bool = True  # KVM cda3960fbcc5: nested VM-Enter refreshes L1's vPPR (kvm_apic_has_interrupt)
     span: Span = _span()
     field_spans: tuple[tuple[str, Span], ...] = _field_spans()  # where each field was written
 

@@ -145,6 +145,10 @@ MACHINE_SPECS: dict[str, Spec] = {
     "apic_dfr": Spec("choice", choices=("flat", "cluster"), store="raw",
                      doc="xAPIC logical destination model (DFR): flat or cluster"),
     "vector_hashing": Spec("bool", store="raw", doc="KVM picks a lowest-priority target by vector hashing"),
+    "tpr": _int(0, 0xFF, "task priority of the receiving level (blocks vectors of class <= tpr >> 4)", hexa=True),
+    "l2_exit_every": Spec("time", min=0.0, doc="nested: L2 execution between two exits L1 handles (0: none)"),
+    "defer_svi": Spec("bool", store="raw", doc="KVM updates vmcs01's SVI after an EOI emulated for L2 (04bc93cf49d1)"),
+    "vppr_refresh": Spec("bool", store="raw", doc="nested VM-Enter refreshes L1's vPPR (KVM cda3960fbcc5)"),
 }
 
 ACTION_TIME = Spec("time", min=0.0, doc="when a guest action happens (at), or its period (every; 0: once)")

@@ -147,6 +147,14 @@ class _Compiler:
             self.add(f"costs.{name}", "time", s.cost(name))
         self.add("machine.tsc", "frequency", m.tsc)
         self.add("machine.preemption_timer_rate", "int", m.preemption_timer_rate)
+        if m.tpr:
+            self.add("machine.tpr", "int", m.tpr)
+        l2_exit = float(m.l2_exit_every.value) > 0
+        if l2_exit:
+            if stack[-1] != "L2":
+                raise ScenarioError("machine.l2_exit_every needs a nested guest (levels L1 and L2)",
+                                    field_span(m, "l2_exit_every"))
+            self.add("machine.l2_exit_every", "time", m.l2_exit_every)
         self.add("run.duration", "time", s.run.duration)
         self.add("run.max_events", "int", s.run.max_events)
         self.add("run.livelock_window", "time", s.run.livelock_window)
@@ -227,7 +235,8 @@ class _Compiler:
                    sorted(d.model.config.items()),
                    d.service_dist and (d.service_dist.name, sorted(d.service_dist.config.items())))
                   for d in devices),
-            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist) for g in groups),
+            tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist, g.l2_eoi)
+                  for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
             tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
             tuple(sorted(self.types.items())),
@@ -238,7 +247,8 @@ class _Compiler:
         handed = tuple((d.index, d.work_on) for d in devices if d.work_on != -1)
         if handed:  # idle work handed to another vCPU with an IPI
             structure += (handed,)
-        key = hashlib.sha256(repr((structure, l1_irq_window)).encode()).hexdigest()[:20]
+        prio = (bool(m.tpr), l2_exit, m.defer_svi, m.vppr_refresh)
+        key = hashlib.sha256(repr((structure, l1_irq_window, prio)).encode()).hexdigest()[:20]
         return Program(
             scenario=s, key=key, params=self.params, param_types=self.types, n_vcpus=n_vcpus,
             stack=stack, n_pins=m.ioapic_pins, split=site_irqchip(m, stack) == "split", apicv=m.apicv,
@@ -254,7 +264,8 @@ class _Compiler:
             timer_devices=tuple((d.index, d.model.timer_kind) for d in devices
                                 if getattr(d.model, "timer_kind", "")),
             desched=tuple(mi.index for mi in mitigations if getattr(mi.plugin, "host_contention", False)),
-            idle=idle, vector_hashing=bool(m.vector_hashing), ipi_group=group_of_vector.get(ipi, -1))
+            idle=idle, vector_hashing=bool(m.vector_hashing), ipi_group=group_of_vector.get(ipi, -1),
+            tpr=bool(m.tpr), l2_exit=l2_exit, defer_svi=bool(m.defer_svi), vppr_refresh=bool(m.vppr_refresh))
 
     def ipi_vector(self, idle: bool, n_vcpus: int) -> int:
         """The reschedule IPI's vector if a device hands its work to another vCPU, else 0."""
@@ -363,7 +374,8 @@ class _Compiler:
             steps=steps, before=before, policy=use.name,
             eoi_exit=False, suppress=False, body_dist=str(policy.config.get("body_dist") or "constant"),
             body_path=path, targets=first.targets, lowest=first.lowest,
-            msg=(first.msg_dest, first.dest_mode) if spread(first) else None)
+            msg=(first.msg_dest, first.dest_mode) if spread(first) else None,
+            l2_eoi=bool(getattr(cls, "eoi_by_l2", False)) and not first.local)
 
     def directed_eoi(self, groups: list[GroupInfo]) -> list[GroupInfo]:
         """Set ``suppress`` on the level IOAPIC vectors of every LAPIC whose guest sets SPIV

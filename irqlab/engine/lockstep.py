@@ -29,6 +29,7 @@ from irqlab.engine.idle_lockstep import LockstepIdle, sub
 from irqlab.engine.mech_lockstep import LockstepMechanisms
 from irqlab.engine.routes_lockstep import LockstepRoutes
 from irqlab.engine.timers_lockstep import LockstepTimers, n_timer_slots
+from irqlab.engine.tpr_lockstep import LockstepPriority, high_bit
 from irqlab.engine.context import (
     PluginFailure, body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -54,12 +55,7 @@ N_PHASES = max(ACT0 + len(ACTIONS), I.END)
 ONE = I64(1)
 
 
-def high_bit(x: np.ndarray) -> np.ndarray:
-    """Index of the highest set bit of each int64 (< 2**53), -1 for 0."""
-    return np.frexp(x.astype(np.float64))[1].astype(I64) - 1
-
-
-class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle, LockstepDest):
+class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle, LockstepDest, LockstepPriority):
     """One batch of lanes of one program."""
 
     def __init__(self, program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = ()) -> None:
@@ -201,6 +197,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         self.timers_init()
         self.idle_init()
         self.dest_init()
+        self.prio_init()
         self.hooks = {h: [(m, self.ctx_mit[m.index]) for m in pr.mitigations if h in type(m.plugin).hooks]
                       for h in ("deliver", "ioapic_eoi", "redirect", "immediate_exit", "handler_done")}
         self.timer_owner = []
@@ -379,14 +376,13 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
             self.traces[lane].counters.append((t, f"vCPU {v} IRR", bin(int(self.irr[fi])).count("1")))
             self.traces[lane].counters.append((t, f"vCPU {v} ISR", bin(int(self.isr[fi])).count("1")))
 
-    def deliverable(self, f):
-        return self.gcls[high_bit(self.irr[f])] > self.gcls[high_bit(self.isr[f])]
-
     def ack(self, f):
         g = high_bit(self.irr[f])
         bit = np.left_shift(ONE, g)
         self.irr[f] &= ~bit
         self.isr[f] |= bit
+        if self.svi_on:
+            self.svi_sync(f)
         if self.tracing:
             self.trace_lapic(self.lane_of(f), f)
         return g
@@ -395,6 +391,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         g = high_bit(self.isr[f])
         bit = np.where(g >= 0, np.left_shift(ONE, np.maximum(g, 0)), 0)
         self.isr[f] &= ~bit
+        if self.svi_on:
+            self.svi_sync(f)
         if self.tracing:
             has = g >= 0
             self.trace_lapic(self.lane_of(f[has]), f[has])
@@ -467,6 +465,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         run = self.phase[f] <= P.RUN_PT
         if self.p.idle:
             run |= self.phase[f] == I.HLT
+        if self.p.l2_exit:
+            run |= self.phase[f] == P.RUN_EXIT
         if self.ds:
             run = self.not_descheduled(f, run)
         if not run.all():
@@ -812,6 +812,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         ph = np.where(svc, P.RUN_SVC, np.where(pt_t != NEVER, P.RUN_PT, P.RUN_IDLE))
         self.phase[f] = ph
         self.tset(self.c_vcpu + v, lanes, np.where(svc, svc_t, pt_t))
+        if self.p.l2_exit:
+            self.exit_schedule(lanes, f, t0)
 
     def end_run(self, lanes, f, t) -> None:
         start = self.run_start[f]
@@ -836,6 +838,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
             self.rip[pf] += elapsed[pos]
             if self.p.idle:
                 self.idle_progress(pl, pf, elapsed[pos])
+            if self.p.l2_exit:
+                self.exit_rem[pf] -= elapsed[pos]
             self.stall_start[pf] = np.where(self.irq_seen[pf], pt, NEVER)
         neg = ~pos
         if neg.any():
@@ -859,7 +863,8 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
             P.L0_CHECK: self.ph_l0_check, P.L0_INJECT: self.ph_l0_inject, P.SERVICE_DONE: self.ph_service_done,
             P.EOI_L0: self.ph_eoi_l0, P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0,
             P.MMIO_USER: self.ph_mmio_user, P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect,
-            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti,
+            P.MMIO_NEXT: self.ph_mmio_next, P.L1_STI: self.ph_l1_sti, P.RUN_EXIT: self.ph_run_exit,
+            P.L1_EXIT: self.ph_l1_exit, P.EOI_BACK: self.ph_eoi_back,
             ACT0 + A_SERVICE: self.act_service, ACT0 + A_EOI: self.act_eoi,
             ACT0 + A_IOAPIC_EOI: self.act_mmio, ACT0 + A_MASK: self.act_mmio, ACT0 + A_UNMASK: self.act_mmio,
             ACT0 + A_FORWARD: self.act_forward, ACT0 + A_WAIT: self.act_wait, ACT0 + A_RETURN: self.act_return,
@@ -884,28 +889,36 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         ex = self.waiting[lanes, g] & done
         if ex.any():
             el, ef, eg = lanes[ex], f[ex], g[ex]
-            reason, qual = P.eoi_exit(self.p.x2apic)
-            rip = self.l2_rip(ef)
-            self.exit(el, reason, rip, qual)
-            self.emit(el, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
-                      rip, reason)
-            self.pt_armed[ef] = False
-            self.exit_to(el, ef, L2, L0)
+            self.l2_eoi_write(el, ef)
             self.grp[ef] = eg
             self.at(el, ef % self.V, P.REFLECT, self.now[el] + self.c["vmexit"][el])
         go = ~ex
+        if self.l2_eoi_on:
+            l2e = go & done & self.g_l2_eoi[g]
+            if l2e.any():
+                self.l2_eoi_exit(lanes[l2e], f[l2e], f[l2e] % self.V)
+            go &= ~l2e
         if go.any():
             self.start_run(lanes[go], f[go], t[go])
+
+    def l2_exit(self, lanes, f, reason: str, qual: int = 0):
+        """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+        preemption timer is disarmed."""
+        rip = self.l2_rip(f)
+        self.exit(lanes, reason, rip, qual)
+        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason {} info1 0 info2 0 int_info 0 int_info_err 0",
+                  rip, reason)
+        self.pt_armed[f] = False
+        self.exit_to(lanes, f, L2, L0)
+
+    def l2_eoi_write(self, lanes, f):
+        """L2 writes its EOI (x2APIC MSR or APIC-access page) and exits."""
+        self.l2_exit(lanes, f, *P.eoi_exit(self.p.x2apic))
 
     def ph_run_pt(self, lanes, f, v):
         t = self.now[lanes]
         self.end_run(lanes, f, t)
-        self.pt_armed[f] = False
-        rip = self.l2_rip(f)
-        self.exit(lanes, "PREEMPTION_TIMER", rip)
-        self.emit(lanes, "kvm_nested_vmexit", "rip {:x} reason PREEMPTION_TIMER info1 0 info2 0 int_info 0 "
-                  "int_info_err 0", rip)
-        self.exit_to(lanes, f, L2, L0)
+        self.l2_exit(lanes, f, "PREEMPTION_TIMER")
         self.at(lanes, v, P.L0_CHECK, t + self.c["vmexit"][lanes])
 
     def ph_kick(self, lanes, f, v):
@@ -988,7 +1001,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
                 self.start_run(nl, nf, start)
 
     def ph_l1_sti(self, lanes, f, v):
-        ok = self.deliverable(f)
+        ok = self.l1_deliverable(f)
         if (~ok).any():
             self.vmresume(lanes[~ok], f[~ok], sub(v, ~ok))
         if ok.any():
@@ -1142,6 +1155,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         trap = g == -2
         if trap.any():
             g[trap] = self.lapic_eoi(f[trap])
+            self.l2_eoi_svi(f[trap], g[trap])
         has = g >= 0
         if has.any():
             self.emit(lanes[has], "kvm_eoi", "apicid {} vector {}", sub(v, has), self.gvec[g[has]])
@@ -1159,18 +1173,14 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
                 self.at(bl, sub(v, broadcast), P.EOI_USER, self.now[bl] + self.c_half_user[bl])
             else:
                 self.eoi_broadcast(bl, self.gvec[g[broadcast]])
-                start = self.enter(bl, bf, L1, L0, self.c["ioapic"][bl])
-                self.advance(bl, bf, start)
+                self.eoi_return(bl, bf, sub(v, broadcast), L0, self.c["ioapic"][bl])
         rest = ~broadcast
         if rest.any():
-            rl, rf = lanes[rest], f[rest]
-            start = self.enter(rl, rf, L1, L0)
-            self.advance(rl, rf, start)
+            self.eoi_return(lanes[rest], f[rest], sub(v, rest), L0)
 
     def ph_eoi_user(self, lanes, f, v):
         self.eoi_broadcast(lanes, self.gvec[self.eoi_vec[f]])
-        start = self.enter(lanes, f, L1, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
-        self.advance(lanes, f, start)
+        self.eoi_return(lanes, f, v, USER, self.c["ioapic"][lanes] + self.c_rest_user[lanes])
 
     def act_mmio(self, lanes, f, v):
         t = self.now[lanes]
@@ -1264,7 +1274,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
 
     def vmresume(self, lanes, f, v):
         if self.p.l1_irq_window:
-            ok = self.deliverable(f)
+            ok = self.l1_deliverable(f)
             if ok.any():
                 self.l1_take(lanes[ok], f[ok], sub(v, ok))
                 lanes, f, v = lanes[~ok], f[~ok], sub(v, ~ok)
@@ -1276,7 +1286,7 @@ class Lockstep(LockstepMechanisms, LockstepRoutes, LockstepTimers, LockstepIdle,
         self.at(lanes, v, P.VMRESUME_L0, self.now[lanes] + self.c["vmexit"][lanes] + self.c["nested_entry"][lanes])
 
     def ph_vmresume_l0(self, lanes, f, v):
-        ok = self.deliverable(f)
+        ok = self.vmresume_pending(f)
         timer = None
         if ok.any():
             self.stats.immediate[lanes[ok]] += 1

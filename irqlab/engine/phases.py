@@ -24,8 +24,11 @@ VMRESUME_L0 = 13  # L0 has emulated L1's VMRESUME and enters L2
 REFLECT = 14  # L0 reflects L2's completion exit (its EOI write) to L1
 MMIO_NEXT = 15  # the handler makes the next access of a multi-access IOAPIC register write
 L1_STI = 16  # nested, no ack-on-exit: L1 enables interrupts after handling the emulated exit
+RUN_EXIT = 17  # L2 guest code; at t L2 makes an access L1 intercepts (machine.l2_exit_every)
+L1_EXIT = 18  # L1 has handled L2's reflected exit and executes VMRESUME
+EOI_BACK = 19  # back from QEMU after an EOI L2 wrote to L1's vLAPIC: L0 checks nested events
 
-RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT)
+RUN_PHASES = (RUN_IDLE, RUN_SVC, RUN_PT, RUN_EXIT)
 
 # IOAPIC accesses of a handler step (Linux arch/x86/kernel/apic/io_apic.c): a redirection entry
 # is written through IOREGSEL then IOWIN (__io_apic_write), and a mask is read back

@@ -95,6 +95,7 @@ class GroupInfo:
     targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches; () = (dest,)
     lowest: bool = False  # lowest-priority delivery: one of ``targets`` (apic_arb_prio)
     msg: tuple[int, str] | None = None  # (destination field, mode) unless a plain physical fixed message
+    l2_eoi: bool = False  # L2 EOIs this vector on L1's vLAPIC through L0 (policy l2_eoi; tpr_reference.py)
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,16 @@ class Program:
     idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
     vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)
     ipi_group: int = -1  # the group of the reschedule IPI's vector (idle work handed to another vCPU)
+    tpr: bool = False  # a nonzero task priority (lane parameter ``machine.tpr``; tpr_reference.py)
+    l2_exit: bool = False  # L2 exits to L1 every ``machine.l2_exit_every`` of its execution
+    defer_svi: bool = True  # KVM 04bc93cf49d1 (vmcs01's SVI after an EOI emulated while L2 runs)
+    vppr_refresh: bool = True  # KVM cda3960fbcc5 (nested VM-Enter refreshes L1's vPPR)
 
     @property
     def mechanisms(self) -> frozenset[str]:
         """The mechanisms beyond the founding semantics this program uses (issue 12: ``vfio``,
         ``amd``, ``lazy_eoi``; issue 13: ``routes`` (guest actions that change routes),
-        ``timers``, ``deschedule``, ``idle``, ``destinations``).
+        ``timers``, ``deschedule``, ``idle``, ``destinations``, ``tpr``, ``l2_exit``, ``l2_eoi``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -182,6 +187,12 @@ class Program:
             out.add("idle")
         if any(g.msg is not None for g in self.groups):
             out.add("destinations")
+        if self.tpr:
+            out.add("tpr")
+        if self.l2_exit:
+            out.add("l2_exit")
+        if any(g.l2_eoi for g in self.groups):
+            out.add("l2_eoi")
         return frozenset(out)
 
     @property

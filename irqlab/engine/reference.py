@@ -23,6 +23,7 @@ from irqlab.engine.idle_reference import RefIdle
 from irqlab.engine.mech_reference import RefMechanisms
 from irqlab.engine.routes_reference import RefRoutes
 from irqlab.engine.timers_reference import RefTimers
+from irqlab.engine.tpr_reference import RefPriority
 from irqlab.engine.context import (
     body_contexts, call_plugin, check_fingerprints, init_plugins, is_body_step, plugin_contexts,
     plugin_fingerprints, service_contexts,
@@ -39,7 +40,7 @@ from irqlab.plugins.api import (
 ONE = np.zeros(1, dtype=np.int64)  # the lane array a plugin sees here: [0]
 
 
-class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
+class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest, RefPriority):
     """The state and behaviour of one lane."""
 
     def __init__(self, program: Program, params: dict[str, np.ndarray], key: np.ndarray,
@@ -111,6 +112,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         self.timers_init()
         self.idle_init()
         self.dest_init()
+        self.prio_init()
         self.phase_handlers = self._phase_table()  # phase -> method, built once
         for v in range(V):
             self._trace_mode(v, 0, inner)
@@ -223,18 +225,12 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
     def high(bits: int) -> int:
         return bits.bit_length() - 1
 
-    def deliverable(self, v: int) -> bool:
-        if not self.irr[v]:
-            return False
-        hi = self.high(self.irr[v])
-        if not self.isr[v]:
-            return True
-        return (self.vec(hi) >> 4) > (self.vec(self.high(self.isr[v])) >> 4)
-
     def ack(self, v: int) -> int:
         g = self.high(self.irr[v])
         self.irr[v] &= ~(1 << g)
         self.isr[v] |= 1 << g
+        if self.svi_on:
+            self.svi_sync(v)
         self.trace_lapic(v)
         return g
 
@@ -243,6 +239,8 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
             return -1
         g = self.high(self.isr[v])
         self.isr[v] &= ~(1 << g)
+        if self.svi_on:
+            self.svi_sync(v)
         self.trace_lapic(v)
         return g
 
@@ -597,6 +595,8 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
             self.phase[v], self.vt[v] = P.RUN_PT, pt_t
         else:
             self.phase[v], self.vt[v] = P.RUN_IDLE, NEVER
+        if self.p.l2_exit:
+            self.exit_schedule(v, t0)
 
     def end_run(self, v: int, t: int) -> None:
         """The guest code run that began at ``run_start`` stops at ``t``."""
@@ -616,6 +616,8 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
             self.rip[v] += elapsed
             if self.p.idle:
                 self.idle_progress(v, elapsed)
+            if self.p.l2_exit:
+                self.exit_rem[v] -= elapsed
             if self.irq_seen[v]:
                 self.stall_start[v] = t
         elif self.irq_seen[v] and self.stall_start[v] == NEVER:
@@ -636,6 +638,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
             P.EOI_USER: self.ph_eoi_user, P.MMIO_L0: self.ph_mmio_l0, P.MMIO_USER: self.ph_mmio_user,
             P.VMRESUME_L0: self.ph_vmresume_l0, P.REFLECT: self.ph_reflect, P.MMIO_NEXT: self.ph_mmio_next,
             P.L1_STI: self.ph_l1_sti, **self.idle_phases(),
+            P.RUN_EXIT: self.ph_run_exit, P.L1_EXIT: self.ph_l1_exit, P.EOI_BACK: self.ph_eoi_back,
         }
 
     def at(self, v: int, phase: int, t: int) -> None:
@@ -660,25 +663,31 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         g = self.p.devices[d].group
         done = not any(self.forwarded[i] for i in self.p.groups[g].devices)
         if self.waiting[g] and done:
-            reason, qual = P.eoi_exit(self.p.x2apic)
-            self.exit(v, reason, self.l2_rip(v), qual)
-            self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
-                      "int_info 0 int_info_err 0")
-            self.pt_armed[v] = False
-            self.switch(v, L0)
+            self.l2_eoi_write(v)
             self.grp[v] = g
             self.at(v, P.REFLECT, t + self.cost("vmexit"))
+        elif done and self.p.groups[g].l2_eoi:
+            self.l2_eoi_exit(v)
         else:
             self.start_run(v, t)
+
+    def l2_exit(self, v: int, reason: str, qual: int = 0) -> None:
+        """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+        preemption timer is disarmed."""
+        self.exit(v, reason, self.l2_rip(v), qual)
+        self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason {reason} info1 0 info2 0 "
+                  "int_info 0 int_info_err 0")
+        self.pt_armed[v] = False
+        self.switch(v, L0)
+
+    def l2_eoi_write(self, v: int) -> None:
+        """L2 writes its EOI (x2APIC MSR or APIC-access page) and exits."""
+        self.l2_exit(v, *P.eoi_exit(self.p.x2apic))
 
     def ph_run_pt(self, v: int) -> None:
         """The preemption timer fires in L2 (an immediate exit, or a throttled one)."""
         self.end_run(v, self.t)
-        self.pt_armed[v] = False
-        self.exit(v, "PREEMPTION_TIMER", self.l2_rip(v))
-        self.emit("kvm_nested_vmexit", f"rip {self.l2_rip(v):x} reason PREEMPTION_TIMER info1 0 "
-                  "info2 0 int_info 0 int_info_err 0")
-        self.switch(v, L0)
+        self.l2_exit(v, "PREEMPTION_TIMER")
         self.at(v, P.L0_CHECK, self.t + self.cost("vmexit"))
 
     def ph_kick(self, v: int) -> None:
@@ -749,7 +758,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         """Nested L1 enables interrupts after handling an exit. A pending interrupt is taken
         through its IDT: with APICv by virtual-interrupt delivery (RVI, no exit), without by
         an INTERRUPT_WINDOW exit and an injection. Nothing pending: L1 resumes L2."""
-        if not self.deliverable(v):
+        if not self.l1_deliverable(v):
             self.vmresume(v)
         else:
             self.l1_take(v)
@@ -886,6 +895,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
         g = self.eoi_vec[v]
         if g == -2:
             g = self.lapic_eoi(v)
+            self.l2_eoi_svi(v, g)
         broadcast = False
         if g >= 0:
             self.emit("kvm_eoi", f"apicid {v} vector {self.vec(g)}")
@@ -902,18 +912,23 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
             self.at(v, P.EOI_USER, self.t + self.cost("userspace_exit") // 2)
         elif broadcast:
             self.eoi_broadcast(self.vec(g))
-            start = self.enter(v, L1, [(L0, self.cost("ioapic"))])
-            self.advance(v, start)
+            self.eoi_return(v, L0, self.cost("ioapic"))
         else:
-            start = self.enter(v, L1)
-            self.advance(v, start)
+            self.eoi_return(v, L0, 0)
+
+    def eoi_return(self, v: int, mode: int, extra: int) -> None:
+        """Back from an EOI exit after ``extra`` more time in ``mode`` (L0 or userspace): into
+        L1's handler, or after an EOI L2 wrote (tpr_reference) on to L0's nested-event check."""
+        if self.l2_eoi[v]:
+            self.l2_eoi_back(v, extra)
+        else:
+            self.advance(v, self.enter(v, L1, [(mode, extra)]))
 
     def ph_eoi_user(self, v: int) -> None:
         """QEMU: ioapic_eoi_broadcast, then back to KVM and into the guest."""
         self.eoi_broadcast(self.vec(self.eoi_vec[v]))
         rest = self.cost("userspace_exit") - self.cost("userspace_exit") // 2
-        start = self.enter(v, L1, [(USER, self.cost("ioapic") + rest)])
-        self.advance(v, start)
+        self.eoi_return(v, USER, self.cost("ioapic") + rest)
 
     def guest_mmio(self, v: int, action: str) -> None:
         """The handler writes an IOAPIC register (EOI register or redirection entry): each
@@ -1003,7 +1018,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
 
     def vmresume(self, v: int) -> None:
         """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
-        if self.p.l1_irq_window and self.deliverable(v):
+        if self.p.l1_irq_window and self.l1_deliverable(v):
             self.l1_take(v)
             return
         self.grp[v] = -1
@@ -1013,7 +1028,7 @@ class LaneSim(RefMechanisms, RefRoutes, RefTimers, RefIdle, RefDest):
 
     def ph_vmresume_l0(self, v: int) -> None:
         """L0 enters L2; with an interrupt pending for L1 it asks for an immediate exit."""
-        if self.deliverable(v):
+        if self.vmresume_pending(v):
             self.stats.immediate[0] += 1
             amd = self.p.vendor == "amd"  # SVM: a self-IPI, no preemption timer (mech_reference)
             timer = self.cost("self_ipi") if amd else self.mit_immediate(v)

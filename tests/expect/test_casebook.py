@@ -30,6 +30,7 @@ FIX_OFF = {
     "lost-eoi-pir": ("machine.eoi_scan=pending", False),
     "hyperv-stimer-pileup": ("device.stimer0.model.retry=1", False),
     "wakeup-storm": ("machine.halt_poll=0us", False),
+    "nested-vppr": ("machine.vppr_refresh=false", False),
 }
 # cases whose scenarios import a base of their own, and why not the founding files
 OWN_BASE = {"wakeup-storm": ("storm.scn", "idle vCPUs need a single-level guest; the founding files are nested")}
@@ -91,7 +92,7 @@ def test_a_case_fails_its_expectations_without_its_fix(case, capsys):
 
 @pytest.mark.parametrize("case", ["preemption-timer-rfc", "directed-eoi-2025", "oneshot-vfio-unmask",
                                   "avic-lazy-eoi-recursion", "directed-eoi-kernel-ioapic", "founding-amd",
-                                  "hyperv-stimer-pileup", "wakeup-storm"])
+                                  "hyperv-stimer-pileup", "wakeup-storm", "nested-vppr"])
 def test_a_quick_case_passes_with_its_fix(case, capsys):
     """The same fix.scn passes as written (so the failure above is the fix's doing)."""
     assert main(["test", str(CASEBOOK / case / "fix.scn")]) == 0

@@ -146,3 +146,23 @@ class WindowsEoi(HandlerPolicy):
         if site.suppress_eoi_broadcast in ("quirk", "on"):
             return DirectedEoi.program(self, site)  # type: ignore[arg-type]
         return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
+
+
+class L2Eoi(HandlerPolicy):
+    """An L1 that passes its x2APIC through to L2 (the pKVM port to VMX, whose deprivileged
+    host is L2 to KVM): L1 injects the vector into L2 and resumes it; L2's driver services
+    the device and writes the EOI itself. L1's MSR bitmap does not intercept the EOI MSR
+    (0x80B), so the write exits to L0, which emulates it on L1's vLAPIC while L2 is active
+    (``kvm_nested_vmexit``, not reflected). Serviced here: ``lower_then_eoi``'s program.
+    docs/model.md, "The nested vPPR (case G)".
+    """
+
+    name = "l2_eoi"
+    version = "1.0"
+    params = BODY
+    eoi_by_l2 = True  # read by the compiler (GroupInfo.l2_eoi)
+
+    def program(self, site: Site) -> tuple[Step, ...]:
+        if site.serviced_locally:
+            return LowerThenEoi.program(self, site)  # type: ignore[arg-type]
+        return (Step("FORWARD", "body"), Step("RETURN", "costs.resume"))

@@ -383,6 +383,13 @@ def _quantifiers_in(e: Any) -> Iterator[Call]:
             yield from _quantifiers_in(a)
 
 
+def route_metric_names() -> frozenset[str]:
+    """The metrics a scenario has only with guest actions (irqlab.engine.routes)."""
+    from irqlab.engine.routes import ROUTE_METRICS
+
+    return frozenset(ROUTE_METRICS)
+
+
 def check_expectations(scenario: ir.Scenario, sink: ErrorSink) -> None:
     """Report into ``sink`` every expectation of ``scenario`` (its own and its sweep's)
     that names an unknown metric (with a did-you-mean), is not true-or-false, mixes
@@ -408,8 +415,11 @@ def check_expectations(scenario: ir.Scenario, sink: ErrorSink) -> None:
                 continue
             bad = True
             hint = did_you_mean(metric_name(n.name), list(infos)) or did_you_mean(n.name, list(vals))
+            if hint is None and metric_name(n.name) in route_metric_names():
+                hint = "it is measured when the scenario has guest actions (at T { ... })"
             sink.add(f"unknown metric '{n.name}'", n.span,
-                     hint=hint or "metrics: " + ", ".join(m for m in infos if "." not in m))
+                     hint=hint or "metrics: " + ", ".join(m for m in infos if "." not in m),
+                     presumes=(scenario.name, "action"))
         if bad:
             continue
         try:

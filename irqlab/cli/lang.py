@@ -11,7 +11,9 @@ from irqlab.errors import ScenarioError
 
 
 def _report(e: ScenarioError) -> None:
-    click.echo(e.format(), err=True)
+    from irqlab.errors import with_disk_sources
+
+    click.echo(with_disk_sources(e).format(), err=True)
 
 
 @cli.command()
@@ -29,6 +31,8 @@ def check(files: tuple[str, ...], quiet: bool) -> None:
     for path in files:
         try:
             scenarios = load_all(path)
+            for scenario in scenarios.values():
+                compile_defaults(scenario)
         except ScenarioError as e:
             _report(e)
             failed += 1
@@ -40,6 +44,15 @@ def check(files: tuple[str, ...], quiet: bool) -> None:
         if len(files) > 1:
             click.echo(f"irqlab: {failed} of {len(files)} files have errors", err=True)
         raise click.exceptions.Exit(EXIT_USER_ERROR)
+
+
+def compile_defaults(scenario) -> None:
+    """The engine's checks of ``scenario`` at its own parameter values (those the language
+    cannot make alone: a guest action's pin, a destination beyond the vCPUs, ...)."""
+    from irqlab import engine
+    from irqlab.resolve import resolve
+
+    engine.compile(resolve(scenario))
 
 
 @cli.command()

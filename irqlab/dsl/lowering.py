@@ -725,7 +725,9 @@ class Drafter:
             elif h == "at":
                 from irqlab.dsl.routes import lower_at
 
+                since = len(self.l.sink.errors)
                 action = lower_at(self, st)
+                self.l.blame(since, (self.d.name, "action"))  # route metrics presume the actions
                 if action is not None:
                     self.d.actions.append(action)
             elif h in ("import", "scenario"):

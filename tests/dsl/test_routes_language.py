@@ -88,3 +88,25 @@ def test_route_changes_in_a_nested_guest_are_refused(tmp_path, capsys):
                  "    at 1us { ioapic 23 mask }\n}\n")
     assert main(["run", str(p)]) == 2
     assert "route changes are modelled for single-level guests" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("write, message", [
+    ("ioapic 99 dest 1", "t.scn:6:14: error: no device uses gsi 99"),
+    ("ioapic 21 dest 7", "t.scn:6:14: error: dest 7: the machine has 2 vCPU(s)"),
+])
+def test_check_reports_what_only_the_engine_can_find(files, capsys, write, message):
+    """`irqlab check` compiles each scenario at its own values: a write to an unused pin or a
+    destination beyond the vCPUs is a located error with its caret, exit 2 (not only at run)."""
+    p = files.write("t.scn", smp(f"    at 3us {{ {write} }}"))
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(str(p.parent / message)) and "^" in err, err
+
+
+def test_a_bad_action_time_does_not_also_make_its_metrics_unknown(files, capsys):
+    """A bad `at` time is the one error shown: the expectations on line_dead_ns that presume
+    the action are not reported as unknown metrics."""
+    p = files.write("t.scn", smp("    at -3us { ioapic 21 dest 1 }\n    expect { line_dead_ns == 0 }"))
+    assert main(["check", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "at must be at least 0" in err and "unknown metric" not in err, err

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine.lockstep_base import ACT0 as ACT_BASE  # the phase of handler action a is ACT_BASE + a
+
 from irqlab.engine.idle import NAMES as IDLE_NAMES
 from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH, ZT_EVENTS, ZT_HIST, describe_cycle
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
-ACT_BASE = 20  # lockstep.ACT0: the phase of handler action a is ACT_BASE + a
 
 
 class LockstepMechanisms:

@@ -1,0 +1,19 @@
+"""Constants of the lockstep executor shared by its modules (:mod:`irqlab.engine.lockstep`
+and its mixins :mod:`~irqlab.engine.lockstep_irqchip`, :mod:`~irqlab.engine.lockstep_phases`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irqlab.engine import idle as I
+from irqlab.plugins.api import ACTIONS
+
+I64 = np.int64
+A_SERVICE, A_EOI, A_IOAPIC_EOI, A_MASK, A_UNMASK, A_FORWARD, A_WAIT, A_RETURN = (
+    ACTIONS.index(a) for a in ("SERVICE", "EOI", "IOAPIC_EOI", "MASK", "UNMASK", "FORWARD", "WAIT", "RETURN"))
+ACT0 = 20  # phase of handler action a is ACT0 + a
+# A step runs the groups of lanes (same next event code) at least this fraction of the
+# largest group's size; the others wait and grow (0: run every group every step).
+COHORT = 0.5
+N_PHASES = max(ACT0 + len(ACTIONS), I.END)
+ONE = I64(1)

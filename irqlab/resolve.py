@@ -390,7 +390,7 @@ def check_value(value: Any, spec: Spec, what: str, span: Span | None = None,
 
 
 def _shown(value: Quantity, spec: Spec) -> str:
-    if spec.hex and value.unit == "" and float(value.value).is_integer() and not value.text:
+    if spec.hex and value.unit == "" and float(value.value).is_integer() and value.value >= 0 and not value.text:
         return f"0x{int(value.value):X}"
     return str(value)
 

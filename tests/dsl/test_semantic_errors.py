@@ -72,6 +72,12 @@ def test_vector_outside_range(files):
     assert d.message == "vector 0x0F is outside 0x10-0xFF"
 
 
+def test_a_negative_hex_field_is_shown_as_written(files):
+    """A negative value of a hex field (vector, tpr) is shown as -1, not as '0x-1'."""
+    d = files.find(GOOD.replace("vector 0x50", "vector -1"), "outside")
+    assert d.message == "vector -1 is outside 0x10-0xFF"
+
+
 def test_vector_above_range(files):
     """Vectors above 0xFF are invalid."""
     d = files.find(GOOD.replace("vector 0x50", "vector 256"), "outside")

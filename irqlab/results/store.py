@@ -284,8 +284,10 @@ class ResultStore:
                 lost = self.drop_groups(bad, sweep_id=info.sweep_id)
                 self._write_sweep_parquet(info.sweep_id)
         except ScenarioError:
+            from irqlab.experiments.provenance import now_iso as sweep_time
+
             try:  # the row says running: say error, as a sweep that stops later would
-                self.finish_sweep(info.sweep_id, now_iso(), "error")
+                self.finish_sweep(info.sweep_id, sweep_time(), "error")
             except ScenarioError:
                 pass  # the cause is reported below; the next writer marks it (killed)
             raise

@@ -10,15 +10,11 @@ import numpy as np
 
 from irqlab.engine import idle as I
 from irqlab.engine import phases as P
+from irqlab.engine.lockstep_base import sub
 from irqlab.engine.program import L0, L1
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
-
-
-def sub(v, mask):
-    """``v[mask]`` for a per-lane vCPU array; a scalar vCPU index stays as it is."""
-    return v[mask] if isinstance(v, np.ndarray) else v
 
 
 class LockstepIdle:

@@ -1,4 +1,4 @@
-"""Constants of the lockstep executor shared by its modules (:mod:`irqlab.engine.lockstep`
+"""Constants and small helpers of the lockstep executor shared by its modules (:mod:`irqlab.engine.lockstep`
 and its mixins :mod:`~irqlab.engine.lockstep_irqchip`, :mod:`~irqlab.engine.lockstep_phases`)."""
 
 from __future__ import annotations
@@ -17,3 +17,13 @@ ACT0 = 20  # phase of handler action a is ACT0 + a
 COHORT = 0.5
 N_PHASES = max(ACT0 + len(ACTIONS), I.END)
 ONE = I64(1)
+
+
+def high_bit(x: np.ndarray) -> np.ndarray:
+    """Index of the highest set bit of each int64 (< 2**53), -1 for 0."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64) - 1
+
+
+def sub(v, mask):
+    """``v[mask]`` for a per-lane vCPU array; a scalar vCPU index stays as it is."""
+    return v[mask] if isinstance(v, np.ndarray) else v

@@ -9,7 +9,7 @@ import numpy as np
 
 from irqlab.engine import phases as P
 from irqlab.engine import idle as I
-from irqlab.engine.tpr_lockstep import high_bit
+from irqlab.engine.lockstep_base import high_bit
 from irqlab.engine.context import call_plugin
 from irqlab.plugins.api import DeliverEvent, EoiEvent, ImmediateExitEvent, RedirectEvent
 

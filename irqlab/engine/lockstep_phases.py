@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.idle_lockstep import sub
-from irqlab.engine.tpr_lockstep import high_bit
+from irqlab.engine.lockstep_base import high_bit, sub
 from irqlab.engine.context import call_plugin
 from irqlab.engine.program import L0, L1, L2, USER
 from irqlab.engine.stats import UEXIT_INDEX

@@ -8,17 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.engine import phases as P
-from irqlab.engine.program import L0, L1, L2, USER
-
-
-def high_bit(x: np.ndarray) -> np.ndarray:
-    """Index of the highest set bit of each int64 (< 2**53), -1 for 0."""
-    return np.frexp(x.astype(np.float64))[1].astype(np.int64) - 1
-
-
-def sub(v, mask):
-    """``v[mask]`` for a per-lane vCPU array; a scalar vCPU index stays as it is."""
-    return v[mask] if isinstance(v, np.ndarray) else v
+from irqlab.engine.lockstep_base import high_bit, sub
+from irqlab.engine.program import L0, L1, USER
 
 
 class LockstepPriority:

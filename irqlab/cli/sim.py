@@ -212,9 +212,12 @@ def trace_cmd(file, sets, replication, seed, event_filter, limit, perfetto, back
 def trace_files(report: str | None, perfetto: str | None):
     """Open the trace outputs given (``{"report"|"perfetto": (path, file)}``) before the run,
     so that a path that cannot be written fails at once; closed on the way out."""
+    for option, path in (("--trace", report), ("--perfetto", perfetto)):
+        if path is not None and not path.strip():
+            raise click.BadParameter("an empty path: give the file to write", param_hint=f"'{option}'")
     with ExitStack() as stack:
         yield {kind: (path, stack.enter_context(open(path, "w", encoding="utf-8")))
-               for kind, path in (("report", report), ("perfetto", perfetto)) if path}
+               for kind, path in (("report", report), ("perfetto", perfetto)) if path is not None}
 
 
 def write_trace(trace, program, title: str, outs: dict) -> None:

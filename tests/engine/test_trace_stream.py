@@ -102,6 +102,15 @@ def test_run_trace_to_an_unwritable_path_fails_before_running(tmp_path, capsys):
     assert "backend:" not in captured.out
 
 
+@pytest.mark.parametrize("option", ["--trace", "--perfetto"])
+def test_an_empty_trace_path_is_a_usage_error_not_ignored(capsys, option):
+    """--trace "" (or --perfetto "") is a usage error (exit 2) before any run, not a run without a trace."""
+    rc = main(["run", "examples/founding_case.scn", "--set", "run.duration=10us", option, ""])
+    captured = capsys.readouterr()
+    assert rc == 2 and f"Invalid value for '{option}': an empty path" in captured.err
+    assert "backend:" not in captured.out
+
+
 def test_a_full_disk_while_spilling_keeps_the_results_and_says_where(tmp_path, monkeypatch, capsys):
     """A trace that cannot be spilled (full disk): the run's table is printed, then exit 2 naming TMPDIR."""
     class Full(io.BytesIO):

@@ -8,9 +8,16 @@ import socket
 import subprocess
 
 
+def iso_utc(when: _dt.datetime | None = None) -> str:
+    """``when`` (default: now), ISO 8601 in UTC to the millisecond with a ``Z``: the one
+    form of every time irqlab stores (sweep start and end, shard creation)."""
+    when = _dt.datetime.now(_dt.timezone.utc) if when is None else when.astimezone(_dt.timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    """The current time, ISO 8601 in UTC with a ``Z``."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current time as :func:`iso_utc` writes it."""
+    return iso_utc()
 
 
 def git_state(path: str | None) -> tuple[str | None, bool | None]:

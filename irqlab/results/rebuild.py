@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from irqlab.errors import ScenarioError
+from irqlab.experiments.provenance import iso_utc
 from irqlab.results import naming, shards
 
 
@@ -185,7 +186,7 @@ def _restore_sweep(store: Any, root: Path, sid: str, no: int, row: dict[str, Any
             size, sha = shards.file_digest(p)
             created = datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)
             shard_rows.append(dict(file=rel, grp=p.stem, sweep_id=sid, dataset=ds, rows=n,
-                                   created_at=created.replace(microsecond=0).isoformat(),
+                                   created_at=iso_utc(created),
                                    bytes=size, sha256=sha))
             rep.files += 1
         if shard_rows:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from irqlab.errors import ScenarioError
+from irqlab.experiments.provenance import now_iso
 from irqlab.results import naming, shards
 from irqlab.results.schema import RUN_DOCS, RUN_TYPES, SCHEMA_VERSION
 from irqlab.results.rows import (arrays_long, bulk_insert, device_parts, int_rows, np_kind,
@@ -129,11 +130,6 @@ class _Sweep:
     cols: dict[str, _Col] = field(default_factory=dict)  # column name -> info, in table order
     by_path: dict[tuple[str, str], str] = field(default_factory=dict)  # (role, path) -> column
     table: Any = None  # sqlalchemy Table once the data table exists
-
-
-def now_iso() -> str:
-    """The current time, ISO 8601 UTC (seconds)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
 class ResultStore:
@@ -284,10 +280,8 @@ class ResultStore:
                 lost = self.drop_groups(bad, sweep_id=info.sweep_id)
                 self._write_sweep_parquet(info.sweep_id)
         except ScenarioError:
-            from irqlab.experiments.provenance import now_iso as sweep_time
-
             try:  # the row says running: say error, as a sweep that stops later would
-                self.finish_sweep(info.sweep_id, sweep_time(), "error")
+                self.finish_sweep(info.sweep_id, now_iso(), "error")
             except ScenarioError:
                 pass  # the cause is reported below; the next writer marks it (killed)
             raise

@@ -126,3 +126,24 @@ def test_rebuild_refuses_to_overwrite_a_database(two_sweeps, capsys):
     assert main(["rebuild", str(two_sweeps)]) == 2
     assert "exists" in capsys.readouterr().err
     assert (two_sweeps / "results.db").read_bytes() == data
+
+
+STORED_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def test_shard_times_have_the_form_of_sweep_times_before_and_after_rebuild(two_sweeps, capsys):
+    """A shard's created_at is written as the driver writes sweep times (ms, Z), by the writer
+    and by rebuild alike, so that times in one database compare as text."""
+    import re
+    import sqlite3
+
+    def created(out: Path) -> list[str]:
+        with sqlite3.connect(out / "results.db") as con:
+            return [r[0] for r in con.execute("SELECT created_at FROM shards")]
+
+    written = created(two_sweeps)
+    os.replace(two_sweeps / "results.db", two_sweeps / "lost.db")
+    assert main(["rebuild", str(two_sweeps)]) == 0
+    rebuilt = created(two_sweeps)
+    assert written and rebuilt
+    assert all(re.fullmatch(STORED_TIME, t) for t in written + rebuilt), written + rebuilt

@@ -285,11 +285,11 @@ class _Printer:
         if d == "percent":
             return str(k[0])
         if d == "neg":
-            return "-" + self.expr(k[0])
+            return "-" + self.expr(k[-1])
         if d == "pos":
-            return "+" + self.expr(k[0])
+            return "+" + self.expr(k[-1])
         if d == "not_":
-            return "not " + self.expr(k[0])
+            return "not " + self.expr(k[-1])
         if d == "paren":
             return "(" + self.expr(k[1]) + ")"
         if d == "call":

@@ -33,6 +33,8 @@ def lower_at(lw: Any, st: Stmt) -> ir.Action | None:
     at = lw.value(args[0], ACTION_TIME, "at")
     every: Any = ir.Quantity(0.0, "s", "0")
     rest = args[1:]
+    if len(rest) == 1 and _is_every_minus(rest[0]):  # 'every -1us' reads as 'every - 1us'
+        rest = [rest[0].left, ir.Unary(span=rest[0].right.span, op="-", operand=rest[0].right)]
     if rest:
         if not (isinstance(rest[0], Name) and rest[0].name == "every") or len(rest) != 2:
             lw.err("at takes a time, then optionally 'every PERIOD'", rest[0].span,
@@ -53,6 +55,11 @@ def lower_at(lw: Any, st: Stmt) -> ir.Action | None:
     if at is None or every is None or len(writes) != len(st.block.stmts):
         return None
     return ir.Action(at=at, every=every, writes=tuple(writes), span=st.span)
+
+
+def _is_every_minus(a: Any) -> bool:
+    return (isinstance(a, ir.Binary) and a.op == "-" and isinstance(a.left, Name)
+            and a.left.name == "every")
 
 
 def _literal(lw: Any, a: Any, what: str) -> int | None:

@@ -302,13 +302,20 @@ class AstBuilder(Transformer):
         return Unary(span=_tok_span(t), op="%", operand=num)
 
     def not_(self, c: list) -> Unary:
-        return Unary(span=c[0].span, op="not", operand=c[0])
+        return _prefixed(c, "not")
 
     def neg(self, c: list) -> Unary:
-        return Unary(span=c[0].span, op="-", operand=c[0])
+        return _prefixed(c, "-")
 
     def pos(self, c: list) -> Unary:
-        return Unary(span=c[0].span, op="+", operand=c[0])
+        return _prefixed(c, "+")
+
+
+def _prefixed(c: list, op: str) -> Unary:
+    """A prefix operator: its span runs from the operator's token (kept by the grammar's
+    ``!``) to the end of its operand, so that a caret under ``-1`` starts at the sign."""
+    sign, operand = c
+    return Unary(span=_join(_tok_span(sign), operand.span), op=op, operand=operand)
 
 
 def is_assertion(st: Any) -> bool:

@@ -97,3 +97,9 @@ def test_fmt_syntax_error_is_status_2(tmp_path, capsys):
     p.write_text("scenario s {\n", encoding="utf-8")
     assert main(["fmt", str(p)]) == 2
     assert "bad.scn:1:12: error" in capsys.readouterr().err
+
+
+def test_prefix_operators_keep_their_operands():
+    """-x, +x and not x are written back with their operands (the grammar keeps their tokens)."""
+    text = "param x = -3\nparam y = not (x > -(2 + 1))\nparam z = +x\n"
+    assert format_source(text) == text

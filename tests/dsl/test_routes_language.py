@@ -57,6 +57,7 @@ def test_a_child_scenario_inherits_its_bases_actions(files):
     ("at 3us { ioapic x dest 1 }", "must be a number written out", 21, None),
     ("at 3us evry 1us { ioapic 21 dest 1 }", "optionally 'every PERIOD'", 12, None),
     ("at 3us", "at needs a block of writes", 5, None),
+    ("at 3us every -1us { ioapic 21 dest 1 }", "every must be at least 0; got -1us", 19, None),
 ])
 def test_a_bad_action_is_reported_at_its_place(files, action, fragment, col, hint):
     """Each mistake in an `at` statement is one error at the offending word."""

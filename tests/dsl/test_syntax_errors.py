@@ -227,3 +227,14 @@ def test_recovery_leaves_nothing_behind_for_the_next_file():
     with pytest.raises(ScenarioError):
         parse_statements("a (\n" + "x = @\n" * (MAX_SYNTAX_ERRORS + 5), "a.scn")
     assert len(parse_statements("a 1\nb 2\n", "b.scn")) == 2
+
+
+def test_a_caret_under_a_negative_number_starts_at_its_sign(files, capsys):
+    """A value error on `-1` (prefix minus) points at the '-', and underlines the whole `-1`."""
+    from tests.dsl.test_routes_language import smp
+
+    code, err = run_check(files, smp("").replace("vcpus 2", "vcpus 2; tpr -1"), capsys)
+    assert code == 2
+    lines = err.splitlines()
+    assert ":2:44: error: tpr -1 is outside 0-0xFF" in lines[0]
+    assert lines[2] == " " * lines[1].index("-1") + "^^"

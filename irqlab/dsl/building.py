@@ -126,6 +126,8 @@ class Builder:
     def levels(self, v: VcpuDraft) -> tuple[ir.LevelSpec, ...]:
         given = [lv for lv in ir.LEVELS if lv in v.levels]
         if not given:
+            if v.unknown_levels:  # already reported: its levels were misnamed
+                return ()
             self.err(f"vcpu {v.key} declares no level", v.span,
                      hint="write 'L0 linux { ... }' (bare metal), 'L1 ...' (a guest) or L1 and L2 (nested)")
             return ()

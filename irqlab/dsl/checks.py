@@ -219,7 +219,7 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
             have = f"0-{len(s.vcpus) - 1}" if len(s.vcpus) > 1 else "0"
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
                      field_span(d, "dest"), presumes=mine)
-        elif vc is not None and _known(d.serviced_by):
+        elif vc is not None and vc.levels and _known(d.serviced_by):  # no levels: reported already
             ok = allowed_service_levels(vc)
             if d.serviced_by not in ok:
                 names = tuple(lv.level for lv in vc.levels)

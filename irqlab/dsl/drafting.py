@@ -493,6 +493,7 @@ class Drafter:
         lseen: dict[str, Span] = {}
         for inner in b.stmts:
             if not isinstance(inner, Stmt) or inner.head not in ir.LEVELS:
+                v.unknown_levels = True
                 if isinstance(inner, Stmt):
                     self.err(f"unknown level '{inner.head}'", inner.head_span,
                              hint=did_you_mean(inner.head, ir.LEVELS) or "levels are L0 (KVM or bare metal), "

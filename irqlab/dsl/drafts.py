@@ -73,9 +73,11 @@ class VcpuDraft:
     key: Any  # int or "all"
     span: Span
     levels: dict[str, LevelDraft] = field(default_factory=dict)
+    unknown_levels: bool = False  # a statement of its block was reported as an unknown level
 
     def copy(self) -> "VcpuDraft":
-        return VcpuDraft(self.key, self.span, {k: v.copy() for k, v in self.levels.items()})
+        return VcpuDraft(self.key, self.span, {k: v.copy() for k, v in self.levels.items()},
+                         self.unknown_levels)
 
 
 @dataclass

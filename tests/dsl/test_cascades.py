@@ -183,3 +183,11 @@ def test_misspelling_any_word_gives_at_most_one_error(start, end):
         loads(text, WHERE)
     except ScenarioError as e:
         assert len(e.diagnostics) == 1, "\n".join(d.format() for d in e.diagnostics)
+
+
+def test_a_vcpu_whose_only_level_is_misnamed_gives_one_error():
+    """'vcpu 0 { Level1 linux {} }' is one error (the unknown level), not also 'declares no level'."""
+    text = ("scenario s {\n    vcpu 0 { Level1 linux {} }\n"
+            "    device d { gsi 10; vector 0x30; serviced_by L1 after 1us; arrival once at 0 }\n}\n")
+    errors = errors_of(text)
+    assert [e.message for e in errors] == ["unknown level 'Level1'"]

@@ -393,7 +393,6 @@ class RunSpec:
     livelock_window: Quantity = Quantity(0.01, "s", "10ms")
     metrics: tuple[PluginUse, ...] = ()
     series: SeriesSpec | None = None
-    trace: bool = False
     histograms: bool = False  # keep each device's latency histogram per run
     backend: str = "auto"
     span: Span = _span()

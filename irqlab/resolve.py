@@ -179,7 +179,6 @@ RUN_SPECS: dict[str, Spec] = {
     "seed": _int(0, 2**63 - 1, "base seed"),
     "max_events": _int(1, 2**62, "event cap per run"),
     "livelock_window": Spec("time", min=1e-12, doc="window of no progress that counts as a livelock"),
-    "trace": Spec("bool", store="raw", doc="record a trace"),
     "histograms": Spec("bool", store="raw", doc="keep each device's latency histogram per run"),
     "backend": Spec("str", store="raw", doc="executor backend"),
 }

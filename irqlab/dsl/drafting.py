@@ -398,6 +398,10 @@ class Drafter:
                 self.metrics(inner, seen)
             elif inner.head == "series":
                 self.series(inner)
+            elif inner.head == "trace":
+                self.err("the run block has no 'trace' field: a trace is asked for on the command line",
+                         inner.head_span, hint="irqlab trace FILE prints one run's events; irqlab run FILE "
+                         "--trace OUT writes its first run's")
             else:
                 self.unknown(inner, "run", RUN_HEADS)
 

@@ -19,7 +19,7 @@ TOP_HEADS = ("scenario", "import", "include")
 DEVICE_HEADS = ("gsi", "msi", "delivery", "vector", "trigger", "polarity", "dest", "arrival", "model",
                 "serviced_by", "service", "lowers", "policy", "vfio", "work",
                 "dest_mode", "delivery_mode", "work_on")
-RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "trace", "histograms",
+RUN_HEADS = ("duration", "replications", "seed", "max_events", "livelock_window", "histograms",
              "backend", "metric", "metrics", "series")
 SWEEP_HEADS = ("grid", "zip", "concat", "random", "lhs", "derive", "replications", "where", "expect")
 REMOVABLE = ("device", "mitigation", "sweep", "param", "metric", "expect")

@@ -238,7 +238,7 @@ class _Compiler:
             tuple((g.vector, g.steps, g.before, g.policy, g.eoi_exit, g.suppress, g.body_dist, g.l2_eoi)
                   for g in groups),
             tuple((mi.label, type(mi.plugin).name, sorted(mi.plugin.config.items())) for mi in mitigations),
-            tuple(name for name, _, _ in metrics), series_fields, s.run.trace, s.run.histograms,
+            tuple(name for name, _, _ in metrics), series_fields, s.run.histograms,
             tuple(sorted(self.types.items())),
         )
         spread_devs = tuple((d.targets, d.lowest, d.msg_dest, d.dest_mode) for d in devices if spread(d))
@@ -255,7 +255,7 @@ class _Compiler:
             x2apic=m.x2apic, suppress_mode=m.suppress_eoi_broadcast, ack_on_exit=m.ack_on_exit,
             devices=devices, groups=groups, mitigations=mitigations, metrics=metrics,
             n_timers=n_timers, pin_group=tuple(pin_group), pin_level=tuple(pin_level),
-            series_fields=series_fields, trace=s.run.trace, histograms=s.run.histograms,
+            series_fields=series_fields, histograms=s.run.histograms,
             l1_irq_window=l1_irq_window,
             vendor=m.vendor, resample_on_unmask=bool(m.resample_on_unmask),
             lazy_eoi_level=(m.lazy_eoi == "all" and m.apicv and site_irqchip(m, stack) == "kernel"),

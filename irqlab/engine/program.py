@@ -143,7 +143,6 @@ class Program:
     pin_group: tuple[int, ...]  # [n_pins] group index of a pin, -1 if unused
     pin_level: tuple[bool, ...]  # [n_pins] the pin is level-triggered
     series_fields: tuple[str, ...]
-    trace: bool
     histograms: bool = False  # BatchResult.devices[d]["latency_hist"]: int64[n, N_BINS]
     l1_irq_window: bool = False  # nested KVM-like L1: takes pending interrupts before each VMRESUME
     vendor: str = "intel"  # intel (VMX) or amd (SVM)

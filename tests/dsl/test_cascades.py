@@ -191,3 +191,12 @@ def test_a_vcpu_whose_only_level_is_misnamed_gives_one_error():
             "    device d { gsi 10; vector 0x30; serviced_by L1 after 1us; arrival once at 0 }\n}\n")
     errors = errors_of(text)
     assert [e.message for e in errors] == ["unknown level 'Level1'"]
+
+
+def test_run_trace_is_an_error_that_names_the_commands():
+    """`run { trace on }` (a field that never did anything) is one located error whose hint
+    names the commands that write traces."""
+    errors = errors_of(VALID.replace("run { duration", "run { trace on; duration", 1))
+    assert [e.message for e in errors] == [
+        "the run block has no 'trace' field: a trace is asked for on the command line"]
+    assert "irqlab trace FILE" in errors[0].hint

@@ -315,8 +315,9 @@ class Decoder:
         if code == K.E_RT_MSI_WRITE:
             return record_text("irqlab_msi_write", devs[a0].name, a1, vendor=self.p.vendor)
         if code == K.E_RT_EXITMAP:
-            vecs = ",".join(f"0x{g.vector:x}" for g in self.p.groups if a1 >> g.index & 1) or "none"
-            return record_text("irqlab_eoi_exitmap", a0, vecs, vendor=self.p.vendor)
+            from irqlab.engine.routes import bitmap_text
+
+            return record_text("irqlab_eoi_exitmap", a0, bitmap_text(self.p.groups, a1), vendor=self.p.vendor)
         form, fields = ARGS[code]
         if callable(form):
             form = form(a0, a1, a2, a3)

@@ -41,6 +41,9 @@ from irqlab.engine.kernel_ioapic import (  # noqa: F401
     call_hook, mit_handler_done, mit_immediate, mit_timer, plugin_has, plugin_timer, redirect_write, start_run,
 )
 from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
+from irqlab.engine.kernel_routes import (
+    action_event, eoi_exit, eoi_unseen, next_action, routes_collect, routes_finish, routes_init, settle,
+)
 from irqlab.engine.kernel_service import body_time, service_time
 
 
@@ -49,6 +52,7 @@ from irqlab.engine.kernel_service import body_time, service_time
 
 @inner
 def vcpu_event(s, tb, pf, plug, v):
+    settle(s, tb, v)
     ph = s[s[O_PHASE] + v]
     t = s[S_T]
     nested, bare, split, x2apic = s[CFG + C_NESTED], s[CFG + C_BARE], s[CFG + C_SPLIT], s[CFG + C_X2APIC]
@@ -385,7 +389,7 @@ def guest_eoi(s, tb, pf, plug, v):
     if s[CFG + C_APICV]:
         isr = s[s[O_ISR] + v]
         g = high(s, isr) if isr else -1
-        if g >= 0 and s[s[O_PGRP] + g * N_GRP + G_EOI_EXIT]:
+        if g >= 0 and eoi_exit(s, v, g):
             lapic_eoi(s, tb, v)
             exit_(s, tb, X_EOI_INDUCED, RIP_L1_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
             s[s[O_EOI_VEC] + v] = g
@@ -393,6 +397,8 @@ def guest_eoi(s, tb, pf, plug, v):
             at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
         else:
             lapic_eoi(s, tb, v)
+            if g >= 0:
+                eoi_unseen(s, v, g)
             advance(s, pf, plug, v, t)
         return
     x2 = s[CFG + C_X2APIC]
@@ -413,7 +419,7 @@ def ioapic_write(s, tb, pf, plug, v, action):
             emit(s, tb, E_IOAPIC_EOI, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 1, 0, 0)
     else:
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NPINS]):
-            redirect_write(s, tb, pf, plug, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0)
+            redirect_write(s, tb, pf, plug, s[s[O_PGPIN] + g * s[CFG + C_W] + k], 1 if action == A_MASK else 0, -1)
 
 
 # ---------------------------------------------------------------- the loop
@@ -438,6 +444,7 @@ def finish(s, t_end):
                 s[a + m] -= take
                 over -= take
         close_stall(s, v, t_end)
+    routes_finish(s, t_end)
     for d in range(s[CFG + C_D]):
         s[s[O_DEV_PENDING] + d] = s[s[O_FRESH] + d]
     s[S_STAT_END_T] = t_end
@@ -502,6 +509,7 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
     for k in range(s[CFG + C_D]):
         s[s[O_HOST_T] + k] = NEVER
     s[S_ZT_LAST_T] = -1
+    routes_init(s)
     for v in range(V):
         s[s[O_PHASE] + v] = RUN_IDLE
         s[s[O_VT] + v] = NEVER
@@ -534,11 +542,12 @@ def lane_resume(s, tb, pf, plug):
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
+    routes = s[s[O_RT_P] + RP_N] > 0
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:
             return 0
-        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, VFIO hosts, vCPUs
+        # the next event: (time, slot), slots END, SAMPLE, arrivals, timers, VFIO hosts, actions, vCPUs
         best_t, kind, idx = s[S_END_T], EV_END, 0
         if s[S_SAMPLE_T] < best_t:
             best_t, kind = s[S_SAMPLE_T], EV_SAMPLE
@@ -552,6 +561,10 @@ def lane_resume(s, tb, pf, plug):
             for i in range(D):
                 if s[s[O_HOST_T] + i] < best_t:
                     best_t, kind, idx = s[s[O_HOST_T] + i], EV_HOST, i
+        if routes:
+            act_t, i = next_action(s)
+            if act_t < best_t:
+                best_t, kind, idx = act_t, EV_ACTION, i
         for i in range(V):
             if s[s[O_VT] + i] < best_t:
                 best_t, kind, idx = s[s[O_VT] + i], EV_VCPU, i
@@ -581,6 +594,9 @@ def lane_resume(s, tb, pf, plug):
             s[S_THREAD] = KWORKER
             s[s[O_HOST_T] + idx] = NEVER
             host_event(s, tb, pf, plug, idx)
+        elif kind == EV_ACTION:
+            s[S_THREAD] = s[CFG + C_OWNER]
+            action_event(s, tb, pf, plug, idx)
         elif kind == EV_SAMPLE:
             sample(s, tb)
         if s[S_ZT_LOOP] or same_instant(s, tb, name):
@@ -613,6 +629,7 @@ def collect(s, out, hist, hist_full, i):
                 hist_full[i, d, b] = c
             elif c > 0xFFFF:
                 over = 1
+    routes_collect(s, out, i, N_OUT_SCALARS + hi - lo)
     return over
 
 

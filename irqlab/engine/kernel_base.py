@@ -28,6 +28,8 @@ def one_specialization(dispatcher):
     inlines the helpers and propagates the constants anyway, so nothing is lost."""
     from numba.core import types
 
+    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: njit gave the Python function
+        return dispatcher
     typed = dispatcher.get_call_template
 
     def get_call_template(args, kws):
@@ -215,7 +217,9 @@ def switch(s, tb, v, new_mode, m0, dt0, m1, dt1, n_pre):
 @inner
 def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
     """kvm_entry into ``level`` (after the optional prefix); returns when its code starts."""
-    emit_at(s, tb, s[S_T] + (pre_dt if has_pre else 0), E_KVM_ENTRY, v, 0, 0, 0)
+    et = s[S_T] + (pre_dt if has_pre else 0)
+    emit_at(s, tb, et, E_KVM_ENTRY, v, 0, 0, 0)
+    kernel_routes.entered(s, v, et)
     entry = s[s[O_PI] + s[CFG + C_P_VMENTRY]]
     if has_pre:
         return switch(s, tb, v, level, pre_mode, pre_dt, L0, entry, 2)
@@ -282,6 +286,7 @@ def accept(s, tb, v, g, level):
         s[s[O_TMR] + v] &= ~bit
     if s[s[O_IRR] + v] & bit:
         return False
+    kernel_routes.posted(s, tb, v, bit)
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
@@ -330,3 +335,6 @@ def merge(s, d):
     """An arrival at device ``d`` merged into an interrupt already raised."""
     s[s[O_DEV_COALESCED] + d] += 1
     s[S_COALESCED] += 1
+
+
+from irqlab.engine import kernel_routes  # noqa: E402  (its hooks use this module's records: imported by module)

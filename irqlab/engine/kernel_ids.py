@@ -36,6 +36,15 @@ N_GRP = 13
 # mit[m, ...]
 M_KIND, M_TIMER_BASE, M_STATE, M_P0, M_P1, M_P2, M_P3, M_P4, M_HOOKS, M_NTIMERS = range(10)
 N_MIT = 10
+# routes (kernel_routes): s[O_RT_P + RP_*] its program's header (RP_N actions, 0: none and nothing else),
+# then RP_W ints per action (at and every: parameter indices; its writes: count and first), RP_W per
+# write (RT_IOAPIC or RT_MSI, gsi or device, dest, mask; -1 keeps), then every vCPU's first EOI-exit bits;
+# the header's RP_ENTRY..RP_ACT are where each of its state arrays starts in s[O_RT:] (RT_* slots first)
+(RP_N, RP_SCAN, RP_FIRST, RP_RTC, RP_ENTRY, RP_PIR, RP_SCAN_REQ, RP_BITS, RP_RTE, RP_KDEST, RP_DEAD, RP_MSI, RP_ACT,
+ RP_BITS0, RP_HEAD) = range(15)
+RP_W = 4
+RT_IOAPIC, RT_MSI = 0, 1
+RT_MISROUTED, RT_DEAD, RT_N_OUT = 0, 1, 2  # the state's first slots: the counters a lane hands back (collect)
 
 ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
 TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
@@ -64,6 +73,7 @@ L0, L1, L2, USER = range(4)
 QEMU, KWORKER = -1, -2
 # the event loop's slots, in the order it breaks ties (reference.run)
 EV_END, EV_SAMPLE, EV_ARRIVAL, EV_TIMER, EV_HOST, EV_VCPU = range(6)
+EV_ACTION = 6  # a guest action (routes; its slots come after the hosts', before the vCPUs')
 
 # exit reasons (irqlab.engine.result.EXIT_REASONS order) and userspace exits
 X_EXTERNAL_INTERRUPT, X_INTERRUPT_WINDOW, X_VMRESUME, X_PREEMPTION_TIMER, X_EOI_INDUCED = range(5)
@@ -90,11 +100,12 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES, O_FRESH, O_MMIO_STEP,
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
+ O_RT_P, O_RT,  # routes (kernel_routes): its program (laid out with the program arrays: RP_*), its state
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(75)
-N_OFFSETS = 75
+ O_LAT_HIST, O_SIZE) = range(77)
+N_OFFSETS = 77
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
  S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T,
@@ -116,5 +127,6 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_EOI, E_KVM_EOI, E_USERSPACE_EXIT, E_IOAPIC_EOI, E_KVM_DELAYED_EOI, E_QEMU_DELAYED,
  E_SPURIOUS_DISABLE, E_XEN_RATELIMIT,
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
+E_RT_MSI_WRITE, E_RT_EXITMAP = 32, 33  # routes: irqlab_msi_write (device, dest), irqlab_eoi_exitmap (vCPU, group bits)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack

@@ -16,6 +16,9 @@ from irqlab.engine.kernel_base import (  # noqa: F401
 from irqlab.engine.kernel_mech import (  # noqa: F401
     host_raise, lazy_enter, lazy_leave, pin_vfio, resampler_ack_head, unmask_resample, vfio_rise, vfio_unmask,
 )
+from irqlab.engine.kernel_routes import (
+    dev_dest, kernel_route, misroute, pin_dest, rescan_pin, rirr_cleared, rte_write, split_update,
+)
 
 
 # ---------------------------------------------------------------- IOAPIC
@@ -149,6 +152,7 @@ def service(s, tb, pf, plug, pin0):
                 s[g], s[g + 1], s[g + 2], s[g + 3] = s[s[O_PUSED] + k], -1, -1, 0
                 depth += 1
                 continue
+            split_update(s, tb, False)
             xen_blocked_tail(s, tb, pin, m, s[f + 4])
             k = -1
             m += 1
@@ -160,12 +164,15 @@ def service(s, tb, pf, plug, pin0):
             if blocked:
                 s[f + 3] = 1
                 s[f + 4] = blocked == 1
-                redirect_entry(s, tb, pf, plug, pin, 1)
+                old = redirect_entry(s, tb, pf, plug, pin, 1, -1)
                 if s[CFG + C_SPLIT]:  # the mask write services every pin, then the hook goes on
+                    split_update(s, tb, True)
                     s[f + 1] = m
                     s[f + 2] = 0
                     paused = True
                     break
+                kernel_route(s, pin)
+                rescan_pin(s, tb, old, pin)
                 xen_blocked_tail(s, tb, pin, m, s[f + 4])
             m += 1
         if paused:
@@ -183,7 +190,7 @@ def deliver(s, tb, pin):
     else:
         s[s[O_P_IRR] + pin] = 0
     g = s[s[O_PPIN_GROUP] + pin]
-    vec, dest = s[s[O_PGRP] + g * N_GRP + G_VECTOR], s[s[O_PGRP] + g * N_GRP + G_DEST]
+    vec, dest = s[s[O_PGRP] + g * N_GRP + G_VECTOR], pin_dest(s, pin)
     if s[CFG + C_BARE]:
         emit(s, tb, E_IOAPIC_DELIVER, pin, vec, level, 0)
     elif s[CFG + C_SPLIT]:
@@ -191,6 +198,7 @@ def deliver(s, tb, pin):
         emit(s, tb, E_KVM_MSI_SET_IRQ, dest, vec, level, 1)
     else:
         emit(s, tb, E_KVM_IOAPIC_SET_IRQ, pin, dest, vec, level)
+    misroute(s, pin, dest)
     count_delivery(s, pin, -1, accept(s, tb, dest, g, level))
     if s[CFG + C_SPLIT] and not level:
         emit(s, tb, E_KVM_SET_IRQ, pin, 0, 0, 0)
@@ -223,6 +231,7 @@ def eoi_tail(s, tb, pf, plug, pin):
     """:func:`eoi_one` after the ack notifiers: Remote IRR clears, a still asserted line
     is delivered again unless a mitigation defers it."""
     s[s[O_P_RIRR] + pin] = 0
+    rirr_cleared(s, pin)
     asserted = (not s[s[O_P_MASKED] + pin]) and s[s[O_P_IRR] + pin] != 0
     defer = mit_eoi(s, tb, pf, plug, pin, asserted)
     if asserted and not defer:
@@ -233,22 +242,30 @@ def eoi_tail(s, tb, pf, plug, pin):
 
 
 @inner
-def redirect_entry(s, tb, pf, plug, pin, masked):
-    """The guest (or a mitigation) writes ``pin``'s redirection entry: the mask bit and the
-    ``redirect`` hooks; :func:`redirect_write` then services the pins."""
-    emit(s, tb, E_REDIRECT, pin, masked, 0, 0)
+def redirect_entry(s, tb, pf, plug, pin, masked, dest):
+    """The guest (or a mitigation) writes ``pin``'s redirection entry: the mask bit, the
+    destination (``dest`` -1 keeps it) and the ``redirect`` hooks; :func:`redirect_write` then
+    services the pins. Returns the old destination (-1: the program has no guest actions)."""
+    emit(s, tb, E_REDIRECT, pin, masked, 1 if dest >= 0 else 0, dest)
+    old = rte_write(s, pin, dest)
     s[s[O_P_MASKED] + pin] = masked
     mit_redirect(s, pf, plug, pin)
+    return old
 
 
 @inner
-def redirect_write(s, tb, pf, plug, pin, masked):
-    redirect_entry(s, tb, pf, plug, pin, masked)
+def redirect_write(s, tb, pf, plug, pin, masked, dest):
+    old = redirect_entry(s, tb, pf, plug, pin, masked, dest)
     if s[CFG + C_SPLIT]:
+        split_update(s, tb, True)
         service_all(s, tb, pf, plug, False)
-    elif not masked and s[s[O_PPIN_LEVEL] + pin] and s[s[O_P_IRR] + pin] and not s[s[O_P_RIRR] + pin]:
+        split_update(s, tb, False)
+        return
+    kernel_route(s, pin)
+    if not masked and s[s[O_PPIN_LEVEL] + pin] and s[s[O_P_IRR] + pin] and not s[s[O_P_RIRR] + pin]:
         if not unmask_resample(s, tb, pin):
             service(s, tb, pf, plug, pin)
+    rescan_pin(s, tb, old, pin)
 
 
 @inner
@@ -422,7 +439,7 @@ def mit_handler_done(s, tb, pf, plug, v, pin, handled):
         s[unh] = 0 if verdict else un
         if bad:
             s[dis] = 1
-            redirect_write(s, tb, pf, plug, pin, 1)
+            redirect_write(s, tb, pf, plug, pin, 1, -1)
             k = s[s[O_PMIT] + m * N_MIT + M_TIMER_BASE]
             set_timer(s, k, min(s[s[O_TIMER_T] + k], now + s[s[O_PI] + s[s[O_PMIT] + m * N_MIT + M_P3]]))
             s[s[O_ACT] + m] += 1
@@ -448,7 +465,7 @@ def mit_timer(s, tb, pf, plug, m):
         for p in range(npins):
             if s[base + 2 * npins + p]:
                 s[base + 2 * npins + p] = 0
-                redirect_write(s, tb, pf, plug, p, 0)
+                redirect_write(s, tb, pf, plug, p, 0, -1)
 
 
 @inner
@@ -519,7 +536,7 @@ def arrival(s, tb, pf, plug, d):
     if s[S_FIRST_IRQ] == NEVER:
         s[S_FIRST_IRQ] = t
     s[s[O_PENDING] + d] += 1
-    dest = s[s[O_PDEV] + d * N_DEV + D_DEST]
+    dest = dev_dest(s, d)  # its route now
     if not s[s[O_IRQ_SEEN] + dest]:
         s[s[O_IRQ_SEEN] + dest] = 1
         if s[s[O_RUN_START] + dest] == NEVER:

@@ -34,6 +34,7 @@ SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC
 
 
 KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
+KERNEL_MECHANISMS |= {"routes"}  # kernel_routes
 
 
 def kernel_support(program: Program) -> str | None:
@@ -223,13 +224,15 @@ def pack(program: Program) -> Packed:
     pin_group = np.asarray(p.pin_group, i64) if Pn else np.zeros(0, i64)
     pin_level = np.asarray(p.pin_level, i64) if Pn else np.zeros(0, i64)
     pi = np.zeros(len(paths), i64)
+    rt_prog, rt_size = _pack_routes(p, index)
     for j, path in enumerate(paths):
         pi[j] = _as_int(np.asarray([p.params[path]]))[0]
     for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
-                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi)):
+                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi),
+                      (K.O_RT_P, rt_prog)):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
@@ -244,13 +247,53 @@ def pack(program: Program) -> Packed:
         K.O_ACC: 4 * V, K.O_EXITS: 8,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
+        K.O_RT: rt_size,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
+        if name in PROGRAM_ARRAYS:  # laid out above, with the program
+            continue
         o[name] = at
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
     tmpl = np.concatenate(chunks)
     return Packed(tmpl, int(at), paths)
+
+
+def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """The routes program (``s[O_RT_P:]``, :mod:`irqlab.engine.kernel_routes`) and the size of
+    its state (``s[O_RT:]``): ``[0]`` and 0 for a program without guest actions."""
+    from irqlab.engine.compiler import RTC_GSI
+    from irqlab.ir import EOI_SCANS
+
+    if not p.actions:
+        return np.zeros(1, np.int64), 0
+    V, Pn, D, A = p.n_vcpus, p.n_pins, len(p.devices), len(p.actions)
+    writes = [w for a in p.actions for w in a.writes]
+    head = np.zeros(K.RP_HEAD, np.int64)
+    head[K.RP_N], head[K.RP_SCAN] = A, EOI_SCANS.index(p.eoi_scan)
+    head[K.RP_FIRST], head[K.RP_RTC] = p.rte_update == "routes_first", -1 if p.split else RTC_GSI
+    at = K.RT_N_OUT
+    for field, n in ((K.RP_ENTRY, V), (K.RP_PIR, V), (K.RP_SCAN_REQ, V), (K.RP_BITS, V), (K.RP_RTE, Pn),
+                     (K.RP_KDEST, Pn), (K.RP_DEAD, Pn), (K.RP_MSI, D), (K.RP_ACT, A)):
+        head[field] = at
+        at += n
+    head[K.RP_BITS0] = K.RP_HEAD + K.RP_W * (A + len(writes))
+    acts = np.zeros((A, K.RP_W), np.int64)
+    first = K.RP_HEAD + K.RP_W * A
+    for a in p.actions:
+        acts[a.index] = index[a.at], index[a.every], len(a.writes), first
+        first += K.RP_W * len(a.writes)
+    rows = np.array([(K.RT_IOAPIC if target == "ioapic" else K.RT_MSI, i, dest, mask)  # routes.KEEP is -1
+                     for target, i, dest, mask in writes], np.int64).reshape(-1, K.RP_W)
+    bits0 = np.zeros(V, np.int64)  # routes_reference.routes_init
+    for g in p.groups:
+        if g.eoi_exit:
+            for v in g.targets or (g.dest,):
+                bits0[v] |= 1 << g.index
+    return np.concatenate([head, acts.reshape(-1), rows.reshape(-1), bits0]), at
+
+
+PROGRAM_ARRAYS = frozenset({K.O_RT_P})  # offsets of the state's block that pack lays out with the program
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

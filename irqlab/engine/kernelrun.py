@@ -53,6 +53,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
 # the kernel's modules: Numba's cache of a function is keyed by its own file only, but holds
 # the code of the functions it calls and the constants it imports from these
 KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
+KERNEL_SOURCES += ("kernel_routes",)
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -139,7 +140,8 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     tmpl, pf, var_idx, var_i, var_f = lane_param_arrays(packed, params)
     o = packed.o
     D = len(program.devices)
-    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC])), np.int64)
+    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC]) + (K.RT_N_OUT if program.actions else 0)),
+                   np.int64)
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
     traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
@@ -237,6 +239,9 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
     dr, dd, dc, ds = take(D), take(D), take(D), take(D)
     dredel, dlost, dpend = take(D), take(D), take(D)
     lat_max, lat_min, lat_n, lat_sum = take(D), take(D), take(D), take(D)
+    routes = {}
+    if program.actions:  # kernel_routes.routes_collect
+        routes = dict(zip(("misrouted", "dead_ps"), take(K.RT_N_OUT).T))
     return Stats(acc=acc, stall_max=stall_max, first_irq=sc[:, 0], ttp=sc[:, 1], ttp_l2=sc[:, 2],
                  eoi_count=sc[:, 3], raised=sc[:, 4], delivered=sc[:, 5], coalesced=sc[:, 6],
                  spurious=sc[:, 7], immediate=sc[:, 8], events=sc[:, 9], end_t=sc[:, 10],
@@ -244,7 +249,7 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
                  dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
                  lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n,
-                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13])
+                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13], **routes)
 
 
 # ---------------------------------------------------------------- trace records -> Trace
@@ -307,6 +312,12 @@ class Decoder:
             return record_text("irqlab_vfio_unmask", devs[a0].name, a1, vendor=self.p.vendor)
         if code == K.E_ZERO_TIME_LOOP:
             return self.zero_time_text(a0, a1, a2)
+        if code == K.E_RT_MSI_WRITE:
+            return record_text("irqlab_msi_write", devs[a0].name, a1, vendor=self.p.vendor)
+        if code == K.E_RT_EXITMAP:
+            from irqlab.engine.routes import bitmap_text
+
+            return record_text("irqlab_eoi_exitmap", a0, bitmap_text(self.p.groups, a1), vendor=self.p.vendor)
         form, fields = ARGS[code]
         if callable(form):
             form = form(a0, a1, a2, a3)
@@ -338,6 +349,8 @@ class Decoder:
             return f"arrival {self.p.devices[i].name}"
         if kind == K.EV_HOST:
             return f"vfio {self.p.devices[i].name}"
+        if kind == K.EV_ACTION:
+            return f"action {i}"
         return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
@@ -355,7 +368,8 @@ ARGS = {
     K.E_IOAPIC_DELIVER: ("irqlab_ioapic_deliver", lambda a, b, c, d: (a, b, TRIG[c])),
     K.E_KVM_MSI_SET_IRQ: ("kvm_msi_set_irq", lambda a, b, c, d: (a, b, TRIG[c])),
     K.E_KVM_IOAPIC_SET_IRQ: ("kvm_ioapic_set_irq", lambda a, b, c, d: (a, b, c, TRIG[d])),
-    K.E_REDIRECT: ("irqlab_redirect", lambda a, b, c, d: (a, b)),
+    K.E_REDIRECT: (lambda a, b, c, d: "irqlab_redirect dest" if c else "irqlab_redirect",
+                   lambda a, b, c, d: (a, b, d)),
     K.E_POLL: ("irqlab_poll", lambda a, b, c, d: (a,)),
     K.E_MSI: ("irqlab_msi", lambda a, b, c, d: (a, b)),
     K.E_NESTED_VMEXIT: ("kvm_nested_vmexit", lambda a, b, c, d: (a & M64, X[b])),

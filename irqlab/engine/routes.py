@@ -87,3 +87,8 @@ def scan_bits(routes: Sequence[tuple[int, int, int, bool]], v: int, irqchip: str
     for vec in eoi_exit_vectors(routes, v, irqchip, pending_eoi=pend):
         bits |= 1 << group_of_vector[vec]
     return bits
+
+
+def bitmap_text(groups, bits: int) -> str:
+    """The vectors of an EOI-exit bitmap of group ``bits``, as ``irqlab_eoi_exitmap`` writes them."""
+    return ",".join(f"0x{g.vector:x}" for g in groups if bits >> g.index & 1) or "none"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from irqlab.engine.program import L1, L2
-from irqlab.engine.routes import KEEP, scan_bits
+from irqlab.engine.routes import KEEP, bitmap_text, scan_bits
 from irqlab.plugins.api import NEVER
 
 I64 = np.int64
@@ -105,9 +105,8 @@ class LockstepRoutes:
             bits = scan_bits(routes, v, "split" if pr.split else "kernel", pending, self.group_of_vector)
             self.scan_req[fi] = False
             self.eoi_bits[fi] = bits
-            vecs = ",".join(f"0x{g.vector:x}" for g in pr.groups if bits >> g.index & 1) or "none"
-            self.emit(np.array([lane], I64), "irqlab_eoi_exitmap", "vcpu {} vectors {}", v, vecs, thread=v,
-                      t=None if at is None else int(at[i]))
+            self.emit(np.array([lane], I64), "irqlab_eoi_exitmap", "vcpu {} vectors {}", v,
+                      bitmap_text(pr.groups, bits), thread=v, t=None if at is None else int(at[i]))
 
     # ------------------------------------------------------------------ hooks
 

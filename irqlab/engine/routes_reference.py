@@ -15,7 +15,7 @@ the pin's Remote IRR was orphaned by an EOI the IOAPIC never saw.
 from __future__ import annotations
 
 from irqlab.engine.program import L1, L2
-from irqlab.engine.routes import KEEP, scan_bits
+from irqlab.engine.routes import KEEP, bitmap_text, scan_bits
 from irqlab.plugins.api import NEVER
 
 
@@ -95,8 +95,7 @@ class RefRoutes:
         bits = scan_bits(routes, v, "split" if pr.split else "kernel", pending, self.group_of_vector)
         self.scan_req[v] = False
         self.eoi_bits[v] = bits
-        vecs = ",".join(f"0x{g.vector:x}" for g in pr.groups if bits >> g.index & 1) or "none"
-        self.emit("irqlab_eoi_exitmap", f"vcpu {v} vectors {vecs}", t=t, thread=v)
+        self.emit("irqlab_eoi_exitmap", f"vcpu {v} vectors {bitmap_text(pr.groups, bits)}", t=t, thread=v)
 
     # ------------------------------------------------------------------ hooks
 

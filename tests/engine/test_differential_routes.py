@@ -1,5 +1,5 @@
-"""The lockstep executor against the reference interpreter on random scenarios with guest
-actions that change routes (issue 13, mechanism 1)."""
+"""The lockstep executor and the kernel against the reference interpreter on random scenarios
+with guest actions that change routes (issue 13, mechanism 1)."""
 
 from __future__ import annotations
 
@@ -58,9 +58,10 @@ def route_scenarios(draw):
 @settings(max_examples=60)  # about 1 s each: the CI profile's 300 would take 6 minutes of CI's 20
 @given(route_scenarios())
 def test_lockstep_matches_reference_on_random_route_changes(scn):
-    """Every metric and trace record of the lockstep executor equals the reference's on
-    scenarios whose guest rewrites redirection entries and MSI messages during the run."""
-    compare(scn, others=("numpy",))
+    """Every metric and trace record of the lockstep executor and of the kernel (traced and
+    untraced) equals the reference's on scenarios whose guest rewrites redirection entries and
+    MSI messages during the run."""
+    compare(scn, others=("numpy", "kernel"))
 
 
 def moved_in_service(irqchip: str, eoi_scan: str):
@@ -74,8 +75,8 @@ def moved_in_service(irqchip: str, eoi_scan: str):
 @pytest.mark.parametrize("irqchip", ["kernel", "split"])
 @pytest.mark.parametrize("eoi_scan", ["route", "pending"])
 def test_lockstep_matches_reference_on_a_move_in_service(irqchip, eoi_scan):
-    """Both executors give the same records and metrics for a level pin moved while in service."""
-    compare(moved_in_service(irqchip, eoi_scan), n=2, others=("numpy",))
+    """The three executors give the same records and metrics for a level pin moved while in service."""
+    compare(moved_in_service(irqchip, eoi_scan), n=2, others=("numpy", "kernel"))
 
 
 ROUTE_CASES = ("lost-eoi-reroute", "lost-eoi-pir", "stale-kvm-route")
@@ -84,11 +85,11 @@ ROUTE_CASES = ("lost-eoi-reroute", "lost-eoi-pir", "stale-kvm-route")
 @pytest.mark.parametrize("case", ROUTE_CASES)
 @pytest.mark.parametrize("which", ["bug", "fix"])
 def test_lockstep_matches_reference_on_the_route_cases(case, which):
-    """Both executors agree record for record on the casebook's route-change cases
+    """The three executors agree record for record on the casebook's route-change cases
     (a move in service, a vector waiting in the PIR, a stale KVM route)."""
     from pathlib import Path
 
     from irqlab.dsl import load
 
     compare(load(Path(__file__).resolve().parents[2] / "examples" / "casebook" / case / f"{which}.scn"),
-            n=2, others=("numpy",))
+            n=2, others=("numpy", "kernel"))

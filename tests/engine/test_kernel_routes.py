@@ -1,0 +1,66 @@
+"""The kernel's port of guest actions that change routes (irqlab/engine/kernel_routes.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from irqlab import engine
+from irqlab.engine import kernel_ids as K
+from irqlab.engine.kernelprog import pack
+from irqlab.ir import Action, Quantity, RouteWrite
+from tests.engine.scenarios import device, guest, ms, us, use
+from tests.engine.test_differential import compare
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def ratelimited_move(irqchip: str, rte_update: str):
+    """Two vCPUs; a screaming level pin under Xen's rate limit (its mask writes go through the
+    redirection write's route update) is moved between the vCPUs every 7 us."""
+    dev = device("d", 0x41, gsi=21, lowers_line=False, arrival=use("arrival", "periodic", period=us(5)))
+    scn = guest(devices=[dev], vcpus=2, duration=ms(0.2), irqchip=irqchip, rte_update=rte_update,
+                mitigations=[use("mitigation", "xen_irq_ratelimit", limit=3, window=us(60))])
+    moves = (Action(at=us(3), every=Quantity(14e-6, "s"), writes=(RouteWrite("ioapic", gsi=21, dest=1),)),
+             Action(at=us(10), every=Quantity(14e-6, "s"), writes=(RouteWrite("ioapic", gsi=21, dest=0),)))
+    return replace(scn, actions=moves)
+
+
+@pytest.mark.parametrize("irqchip", ["kernel", "split"])
+@pytest.mark.parametrize("rte_update", ["routes_first", "service_first"])
+def test_a_mitigations_mask_write_updates_the_routes_as_the_reference_does(irqchip, rte_update):
+    """The kernel's Xen rate limit masks through the redirection write with its route update and
+    rescans, record for record as the reference (the service loop's explicit stack)."""
+    scn = ratelimited_move(irqchip, rte_update)
+    compare(scn, n=2, others=("kernel",))
+    r = engine.run(engine.compile(scn), [engine.Lane(0)], trace_lanes=[0], backend="kernel")
+    events = {e for _, _, _, e, _ in r.traces[0].sorted()}
+    assert {"irqlab_xen_ratelimit", "irqlab_eoi_exitmap"} <= events
+
+
+def test_a_program_without_actions_has_an_empty_routes_state():
+    """Without guest actions the routes cost a lane one program slot (0 actions) and no state."""
+    prog = engine.compile(guest(devices=[device("d", 0x41, gsi=21)]))
+    packed = pack(prog)
+    o = packed.o
+    assert packed.tmpl[o[K.O_RT_P] + K.RP_N] == 0
+    assert o[K.O_RT + 1] == o[K.O_RT]
+
+
+def test_the_kernel_runs_routes_as_python_with_the_jit_off():
+    """With NUMBA_DISABLE_JIT=1 the kernel runs as plain Python and equals the reference."""
+    scn_code = ("from tests.engine.test_kernel_routes import ratelimited_move\n"
+                "from irqlab import engine\nimport json\n"
+                "r = engine.run(engine.compile(ratelimited_move('split', 'routes_first')), [engine.Lane(3)], "
+                "backend='kernel')\nprint(json.dumps(r.lane(0), sort_keys=True))\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", scn_code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ref = engine.run(engine.compile(ratelimited_move("split", "routes_first")), [engine.Lane(3)], backend="reference")
+    assert out.stdout.strip().splitlines()[-1] == json.dumps(ref.lane(0), sort_keys=True)

@@ -41,6 +41,7 @@ from irqlab.engine.kernel_ioapic import (  # noqa: F401
     call_hook, mit_handler_done, mit_immediate, mit_timer, plugin_has, plugin_timer, redirect_write, start_run,
 )
 from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
+from irqlab.engine.kernel_idle import idle_collect, idle_event, idle_init
 from irqlab.engine.kernel_service import body_time, service_time
 
 
@@ -58,7 +59,7 @@ def vcpu_event(s, tb, pf, plug, v):
         d = cur_fwd(s, v)
         s[s[O_SVC_REM] + d] = 0
         s[s[O_FORWARDED] + d] = 0
-        device_service(s, tb, pf, plug, d)
+        device_service(s, tb, pf, plug, d, -1)
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         done = True
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
@@ -145,7 +146,7 @@ def vcpu_event(s, tb, pf, plug, v):
         # handled per pin, in pin order (the reference's sorted dict)
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
             d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
-            h = device_service(s, tb, pf, plug, d)
+            h = device_service(s, tb, pf, plug, d, v)
             any_handled = any_handled or h
             if s[s[O_PDEV] + d * N_DEV + D_PIN] >= 0:
                 s[s[O_HANDLED_PIN] + s[s[O_PDEV] + d * N_DEV + D_PIN]] |= 2 | int(h)
@@ -215,6 +216,11 @@ def vcpu_event(s, tb, pf, plug, v):
         else:
             start = enter(s, tb, v, L2, 0, 0, False)
         start_run(s, v, start)
+    elif ph >= HLT:  # idle vCPUs (kernel_idle); at HLT the guest's run ends, not as a stall
+        if ph == HLT:
+            end_run(s, v, t)
+            close_stall(s, v, t)
+        idle_event(s, tb, v, ph)
     else:  # REFLECT: L0 reflects L2's completion exit to L1, which continues the waiting handler
         g = s[s[O_GRP] + v]
         emit(s, tb, E_NESTED_INJECT, 0, X_MSR_WRITE if x2apic else X_APIC_ACCESS, 1, 0)
@@ -511,6 +517,8 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
         s[s[O_STALL_START] + v] = NEVER
         s[s[O_PT_DEADLINE] + v] = NEVER
         trace_mode(s, tb, v, 0, s[CFG + C_INNER])
+    if s[O_IDLE_P] >= 0:
+        idle_init(s)
     npins = s[CFG + C_PINS]
     for m in range(s[CFG + C_M]):
         base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
@@ -613,6 +621,7 @@ def collect(s, out, hist, hist_full, i):
                 hist_full[i, d, b] = c
             elif c > 0xFFFF:
                 over = 1
+    idle_collect(s, out, i, N_OUT_SCALARS + hi - lo)
     return over
 
 

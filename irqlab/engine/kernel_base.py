@@ -28,6 +28,8 @@ def one_specialization(dispatcher):
     inlines the helpers and propagates the constants anyway, so nothing is lost."""
     from numba.core import types
 
+    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: a plain function
+        return dispatcher
     typed = dispatcher.get_call_template
 
     def get_call_template(args, kws):
@@ -285,8 +287,10 @@ def accept(s, tb, v, g, level):
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
+    if s[O_IDLE_P] >= 0 and kernel_idle.idle_notify(s, tb, v):
+        return True
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
+    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT:
         return True
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
@@ -330,3 +334,8 @@ def merge(s, d):
     """An arrival at device ``d`` merged into an interrupt already raised."""
     s[s[O_DEV_COALESCED] + d] += 1
     s[S_COALESCED] += 1
+
+
+# kernel_idle (idle vCPUs) uses this module's helpers; accept reaches it through the module
+# (bound when accept compiles), so either module may be imported first
+from irqlab.engine import kernel_idle  # noqa: E402

@@ -33,7 +33,8 @@ SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC
                   K.SVC_LOGNORMAL: ("mean", "sigma"), K.SVC_GAMMA: ("mean", "shape")}
 
 
-KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
+KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"}  # Program.mechanisms the kernel runs (kernel_mech)
+                              | {"idle"})  # kernel_idle
 
 
 def kernel_support(program: Program) -> str | None:
@@ -233,6 +234,10 @@ def pack(program: Program) -> Packed:
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
+    idle_prog, idle_state = _pack_idle(p, index)
+    o[K.O_IDLE_P] = at if p.idle else -1  # a program array, laid out before the state
+    chunks.append(idle_prog)
+    at += idle_prog.size
     o[K.O_STATE] = at
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
@@ -241,16 +246,33 @@ def pack(program: Program) -> Packed:
         K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
         K.O_FRESH: D, K.O_HOST_T: D, K.O_HOST_MASKED: D, K.O_RS_UP: Pn, K.O_ZT_NAME: K.ZT_HIST,
         K.O_ZT_EV: K.ZT_HIST, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
-        K.O_ACC: 4 * V, K.O_EXITS: 8,
+        K.O_ACC: 4 * V, K.O_EXITS: 8, K.O_IDLE: idle_state,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
-        o[name] = at
+        if name == K.O_IDLE_P:
+            continue
+        o[name] = at if name != K.O_IDLE or p.idle else -1
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
     tmpl = np.concatenate(chunks)
     return Packed(tmpl, int(at), paths)
+
+
+def _pack_idle(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Idle vCPUs (``kernel_idle``): its program array (the parameter indices of the halt
+    polling and the wake-up, the reschedule IPI's group, each device's ``work`` parameter
+    and ``work_on``) and the size of its state (the counters and ``IS_N`` per vCPU); empty
+    and 0 without idle."""
+    from irqlab.engine.idle import N_COUNTERS
+
+    if not p.idle:
+        return np.zeros(0, np.int64), 0
+    head = [index[f"machine.{name}"] for name in ("halt_poll", "halt_poll_grow", "halt_poll_grow_start",
+                                                  "halt_poll_shrink", "wakeup")] + [p.ipi_group]  # IP_*
+    devs = [x for d in p.devices for x in (index[f"device.{d.name}.work"], d.work_on)]
+    return np.asarray(head + devs, np.int64), N_COUNTERS + K.IS_N * p.n_vcpus
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

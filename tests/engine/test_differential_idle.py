@@ -1,5 +1,5 @@
-"""The lockstep executor against the reference interpreter on random scenarios with idle
-vCPUs (machine.idle: work, HLT, halt-polling, wake-up latency)."""
+"""The lockstep executor and the kernel against the reference interpreter on random scenarios
+with idle vCPUs (machine.idle: work, HLT, halt-polling, wake-up latency)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def idle_scenarios(draw, base=None):
 @pytest.mark.slow
 @settings(max_examples=min(settings.default.max_examples, 120))  # CI time: 120 of the ci profile's 300
 @given(idle_scenarios())
-def test_lockstep_matches_reference_with_idle_vcpus(scn):
-    """Every metric and trace record of the lockstep executor equals the reference's when
-    vCPUs halt, poll and are woken."""
-    compare(scn, others=("numpy",))
+def test_executors_match_reference_with_idle_vcpus(scn):
+    """Every metric and trace record of the lockstep executor and of the kernel (traced and
+    untraced) equals the reference's when vCPUs halt, poll and are woken."""
+    compare(scn, others=("numpy", "kernel"))

@@ -14,6 +14,7 @@ from irqlab import engine
 from irqlab.engine import kernel_ids as K
 from irqlab.engine.idle import HALT_WAKE
 from irqlab.engine.kernelprog import pack
+from tests.engine.scenarios import us
 from tests.engine.test_idle import idle_guest
 
 
@@ -52,3 +53,20 @@ def test_the_kernel_runs_idle_vcpus_with_the_jit_off():
     assert out.returncode == 0, out.stderr[-2000:]
     ref = engine.run(engine.compile(idle_guest()), [engine.Lane(3)], backend="reference")
     assert out.stdout.strip().splitlines()[-1] == json.dumps(ref.lane(0), sort_keys=True)
+
+
+def test_the_series_of_idle_lanes_equal_the_reference():
+    """A run with series (each lane alone, samples as records) of idle vCPUs gives the reference's samples."""
+    from irqlab.ir import Quantity, SeriesSpec
+
+    scn = idle_guest(halt_poll=us(50), period=us(30), work=us(5))
+    fields = ("l1_time_ns", "l0_time_ns", "exits_total", "interrupts_delivered", "irr")
+    prog = engine.compile(replace(scn, run=replace(scn.run, series=SeriesSpec(every=Quantity(7e-6, "s"),
+                                                                              fields=fields))))
+    lanes = [engine.Lane(5, (i,)) for i in range(2)]
+    a = engine.run(prog, lanes, backend="reference")
+    b = engine.run(prog, lanes, backend="kernel")
+    assert set(b.series) == set(a.series) and a.series["t_ns"].shape[1] > 100
+    for f in a.series:
+        np.testing.assert_array_equal(a.series[f], b.series[f])
+    assert [a.lane(i) for i in range(2)] == [b.lane(i) for i in range(2)]

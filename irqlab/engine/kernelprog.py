@@ -226,18 +226,16 @@ def pack(program: Program) -> Packed:
     pi = np.zeros(len(paths), i64)
     for j, path in enumerate(paths):
         pi[j] = _as_int(np.asarray([p.params[path]]))[0]
+    idle_prog, idle_state = _pack_idle(p, index)
     for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
-                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi)):
+                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi),
+                      (K.O_IDLE_P, idle_prog)):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
-    idle_prog, idle_state = _pack_idle(p, index)
-    o[K.O_IDLE_P] = at if p.idle else -1  # a program array, laid out before the state
-    chunks.append(idle_prog)
-    at += idle_prog.size
     o[K.O_STATE] = at
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
@@ -251,11 +249,13 @@ def pack(program: Program) -> Packed:
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
-        if name == K.O_IDLE_P:
+        if name == K.O_IDLE_P:  # a program array
             continue
-        o[name] = at if name != K.O_IDLE or p.idle else -1
+        o[name] = at
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
+    if not p.idle:
+        o[[K.O_IDLE_P, K.O_IDLE]] = -1  # kernel_idle.idle_on
     tmpl = np.concatenate(chunks)
     return Packed(tmpl, int(at), paths)
 

@@ -41,7 +41,7 @@ from irqlab.engine.kernel_ioapic import (  # noqa: F401
     call_hook, mit_handler_done, mit_immediate, mit_timer, plugin_has, plugin_timer, redirect_write, start_run,
 )
 from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
-from irqlab.engine.kernel_idle import idle_collect, idle_event, idle_init
+from irqlab.engine.kernel_idle import idle_collect, idle_event, idle_init, idle_on
 from irqlab.engine.kernel_service import body_time, service_time
 
 
@@ -517,7 +517,7 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
         s[s[O_STALL_START] + v] = NEVER
         s[s[O_PT_DEADLINE] + v] = NEVER
         trace_mode(s, tb, v, 0, s[CFG + C_INNER])
-    if s[O_IDLE_P] >= 0:
+    if idle_on(s):
         idle_init(s)
     npins = s[CFG + C_PINS]
     for m in range(s[CFG + C_M]):

@@ -287,7 +287,7 @@ def accept(s, tb, v, g, level):
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
-    if s[O_IDLE_P] >= 0 and kernel_idle.idle_notify(s, tb, v):
+    if kernel_idle.idle_on(s) and kernel_idle.idle_notify(s, tb, v):
         return True
     ph = s[s[O_PHASE] + v]
     if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT:

@@ -40,6 +40,7 @@ from irqlab.engine.kernel_ioapic import (  # noqa: F401
     arrival, arrival_next, close_stall, cur_fwd, device_service, end_run, eoi_broadcast, host_event,
     call_hook, mit_handler_done, mit_immediate, mit_timer, plugin_has, plugin_timer, redirect_write, start_run,
 )
+from irqlab.engine.kernel_idle import idle_collect, idle_event, idle_init, idle_on
 from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
 from irqlab.engine.kernel_routes import (
     action_event, eoi_exit, eoi_unseen, next_action, routes_collect, routes_finish, routes_init, settle,
@@ -62,7 +63,7 @@ def vcpu_event(s, tb, pf, plug, v):
         d = cur_fwd(s, v)
         s[s[O_SVC_REM] + d] = 0
         s[s[O_FORWARDED] + d] = 0
-        device_service(s, tb, pf, plug, d)
+        device_service(s, tb, pf, plug, d, -1)
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         done = True
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
@@ -149,7 +150,7 @@ def vcpu_event(s, tb, pf, plug, v):
         # handled per pin, in pin order (the reference's sorted dict)
         for k in range(s[s[O_PGRP] + g * N_GRP + G_NDEVS]):
             d = s[s[O_PGDEV] + g * s[CFG + C_W] + k]
-            h = device_service(s, tb, pf, plug, d)
+            h = device_service(s, tb, pf, plug, d, v)
             any_handled = any_handled or h
             if s[s[O_PDEV] + d * N_DEV + D_PIN] >= 0:
                 s[s[O_HANDLED_PIN] + s[s[O_PDEV] + d * N_DEV + D_PIN]] |= 2 | int(h)
@@ -219,6 +220,11 @@ def vcpu_event(s, tb, pf, plug, v):
         else:
             start = enter(s, tb, v, L2, 0, 0, False)
         start_run(s, v, start)
+    elif ph >= HLT:  # idle vCPUs (kernel_idle); at HLT the guest's run ends, not as a stall
+        if ph == HLT:
+            end_run(s, v, t)
+            close_stall(s, v, t)
+        idle_event(s, tb, v, ph)
     else:  # REFLECT: L0 reflects L2's completion exit to L1, which continues the waiting handler
         g = s[s[O_GRP] + v]
         emit(s, tb, E_NESTED_INJECT, 0, X_MSR_WRITE if x2apic else X_APIC_ACCESS, 1, 0)
@@ -519,6 +525,8 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
         s[s[O_STALL_START] + v] = NEVER
         s[s[O_PT_DEADLINE] + v] = NEVER
         trace_mode(s, tb, v, 0, s[CFG + C_INNER])
+    if idle_on(s):
+        idle_init(s)
     npins = s[CFG + C_PINS]
     for m in range(s[CFG + C_M]):
         base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]
@@ -629,7 +637,8 @@ def collect(s, out, hist, hist_full, i):
                 hist_full[i, d, b] = c
             elif c > 0xFFFF:
                 over = 1
-    routes_collect(s, out, i, N_OUT_SCALARS + hi - lo)
+    col = routes_collect(s, out, i, N_OUT_SCALARS + hi - lo)
+    idle_collect(s, out, i, col)
     return over
 
 

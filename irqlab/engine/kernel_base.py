@@ -290,8 +290,10 @@ def accept(s, tb, v, g, level):
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
+    if kernel_idle.idle_on(s) and kernel_idle.idle_notify(s, tb, v):
+        return True
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
+    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT:
         return True
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
@@ -338,3 +340,6 @@ def merge(s, d):
 
 
 from irqlab.engine import kernel_routes  # noqa: E402  (its hooks use this module's records: imported by module)
+# kernel_idle (idle vCPUs) uses this module's helpers; accept reaches it through the module
+# (bound when accept compiles), so either module may be imported first
+from irqlab.engine import kernel_idle  # noqa: E402

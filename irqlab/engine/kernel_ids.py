@@ -69,6 +69,7 @@ A_SERVICE, A_EOI, A_IOAPIC_EOI, A_MASK, A_UNMASK, A_FORWARD, A_WAIT, A_RETURN = 
 # vCPU phases (irqlab.engine.phases)
 RUN_IDLE, RUN_SVC, RUN_PT, KICK, TAKE, L0_CHECK, L0_INJECT, ACT, SERVICE_DONE = range(9)
 EOI_L0, EOI_USER, MMIO_L0, MMIO_USER, VMRESUME_L0, REFLECT, MMIO_NEXT, L1_STI = range(9, 17)
+HLT, HALT_L0, HALT_POLL, HALT_BLOCK, HALT_WAKE = range(40, 45)  # idle vCPUs (irqlab.engine.idle, kernel_idle)
 L0, L1, L2, USER = range(4)
 QEMU, KWORKER = -1, -2
 # the event loop's slots, in the order it breaks ties (reference.run)
@@ -101,6 +102,7 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES, O_FRESH, O_MMIO_STEP,
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
  O_RT_P, O_RT,  # routes (kernel_routes): its program (laid out with the program arrays: RP_*), its state
+ O_IDLE_P, O_IDLE,  # idle vCPUs (kernel_idle): its program array (before O_STATE) and state; -1 without idle
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
@@ -115,6 +117,11 @@ N_SCALARS = 30
 CFG = N_OFFSETS + N_SCALARS
 N_OUT_SCALARS = S_ZT_CYCLE + 1 - S_FIRST_IRQ  # out[i, :N_OUT_SCALARS] = s[S_FIRST_IRQ:S_ZT_CYCLE + 1]
 
+# idle vCPUs (kernel_idle): its program array s[O_IDLE_P] (parameter indices, the IPI's group, then
+# IP_DEV + 2 * d: device d's work parameter and work_on) and its state s[O_IDLE] (idle.N_COUNTERS, then IS_N per vCPU)
+IP_HALT_POLL, IP_GROW, IP_GROW_START, IP_SHRINK, IP_WAKEUP, IP_IPI_GROUP, IP_DEV = range(7)
+IS_WORK, IS_HPOLL, IS_HALT_START, IS_POLL_END, IS_WAITED, IS_N = range(6)
+
 # zero-time cycles (mech_reference): nested lazy EOI turns, events at one instant, the last names kept
 ZT_DEPTH, ZT_EVENTS, ZT_HIST = 8, 100_000, 64
 
@@ -128,5 +135,6 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_SPURIOUS_DISABLE, E_XEN_RATELIMIT,
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
 E_RT_MSI_WRITE, E_RT_EXITMAP = 32, 33  # routes: irqlab_msi_write (device, dest), irqlab_eoi_exitmap (vCPU, group bits)
+E_HLT_EXIT, E_APIC_IPI, E_WAKE, E_VCPU_WAKEUP, E_HALT_POLL_NS = range(34, 39)  # idle vCPUs (kernel_idle)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack

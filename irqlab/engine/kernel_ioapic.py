@@ -19,6 +19,7 @@ from irqlab.engine.kernel_mech import (  # noqa: F401
 from irqlab.engine.kernel_routes import (
     dev_dest, kernel_route, misroute, pin_dest, rescan_pin, rirr_cleared, rte_write, split_update,
 )
+from irqlab.engine.kernel_idle import idle_on, idle_progress, idle_run, idle_work
 
 
 # ---------------------------------------------------------------- IOAPIC
@@ -473,7 +474,7 @@ def poll(s, tb, pf, plug, pin):
     emit(s, tb, E_POLL, pin, 0, 0, 0)
     for d in range(s[CFG + C_D]):
         if s[s[O_PDEV] + d * N_DEV + D_PIN] == pin and s[s[O_PENDING] + d] > 0:
-            device_service(s, tb, pf, plug, d)
+            device_service(s, tb, pf, plug, d, -1)
 
 
 # ---------------------------------------------------------------- devices
@@ -580,8 +581,9 @@ def arrival(s, tb, pf, plug, d):
 
 
 @inner
-def device_service(s, tb, pf, plug, d):
-    """The driver finishes servicing device ``d``; returns whether it had work."""
+def device_service(s, tb, pf, plug, d, v):
+    """The driver (on vCPU ``v``; -1: outside a handler) finishes servicing device ``d``;
+    returns whether it had work."""
     pend = s[O_PENDING] + d
     handled = s[pend] > 0
     if s[s[O_PDEV] + d * N_DEV + D_MODEL_KIND] == DEV_GENERIC:
@@ -594,6 +596,8 @@ def device_service(s, tb, pf, plug, d):
     after_ = s[pend]
     t = s[S_T]
     if handled:
+        if idle_on(s):
+            idle_work(s, tb, d, v)
         s[s[O_DEV_SERVICED] + d] += 1
         ep = s[s[O_EPISODE] + d]
         if ep != NEVER:
@@ -633,6 +637,9 @@ def cur_fwd(s, v):
 def start_run(s, v, t0):
     """The innermost level runs guest code from ``t0`` (>= now)."""
     s[s[O_RUN_START] + v] = t0
+    if idle_on(s):
+        idle_run(s, v, t0)
+        return
     svc_t = NEVER
     d = cur_fwd(s, v)
     if d >= 0:
@@ -663,6 +670,8 @@ def end_run(s, v, t):
         if d >= 0:
             s[s[O_SVC_REM] + d] -= elapsed
         s[s[O_RIP] + v] += elapsed
+        if idle_on(s):
+            idle_progress(s, v, elapsed)
         if s[s[O_IRQ_SEEN] + v]:
             s[s[O_STALL_START] + v] = t
     elif s[s[O_IRQ_SEEN] + v] and s[s[O_STALL_START] + v] == NEVER:

@@ -140,7 +140,7 @@ def event_name(s, kind, i):
         if ph == ACT:
             g = s[s[O_GRP] + i]
             action = s[s[O_PGSTEP] + g * s[CFG + C_W] + s[s[O_PC] + i]]
-    return ((kind * 65536 + i) * 32 + ph) * 16 + action
+    return ((kind * 65536 + i) * 64 + ph) * 16 + action
 
 
 @inner

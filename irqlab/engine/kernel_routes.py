@@ -297,10 +297,13 @@ def routes_finish(s, t_end):
 
 @inner
 def routes_collect(s, out, i, at):
-    """The lane's RT_N_OUT counters into ``out[i, at:]`` (a program with actions only)."""
-    if rt_on(s):
-        for k in range(RT_N_OUT):
-            out[i, at + k] = s[s[O_RT] + k]
+    """The lane's RT_N_OUT counters into ``out[i, at:]`` (a program with actions only); the
+    next free column."""
+    if not rt_on(s):
+        return at
+    for k in range(RT_N_OUT):
+        out[i, at + k] = s[s[O_RT] + k]
+    return at + RT_N_OUT
 
 
 from irqlab.engine import kernel_ioapic  # noqa: E402  (it calls this module's hooks: imported by module)

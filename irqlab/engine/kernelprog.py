@@ -35,6 +35,7 @@ SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC
 
 KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
 KERNEL_MECHANISMS |= {"routes"}  # kernel_routes
+KERNEL_MECHANISMS |= {"idle"}  # kernel_idle
 
 
 def kernel_support(program: Program) -> str | None:
@@ -227,12 +228,13 @@ def pack(program: Program) -> Packed:
     rt_prog, rt_size = _pack_routes(p, index)
     for j, path in enumerate(paths):
         pi[j] = _as_int(np.asarray([p.params[path]]))[0]
+    idle_prog, idle_state = _pack_idle(p, index)
     for slot, arr in ((K.O_PDEV, dev), (K.O_PGRP, grp), (K.O_PGDEV, gdev), (K.O_PGPIN, gpin),
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
                       (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi),
-                      (K.O_RT_P, rt_prog)):
+                      (K.O_RT_P, rt_prog), (K.O_IDLE_P, idle_prog)):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
@@ -244,7 +246,7 @@ def pack(program: Program) -> Packed:
         K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
         K.O_FRESH: D, K.O_HOST_T: D, K.O_HOST_MASKED: D, K.O_RS_UP: Pn, K.O_ZT_NAME: K.ZT_HIST,
         K.O_ZT_EV: K.ZT_HIST, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
-        K.O_ACC: 4 * V, K.O_EXITS: 8,
+        K.O_ACC: 4 * V, K.O_EXITS: 8, K.O_IDLE: idle_state,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
         K.O_RT: rt_size,
@@ -255,6 +257,8 @@ def pack(program: Program) -> Packed:
         o[name] = at
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
+    if not p.idle:
+        o[[K.O_IDLE_P, K.O_IDLE]] = -1  # kernel_idle.idle_on
     tmpl = np.concatenate(chunks)
     return Packed(tmpl, int(at), paths)
 
@@ -293,7 +297,22 @@ def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
     return np.concatenate([head, acts.reshape(-1), rows.reshape(-1), bits0]), at
 
 
-PROGRAM_ARRAYS = frozenset({K.O_RT_P})  # offsets of the state's block that pack lays out with the program
+PROGRAM_ARRAYS = frozenset({K.O_RT_P, K.O_IDLE_P})  # state-block offsets pack lays out with the program
+
+
+def _pack_idle(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Idle vCPUs (``kernel_idle``): its program array (the parameter indices of the halt
+    polling and the wake-up, the reschedule IPI's group, each device's ``work`` parameter
+    and ``work_on``) and the size of its state (the counters and ``IS_N`` per vCPU); empty
+    and 0 without idle."""
+    from irqlab.engine.idle import N_COUNTERS
+
+    if not p.idle:
+        return np.zeros(0, np.int64), 0
+    head = [index[f"machine.{name}"] for name in ("halt_poll", "halt_poll_grow", "halt_poll_grow_start",
+                                                  "halt_poll_shrink", "wakeup")] + [p.ipi_group]  # IP_*
+    devs = [x for d in p.devices for x in (index[f"device.{d.name}.work"], d.work_on)]
+    return np.asarray(head + devs, np.int64), N_COUNTERS + K.IS_N * p.n_vcpus
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from irqlab.engine import kernel_ids as K
+from irqlab.engine.idle import N_COUNTERS as N_IDLE, RESCHEDULE_VECTOR
 from irqlab.engine.kernelprog import Packed, kernel_hook, lane_param_arrays, pack
 from irqlab.engine.program import Lane, Program
 from irqlab.engine.result import EXIT_REASONS, USERSPACE_EXITS, BatchResult
@@ -54,6 +55,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
 # the code of the functions it calls and the constants it imports from these
 KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
 KERNEL_SOURCES += ("kernel_routes",)
+KERNEL_SOURCES += ("kernel_idle",)
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -140,7 +142,8 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     tmpl, pf, var_idx, var_i, var_f = lane_param_arrays(packed, params)
     o = packed.o
     D = len(program.devices)
-    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC]) + (K.RT_N_OUT if program.actions else 0)),
+    out = np.empty((n, K.N_OUT_SCALARS + int(o[K.O_LAT_HIST] - o[K.O_ACC])
+                    + (K.RT_N_OUT if program.actions else 0) + (N_IDLE if program.idle else 0)),
                    np.int64)
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
@@ -242,6 +245,7 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
     routes = {}
     if program.actions:  # kernel_routes.routes_collect
         routes = dict(zip(("misrouted", "dead_ps"), take(K.RT_N_OUT).T))
+    idle = take(N_IDLE) if program.idle else None  # kernel_idle.idle_collect
     return Stats(acc=acc, stall_max=stall_max, first_irq=sc[:, 0], ttp=sc[:, 1], ttp_l2=sc[:, 2],
                  eoi_count=sc[:, 3], raised=sc[:, 4], delivered=sc[:, 5], coalesced=sc[:, 6],
                  spurious=sc[:, 7], immediate=sc[:, 8], events=sc[:, 9], end_t=sc[:, 10],
@@ -249,7 +253,7 @@ def stats_from(program: Program, out: np.ndarray, hist: np.ndarray) -> Stats:
                  dev_raised=dr, dev_delivered=dd, dev_coalesced=dc, dev_serviced=ds,
                  dev_redelivered=dredel, dev_lost=dlost, dev_pending=dpend.astype(bool),
                  lat_hist=hist, lat_max=lat_max, lat_min=lat_min, lat_sum=lat_sum.astype(np.float64), lat_n=lat_n,
-                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13], **routes)
+                 zt_loop=sc[:, 12].astype(bool), zt_cycle=sc[:, 13], idle=idle, **routes)
 
 
 # ---------------------------------------------------------------- trace records -> Trace
@@ -338,13 +342,14 @@ class Decoder:
     def event_name(self, code: int) -> str:
         """The text of :func:`irqlab.engine.kernel_mech.event_name`'s integer."""
         from irqlab.engine import phases as P
+        from irqlab.engine.idle import NAMES as IDLE_NAMES
         from irqlab.plugins.api import ACTIONS
 
         code, action = divmod(code, 16)
-        code, ph = divmod(code, 32)
+        code, ph = divmod(code, 64)
         kind, i = divmod(code, 65536)
         if kind == K.EV_VCPU:
-            return f"vcpu {i} ACT {ACTIONS[action]}" if ph == K.ACT else f"vcpu {i} {P.NAMES[ph]}"
+            return f"vcpu {i} ACT {ACTIONS[action]}" if ph == K.ACT else f"vcpu {i} {P.NAMES.get(ph) or IDLE_NAMES[ph]}"
         if kind == K.EV_ARRIVAL:
             return f"arrival {self.p.devices[i].name}"
         if kind == K.EV_HOST:
@@ -389,4 +394,10 @@ ARGS = {
     K.E_KVM_ACK_IRQ: ("kvm_ack_irq", lambda a, b, c, d: (a,)),
     K.E_RESAMPLE: ("irqlab_resample", lambda a, b, c, d: (a,)),
     K.E_LAZY_EOI: ("irqlab_lazy_eoi", lambda a, b, c, d: (a, b)),
+    # idle vCPUs (kernel_idle)
+    K.E_HLT_EXIT: ("kvm_exit", lambda a, b, c, d: ("HLT", a & M64, 0)),
+    K.E_APIC_IPI: ("kvm_apic_ipi", lambda a, b, c, d: (a, RESCHEDULE_VECTOR)),
+    K.E_WAKE: ("irqlab_wake", lambda a, b, c, d: (a,)),
+    K.E_VCPU_WAKEUP: ("kvm_vcpu_wakeup", lambda a, b, c, d: ("wait" if b else "poll", a // 1000)),
+    K.E_HALT_POLL_NS: ("kvm_halt_poll_ns", lambda a, b, c, d: (a, b // 1000, "grow" if c else "shrink", d // 1000)),
 }

@@ -1,5 +1,5 @@
-"""The lockstep executor against the reference interpreter on random scenarios with idle
-vCPUs (machine.idle: work, HLT, halt-polling, wake-up latency)."""
+"""The lockstep executor and the kernel against the reference interpreter on random scenarios
+with idle vCPUs (machine.idle: work, HLT, halt-polling, wake-up latency)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from irqlab.ir import LevelSpec, Quantity
-from tests.engine.scenarios import us
+from tests.engine.scenarios import device, guest, ms, us, use
 from tests.engine.test_differential import compare, scenarios
+from tests.engine.test_idle import idle_guest
 
 SINGLE = (LevelSpec("L0", "l0"), LevelSpec("L1", "l1"))
 
@@ -45,7 +46,36 @@ def idle_scenarios(draw, base=None):
 @pytest.mark.slow
 @settings(max_examples=min(settings.default.max_examples, 120))  # CI time: 120 of the ci profile's 300
 @given(idle_scenarios())
-def test_lockstep_matches_reference_with_idle_vcpus(scn):
-    """Every metric and trace record of the lockstep executor equals the reference's when
-    vCPUs halt, poll and are woken."""
-    compare(scn, others=("numpy",))
+def test_executors_match_reference_with_idle_vcpus(scn):
+    """Every metric and trace record of the lockstep executor and of the kernel (traced and
+    untraced) equals the reference's when vCPUs halt, poll and are woken."""
+    compare(scn, others=("numpy", "kernel"))
+
+
+def _split_level_pin():
+    """Two idle vCPUs, QEMU's IOAPIC, a level pin with random arrivals: halt_poll_ns grows and shrinks."""
+    d = replace(device("disk", 0x50, gsi=10, service=us(3), arrival=use("arrival", "poisson", rate=2e4)), work=us(15))
+    s = guest(devices=[d], irqchip="split", apicv=False, duration=ms(1), vcpus=2)
+    return replace(s, machine=replace(s.machine, idle=True, halt_poll=us(40), wakeup=us(5), halt_poll_grow=3))
+
+
+def _handed_over():
+    """Work run by another vCPU, woken by a reschedule IPI."""
+    s = idle_guest(halt_poll=us(0), vcpus=2)
+    return replace(s, devices=(replace(s.devices[0], work_on=1),))
+
+
+FIXED = {
+    "blocked": lambda: idle_guest(halt_poll=us(0), wakeup=us(7)),
+    "polling": lambda: idle_guest(halt_poll=us(200), wakeup=us(7), period=us(30), work=us(5)),
+    "amd without apicv": lambda: idle_guest(vendor="amd", apicv=False),
+    "split level pin": _split_level_pin,
+    "reschedule ipi": _handed_over,
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIXED))
+def test_executors_match_reference_on_fixed_idle_cases(case):
+    """Every metric and trace record of the lockstep executor and of the kernel equals the
+    reference's on hand-picked idle cases (blocking, polling, grow and shrink, AMD, IPIs)."""
+    compare(FIXED[case](), n=2, others=("numpy", "kernel"))

@@ -26,7 +26,7 @@ def idle_guest(period=us(100), work=us(20), halt_poll=us(200), wakeup=us(10), ap
     return replace(s, machine=replace(s.machine, idle=True, halt_poll=halt_poll, wakeup=wakeup))
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_a_vcpu_without_work_halts_at_once_and_blocks(backend):
     """With no work the vCPU executes HLT at 0 and, with polling off, blocks until the end."""
     s = idle_guest(halt_poll=us(0))
@@ -38,7 +38,7 @@ def test_a_vcpu_without_work_halts_at_once_and_blocks(backend):
     assert r.lane(0)["l1_time_ns"] == 0 and r.lane(0)["livelock"] is False
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_a_blocked_vcpu_runs_again_one_wakeup_latency_after_the_interrupt(backend):
     """Blocked (no polling): the vCPU thread runs machine.wakeup after the interrupt's acceptance."""
     r = run(idle_guest(halt_poll=us(0), wakeup=us(7)), backend=backend)
@@ -50,7 +50,7 @@ def test_a_blocked_vcpu_runs_again_one_wakeup_latency_after_the_interrupt(backen
     assert text == f"wait time {(wake - halt) // 1000} ns, polling valid"
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_an_interrupt_during_halt_polling_wakes_the_vcpu_at_once(backend):
     """Polling: the wake-up comes at the interrupt itself, without the wake-up latency."""
     s = idle_guest(halt_poll=us(200), wakeup=us(7), period=us(30), work=us(5))
@@ -77,7 +77,7 @@ def test_halt_poll_ns_grows_from_grow_start_and_shrinks_after_a_long_halt():
     assert I.halt_poll_next(50, 300, **dict(kw, max_hp=0)) == (0, I.ZERO)
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_progress_is_measured_against_the_work_available(backend):
     """A vCPU that keeps up runs all the work it is given, and its halts are no livelock."""
     r = run(idle_guest(duration=ms(2)), backend=backend, trace=False).lane(0)
@@ -100,16 +100,14 @@ def test_idle_needs_a_single_level_guest():
         engine.compile(replace(nested, machine=replace(nested.machine, idle=True)))
 
 
-def test_auto_sends_idle_programs_to_the_numpy_executors():
-    """Program.mechanisms names idle, so the compiled kernel leaves it to lockstep/reference."""
-    from irqlab.engine.kernelprog import kernel_support
-
+def test_auto_runs_idle_programs_on_the_kernel():
+    """The kernel runs idle vCPUs (kernel_idle), so `auto` picks it for a program using them."""
     prog = engine.compile(idle_guest())
     assert "idle" in prog.mechanisms
-    assert "idle" in (kernel_support(prog) or "")
+    assert engine.run(prog, [engine.Lane(0)], backend="auto").backend.startswith("kernel (")
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_work_handed_to_another_vcpu_wakes_it_with_a_reschedule_ipi(backend):
     """work_on: the servicing vCPU sends vector 0xfd to the runner, which wakes, EOIs it and runs the work."""
     s = idle_guest(halt_poll=us(0), vcpus=2)

@@ -49,7 +49,7 @@ def test_a_program_without_actions_has_an_empty_routes_state():
     packed = pack(prog)
     o = packed.o
     assert packed.tmpl[o[K.O_RT_P] + K.RP_N] == 0
-    assert o[K.O_RT + 1] == o[K.O_RT]
+    assert o[K.O_ACC] == o[K.O_RT]  # the next state array (idle's, between them, is -1 without idle)
 
 
 def test_the_kernel_runs_routes_as_python_with_the_jit_off():

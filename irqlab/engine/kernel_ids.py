@@ -90,11 +90,12 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES, O_FRESH, O_MMIO_STEP,
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
+ O_DS_PROG, O_DS_ARB,  # destinations (kernel_dest): the program (-1: none), apic_arb_prio per vCPU
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(75)
-N_OFFSETS = 75
+ O_LAT_HIST, O_SIZE) = range(77)
+N_OFFSETS = 77
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
  S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T,
@@ -118,3 +119,4 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack
+DS_LOWEST, DS_N, DS_TARGETS = range(3)  # a group's record in the destinations program (kernel_dest)

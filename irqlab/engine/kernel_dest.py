@@ -32,7 +32,8 @@ def dest_deliver(s, tb, dest, g, level):
     """``kvm_irq_delivery_to_apic`` (RefDest.deliver): accept group ``g``'s interrupt at every
     target (fixed) or at the one of lowest ``apic_arb_prio``, the first in vCPU order on a
     tie (lowest priority without vector hashing). A plain physical message goes to
-    ``dest``. Returns whether any LAPIC set its IRR bit."""
+    ``dest``. Returns whether any LAPIC set its IRR bit. (Its callers call ``accept``
+    themselves when the program has no destinations: no call in between on the hot path.)"""
     prog = s[O_DS_PROG]
     if prog < 0 or s[prog + g] < 0:
         return accept(s, tb, dest, g, level)

@@ -192,7 +192,8 @@ def deliver(s, tb, pin):
         emit(s, tb, E_KVM_MSI_SET_IRQ, dest, vec, level, 1)
     else:
         emit(s, tb, E_KVM_IOAPIC_SET_IRQ, pin, dest, vec, level)
-    count_delivery(s, pin, -1, dest_deliver(s, tb, dest, g, level))
+    accepted = dest_deliver(s, tb, dest, g, level) if s[O_DS_PROG] >= 0 else accept(s, tb, dest, g, level)
+    count_delivery(s, pin, -1, accepted)
     if s[CFG + C_SPLIT] and not level:
         emit(s, tb, E_KVM_SET_IRQ, pin, 0, 0, 0)
 
@@ -532,7 +533,8 @@ def arrival(s, tb, pf, plug, d):
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         emit(s, tb, E_MSI if s[CFG + C_BARE] else E_KVM_MSI_SET_IRQ, dest, s[s[O_PDEV] + d * N_DEV + D_VECTOR], 0, 1)
         s[s[O_FRESH] + d] = 1
-        count_delivery(s, -1, d, dest_deliver(s, tb, dest, g, 0))
+        accepted = dest_deliver(s, tb, dest, g, 0) if s[O_DS_PROG] >= 0 else accept(s, tb, dest, g, 0)
+        count_delivery(s, -1, d, accepted)
     elif s[s[O_PDEV] + d * N_DEV + D_LEVEL]:
         if s[s[O_ASSERTED] + d]:
             merge(s, d)

@@ -103,10 +103,11 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
  O_RT_P, O_RT,  # routes (kernel_routes): its program (laid out with the program arrays: RP_*), its state
  O_IDLE_P, O_IDLE,  # idle vCPUs (kernel_idle): its program array (before O_STATE) and state; -1 without idle
+ O_DS_PROG, O_DS_ARB,  # destinations (kernel_dest): the program (-1: none), apic_arb_prio per vCPU
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(79)
+ O_LAT_HIST, O_SIZE) = range(81)
 N_OFFSETS = O_SIZE + 1
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
@@ -138,3 +139,4 @@ E_RT_MSI_WRITE, E_RT_EXITMAP = 32, 33  # routes: irqlab_msi_write (device, dest)
 E_HLT_EXIT, E_APIC_IPI, E_WAKE, E_VCPU_WAKEUP, E_HALT_POLL_NS = range(34, 39)  # idle vCPUs (kernel_idle)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack
+DS_LOWEST, DS_N, DS_TARGETS = range(3)  # a group's record in the destinations program (kernel_dest)

@@ -13,6 +13,7 @@ from irqlab.engine.kernel_base import (  # noqa: F401
     accept, after, at, count_delivery, deliverable, det_log, draw, emit, entry, inner, latency_bin,
     merge, record,
 )
+from irqlab.engine.kernel_dest import dest_deliver
 from irqlab.engine.kernel_mech import (  # noqa: F401
     host_raise, lazy_enter, lazy_leave, pin_vfio, resampler_ack_head, unmask_resample, vfio_rise, vfio_unmask,
 )
@@ -200,7 +201,8 @@ def deliver(s, tb, pin):
     else:
         emit(s, tb, E_KVM_IOAPIC_SET_IRQ, pin, dest, vec, level)
     misroute(s, pin, dest)
-    count_delivery(s, pin, -1, accept(s, tb, dest, g, level))
+    accepted = dest_deliver(s, tb, dest, g, level) if s[O_DS_PROG] >= 0 else accept(s, tb, dest, g, level)
+    count_delivery(s, pin, -1, accepted)
     if s[CFG + C_SPLIT] and not level:
         emit(s, tb, E_KVM_SET_IRQ, pin, 0, 0, 0)
 
@@ -549,7 +551,8 @@ def arrival(s, tb, pf, plug, d):
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
         emit(s, tb, E_MSI if s[CFG + C_BARE] else E_KVM_MSI_SET_IRQ, dest, s[s[O_PDEV] + d * N_DEV + D_VECTOR], 0, 1)
         s[s[O_FRESH] + d] = 1
-        count_delivery(s, -1, d, accept(s, tb, dest, g, 0))
+        accepted = dest_deliver(s, tb, dest, g, 0) if s[O_DS_PROG] >= 0 else accept(s, tb, dest, g, 0)
+        count_delivery(s, -1, d, accepted)
     elif s[s[O_PDEV] + d * N_DEV + D_LEVEL]:
         if s[s[O_ASSERTED] + d]:
             merge(s, d)

@@ -36,6 +36,7 @@ SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC
 KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms the kernel runs (kernel_mech)
 KERNEL_MECHANISMS |= {"routes"}  # kernel_routes
 KERNEL_MECHANISMS |= {"idle"}  # kernel_idle
+KERNEL_MECHANISMS |= {"destinations"}  # kernel_dest
 
 
 def kernel_support(program: Program) -> str | None:
@@ -234,10 +235,11 @@ def pack(program: Program) -> Packed:
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
                       (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi),
-                      (K.O_RT_P, rt_prog), (K.O_IDLE_P, idle_prog)):
+                      (K.O_RT_P, rt_prog), (K.O_IDLE_P, idle_prog), (K.O_DS_PROG, _pack_dest(p))):
         o[slot] = at
         chunks.append(arr.reshape(-1))
         at += arr.size
+    o[K.O_DS_PROG] = o[K.O_DS_PROG] if "destinations" in p.mechanisms else -1
     o[K.O_STATE] = at
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
@@ -249,7 +251,7 @@ def pack(program: Program) -> Packed:
         K.O_ACC: 4 * V, K.O_EXITS: 8, K.O_IDLE: idle_state,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
-        K.O_RT: rt_size,
+        K.O_RT: rt_size, K.O_DS_ARB: V if "destinations" in p.mechanisms else 0,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
         if name in PROGRAM_ARRAYS:  # laid out above, with the program
@@ -297,7 +299,7 @@ def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
     return np.concatenate([head, acts.reshape(-1), rows.reshape(-1), bits0]), at
 
 
-PROGRAM_ARRAYS = frozenset({K.O_RT_P, K.O_IDLE_P})  # state-block offsets pack lays out with the program
+PROGRAM_ARRAYS = frozenset({K.O_RT_P, K.O_IDLE_P, K.O_DS_PROG})  # state-block offsets pack lays out with the program
 
 
 def _pack_idle(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
@@ -313,6 +315,22 @@ def _pack_idle(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
                                                   "halt_poll_shrink", "wakeup")] + [p.ipi_group]  # IP_*
     devs = [x for d in p.devices for x in (index[f"device.{d.name}.work"], d.work_on)]
     return np.asarray(head + devs, np.int64), N_COUNTERS + K.IS_N * p.n_vcpus
+
+
+def _pack_dest(p: Program) -> np.ndarray:
+    """The destinations program (:mod:`irqlab.engine.kernel_dest`): per group -1 (a plain
+    message) or where its record starts: lowest, the number of targets, the targets.
+    Empty without destinations (every message a fixed one to one physical APIC ID)."""
+    if "destinations" not in p.mechanisms:
+        return np.zeros(0, np.int64)
+    out = [-1] * len(p.groups)
+    for g in p.groups:
+        if g.msg is not None:
+            out[g.index] = len(out)
+            rec = [0] * K.DS_TARGETS + list(g.targets)
+            rec[K.DS_LOWEST], rec[K.DS_N] = int(g.lowest), len(g.targets)
+            out += rec
+    return np.asarray(out, np.int64)
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

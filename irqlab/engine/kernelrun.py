@@ -56,6 +56,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
 KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
 KERNEL_SOURCES += ("kernel_routes",)
 KERNEL_SOURCES += ("kernel_idle",)
+KERNEL_SOURCES += ("kernel_dest",)
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -276,6 +277,7 @@ class Decoder:
         self.recent: list[str] = []  # the last records' "event text" (a nested zero-time cycle's turn)
         self.samples: list[tuple[float, ...]] = []  # the series, as reference.sample records them
         self.part: list[int] = []
+        self.spread = {g.vector: g for g in program.groups if g.msg is not None}  # destinations (kernel_dest)
 
     def __call__(self, rows: np.ndarray) -> None:
         tr = self.trace
@@ -322,10 +324,28 @@ class Decoder:
             from irqlab.engine.routes import bitmap_text
 
             return record_text("irqlab_eoi_exitmap", a0, bitmap_text(self.p.groups, a1), vendor=self.p.vendor)
+        if code in DEST_VECTOR and self.spread and (a0, a1, a2)[DEST_VECTOR[code]] in self.spread:
+            return self.dest_text(code, self.spread[(a0, a1, a2)[DEST_VECTOR[code]]], a0, a1, a2, a3)
         form, fields = ARGS[code]
         if callable(form):
             form = form(a0, a1, a2, a3)
         return record_text(form, *fields(a0, a1, a2, a3), vendor=self.p.vendor)
+
+    def dest_text(self, code: int, grp, a0: int, a1: int, a2: int, a3: int) -> tuple[str, str]:
+        """A record of group ``grp``'s message, other than a fixed one to one physical APIC ID
+        (kernel_dest records it as a plain one): its destination field and mode as
+        :func:`irqlab.engine.dest.message_text` writes them, and ``LowPrio`` at the LAPIC
+        that accepts a lowest-priority one (RefDest.deliver)."""
+        from irqlab.engine.dest import message_text
+
+        vendor = self.p.vendor
+        if code == K.E_KVM_APIC_ACCEPT:
+            form = "kvm_apic_accept_irq lowest" if grp.lowest else "kvm_apic_accept_irq"
+            return record_text(form, a0, a1, TRIG[a2], vendor=vendor)
+        dst, how = message_text(grp)
+        if code == K.E_KVM_MSI_SET_IRQ:
+            return record_text("kvm_msi_set_irq dest", dst, a1, *how.split("|"), TRIG[a2], vendor=vendor)
+        return record_text("kvm_ioapic_set_irq dest", a0, dst, a2, *how.split("|"), TRIG[a3], vendor=vendor)
 
     def zero_time_text(self, n: int, at_instant: int, period: int) -> tuple[str, str]:
         """mech_reference's record of a zero-time loop: ``n`` records per turn, and the turn
@@ -359,6 +379,8 @@ class Decoder:
         return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
+# the records of a message's delivery, and which of a0..a2 is its vector (Decoder.dest_text)
+DEST_VECTOR = {K.E_KVM_MSI_SET_IRQ: 1, K.E_KVM_IOAPIC_SET_IRQ: 2, K.E_KVM_APIC_ACCEPT: 1}
 X = EXIT_REASONS
 U = {K.U_IOAPIC_EOI: ("KVM_EXIT_IOAPIC_EOI", 26)}  # else KVM_EXIT_MMIO (6)
 # record code -> (its form in trace.FORMATS, or a function of the integers choosing it;

@@ -53,7 +53,7 @@ def test_lowest_priority_with_vector_hashing_takes_the_vector_mod_n_th():
     assert D.vector_to_index(0x43, (1, 3)) == 3
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_a_broadcast_reaches_every_vcpu(backend):
     """Destination 0xff (physical, fixed): every LAPIC accepts the message."""
     r = run(machine(devices=[msi(period=ms(1))]), backend=backend)
@@ -61,7 +61,7 @@ def test_a_broadcast_reaches_every_vcpu(backend):
     assert r.lane(0)["interrupts_delivered"] == 1  # one message, counted once
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_lowest_priority_without_hashing_rotates_by_arbitration_priority(backend):
     """vector_hashing off: the matching vCPU with the lowest apic_arb_prio, which each
     lowest-priority acceptance raises: a round robin."""
@@ -69,7 +69,7 @@ def test_lowest_priority_without_hashing_rotates_by_arbitration_priority(backend
     assert accepted(run(s, backend=backend)) == ["0", "1", "2", "0", "1"]
 
 
-@pytest.mark.parametrize("backend", ["reference", "numpy"])
+@pytest.mark.parametrize("backend", ["reference", "numpy", "kernel"])
 def test_lowest_priority_with_hashing_always_picks_the_same_vcpu(backend):
     """vector_hashing on: the same vector always goes to the same vCPU; the trace says LowPrio."""
     s = machine(devices=[msi(dest=0b0111, mode="logical", delivery="lowest", period=us(50))])
@@ -91,7 +91,10 @@ def test_a_destination_that_matches_no_vcpu_is_an_error():
         engine.compile(machine(vcpus=2, devices=[msi(dest=0b1000, mode="logical")]))
 
 
-def test_destinations_send_the_program_to_the_numpy_executors():
-    """Program.mechanisms names destinations; a plain physical program does not."""
-    assert "destinations" in engine.compile(machine(devices=[msi()])).mechanisms
+def test_destinations_are_a_mechanism_the_kernel_runs():
+    """Program.mechanisms names destinations (a plain physical program does not), and auto
+    runs such a program on the kernel (kernel_dest)."""
+    prog = engine.compile(machine(devices=[msi()]))
+    assert "destinations" in prog.mechanisms
     assert "destinations" not in engine.compile(machine(devices=[msi(dest=1)])).mechanisms
+    assert engine.run(prog, [engine.Lane(0)]).backend.startswith("kernel (")

@@ -28,6 +28,8 @@ def one_specialization(dispatcher):
     inlines the helpers and propagates the constants anyway, so nothing is lost."""
     from numba.core import types
 
+    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: a plain function
+        return dispatcher
     typed = dispatcher.get_call_template
 
     def get_call_template(args, kws):
@@ -246,9 +248,12 @@ def deliverable(s, v):
     if not irr:
         return False
     isr = s[s[O_ISR] + v]
-    if not isr:
+    tpr = s[s[O_TPR] + T_CLS] if s[CFG + C_TPR] & TPR_ON else 0  # TPR[7:4] (kernel_tpr)
+    if not isr and not tpr:
         return True
-    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4)
+    # PPR[7:4] is the larger of TPR[7:4] and the highest in-service class (tpr_reference.ppr_class)
+    ppr = (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4) if isr else 0
+    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > max(tpr, ppr)
 
 
 @inner
@@ -256,6 +261,8 @@ def ack(s, tb, v):
     g = high(s, s[s[O_IRR] + v])
     s[s[O_IRR] + v] &= ~(np.int64(1) << g)
     s[s[O_ISR] + v] |= np.int64(1) << g
+    if s[CFG + C_TPR] & TPR_SVI:
+        s[s[O_TPR] + T_SVI + v] = -1  # vmcs01's SVI follows ISR again (kernel_tpr)
     trace_lapic(s, tb, v)
     return g
 
@@ -267,6 +274,8 @@ def lapic_eoi(s, tb, v):
         return -1
     g = high(s, isr)
     s[s[O_ISR] + v] = isr & ~(np.int64(1) << g)
+    if s[CFG + C_TPR] & TPR_SVI:
+        s[s[O_TPR] + T_SVI + v] = -1  # vmcs01's SVI follows ISR again (kernel_tpr)
     trace_lapic(s, tb, v)
     return g
 
@@ -286,7 +295,7 @@ def accept(s, tb, v, g, level):
     trace_lapic(s, tb, v)
     # notify: a running guest is interrupted
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
+    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != RUN_EXIT:
         return True
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):

@@ -16,6 +16,7 @@ from irqlab.engine.kernel_base import (  # noqa: F401
 from irqlab.engine.kernel_mech import (  # noqa: F401
     host_raise, lazy_enter, lazy_leave, pin_vfio, resampler_ack_head, unmask_resample, vfio_rise, vfio_unmask,
 )
+from irqlab.engine.kernel_tpr import exit_elapsed, exit_schedule
 
 
 # ---------------------------------------------------------------- IOAPIC
@@ -627,6 +628,7 @@ def start_run(s, v, t0):
         at(s, v, RUN_PT, pt_t)
     else:
         at(s, v, RUN_IDLE, NEVER)
+    exit_schedule(s, v, t0)
 
 
 @inner
@@ -646,6 +648,7 @@ def end_run(s, v, t):
         if d >= 0:
             s[s[O_SVC_REM] + d] -= elapsed
         s[s[O_RIP] + v] += elapsed
+        exit_elapsed(s, v, elapsed)
         if s[s[O_IRQ_SEEN] + v]:
             s[s[O_STALL_START] + v] = t
     elif s[s[O_IRQ_SEEN] + v] and s[s[O_STALL_START] + v] == NEVER:

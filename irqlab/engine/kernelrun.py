@@ -52,7 +52,8 @@ def kernel_module(notify: Callable[[str], None] | None = None):
 
 # the kernel's modules: Numba's cache of a function is keyed by its own file only, but holds
 # the code of the functions it calls and the constants it imports from these
-KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
+KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel",
+                  "kernel_tpr")
 STAMP = "irqlab_kernel.stamp"
 
 

@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_base import (  # noqa: F401
-    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, popcount, record,
+    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_exit, l2_rip, lapic_eoi, popcount, record,
     switch, trace_mode,
 )
 from irqlab.engine.kernel_ioapic import (  # noqa: F401
@@ -69,11 +69,7 @@ def vcpu_event(s, tb, pf, plug, v):
             if s[s[O_FORWARDED] + s[s[O_PGDEV] + g * s[CFG + C_W] + k]]:
                 done = False
         if s[s[O_WAITING] + g] and done:
-            reason = X_MSR_WRITE if x2apic else X_APIC_ACCESS  # phases.eoi_exit
-            exit_(s, tb, reason, l2_rip(s, v), 0x80B if x2apic else 0x10B0)
-            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
-            s[s[O_PT_ARMED] + v] = 0
-            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            l2_exit(s, tb, v, X_MSR_WRITE if x2apic else X_APIC_ACCESS, 0x80B if x2apic else 0x10B0)  # phases.eoi_exit
             s[s[O_GRP] + v] = g
             at(s, v, REFLECT, t + vmexit)
         elif done and l2_eoi_group(s, g):
@@ -82,10 +78,7 @@ def vcpu_event(s, tb, pf, plug, v):
             start_run(s, v, t)
     elif ph == RUN_PT:  # the preemption timer fires in L2
         end_run(s, v, t)
-        s[s[O_PT_ARMED] + v] = 0
-        exit_(s, tb, X_PREEMPTION_TIMER, l2_rip(s, v), 0)
-        emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), X_PREEMPTION_TIMER, 0, 0)
-        switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+        l2_exit(s, tb, v, X_PREEMPTION_TIMER, 0)
         at(s, v, L0_CHECK, t + vmexit)
     elif ph == KICK:  # a new interrupt made the running guest exit
         end_run(s, v, t)

@@ -182,6 +182,16 @@ def l2_rip(s, v):
     return RIP_L2_BASE + (s[s[O_RIP] + v] // 1000) * 4
 
 
+@inner
+def l2_exit(s, tb, v, reason, qual):
+    """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+    preemption timer is disarmed (reference_phases.l2_exit)."""
+    exit_(s, tb, reason, l2_rip(s, v), qual)
+    emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
+    s[s[O_PT_ARMED] + v] = 0
+    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+
+
 # ---------------------------------------------------------------- time accounting
 
 

@@ -22,8 +22,9 @@ C_L1_IRQ_WINDOW, C_P_L1_IRQ_OFF = 30, 31
 C_AMD, C_VFIO, C_LAZY_LEVEL, C_RESAMPLE_UNMASK, C_P_VFIO, C_P_SELF_IPI = range(32, 38)
 C_SERIES, C_P_EVERY = 38, 39  # the run records series (sample records, TR_SAMPLE), every run.series.every
 C_TPR = 40  # issue 13's TPR/PPR, L2 exits, L2 EOIs (kernel_tpr): TPR_* flags, 0 if the program uses none
-# kernel_tpr: C_TPR's flags; the slots of its program O_TPR_P (parameter indices, the l2_eoi groups' bits) and
-# of its state O_TPR (TPR[7:4], then per vCPU: vmcs01's stale SVI at T_SVI, L2's exit budget at T_SVI + V, L2's EOI at + 2V)
+# kernel_tpr: C_TPR's flags; the slots of its program O_TPR_P (parameter indices, the l2_eoi groups' bits)
+# and of its state O_TPR (TPR[7:4], then per vCPU: vmcs01's stale SVI at T_SVI, L2's exit budget at
+# T_SVI + V, L2's EOI at T_SVI + 2V)
 TPR_ON, TPR_EXIT, TPR_L2EOI, TPR_SVI, TPR_REFRESH = 1, 2, 4, 8, 16
 TP_TPR, TP_EVERY, TP_HANDLER, TP_L2EOI, N_TP, T_CLS, T_SVI = 0, 1, 2, 3, 4, 0, 1
 N_CFG = 41

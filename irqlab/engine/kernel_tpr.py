@@ -21,7 +21,7 @@ EOI exit being handled is L2's.
 from __future__ import annotations
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
-from irqlab.engine.kernel_base import at, deliverable, emit, emit_at, enter, exit_, high, inner, l2_rip, switch
+from irqlab.engine.kernel_base import at, deliverable, emit_at, enter, high, inner, l2_exit
 
 
 @inner
@@ -82,16 +82,6 @@ def exit_schedule(s, v, t0):
     t = t0 + s[s[O_TPR] + T_SVI + s[CFG + C_V] + v]
     if t < s[s[O_VT] + v]:
         at(s, v, RUN_EXIT, t)
-
-
-@inner
-def l2_exit(s, tb, v, reason, qual):
-    """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
-    preemption timer is disarmed (reference_phases.l2_exit)."""
-    exit_(s, tb, reason, l2_rip(s, v), qual)
-    emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
-    s[s[O_PT_ARMED] + v] = 0
-    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
 
 
 @inner

@@ -33,7 +33,7 @@ from numba import njit, prange
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_base import (  # noqa: F401
-    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_rip, lapic_eoi, popcount, record,
+    ack, after, at, deliverable, emit, enter, entry, exit_, high, inner, l2_exit, l2_rip, lapic_eoi, popcount, record,
     switch, trace_mode,
 )
 from irqlab.engine.kernel_ioapic import (  # noqa: F401
@@ -46,6 +46,10 @@ from irqlab.engine.kernel_routes import (
     action_event, eoi_exit, eoi_unseen, next_action, routes_collect, routes_finish, routes_init, settle,
 )
 from irqlab.engine.kernel_service import body_time, service_time
+from irqlab.engine.kernel_tpr import (
+    l1_deliverable, l2_eoi_back, l2_eoi_exit, l2_eoi_group, l2_eoi_svi, l2_eoi_taken, run_exit, tpr_init,
+    vmresume_pending,
+)
 
 
 # ---------------------------------------------------------------- the vCPU's phases
@@ -70,21 +74,16 @@ def vcpu_event(s, tb, pf, plug, v):
             if s[s[O_FORWARDED] + s[s[O_PGDEV] + g * s[CFG + C_W] + k]]:
                 done = False
         if s[s[O_WAITING] + g] and done:
-            reason = X_MSR_WRITE if x2apic else X_APIC_ACCESS  # phases.eoi_exit
-            exit_(s, tb, reason, l2_rip(s, v), 0x80B if x2apic else 0x10B0)
-            emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
-            s[s[O_PT_ARMED] + v] = 0
-            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+            l2_exit(s, tb, v, X_MSR_WRITE if x2apic else X_APIC_ACCESS, 0x80B if x2apic else 0x10B0)  # phases.eoi_exit
             s[s[O_GRP] + v] = g
             at(s, v, REFLECT, t + vmexit)
+        elif done and l2_eoi_group(s, g):
+            l2_eoi_exit(s, tb, v)
         else:
             start_run(s, v, t)
     elif ph == RUN_PT:  # the preemption timer fires in L2
         end_run(s, v, t)
-        s[s[O_PT_ARMED] + v] = 0
-        exit_(s, tb, X_PREEMPTION_TIMER, l2_rip(s, v), 0)
-        emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), X_PREEMPTION_TIMER, 0, 0)
-        switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+        l2_exit(s, tb, v, X_PREEMPTION_TIMER, 0)
         at(s, v, L0_CHECK, t + vmexit)
     elif ph == KICK:  # a new interrupt made the running guest exit
         end_run(s, v, t)
@@ -108,7 +107,9 @@ def vcpu_event(s, tb, pf, plug, v):
         if bare:
             emit(s, tb, E_HANDLER_ENTRY, s[s[O_PGRP] + g * N_GRP + G_IRQ], s[s[O_PGDEV] + g * s[CFG + C_W] + 0], 0, 0)
         start_handler(s, pf, plug, v, g, t)
-    elif ph == L0_CHECK:  # nested: L0's check_nested_events after an L2 exit
+    elif ph == L0_CHECK or ph == EOI_BACK:  # nested: L0's check_nested_events after an L2 exit
+        if ph == EOI_BACK:  # back from QEMU after an EOI L2 wrote (kernel_tpr)
+            switch(s, tb, v, L0, 0, 0, 0, 0, 0)
         if deliverable(s, v):
             if s[CFG + C_ACK_ON_EXIT]:
                 g = ack(s, tb, v)
@@ -136,7 +137,7 @@ def vcpu_event(s, tb, pf, plug, v):
             start = enter(s, tb, v, L1, 0, 0, False)
             start_run(s, v, start)
     elif ph == L1_STI:  # nested L1 enables interrupts after handling an exit
-        if not deliverable(s, v):
+        if not l1_deliverable(s, v):
             vmresume(s, tb, pf, plug, v)
         else:
             l1_take(s, tb, pf, plug, v)
@@ -166,6 +167,7 @@ def vcpu_event(s, tb, pf, plug, v):
         g = s[s[O_EOI_VEC] + v]
         if g == -2:
             g = lapic_eoi(s, tb, v)
+            l2_eoi_svi(s, v, g)
         broadcast = False
         if g >= 0:
             emit(s, tb, E_KVM_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
@@ -180,11 +182,9 @@ def vcpu_event(s, tb, pf, plug, v):
             at(s, v, EOI_USER, t + s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]] // 2)
         elif broadcast:
             eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + g * N_GRP + G_VECTOR])
-            start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
-            advance(s, pf, plug, v, start)
+            eoi_return(s, tb, pf, plug, v, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
         else:
-            start = enter(s, tb, v, L1, 0, 0, False)
-            advance(s, pf, plug, v, start)
+            eoi_return(s, tb, pf, plug, v, L0, 0, False)
     elif ph == EOI_USER or ph == MMIO_USER:  # QEMU: the IOAPIC write, then back into the guest
         if ph == EOI_USER:
             eoi_broadcast(s, tb, pf, plug, s[s[O_PGRP] + (s[s[O_EOI_VEC] + v]) * N_GRP + G_VECTOR])
@@ -192,11 +192,10 @@ def vcpu_event(s, tb, pf, plug, v):
             mmio_access(s, tb, pf, plug, v)
         ue = s[s[O_PI] + s[CFG + C_P_USERSPACE_EXIT]]
         rest = ue - ue // 2
-        start = enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
         if ph == EOI_USER:
-            advance(s, pf, plug, v, start)
+            eoi_return(s, tb, pf, plug, v, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True)
         else:
-            mmio_next(s, pf, plug, v, start)
+            mmio_next(s, pf, plug, v, enter(s, tb, v, L1, USER, s[s[O_PI] + s[CFG + C_P_IOAPIC]] + rest, True))
     elif ph == MMIO_L0:
         if split:
             s[s[O_UEXITS] + U_MMIO] += 1
@@ -208,7 +207,7 @@ def vcpu_event(s, tb, pf, plug, v):
             start = enter(s, tb, v, L1, L0, s[s[O_PI] + s[CFG + C_P_IOAPIC]], True)
             mmio_next(s, pf, plug, v, start)
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
-        if deliverable(s, v):
+        if vmresume_pending(s, v):
             s[S_IMMEDIATE] += 1
             if s[CFG + C_AMD]:  # SVM: a self-IPI, no preemption timer (mech_reference)
                 timer = s[s[O_PI] + s[CFG + C_P_SELF_IPI]]
@@ -220,6 +219,11 @@ def vcpu_event(s, tb, pf, plug, v):
         else:
             start = enter(s, tb, v, L2, 0, 0, False)
         start_run(s, v, start)
+    elif ph == RUN_EXIT:  # L2 makes an access L1 intercepts (kernel_tpr)
+        end_run(s, v, t)
+        run_exit(s, tb, v)
+    elif ph == L1_EXIT:  # L1 has handled L2's reflected exit
+        vmresume(s, tb, pf, plug, v)
     elif ph >= HLT:  # idle vCPUs (kernel_idle); at HLT the guest's run ends, not as a stall
         if ph == HLT:
             end_run(s, v, t)
@@ -370,7 +374,7 @@ def l1_take(s, tb, pf, plug, v):
 @inner
 def vmresume(s, tb, pf, plug, v):
     """L1 executes VMRESUME; a KVM-like L1 first takes its pending interrupts."""
-    if s[CFG + C_L1_IRQ_WINDOW] and deliverable(s, v):
+    if s[CFG + C_L1_IRQ_WINDOW] and l1_deliverable(s, v):
         l1_take(s, tb, pf, plug, v)
         return
     s[s[O_GRP] + v] = -1
@@ -412,6 +416,16 @@ def guest_eoi(s, tb, pf, plug, v):
     s[s[O_EOI_VEC] + v] = -2
     switch(s, tb, v, L0, 0, 0, 0, 0, 0)
     at(s, v, EOI_L0, t + s[s[O_PI] + s[CFG + C_P_VMEXIT]] + s[s[O_PI] + s[CFG + C_P_EOI]])
+
+
+@inner
+def eoi_return(s, tb, pf, plug, v, mode, extra, has_pre):
+    """Back from an EOI exit after ``extra`` more time in ``mode`` (L0 or userspace): into
+    L1's handler, or after an EOI L2 wrote (kernel_tpr) on to L0's nested-event check."""
+    if l2_eoi_taken(s, v):
+        l2_eoi_back(s, v, extra)
+    else:
+        advance(s, pf, plug, v, enter(s, tb, v, L1, mode, extra, has_pre))
 
 
 @inner
@@ -527,6 +541,7 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
         trace_mode(s, tb, v, 0, s[CFG + C_INNER])
     if idle_on(s):
         idle_init(s)
+    tpr_init(s)
     npins = s[CFG + C_PINS]
     for m in range(s[CFG + C_M]):
         base = s[O_MST] + s[s[O_PMIT] + m * N_MIT + M_STATE]

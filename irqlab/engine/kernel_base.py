@@ -182,6 +182,16 @@ def l2_rip(s, v):
     return RIP_L2_BASE + (s[s[O_RIP] + v] // 1000) * 4
 
 
+@inner
+def l2_exit(s, tb, v, reason, qual):
+    """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
+    preemption timer is disarmed (reference_phases.l2_exit)."""
+    exit_(s, tb, reason, l2_rip(s, v), qual)
+    emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
+    s[s[O_PT_ARMED] + v] = 0
+    switch(s, tb, v, L0, 0, 0, 0, 0, 0)
+
+
 # ---------------------------------------------------------------- time accounting
 
 
@@ -250,9 +260,12 @@ def deliverable(s, v):
     if not irr:
         return False
     isr = s[s[O_ISR] + v]
-    if not isr:
+    tpr = s[s[O_TPR] + T_CLS] if s[CFG + C_TPR] & TPR_ON else 0  # TPR[7:4] (kernel_tpr)
+    if not isr and not tpr:
         return True
-    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4)
+    # PPR[7:4] is the larger of TPR[7:4] and the highest in-service class (tpr_reference.ppr_class)
+    ppr = (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4) if isr else 0
+    return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > max(tpr, ppr)
 
 
 @inner
@@ -260,6 +273,8 @@ def ack(s, tb, v):
     g = high(s, s[s[O_IRR] + v])
     s[s[O_IRR] + v] &= ~(np.int64(1) << g)
     s[s[O_ISR] + v] |= np.int64(1) << g
+    if s[CFG + C_TPR] & TPR_SVI:
+        s[s[O_TPR] + T_SVI + v] = -1  # vmcs01's SVI follows ISR again (kernel_tpr)
     trace_lapic(s, tb, v)
     return g
 
@@ -271,6 +286,8 @@ def lapic_eoi(s, tb, v):
         return -1
     g = high(s, isr)
     s[s[O_ISR] + v] = isr & ~(np.int64(1) << g)
+    if s[CFG + C_TPR] & TPR_SVI:
+        s[s[O_TPR] + T_SVI + v] = -1  # vmcs01's SVI follows ISR again (kernel_tpr)
     trace_lapic(s, tb, v)
     return g
 
@@ -293,7 +310,7 @@ def accept(s, tb, v, g, level):
     if kernel_idle.idle_on(s) and kernel_idle.idle_notify(s, tb, v):
         return True
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT:
+    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT and ph != RUN_EXIT:
         return True
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):

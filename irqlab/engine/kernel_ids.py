@@ -21,7 +21,13 @@ C_L1_IRQ_WINDOW, C_P_L1_IRQ_OFF = 30, 31
 # issue 12's mechanisms (kernel_mech): flags, and the parameter indices of their costs
 C_AMD, C_VFIO, C_LAZY_LEVEL, C_RESAMPLE_UNMASK, C_P_VFIO, C_P_SELF_IPI = range(32, 38)
 C_SERIES, C_P_EVERY = 38, 39  # the run records series (sample records, TR_SAMPLE), every run.series.every
-N_CFG = 40
+C_TPR = 40  # issue 13's TPR/PPR, L2 exits, L2 EOIs (kernel_tpr): TPR_* flags, 0 if the program uses none
+# kernel_tpr: C_TPR's flags; the slots of its program O_TPR_P (parameter indices, the l2_eoi groups' bits)
+# and of its state O_TPR (TPR[7:4], then per vCPU: vmcs01's stale SVI at T_SVI, L2's exit budget at
+# T_SVI + V, L2's EOI at T_SVI + 2V)
+TPR_ON, TPR_EXIT, TPR_L2EOI, TPR_SVI, TPR_REFRESH = 1, 2, 4, 8, 16
+TP_TPR, TP_EVERY, TP_HANDLER, TP_L2EOI, N_TP, T_CLS, T_SVI = 0, 1, 2, 3, 4, 0, 1
+N_CFG = 41
 
 # dev[d, ...]
 D_MSI, D_PIN, D_VECTOR, D_LEVEL, D_DEST, D_GROUP, D_LOWERS, D_SERVICE = range(8)
@@ -69,6 +75,7 @@ A_SERVICE, A_EOI, A_IOAPIC_EOI, A_MASK, A_UNMASK, A_FORWARD, A_WAIT, A_RETURN = 
 # vCPU phases (irqlab.engine.phases)
 RUN_IDLE, RUN_SVC, RUN_PT, KICK, TAKE, L0_CHECK, L0_INJECT, ACT, SERVICE_DONE = range(9)
 EOI_L0, EOI_USER, MMIO_L0, MMIO_USER, VMRESUME_L0, REFLECT, MMIO_NEXT, L1_STI = range(9, 17)
+RUN_EXIT, L1_EXIT, EOI_BACK = range(17, 20)  # kernel_tpr
 HLT, HALT_L0, HALT_POLL, HALT_BLOCK, HALT_WAKE = range(40, 45)  # idle vCPUs (irqlab.engine.idle, kernel_idle)
 L0, L1, L2, USER = range(4)
 QEMU, KWORKER = -1, -2
@@ -95,7 +102,9 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
 # gpin, gstep, gbefore, mit, pin_group, pin_level, used: flattened; the `trace` arrivals' timestamps), the integer
 # parameters (s[s[O_PI] + p]), then the lane's state arrays from s[O_STATE] on.
 (O_PDEV, O_PGRP, O_PGDEV, O_PGPIN, O_PGSTEP, O_PGBEFORE, O_PMIT, O_PPIN_GROUP, O_PPIN_LEVEL, O_PUSED,
- O_PTIMES, O_PI, O_STATE,
+ O_PTIMES,
+ O_TPR_P,  # kernel_tpr's program (TPR_* below)
+ O_PI, O_STATE,
  O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
@@ -104,10 +113,11 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_RT_P, O_RT,  # routes (kernel_routes): its program (laid out with the program arrays: RP_*), its state
  O_IDLE_P, O_IDLE,  # idle vCPUs (kernel_idle): its program array (before O_STATE) and state; -1 without idle
  O_DS_PROG, O_DS_ARB,  # destinations (kernel_dest): the program (-1: none), apic_arb_prio per vCPU
+ O_TPR,  # kernel_tpr's state (TPR_* below)
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(81)
+ O_LAT_HIST, O_SIZE) = range(83)
 N_OFFSETS = O_SIZE + 1
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,

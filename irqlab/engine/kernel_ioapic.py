@@ -21,6 +21,7 @@ from irqlab.engine.kernel_routes import (
     dev_dest, kernel_route, misroute, pin_dest, rescan_pin, rirr_cleared, rte_write, split_update,
 )
 from irqlab.engine.kernel_idle import idle_on, idle_progress, idle_run, idle_work
+from irqlab.engine.kernel_tpr import exit_elapsed, exit_schedule
 
 
 # ---------------------------------------------------------------- IOAPIC
@@ -654,6 +655,7 @@ def start_run(s, v, t0):
         at(s, v, RUN_PT, pt_t)
     else:
         at(s, v, RUN_IDLE, NEVER)
+    exit_schedule(s, v, t0)
 
 
 @inner
@@ -675,6 +677,7 @@ def end_run(s, v, t):
         s[s[O_RIP] + v] += elapsed
         if idle_on(s):
             idle_progress(s, v, elapsed)
+        exit_elapsed(s, v, elapsed)
         if s[s[O_IRQ_SEEN] + v]:
             s[s[O_STALL_START] + v] = t
     elif s[s[O_IRQ_SEEN] + v] and s[s[O_STALL_START] + v] == NEVER:

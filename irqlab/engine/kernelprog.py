@@ -37,6 +37,7 @@ KERNEL_MECHANISMS = frozenset({"vfio", "amd", "lazy_eoi"})  # Program.mechanisms
 KERNEL_MECHANISMS |= {"routes"}  # kernel_routes
 KERNEL_MECHANISMS |= {"idle"}  # kernel_idle
 KERNEL_MECHANISMS |= {"destinations"}  # kernel_dest
+KERNEL_MECHANISMS |= {"tpr", "l2_exit", "l2_eoi"}  # kernel_tpr
 
 
 def kernel_support(program: Program) -> str | None:
@@ -143,6 +144,7 @@ def pack(program: Program) -> Packed:
     cfg[K.C_AMD], cfg[K.C_VFIO] = "amd" in p.mechanisms, bool(p.vfio_devices)
     cfg[K.C_LAZY_LEVEL], cfg[K.C_RESAMPLE_UNMASK] = p.lazy_eoi_level, p.resample_on_unmask
     cfg[K.C_SERIES] = bool(p.series_fields)
+    cfg[K.C_TPR], tpr_prog, tpr_state = _pack_tpr(p, index)
     for slot, path in ((K.C_P_DURATION, "run.duration"), (K.C_P_MAX_EVENTS, "run.max_events"),
                        (K.C_P_VMEXIT, "costs.vmexit"), (K.C_P_VMENTRY, "costs.vmentry"),
                        (K.C_P_NESTED_EXIT, "costs.nested_exit"), (K.C_P_NESTED_ENTRY, "costs.nested_entry"),
@@ -234,7 +236,8 @@ def pack(program: Program) -> Packed:
                       (K.O_PGSTEP, gstep), (K.O_PGBEFORE, gbefore), (K.O_PMIT, mit),
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
-                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)), (K.O_PI, pi),
+                      (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)),
+                      (K.O_TPR_P, tpr_prog), (K.O_PI, pi),
                       (K.O_RT_P, rt_prog), (K.O_IDLE_P, idle_prog), (K.O_DS_PROG, _pack_dest(p))):
         o[slot] = at
         chunks.append(arr.reshape(-1))
@@ -247,6 +250,7 @@ def pack(program: Program) -> Packed:
         K.O_SVC_REM: D, K.O_EPISODE: D, K.O_WAITING: G, K.O_WAIT_PC: G, K.O_DRAWS: 3 * D + M + G,
         K.O_ARRST: 2 * D, K.O_MST: state, K.O_HANDLED_PIN: Pn, K.O_FRAMES: K.FRAME * (Pn + 1),
         K.O_FRESH: D, K.O_HOST_T: D, K.O_HOST_MASKED: D, K.O_RS_UP: Pn, K.O_ZT_NAME: K.ZT_HIST,
+        K.O_TPR: tpr_state,
         K.O_ZT_EV: K.ZT_HIST, K.O_DEV_REDELIVERED: D, K.O_DEV_LOST: D, K.O_DEV_PENDING: D, K.O_LAT_MIN: D,
         K.O_ACC: 4 * V, K.O_EXITS: 8, K.O_IDLE: idle_state,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
@@ -331,6 +335,25 @@ def _pack_dest(p: Program) -> np.ndarray:
             rec[K.DS_LOWEST], rec[K.DS_N] = int(g.lowest), len(g.targets)
             out += rec
     return np.asarray(out, np.int64)
+
+
+def _pack_tpr(p: Program, index: dict[str, int]) -> tuple[int, np.ndarray, int]:
+    """kernel_tpr's program: ``(flags, prog, state)``, the ``TPR_*`` flags of ``cfg[C_TPR]``,
+    the array ``O_TPR_P`` (``int64[N_TP]``: the indices of ``machine.tpr``,
+    ``machine.l2_exit_every`` and ``costs.handler``, -1 if absent, and the bits of the groups
+    whose EOI L2 writes) and the size of the state ``O_TPR`` (``1 + 3 * V``); all empty when
+    the program uses none of TPR, L2 exits and L2 EOIs."""
+    l2_eoi = [g.index for g in p.groups if g.l2_eoi]
+    svi = bool(l2_eoi) and p.apicv and not p.defer_svi  # vmcs01's SVI can go stale (tpr_reference.prio_init)
+    flags = ((K.TPR_ON if p.tpr else 0) | (K.TPR_EXIT if p.l2_exit else 0) | (K.TPR_L2EOI if l2_eoi else 0)
+             | (K.TPR_SVI if svi else 0) | (K.TPR_REFRESH if svi and p.vppr_refresh else 0))
+    if not flags:
+        return 0, np.zeros(0, np.int64), 0
+    prog = np.zeros(K.N_TP, np.int64)
+    prog[[K.TP_TPR, K.TP_EVERY, K.TP_HANDLER]] = [index.get(path, -1) for path in
+                                                  ("machine.tpr", "machine.l2_exit_every", "costs.handler")]
+    prog[K.TP_L2EOI] = sum(1 << g for g in l2_eoi)
+    return flags, prog, 1 + 3 * p.n_vcpus
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

@@ -57,6 +57,7 @@ KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "
 KERNEL_SOURCES += ("kernel_routes",)
 KERNEL_SOURCES += ("kernel_idle",)
 KERNEL_SOURCES += ("kernel_dest",)
+KERNEL_SOURCES += ("kernel_tpr",)
 STAMP = "irqlab_kernel.stamp"
 
 

@@ -10,7 +10,7 @@ from irqlab import engine
 from tests.engine.helpers import run, same_everything
 from tests.engine.scenarios import device, guest, ms, us, use
 
-BACKENDS = ("reference", "numpy")
+BACKENDS = ("reference", "numpy", "kernel")
 
 
 def msi_guest(vector: int, tpr: int, **kw):
@@ -34,10 +34,11 @@ def test_a_vector_of_a_class_above_the_tpr_is_delivered(backend):
     assert lane["devices"]["nic"]["serviced"] == 1
 
 
-def test_tpr_sends_the_program_to_the_numpy_executors():
-    """A nonzero TPR is a mechanism the compiled kernel does not run (Program.mechanisms names it)."""
+def test_auto_runs_a_tpr_program_on_the_kernel():
+    """A nonzero TPR is a mechanism (Program.mechanisms names it) that the kernel runs: `auto` picks it."""
     assert "tpr" in engine.compile(msi_guest(0x61, 0x50)).mechanisms
     assert "tpr" not in engine.compile(msi_guest(0x61, 0)).mechanisms
+    assert engine.run(engine.compile(msi_guest(0x61, 0x50)), [engine.Lane(0)]).backend.startswith("kernel")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -42,6 +42,7 @@ from irqlab.engine.kernel_ioapic import (  # noqa: F401
 )
 from irqlab.engine.kernel_mech import deep_in_instant, event_name, same_instant
 from irqlab.engine.kernel_service import body_time, service_time
+from irqlab.engine.kernel_timers import n_tslots, timer_eoi, timer_expire, timer_of, timers_init, tslot, tslot_event
 
 
 # ---------------------------------------------------------------- the vCPU's phases
@@ -164,6 +165,7 @@ def vcpu_event(s, tb, pf, plug, v):
         broadcast = False
         if g >= 0:
             emit(s, tb, E_KVM_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
+            timer_eoi(s, tb, pf, plug, g)
             level = (s[s[O_TMR] + v] >> g) & 1
             honoured = s[s[O_PGRP] + g * N_GRP + G_SUPPRESS] != 0 and (s[CFG + C_SUPPRESS_ON] != 0 or split == 0)
             broadcast = level != 0 and s[s[O_PGRP] + g * N_GRP + G_IOAPIC] != 0 and not honoured
@@ -524,6 +526,7 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
     for m in range(s[CFG + C_M]):
         if plugin_has(s, m, KH_INIT):
             call_hook(plug, KH_INIT, s, pf, m, 0, 0)
+    timers_init(s)
     for d in range(s[CFG + C_D]):
         s[s[O_ARR_T] + d] = arrival_next(s, pf, d, 0, True)
 
@@ -534,6 +537,7 @@ def lane_resume(s, tb, pf, plug):
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
+    NS = n_tslots(s)
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:
@@ -552,6 +556,9 @@ def lane_resume(s, tb, pf, plug):
             for i in range(D):
                 if s[s[O_HOST_T] + i] < best_t:
                     best_t, kind, idx = s[s[O_HOST_T] + i], EV_HOST, i
+        for i in range(NS):
+            if s[tslot(s, i)] < best_t:
+                best_t, kind, idx = s[tslot(s, i)], EV_TSLOT, i
         for i in range(V):
             if s[s[O_VT] + i] < best_t:
                 best_t, kind, idx = s[s[O_VT] + i], EV_VCPU, i
@@ -566,7 +573,10 @@ def lane_resume(s, tb, pf, plug):
             vcpu_event(s, tb, pf, plug, idx)
         elif kind == EV_ARRIVAL:
             s[S_THREAD] = QEMU
-            arrival(s, tb, pf, plug, idx)
+            if timer_of(s, idx) >= 0:
+                timer_expire(s, tb, pf, plug, idx)
+            else:
+                arrival(s, tb, pf, plug, idx)
         elif kind == EV_TIMER:
             s[S_THREAD] = s[CFG + C_OWNER]
             s[s[O_TIMER_T] + idx] = NEVER
@@ -583,6 +593,8 @@ def lane_resume(s, tb, pf, plug):
             host_event(s, tb, pf, plug, idx)
         elif kind == EV_SAMPLE:
             sample(s, tb)
+        elif kind == EV_TSLOT:
+            tslot_event(s, tb, pf, plug, idx)
         if s[S_ZT_LOOP] or same_instant(s, tb, name):
             finish(s, s[S_T])
             break

@@ -28,6 +28,8 @@ def one_specialization(dispatcher):
     inlines the helpers and propagates the constants anyway, so nothing is lost."""
     from numba.core import types
 
+    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: a plain function
+        return dispatcher
     typed = dispatcher.get_call_template
 
     def get_call_template(args, kws):
@@ -284,16 +286,21 @@ def accept(s, tb, v, g, level):
         return False
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
-    # notify: a running guest is interrupted
+    notify(s, v)
+    return True
+
+
+@inner
+def notify(s, v):
+    """A new interrupt is pending at ``v``: a running guest is interrupted."""
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT:
-        return True
+    if (ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT) or descheduled(s, v):
+        return
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
         at(s, v, KICK, t)
     elif deliverable(s, v):
         at(s, v, TAKE, t)
-    return True
 
 
 @inner
@@ -330,3 +337,6 @@ def merge(s, d):
     """An arrival at device ``d`` merged into an interrupt already raised."""
     s[s[O_DEV_COALESCED] + d] += 1
     s[S_COALESCED] += 1
+
+
+from irqlab.engine.kernel_timers import descheduled  # noqa: E402  (kernel_timers uses this module)

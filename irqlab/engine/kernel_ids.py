@@ -40,11 +40,14 @@ N_MIT = 10
 ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
 TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
 DEV_GENERIC, DEV_QUEUE = range(2)
+DEV_TIMER = 2  # pit, rtc, stimer (kernel_timers)
 SVC_CONSTANT, SVC_EXPONENTIAL, SVC_UNIFORM, SVC_LOGNORMAL, SVC_GAMMA = range(5)  # services.BODY_DISTS order
 SVC_EMPIRICAL = 5  # D_SVC_P0, D_SVC_P1: its samples' start in O_PTIMES, and count
 MIT_KVM_EOI_DELAY, MIT_QEMU_EOI_THROTTLE, MIT_PT_THROTTLE, MIT_LINUX_SPURIOUS, MIT_XEN_RATELIMIT = range(5)
 MIT_STATE_PER_PIN = (1, 1, 0, 4, 3)  # int64 slots per pin of each kind (PT throttle: 2 per vCPU)
 MIT_PLUGIN = 5  # a third-party mitigation with a kernel hook (irqlab.engine.kernel_api)
+MIT_DESCHEDULE = 6  # host contention (kernel_timers); no state of its own here
+MIT_STATE_PER_PIN += (0, 0)  # MIT_PLUGIN (kernel_state instead), MIT_DESCHEDULE
 # the events of a plugin's kernel hook (kernel_api), their bits in M_HOOKS, and what it returns
 KH_INIT, KH_IOAPIC_EOI, KH_DELIVER, KH_REDIRECT, KH_IMMEDIATE_EXIT, KH_HANDLER_DONE, KH_TIMER = range(7)
 KH_NAMES = ("init", "ioapic_eoi", "deliver", "redirect", "immediate_exit", "handler_done", "timer")
@@ -64,6 +67,7 @@ L0, L1, L2, USER = range(4)
 QEMU, KWORKER = -1, -2
 # the event loop's slots, in the order it breaks ties (reference.run)
 EV_END, EV_SAMPLE, EV_ARRIVAL, EV_TIMER, EV_HOST, EV_VCPU = range(6)
+EV_TSLOT = 6  # the timer mechanisms' slots (kernel_timers), scanned before the vCPUs
 
 # exit reasons (irqlab.engine.result.EXIT_REASONS order) and userspace exits
 X_EXTERNAL_INTERRUPT, X_INTERRUPT_WINDOW, X_VMRESUME, X_PREEMPTION_TIMER, X_EOI_INDUCED = range(5)
@@ -85,16 +89,18 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
 # parameters (s[s[O_PI] + p]), then the lane's state arrays from s[O_STATE] on.
 (O_PDEV, O_PGRP, O_PGDEV, O_PGPIN, O_PGSTEP, O_PGBEFORE, O_PMIT, O_PPIN_GROUP, O_PPIN_LEVEL, O_PUSED,
  O_PTIMES, O_PI, O_STATE,
+ O_TM_P,  # the timers' program (kernel_timers), packed right before the parameters
  O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES, O_FRESH, O_MMIO_STEP,
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
+ O_TM,  # the timers' and deschedule plugins' state (kernel_timers)
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(75)
-N_OFFSETS = 75
+ O_LAT_HIST, O_SIZE) = range(77)
+N_OFFSETS = 77
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
  S_RAISED, S_DELIVERED, S_COALESCED, S_SPURIOUS, S_IMMEDIATE, S_EVENTS, S_STAT_END_T,
@@ -116,5 +122,7 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_EOI, E_KVM_EOI, E_USERSPACE_EXIT, E_IOAPIC_EOI, E_KVM_DELAYED_EOI, E_QEMU_DELAYED,
  E_SPURIOUS_DISABLE, E_XEN_RATELIMIT,
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
+(E_PIT_TIMER, E_RTC_COALESCED, E_STIMER_CALLBACK, E_STIMER_EXPIRATION, E_STIMER_START, E_DESCHEDULE,
+ E_RESCHEDULE) = range(32, 39)  # kernel_timers
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack

@@ -53,6 +53,7 @@ def kernel_module(notify: Callable[[str], None] | None = None):
 # the kernel's modules: Numba's cache of a function is keyed by its own file only, but holds
 # the code of the functions it calls and the constants it imports from these
 KERNEL_SOURCES = ("kernel_ids", "kernel_base", "kernel_ioapic", "kernel_mech", "kernel_service", "kernel")
+KERNEL_SOURCES += ("kernel_timers_ids", "kernel_timers")
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -338,6 +339,8 @@ class Decoder:
             return f"arrival {self.p.devices[i].name}"
         if kind == K.EV_HOST:
             return f"vfio {self.p.devices[i].name}"
+        if kind == K.EV_TSLOT:
+            return f"tslot {i}"
         return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
@@ -375,4 +378,11 @@ ARGS = {
     K.E_KVM_ACK_IRQ: ("kvm_ack_irq", lambda a, b, c, d: (a,)),
     K.E_RESAMPLE: ("irqlab_resample", lambda a, b, c, d: (a,)),
     K.E_LAZY_EOI: ("irqlab_lazy_eoi", lambda a, b, c, d: (a, b)),
+    K.E_PIT_TIMER: ("irqlab_pit_timer", lambda a, b, c, d: (a,)),
+    K.E_RTC_COALESCED: ("irqlab_rtc_coalesced", lambda a, b, c, d: (a,)),
+    K.E_STIMER_CALLBACK: ("kvm_hv_stimer_callback", lambda a, b, c, d: (a,)),
+    K.E_STIMER_EXPIRATION: ("kvm_hv_stimer_expiration", lambda a, b, c, d: (a, b)),
+    K.E_STIMER_START: ("kvm_hv_stimer_start_periodic", lambda a, b, c, d: (a, b, c)),
+    K.E_DESCHEDULE: ("irqlab_deschedule", lambda a, b, c, d: (a, b)),
+    K.E_RESCHEDULE: ("irqlab_reschedule", lambda a, b, c, d: (a,)),
 }

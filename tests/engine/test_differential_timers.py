@@ -53,4 +53,4 @@ def timer_scenarios(draw):
 def test_lockstep_matches_reference_on_timer_and_deschedule_scenarios(scn):
     """Every metric and every trace record of the lockstep executor equals the reference's on
     scenarios with catch-up timers (PIT, RTC, stimer) and descheduled vCPUs."""
-    compare(scn, others=("numpy",))
+    compare(scn)

@@ -9,7 +9,7 @@ from irqlab import dsl
 from irqlab.errors import ScenarioError
 from tests.engine.helpers import events, names, run
 
-BACKENDS = ("reference", "numpy")
+BACKENDS = ("reference", "numpy", "kernel")
 
 
 def scenario(model: str, *, machine: str = "irqchip kernel; apicv off", service: str = "20us",
@@ -160,7 +160,7 @@ def test_programs_with_timers_or_deschedule_name_their_mechanisms():
     """auto keeps such programs off the kernel: Program.mechanisms names them."""
     from irqlab import engine
 
-    assert {"timers", "deschedule"} <= engine.compile(scenario("pit {}")).mechanisms
+    assert {"timers_pit", "deschedule"} <= engine.compile(scenario("pit {}")).mechanisms
 
 
 def test_a_batch_of_lanes_with_different_contention_and_retry_matches_each_lane_alone():

@@ -28,7 +28,7 @@ def one_specialization(dispatcher):
     inlines the helpers and propagates the constants anyway, so nothing is lost."""
     from numba.core import types
 
-    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: a plain function
+    if not hasattr(dispatcher, "get_call_template"):  # NUMBA_DISABLE_JIT=1: njit gave the plain function
         return dispatcher
     typed = dispatcher.get_call_template
 

@@ -286,13 +286,14 @@ def accept(s, tb, v, g, level):
         return False
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
-    notify(s, v)
+    notify(s, tb, v)
     return True
 
 
 @inner
-def notify(s, v):
-    """A new interrupt is pending at ``v``: a running guest is interrupted."""
+def notify(s, tb, v):
+    """A new interrupt is pending at ``v``: a running guest is interrupted (reference
+    ``notify``; ``tb`` for hooks that record)."""
     ph = s[s[O_PHASE] + v]
     if (ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT) or descheduled(s, v):
         return

@@ -480,5 +480,5 @@ def resume(s, tb, pf, plug, k, v):
             stimer_process(s, tb, pf, plug, d, j)
     if s[h + H_KICK]:
         s[h + H_KICK] = 0
-        notify(s, v)
+        notify(s, tb, v)
 

@@ -72,9 +72,6 @@ def kernel_support(program: Program) -> str | None:
         return "an empirical service time without samples"
     if len(program.groups) > 62:
         return "more than 62 vectors"
-    if any(kind != "pit" and f"{program.devices[d].arrival_path}.period" not in program.params
-           for d, kind in program.timer_devices):
-        return "an rtc or stimer device whose arrival has no period"
     return None
 
 
@@ -280,7 +277,8 @@ def _pack_timers(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
         dev[di] = j
         code, param = kinds[kind]
         slot = n_ds + rtcs.index(j) if kind == "rtc" else -1
-        timers += [di, code, index[f"{d.model_path}.{param}"], index.get(f"{d.arrival_path}.period", -1), slot]
+        # dsl/timer_checks.py: a timer's arrival is periodic
+        timers += [di, code, index[f"{d.model_path}.{param}"], index[f"{d.arrival_path}.period"], slot]
     prog = np.asarray(head + dev + timers + rtcs, np.int64)
     state = T.NTS * len(p.timer_devices) + n_ds + len(rtcs) + T.NDS * n_ds + (T.NH * V if n_ds else 0)
     return prog, state

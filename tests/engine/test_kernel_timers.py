@@ -70,3 +70,14 @@ def test_a_timer_program_with_a_mechanism_the_kernel_lacks_names_only_that_one()
     scn = timers()
     scn = replace(scn, machine=replace(scn.machine, idle=True))
     assert kernel_support(engine.compile(scn)) == "the kernel does not run idle yet"
+
+
+def test_a_zero_time_cycle_names_a_timer_slot_as_the_reference_does():
+    """The decoder spells a timer slot's event in a zero-time cycle 'tslot i' (mech_reference.event_name)."""
+    from types import SimpleNamespace
+
+    from irqlab.engine import kernel_ids as K
+    from irqlab.engine.kernelrun import Decoder
+
+    code = ((K.EV_TSLOT * 65536 + 1) * 32 + 0) * 16 + 0  # kernel_mech.event_name of slot 1
+    assert Decoder.event_name(SimpleNamespace(p=None), code) == "tslot 1"

@@ -67,7 +67,7 @@ L0, L1, L2, USER = range(4)
 QEMU, KWORKER = -1, -2
 # the event loop's slots, in the order it breaks ties (reference.run)
 EV_END, EV_SAMPLE, EV_ARRIVAL, EV_TIMER, EV_HOST, EV_VCPU = range(6)
-EV_TSLOT = 6  # the timer mechanisms' slots (kernel_timers), scanned before the vCPUs
+EV_TSLOT = 7  # the timer mechanisms' slots (kernel_timers), scanned before the vCPUs (6: routes' actions)
 
 # exit reasons (irqlab.engine.result.EXIT_REASONS order) and userspace exits
 X_EXTERNAL_INTERRUPT, X_INTERRUPT_WINDOW, X_VMRESUME, X_PREEMPTION_TIMER, X_EOI_INDUCED = range(5)
@@ -123,6 +123,6 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_SPURIOUS_DISABLE, E_XEN_RATELIMIT,
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
 (E_PIT_TIMER, E_RTC_COALESCED, E_STIMER_CALLBACK, E_STIMER_EXPIRATION, E_STIMER_START, E_DESCHEDULE,
- E_RESCHEDULE) = range(32, 39)  # kernel_timers
+ E_RESCHEDULE) = range(48, 55)  # kernel_timers (apart from the other mechanisms' codes from 32)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack

@@ -46,6 +46,7 @@ from irqlab.engine.kernel_routes import (
     action_event, eoi_exit, eoi_unseen, next_action, routes_collect, routes_finish, routes_init, settle,
 )
 from irqlab.engine.kernel_service import body_time, service_time
+from irqlab.engine.kernel_timers import n_tslots, timer_eoi, timer_expire, timer_of, timers_init, tslot, tslot_event
 from irqlab.engine.kernel_tpr import (
     l1_deliverable, l2_eoi_back, l2_eoi_exit, l2_eoi_group, l2_eoi_svi, l2_eoi_taken, run_exit, tpr_init,
     vmresume_pending,
@@ -171,6 +172,7 @@ def vcpu_event(s, tb, pf, plug, v):
         broadcast = False
         if g >= 0:
             emit(s, tb, E_KVM_EOI, v, s[s[O_PGRP] + g * N_GRP + G_VECTOR], 0, 0)
+            timer_eoi(s, tb, pf, plug, g)
             level = (s[s[O_TMR] + v] >> g) & 1
             honoured = s[s[O_PGRP] + g * N_GRP + G_SUPPRESS] != 0 and (s[CFG + C_SUPPRESS_ON] != 0 or split == 0)
             broadcast = level != 0 and s[s[O_PGRP] + g * N_GRP + G_IOAPIC] != 0 and not honoured
@@ -555,6 +557,7 @@ def lane_init(s, tb, pf, plug, key0, key1, tracing):
     for m in range(s[CFG + C_M]):
         if plugin_has(s, m, KH_INIT):
             call_hook(plug, KH_INIT, s, pf, m, 0, 0)
+    timers_init(s)
     for d in range(s[CFG + C_D]):
         s[s[O_ARR_T] + d] = arrival_next(s, pf, d, 0, True)
 
@@ -566,6 +569,7 @@ def lane_resume(s, tb, pf, plug):
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
     routes = s[s[O_RT_P] + RP_N] > 0
+    NS = n_tslots(s)
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:
@@ -588,6 +592,9 @@ def lane_resume(s, tb, pf, plug):
             act_t, i = next_action(s)
             if act_t < best_t:
                 best_t, kind, idx = act_t, EV_ACTION, i
+        for i in range(NS):
+            if s[tslot(s, i)] < best_t:
+                best_t, kind, idx = s[tslot(s, i)], EV_TSLOT, i
         for i in range(V):
             if s[s[O_VT] + i] < best_t:
                 best_t, kind, idx = s[s[O_VT] + i], EV_VCPU, i
@@ -602,7 +609,10 @@ def lane_resume(s, tb, pf, plug):
             vcpu_event(s, tb, pf, plug, idx)
         elif kind == EV_ARRIVAL:
             s[S_THREAD] = QEMU
-            arrival(s, tb, pf, plug, idx)
+            if timer_of(s, idx) >= 0:
+                timer_expire(s, tb, pf, plug, idx)
+            else:
+                arrival(s, tb, pf, plug, idx)
         elif kind == EV_TIMER:
             s[S_THREAD] = s[CFG + C_OWNER]
             s[s[O_TIMER_T] + idx] = NEVER
@@ -622,6 +632,8 @@ def lane_resume(s, tb, pf, plug):
             action_event(s, tb, pf, plug, idx)
         elif kind == EV_SAMPLE:
             sample(s, tb)
+        elif kind == EV_TSLOT:
+            tslot_event(s, tb, pf, plug, idx)
         if s[S_ZT_LOOP] or same_instant(s, tb, name):
             finish(s, s[S_T])
             break

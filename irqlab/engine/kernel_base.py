@@ -306,18 +306,25 @@ def accept(s, tb, v, g, level):
     kernel_routes.posted(s, tb, v, bit)
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
-    # notify: a running guest is interrupted
+    notify(s, tb, v)
+    return True
+
+
+@inner
+def notify(s, tb, v):
+    """A new interrupt is pending at ``v``: a running guest is interrupted (reference
+    ``notify``; ``tb`` for hooks that record)."""
     if kernel_idle.idle_on(s) and kernel_idle.idle_notify(s, tb, v):
-        return True
+        return
     ph = s[s[O_PHASE] + v]
-    if ph != RUN_IDLE and ph != RUN_SVC and ph != RUN_PT and ph != HLT and ph != RUN_EXIT:
-        return True
+    running = ph == RUN_IDLE or ph == RUN_SVC or ph == RUN_PT or ph == HLT or ph == RUN_EXIT
+    if not running or descheduled(s, v):
+        return
     t = max(s[S_T], s[s[O_SINCE] + v])
     if s[CFG + C_NESTED] or (not s[CFG + C_BARE] and not s[CFG + C_APICV]):
         at(s, v, KICK, t)
     elif deliverable(s, v):
         at(s, v, TAKE, t)
-    return True
 
 
 @inner
@@ -360,3 +367,4 @@ from irqlab.engine import kernel_routes  # noqa: E402  (its hooks use this modul
 # kernel_idle (idle vCPUs) uses this module's helpers; accept reaches it through the module
 # (bound when accept compiles), so either module may be imported first
 from irqlab.engine import kernel_idle  # noqa: E402
+from irqlab.engine.kernel_timers import descheduled  # noqa: E402  (kernel_timers uses this module)

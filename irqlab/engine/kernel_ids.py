@@ -55,11 +55,14 @@ RT_MISROUTED, RT_DEAD, RT_N_OUT = 0, 1, 2  # the state's first slots: the counte
 ARR_ONCE, ARR_PERIODIC, ARR_POISSON, ARR_BURSTY, ARR_TRACE = range(5)
 TRACE_TIMES_MAX = 1 << 20  # timestamps of `trace` arrivals the kernel copies into each lane's state
 DEV_GENERIC, DEV_QUEUE = range(2)
+DEV_TIMER = 2  # pit, rtc, stimer (kernel_timers)
 SVC_CONSTANT, SVC_EXPONENTIAL, SVC_UNIFORM, SVC_LOGNORMAL, SVC_GAMMA = range(5)  # services.BODY_DISTS order
 SVC_EMPIRICAL = 5  # D_SVC_P0, D_SVC_P1: its samples' start in O_PTIMES, and count
 MIT_KVM_EOI_DELAY, MIT_QEMU_EOI_THROTTLE, MIT_PT_THROTTLE, MIT_LINUX_SPURIOUS, MIT_XEN_RATELIMIT = range(5)
 MIT_STATE_PER_PIN = (1, 1, 0, 4, 3)  # int64 slots per pin of each kind (PT throttle: 2 per vCPU)
 MIT_PLUGIN = 5  # a third-party mitigation with a kernel hook (irqlab.engine.kernel_api)
+MIT_DESCHEDULE = 6  # host contention (kernel_timers); no state of its own here
+MIT_STATE_PER_PIN += (0, 0)  # MIT_PLUGIN (kernel_state instead), MIT_DESCHEDULE
 # the events of a plugin's kernel hook (kernel_api), their bits in M_HOOKS, and what it returns
 KH_INIT, KH_IOAPIC_EOI, KH_DELIVER, KH_REDIRECT, KH_IMMEDIATE_EXIT, KH_HANDLER_DONE, KH_TIMER = range(7)
 KH_NAMES = ("init", "ioapic_eoi", "deliver", "redirect", "immediate_exit", "handler_done", "timer")
@@ -82,6 +85,7 @@ QEMU, KWORKER = -1, -2
 # the event loop's slots, in the order it breaks ties (reference.run)
 EV_END, EV_SAMPLE, EV_ARRIVAL, EV_TIMER, EV_HOST, EV_VCPU = range(6)
 EV_ACTION = 6  # a guest action (routes; its slots come after the hosts', before the vCPUs')
+EV_TSLOT = 7  # the timer mechanisms' slots (kernel_timers), scanned before the vCPUs (6: routes' actions)
 
 # exit reasons (irqlab.engine.result.EXIT_REASONS order) and userspace exits
 X_EXTERNAL_INTERRUPT, X_INTERRUPT_WINDOW, X_VMRESUME, X_PREEMPTION_TIMER, X_EOI_INDUCED = range(5)
@@ -104,6 +108,7 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
 (O_PDEV, O_PGRP, O_PGDEV, O_PGPIN, O_PGSTEP, O_PGBEFORE, O_PMIT, O_PPIN_GROUP, O_PPIN_LEVEL, O_PUSED,
  O_PTIMES,
  O_TPR_P,  # kernel_tpr's program (TPR_* below)
+ O_TM_P,  # the timers' program (kernel_timers), packed right before the parameters
  O_PI, O_STATE,
  O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
@@ -114,10 +119,11 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_IDLE_P, O_IDLE,  # idle vCPUs (kernel_idle): its program array (before O_STATE) and state; -1 without idle
  O_DS_PROG, O_DS_ARB,  # destinations (kernel_dest): the program (-1: none), apic_arb_prio per vCPU
  O_TPR,  # kernel_tpr's state (TPR_* below)
+ O_TM,  # the timers' and deschedule plugins' state (kernel_timers)
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram
  O_ACC, O_STALL_MAX, O_EXITS, O_UEXITS, O_ACT, O_DEV_RAISED, O_DEV_DELIVERED, O_DEV_COALESCED,
  O_DEV_SERVICED, O_DEV_REDELIVERED, O_DEV_LOST, O_DEV_PENDING, O_LAT_MAX, O_LAT_MIN, O_LAT_N, O_LAT_SUM,
- O_LAT_HIST, O_SIZE) = range(83)
+ O_LAT_HIST, O_SIZE) = range(85)
 N_OFFSETS = O_SIZE + 1
 FIRST_STATE_ARRAY = O_ARR_T
 (S_T, S_THREAD, S_END_T, S_SAMPLE_T, S_FIRST_IRQ, S_TTP, S_TTP_L2, S_EOI_COUNT,
@@ -147,6 +153,8 @@ N_SAMPLE = 11  # integers of one sample (kernel.sample), in records of 4: code =
  E_VFIO_INTX, E_KVM_ACK_IRQ, E_VFIO_UNMASK, E_RESAMPLE, E_LAZY_EOI, E_ZERO_TIME_LOOP) = range(32)
 E_RT_MSI_WRITE, E_RT_EXITMAP = 32, 33  # routes: irqlab_msi_write (device, dest), irqlab_eoi_exitmap (vCPU, group bits)
 E_HLT_EXIT, E_APIC_IPI, E_WAKE, E_VCPU_WAKEUP, E_HALT_POLL_NS = range(34, 39)  # idle vCPUs (kernel_idle)
+(E_PIT_TIMER, E_RTC_COALESCED, E_STIMER_CALLBACK, E_STIMER_EXPIRATION, E_STIMER_START, E_DESCHEDULE,
+ E_RESCHEDULE) = range(48, 55)  # kernel_timers (apart from the other mechanisms' codes from 32)
 TB_WIDTH = 8
 FRAME = 5  # slots of one frame of kernel.service's stack
 DS_LOWEST, DS_N, DS_TARGETS = range(3)  # a group's record in the destinations program (kernel_dest)

@@ -533,13 +533,12 @@ def arrival_next(s, pf, d, now, first):
 
 
 @inner
-def arrival(s, tb, pf, plug, d):
+def note_arrival(s, d):
+    """The books of an arrival at device ``d`` (also a timer's expiry): the first
+    interrupt, the start of its vCPU's stall, the start of the device's episode."""
     t = s[S_T]
-    s[S_RAISED] += 1
-    s[s[O_DEV_RAISED] + d] += 1
     if s[S_FIRST_IRQ] == NEVER:
         s[S_FIRST_IRQ] = t
-    s[s[O_PENDING] + d] += 1
     dest = dev_dest(s, d)  # its route now
     if not s[s[O_IRQ_SEEN] + dest]:
         s[s[O_IRQ_SEEN] + dest] = 1
@@ -547,6 +546,16 @@ def arrival(s, tb, pf, plug, d):
             s[s[O_STALL_START] + dest] = t
     if s[s[O_EPISODE] + d] == NEVER:
         s[s[O_EPISODE] + d] = t
+
+
+@inner
+def arrival(s, tb, pf, plug, d):
+    t = s[S_T]
+    s[S_RAISED] += 1
+    s[s[O_DEV_RAISED] + d] += 1
+    s[s[O_PENDING] + d] += 1
+    note_arrival(s, d)
+    dest = s[s[O_PDEV] + d * N_DEV + D_DEST]
     # generic and queue: every arrival raises the interrupt
     if s[s[O_PDEV] + d * N_DEV + D_MSI]:
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]
@@ -593,9 +602,9 @@ def device_service(s, tb, pf, plug, d, v):
     if s[s[O_PDEV] + d * N_DEV + D_MODEL_KIND] == DEV_GENERIC:
         s[pend] = 0
         lower = True
-    else:  # DEV_QUEUE
+    else:  # DEV_QUEUE; DEV_TIMER (timers._TimerModel) always lowers
         s[pend] = max(s[pend] - 1, 0)
-        lower = s[pend] == 0
+        lower = s[pend] == 0 or s[s[O_PDEV] + d * N_DEV + D_MODEL_KIND] == DEV_TIMER
     lower = lower and s[s[O_PDEV] + d * N_DEV + D_LOWERS] != 0
     after_ = s[pend]
     t = s[S_T]
@@ -623,6 +632,8 @@ def device_service(s, tb, pf, plug, d, v):
             s[s[O_P_LINE] + pin] -= 1
             if s[s[O_P_LINE] + pin] == 0:
                 set_line(s, tb, pf, plug, pin, 0)
+    if handled:
+        _tm.timer_serviced(s, tb, pf, plug, d)
     return handled
 
 
@@ -682,3 +693,6 @@ def end_run(s, v, t):
             s[s[O_STALL_START] + v] = t
     elif s[s[O_IRQ_SEEN] + v] and s[s[O_STALL_START] + v] == NEVER:
         s[s[O_STALL_START] + v] = start
+
+
+from irqlab.engine import kernel_timers as _tm  # noqa: E402  (kernel_timers uses this module)

@@ -28,7 +28,8 @@ ARRIVAL_PARAMS = {K.ARR_ONCE: ("at",), K.ARR_PERIODIC: ("period", "start", "coun
 MITIGATION_PARAMS = {K.MIT_KVM_EOI_DELAY: ("threshold", "delay", "hz"), K.MIT_QEMU_EOI_THROTTLE: ("threshold", "delay"),
                      K.MIT_PT_THROTTLE: ("threshold", "delay"),
                      K.MIT_LINUX_SPURIOUS: ("window", "threshold", "reset", "poll", "pre_5_13"),
-                     K.MIT_XEN_RATELIMIT: ("limit", "window")}
+                     K.MIT_XEN_RATELIMIT: ("limit", "window"),
+                     K.MIT_DESCHEDULE: ("vcpu", "start", "period", "length")}
 SERVICE_PARAMS = {K.SVC_CONSTANT: ("mean",), K.SVC_EXPONENTIAL: ("mean",), K.SVC_UNIFORM: ("low", "high"),
                   K.SVC_LOGNORMAL: ("mean", "sigma"), K.SVC_GAMMA: ("mean", "shape")}
 
@@ -38,6 +39,7 @@ KERNEL_MECHANISMS |= {"routes"}  # kernel_routes
 KERNEL_MECHANISMS |= {"idle"}  # kernel_idle
 KERNEL_MECHANISMS |= {"destinations"}  # kernel_dest
 KERNEL_MECHANISMS |= {"tpr", "l2_exit", "l2_eoi"}  # kernel_tpr
+KERNEL_MECHANISMS |= {"timers_pit", "timers_rtc", "timers_stimer", "deschedule"}  # kernel_timers
 
 
 def kernel_support(program: Program) -> str | None:
@@ -220,6 +222,7 @@ def pack(program: Program) -> Packed:
         else:
             state += 2 * V if kind == K.MIT_PT_THROTTLE else K.MIT_STATE_PER_PIN[kind] * Pn
 
+    tm_prog, tm_state = _pack_timers(p, index)
     # the template: offsets, scalars, cfg, program arrays, parameters; then the state arrays
     o = np.zeros(K.N_OFFSETS, i64)
     cfg[K.C_W] = width
@@ -237,7 +240,7 @@ def pack(program: Program) -> Packed:
                       (K.O_PPIN_GROUP, pin_group), (K.O_PPIN_LEVEL, pin_level),
                       (K.O_PUSED, np.asarray(used, i64)),
                       (K.O_PTIMES, np.concatenate(times).astype(i64) if times else np.zeros(0, i64)),
-                      (K.O_TPR_P, tpr_prog), (K.O_PI, pi),
+                      (K.O_TPR_P, tpr_prog), (K.O_TM_P, tm_prog), (K.O_PI, pi),
                       (K.O_RT_P, rt_prog), (K.O_IDLE_P, idle_prog), (K.O_DS_PROG, _pack_dest(p))):
         o[slot] = at
         chunks.append(arr.reshape(-1))
@@ -255,7 +258,7 @@ def pack(program: Program) -> Packed:
         K.O_ACC: 4 * V, K.O_EXITS: 8, K.O_IDLE: idle_state,
         K.O_UEXITS: 2, K.O_ACT: M, K.O_DEV_RAISED: D, K.O_DEV_DELIVERED: D, K.O_DEV_COALESCED: D,
         K.O_DEV_SERVICED: D, K.O_LAT_MAX: D, K.O_LAT_N: D, K.O_LAT_SUM: D, K.O_LAT_HIST: D * N_BINS,
-        K.O_RT: rt_size, K.O_DS_ARB: V if "destinations" in p.mechanisms else 0,
+        K.O_RT: rt_size, K.O_TM: tm_state, K.O_DS_ARB: V if "destinations" in p.mechanisms else 0,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
         if name in PROGRAM_ARRAYS:  # laid out above, with the program
@@ -354,6 +357,32 @@ def _pack_tpr(p: Program, index: dict[str, int]) -> tuple[int, np.ndarray, int]:
                                                   ("machine.tpr", "machine.l2_exit_every", "costs.handler")]
     prog[K.TP_L2EOI] = sum(1 << g for g in l2_eoi)
     return flags, prog, 1 + 3 * p.n_vcpus
+
+
+def _pack_timers(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
+    """The timers' program (``int64``, laid out as :mod:`irqlab.engine.kernel_timers`
+    says; empty without timer devices and deschedule plugins) and the size of their state."""
+    from irqlab.engine import kernel_timers_ids as T
+
+    n_ds = len(p.desched)
+    if not p.timer_devices and not n_ds:
+        return np.zeros(0, np.int64), 0
+    D, V = len(p.devices), p.n_vcpus
+    kinds = {"pit": (T.TM_PIT, "reinject"), "rtc": (T.TM_RTC, "slew"), "stimer": (T.TM_STIMER, "retry")}
+    rtcs = [j for j, (_, kind) in enumerate(p.timer_devices) if kind == "rtc"]
+    head = [len(p.timer_devices), n_ds, len(rtcs)]
+    dev = [-1] * D
+    timers = []
+    for j, (di, kind) in enumerate(p.timer_devices):
+        d = p.devices[di]
+        dev[di] = j
+        code, param = kinds[kind]
+        slot = n_ds + rtcs.index(j) if kind == "rtc" else -1
+        # dsl/timer_checks.py: a timer's arrival is periodic
+        timers += [di, code, index[f"{d.model_path}.{param}"], index[f"{d.arrival_path}.period"], slot]
+    prog = np.asarray(head + dev + timers + rtcs, np.int64)
+    state = T.NTS * len(p.timer_devices) + n_ds + len(rtcs) + T.NDS * n_ds + (T.NH * V if n_ds else 0)
+    return prog, state
 
 
 def lane_param_arrays(packed: Packed, params: dict[str, np.ndarray]):

@@ -58,6 +58,7 @@ KERNEL_SOURCES += ("kernel_routes",)
 KERNEL_SOURCES += ("kernel_idle",)
 KERNEL_SOURCES += ("kernel_dest",)
 KERNEL_SOURCES += ("kernel_tpr",)
+KERNEL_SOURCES += ("kernel_timers_ids", "kernel_timers")
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -377,6 +378,8 @@ class Decoder:
             return f"vfio {self.p.devices[i].name}"
         if kind == K.EV_ACTION:
             return f"action {i}"
+        if kind == K.EV_TSLOT:
+            return f"tslot {i}"
         return f"{('end', 'sample', 'arrival', 'timer')[kind]} {i}"
 
 
@@ -423,4 +426,11 @@ ARGS = {
     K.E_WAKE: ("irqlab_wake", lambda a, b, c, d: (a,)),
     K.E_VCPU_WAKEUP: ("kvm_vcpu_wakeup", lambda a, b, c, d: ("wait" if b else "poll", a // 1000)),
     K.E_HALT_POLL_NS: ("kvm_halt_poll_ns", lambda a, b, c, d: (a, b // 1000, "grow" if c else "shrink", d // 1000)),
+    K.E_PIT_TIMER: ("irqlab_pit_timer", lambda a, b, c, d: (a,)),
+    K.E_RTC_COALESCED: ("irqlab_rtc_coalesced", lambda a, b, c, d: (a,)),
+    K.E_STIMER_CALLBACK: ("kvm_hv_stimer_callback", lambda a, b, c, d: (a,)),
+    K.E_STIMER_EXPIRATION: ("kvm_hv_stimer_expiration", lambda a, b, c, d: (a, b)),
+    K.E_STIMER_START: ("kvm_hv_stimer_start_periodic", lambda a, b, c, d: (a, b, c)),
+    K.E_DESCHEDULE: ("irqlab_deschedule", lambda a, b, c, d: (a, b)),
+    K.E_RESCHEDULE: ("irqlab_reschedule", lambda a, b, c, d: (a,)),
 }

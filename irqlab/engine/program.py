@@ -166,7 +166,8 @@ class Program:
     def mechanisms(self) -> frozenset[str]:
         """The mechanisms beyond the founding semantics this program uses (issue 12: ``vfio``,
         ``amd``, ``lazy_eoi``; issue 13: ``routes`` (guest actions that change routes),
-        ``timers``, ``deschedule``, ``idle``, ``destinations``, ``tpr``, ``l2_exit``, ``l2_eoi``).
+        ``timers_pit``, ``timers_rtc``, ``timers_stimer``, ``deschedule``, ``idle``, ``destinations``,
+        ``tpr``, ``l2_exit``, ``l2_eoi``).
         An executor that implements only the founding semantics (the compiled kernel) must
         leave a program with any of them to the lockstep executor."""
         out = set()
@@ -178,8 +179,7 @@ class Program:
             out.add("lazy_eoi")
         if self.actions:
             out.add("routes")
-        if self.timer_devices:
-            out.add("timers")
+        out.update(f"timers_{kind}" for _, kind in self.timer_devices)  # timers_pit, timers_rtc, timers_stimer
         if self.desched:
             out.add("deschedule")
         if self.idle:

@@ -9,7 +9,7 @@ from irqlab import dsl
 from irqlab.errors import ScenarioError
 from tests.engine.helpers import events, names, run
 
-BACKENDS = ("reference", "numpy")
+BACKENDS = ("reference", "numpy", "kernel")
 
 
 def scenario(model: str, *, machine: str = "irqchip kernel; apicv off", service: str = "20us",
@@ -160,12 +160,13 @@ def test_programs_with_timers_or_deschedule_name_their_mechanisms():
     """auto keeps such programs off the kernel: Program.mechanisms names them."""
     from irqlab import engine
 
-    assert {"timers", "deschedule"} <= engine.compile(scenario("pit {}")).mechanisms
+    assert {"timers_pit", "deschedule"} <= engine.compile(scenario("pit {}")).mechanisms
 
 
-def test_a_batch_of_lanes_with_different_contention_and_retry_matches_each_lane_alone():
-    """Determinism: lanes of one lockstep batch with different stretch lengths, vCPUs and
-    retry settings give what each gives alone in the reference interpreter."""
+@pytest.mark.parametrize("backend", ["numpy", "kernel"])
+def test_a_batch_of_lanes_with_different_contention_and_retry_matches_each_lane_alone(backend):
+    """Determinism: lanes of one lockstep (or kernel) batch with different stretch lengths, vCPUs
+    and retry settings give what each gives alone in the reference interpreter."""
     import json
 
     from irqlab import engine
@@ -181,7 +182,7 @@ scenario t {
     prog = engine.compile(s)
     points = [{"mitigation.deschedule.length": ln, "device.tick.model.retry": rt, "mitigation.deschedule.vcpu": v}
               for ln, rt, v in ((0, 0, 1), (60_000_000, 1, 1), (60_000_000, 0, 1), (45_000_000, 1, 0))]
-    batch = engine.run(prog, [engine.Lane(3, (i,), p) for i, p in enumerate(points)], backend="numpy")
+    batch = engine.run(prog, [engine.Lane(3, (i,), p) for i, p in enumerate(points)], backend=backend)
     for i, p in enumerate(points):
         alone = engine.run(prog, [engine.Lane(3, (i,), p)], backend="reference")
         assert json.dumps(batch.lane(i), sort_keys=True) == json.dumps(alone.lane(0), sort_keys=True)

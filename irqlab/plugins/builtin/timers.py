@@ -2,8 +2,9 @@
 
 The device models ``pit`` and ``stimer`` name a device as a timer: its arrival process
 is the host timer's expiry (use ``arrival periodic``), and what an expiry does (inject,
-hold for reinjection, drop) is engine semantics, run by the NumPy executors
-(:mod:`irqlab.engine.timers_reference`, :mod:`irqlab.engine.timers_lockstep`).
+hold for reinjection, drop) is engine semantics, run by every executor
+(:mod:`irqlab.engine.timers_reference`, :mod:`irqlab.engine.timers_lockstep`,
+:mod:`irqlab.engine.kernel_timers`).
 ``deschedule`` takes a vCPU off its host CPU for given stretches. docs/model.md,
 "Timers that catch up, and host contention", states the rules and their sources.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irqlab.engine import kernel_ids as K
 from irqlab.plugins.api import DeviceModel, Mitigation, Param
 
 
@@ -44,6 +46,7 @@ class Pit(_TimerModel):
     name = "pit"
     version = "1.0"
     timer_kind = "pit"
+    kernel_kind = K.DEV_TIMER  # irqlab.engine.kernel_timers runs it natively
     params = (Param("reinject", "int", 1, "1: KVM_REINJECT_CONTROL pit_reinject (the default); 0: off",
                     min=0, max=1),)
 
@@ -68,6 +71,7 @@ class Stimer(_TimerModel):
     name = "stimer"
     version = "1.0"
     timer_kind = "stimer"
+    kernel_kind = K.DEV_TIMER  # irqlab.engine.kernel_timers runs it natively
     params = (Param("retry", "int", 0, "1: retry delivery into a busy slot (before 7deec5e0df74); "
                     "0: drop the tick (periodic timers since 7deec5e0df74)", min=0, max=1),)
 
@@ -89,6 +93,7 @@ class Deschedule(Mitigation):
     name = "deschedule"
     version = "1.0"
     host_contention = True
+    kernel_kind = K.MIT_DESCHEDULE  # irqlab.engine.kernel_timers runs it natively
     params = (
         Param("vcpu", "int", 0, "the vCPU the host deschedules", min=0),
         Param("start", "time", 0.0, "when the first stretch begins", min=0),
@@ -112,6 +117,7 @@ class Rtc(_TimerModel):
     name = "rtc"
     version = "1.0"
     timer_kind = "rtc"
+    kernel_kind = K.DEV_TIMER  # irqlab.engine.kernel_timers runs it natively
     params = (Param("slew", "int", 1, "1: lost_tick_policy slew (driftfix=slew); 0: discard", min=0, max=1),)
 
     @classmethod

@@ -555,7 +555,7 @@ def arrival(s, tb, pf, plug, d):
     s[s[O_DEV_RAISED] + d] += 1
     s[s[O_PENDING] + d] += 1
     note_arrival(s, d)
-    dest = s[s[O_PDEV] + d * N_DEV + D_DEST]
+    dest = dev_dest(s, d)  # its route now
     # generic and queue: every arrival raises the interrupt
     if s[s[O_PDEV] + d * N_DEV + D_MSI]:
         g = s[s[O_PDEV] + d * N_DEV + D_GROUP]

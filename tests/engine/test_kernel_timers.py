@@ -63,13 +63,15 @@ scenario t {{
     assert engine.run(prog, [engine.Lane(0)]).backend.startswith("kernel (")
 
 
-def test_a_timer_program_with_a_mechanism_the_kernel_lacks_names_only_that_one():
-    """Timers no longer keep a program off the kernel: with idle vCPUs too, auto's reason is idle alone."""
+def test_a_timer_program_with_idle_vcpus_runs_on_the_kernel_as_on_the_reference():
+    """Timers and idle vCPUs together: the kernel runs the program (no mechanism keeps it
+    off) and equals the reference."""
     from dataclasses import replace
 
     scn = timers()
     scn = replace(scn, machine=replace(scn.machine, idle=True))
-    assert kernel_support(engine.compile(scn)) == "the kernel does not run idle yet"
+    assert kernel_support(engine.compile(scn)) is None
+    compare(scn, n=2, others=("kernel",))
 
 
 def test_a_zero_time_cycle_names_a_timer_slot_as_the_reference_does():
@@ -79,5 +81,5 @@ def test_a_zero_time_cycle_names_a_timer_slot_as_the_reference_does():
     from irqlab.engine import kernel_ids as K
     from irqlab.engine.kernelrun import Decoder
 
-    code = ((K.EV_TSLOT * 65536 + 1) * 32 + 0) * 16 + 0  # kernel_mech.event_name of slot 1
+    code = ((K.EV_TSLOT * 65536 + 1) * 64 + 0) * 16 + 0  # kernel_mech.event_name of slot 1 (6 bits of phase)
     assert Decoder.event_name(SimpleNamespace(p=None), code) == "tslot 1"

@@ -13,6 +13,8 @@ the ratio (this tree / base):
 * the founding storm, 10,000 identical lanes, one thread;
 * bench_sweep.py's desynchronized sweep at 10,000 lanes, one thread and every
   thread (the parallel speedup of each side is printed too);
+* each of these again per CPU-second of the child process (``per CPU-s:``), which
+  varies less than wall time when other processes share the cores;
 * with ``--compile``: the cold compile in a fresh process with an empty cache
   (the best of the rounds); always: the load from the warm cache (each tree's
   own ``__pycache__``; the base's first load compiles it).
@@ -49,23 +51,27 @@ if {work!r}:
     from bench_engine import founding, identical, sweep_lanes
     from bench_sweep import SCENARIO
 
-    def rate(prog, lanes, n_threads):
+    def rate(key, prog, lanes, n_threads):
+        # lane-events per wall second into out[key], per CPU-second of the process into
+        # out["per CPU-s: " + key] (steadier on a shared machine)
         numba.set_num_threads(n_threads)
         engine.run(prog, lanes[:2], backend="kernel")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         r = engine.run(prog, lanes, backend="kernel")
-        return float(r.metrics["events"].sum()) / (time.perf_counter() - t)
+        events = float(r.metrics["events"].sum())
+        out[key] = events / (time.perf_counter() - t)
+        out["per CPU-s: " + key] = events / max(time.process_time() - c, 1e-9)
 
     big = {big}
     p = founding({long_s})
-    out["founding, 1 lane"] = rate(p, identical(p, 1), 1)
+    rate("founding, 1 lane", p, identical(p, 1), 1)
     p = founding({short_s})
-    out[f"founding, {{big}} identical lanes"] = rate(p, identical(p, big), 1)
+    rate(f"founding, {{big}} identical lanes", p, identical(p, big), 1)
     text = SCENARIO.replace("replications 10", f"replications {{big // 1000}}")
     p, lanes = sweep_lanes(text, "bench_sweep.scn")
-    out[f"desynchronized, {{big}} lanes, 1 thread"] = rate(p, lanes, 1)
+    rate(f"desynchronized, {{big}} lanes, 1 thread", p, lanes, 1)
     n = numba.config.NUMBA_NUM_THREADS
-    out[f"desynchronized, {{big}} lanes, {{n}} threads"] = rate(p, lanes, n)
+    rate(f"desynchronized, {{big}} lanes, {{n}} threads", p, lanes, n)
 print("RESULT " + json.dumps(out))
 """
 
@@ -131,15 +137,15 @@ def main() -> None:
                         best[side][k] = max(best[side].get(k, 0.0), v) if k != "ready" else \
                             min(best[side].get(k, 1e9), v)
             print(f"  round {r + 1} done, load average {os.getloadavg()[0]:.1f}", flush=True)
-        print(f"{'workload':44s} {'base M/s':>10s} {'this M/s':>10s} {'this/base':>10s}")
+        print(f"{'workload':58s} {'base M/s':>10s} {'this M/s':>10s} {'this/base':>10s}")
         for k in best["this"]:
             if k == "ready":
                 continue
             b, t = best["base"][k], best["this"][k]
-            print(f"{k:44s} {b / 1e6:10.2f} {t / 1e6:10.2f} {t / b:9.2f}x")
-        par = [k for k in best["this"] if "threads" in k]
+            print(f"{k:58s} {b / 1e6:10.2f} {t / 1e6:10.2f} {t / b:9.2f}x")
+        par = [k for k in best["this"] if "threads" in k and not k.startswith("per CPU")]
         if par:
-            one = [k for k in best["this"] if "1 thread" in k][0]
+            one = [k for k in best["this"] if "1 thread" in k and not k.startswith("per CPU")][0]
             for side in sides:
                 print(f"parallel speedup ({side}): {best[side][par[0]] / best[side][one]:.2f}x one thread")
         print(f"kernel load from a warm cache in a fresh process (best): base {best['base']['ready']:.2f} s, "

@@ -40,7 +40,17 @@ def one_specialization(dispatcher):
 
 
 def inner(fn):
-    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True)(fn))
+    # forceinline stated, not inherited: a callee first compiled from a hot caller is not hot
+    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
+                                   forceinline=False)(fn))
+
+
+def hot(fn):
+    """An :func:`inner` function that LLVM always inlines into its callers (``alwaysinline``):
+    a step of a hot path kept as its own function for reading. Left to LLVM's inliner such
+    a step stays a call, and a call passes each array as its seven fields."""
+    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
+                                   forceinline=True)(fn))
 
 
 def entry(fn):

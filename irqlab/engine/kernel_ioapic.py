@@ -10,7 +10,7 @@ import numpy as np
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_base import (  # noqa: F401
-    accept, after, at, count_delivery, deliverable, det_log, draw, emit, entry, inner, latency_bin,
+    accept, after, at, count_delivery, deliverable, det_log, draw, emit, entry, hot, inner, latency_bin,
     merge, record,
 )
 from irqlab.engine.kernel_dest import dest_deliver
@@ -41,7 +41,7 @@ def set_line(s, tb, pf, plug, pin, level):
     line_effect(s, tb, pf, plug, pin, level)
 
 
-@inner
+@hot
 def line_effect(s, tb, pf, plug, pin, level):
     """The IOAPIC sees ``pin``'s line (the OR of its sources) at ``level``."""
     if level and s[s[O_PPIN_LEVEL] + pin]:
@@ -49,7 +49,7 @@ def line_effect(s, tb, pf, plug, pin, level):
     line_rest(s, tb, pf, plug, pin, level)
 
 
-@inner
+@hot
 def line_rest(s, tb, pf, plug, pin, level):
     """:func:`line_effect` after the lazy EOI."""
     split = s[CFG + C_SPLIT]
@@ -220,7 +220,7 @@ def eoi_broadcast(s, tb, pf, plug, vector):
         eoi_one(s, tb, pf, plug, pin)
 
 
-@inner
+@hot
 def eoi_one(s, tb, pf, plug, pin):
     """The EOI of level ``pin`` (QEMU's loop body; KVM ``kvm_ioapic_update_eoi_one``: the
     ack notifiers first)."""
@@ -230,7 +230,7 @@ def eoi_one(s, tb, pf, plug, pin):
     eoi_tail(s, tb, pf, plug, pin)
 
 
-@inner
+@hot
 def eoi_tail(s, tb, pf, plug, pin):
     """:func:`eoi_one` after the ack notifiers: Remote IRR clears, a still asserted line
     is delivered again unless a mitigation defers it."""
@@ -342,7 +342,7 @@ def xen_blocked_tail(s, tb, pin, m, idle):
     emit(s, tb, E_XEN_RATELIMIT, pin, 0, 0, 0)
 
 
-@inner
+@hot
 def mit_eoi(s, tb, pf, plug, pin, asserted):
     defer = False
     for m in range(s[CFG + C_M]):

@@ -16,7 +16,7 @@ instant (:func:`event_name`) and the record count after each.
 from __future__ import annotations
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
-from irqlab.engine.kernel_base import emit, inner  # noqa: F401
+from irqlab.engine.kernel_base import emit, hot, inner  # noqa: F401
 
 # ---------------------------------------------------------------- VFIO INTx
 
@@ -149,11 +149,12 @@ def deep_in_instant(s):
     return s[S_T] == s[S_ZT_LAST_T] and s[S_ZT_SAME] + 1 > ZT_EVENTS - ZT_HIST
 
 
-@inner
+@hot
 def same_instant(s, tb, name):
     """After an event: count the lane's events at one instant (``name`` >= 0: the event's,
     among the last ZT_HIST before ZT_EVENTS); at ZT_EVENTS report the cycle they repeat
-    (its shortest period of names) and return True."""
+    (its shortest period of names) and return True. (Inlined into the event loop: it runs
+    after every event; :func:`instant_name` is its rare rest.)"""
     if s[S_T] != s[S_ZT_LAST_T]:
         s[S_ZT_LAST_T] = s[S_T]
         s[S_ZT_SAME] = 0
@@ -162,6 +163,12 @@ def same_instant(s, tb, name):
     s[S_ZT_SAME] += 1
     if name < 0:
         return False
+    return instant_name(s, tb, name)
+
+
+@inner
+def instant_name(s, tb, name):
+    """:func:`same_instant` for an event named ``name``: keep its name; at ZT_EVENTS report."""
     nh = s[S_ZT_NH]
     s[s[O_ZT_NAME] + nh] = name
     s[s[O_ZT_EV] + nh] = s[S_EVENTS]

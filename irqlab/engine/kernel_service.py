@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
-from irqlab.engine.kernel_base import LN2_HI, LN2_LO, det_log, draw, inner
+from irqlab.engine.kernel_base import LN2_HI, LN2_LO, det_log, draw, hot, inner
 from irqlab.engine.rng import _A, _B, _C, _D, _E, _EXP_COEFFS, _F
 
 EXP_COEFFS = np.array(_EXP_COEFFS)
@@ -102,14 +102,22 @@ def by_kind(s, slot, stream, kind, a, b):
     return gamma(s, slot, stream, b) * a / b  # SVC_GAMMA: mean, shape
 
 
-@inner
+@hot
 def service_time(s, pf, d):
     """How long this service of device ``d`` takes: its constant, or one draw of its
-    distribution (reference.service_time)."""
+    distribution (reference.service_time). (Inlined: the constant is the common case;
+    :func:`service_dist` is the rest.)"""
+    row = s[O_PDEV] + d * N_DEV
+    if s[row + D_SVC_KIND] < 0:
+        return s[s[O_PI] + s[row + D_SERVICE]]
+    return service_dist(s, pf, d)
+
+
+@inner
+def service_dist(s, pf, d):
+    """:func:`service_time` of a device with a service-time distribution."""
     row = s[O_PDEV] + d * N_DEV
     kind = s[row + D_SVC_KIND]
-    if kind < 0:
-        return s[s[O_PI] + s[row + D_SERVICE]]
     if kind == SVC_CONSTANT:
         return s[s[O_PI] + s[row + D_SVC_P0]]
     if kind == SVC_EMPIRICAL:  # a sample drawn uniformly

@@ -178,10 +178,13 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     alone = list(range(n)) if program.series_fields else traced
     if not program.series_fields:
         batch(np.array([i for i in range(n) if i not in set(traced)], np.int64) if traced else None)
-    traces, samples = {}, [[] for _ in range(n)]
+    traces: dict = {}
+    samples = [[] for _ in range(n)] if program.series_fields else None  # none: no list per lane
     for i in alone:
-        trace, samples[i] = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
-                                        out, hist, over, i in traced, plug)
+        trace, lane_samples = _run_traced(kn, program, tmpl, packed.size, pf, var_idx, var_i, var_f, keys, i,
+                                          out, hist, over, i in traced, plug)
+        if samples is not None:
+            samples[i] = lane_samples
         if trace is not None:
             traces[i] = trace
     stats = stats_from(program, out, hist)
@@ -194,7 +197,7 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
         from irqlab.engine.lockstep import run_lockstep
 
         return run_lockstep(program, lanes, tuple(traced))
-    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, series_arrays(program, samples))
+    return finish_batch(program, stats, params, ["ok"] * n, [None] * n, traces, series_arrays(program, samples or []))
 
 
 _NO_FULL = np.zeros((0, 0, 0), np.int64)

@@ -220,7 +220,7 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
         "zero_time_loop": stats.zt_loop,
         "zero_time_cycle": stats.zt_cycle,
         "sim_time_ns": duration * ns,
-        **idle_metrics(stats.idle if stats.idle is not None else np.zeros((n, N_IDLE), np.int64)),
+        **(idle_metrics(stats.idle) if stats.idle is not None else no_idle_metrics(n)),
     }
     if not program.nested:
         metrics["time_to_l2_progress_ns"] = np.full(n, np.nan)
@@ -260,6 +260,12 @@ def build_result(program: Program, stats: Stats, params: dict[str, np.ndarray],
                        userspace_exits=uexits, mitigation_activations=acts, devices=devices,
                        extra=extra, series=series, traces=traces,
                        vcpu_time_ns=acc * ns)
+
+
+def no_idle_metrics(n: int) -> dict[str, np.ndarray]:
+    """The idle metrics of ``n`` lanes without idle vCPUs: zeros, each one value every lane
+    shares (a read-only broadcast, no memory per lane)."""
+    return {k: np.broadcast_to(v, (n,)) for k, v in idle_metrics(np.zeros((1, N_IDLE), np.int64)).items()}
 
 
 def idle_metrics(idle: np.ndarray) -> dict[str, np.ndarray]:

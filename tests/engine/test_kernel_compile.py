@@ -27,3 +27,26 @@ def test_constant_arguments_do_not_specialize_a_kernel_function():
     caller(s, 7)
     assert list(s) == [5, 6, 7]
     assert len(at.signatures) == 1
+
+
+def test_a_hot_functions_callee_is_not_always_inlined_by_inheritance():
+    """hot marks only its own functions alwaysinline: an inner callee first compiled from one stays a call."""
+    from irqlab.engine.kernel_base import hot, inner
+
+    @inner
+    def leaf(s):
+        s[0] += 1
+
+    @hot
+    def step(s):
+        leaf(s)
+
+    @numba.njit
+    def caller(s):
+        step(s)
+
+    s = np.zeros(1, np.int64)
+    caller(s)
+    assert s[0] == 1
+    assert [c.fndesc.inline for c in step.overloads.values()] == [True]
+    assert [c.fndesc.inline for c in leaf.overloads.values()] == [False]

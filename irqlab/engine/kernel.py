@@ -542,7 +542,7 @@ def lane_resume(s, tb, pf, plug):
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
-    routes = s[s[O_RT_P] + RP_N] > 0
+    routes = s[O_RT_P] != 0  # kernel_routes.rt_on
     half = tb.shape[0] // 2
     while not s[S_DONE]:
         if (s[S_TRACING] or s[CFG + C_SERIES]) and s[S_NTB] > half:

@@ -52,7 +52,8 @@ from irqlab.engine.kernel_service import body_time, service_time
 
 @inner
 def vcpu_event(s, tb, pf, plug, v):
-    settle(s, tb, v)
+    if s[O_RT_P]:  # guest actions (kernel_routes)
+        settle(s, tb, v)
     ph = s[s[O_PHASE] + v]
     t = s[S_T]
     nested, bare, split, x2apic = s[CFG + C_NESTED], s[CFG + C_BARE], s[CFG + C_SPLIT], s[CFG + C_X2APIC]

@@ -58,7 +58,8 @@ from irqlab.engine.kernel_tpr import (
 
 @inner
 def vcpu_event(s, tb, pf, plug, v):
-    settle(s, tb, v)
+    if s[O_RT_P]:  # guest actions (kernel_routes)
+        settle(s, tb, v)
     ph = s[s[O_PHASE] + v]
     t = s[S_T]
     nested, bare, split, x2apic = s[CFG + C_NESTED], s[CFG + C_BARE], s[CFG + C_SPLIT], s[CFG + C_X2APIC]
@@ -568,7 +569,7 @@ def lane_resume(s, tb, pf, plug):
     full (then return; call again after taking the records out). Returns 1 when done."""
     max_events = s[s[O_PI] + s[CFG + C_P_MAX_EVENTS]]
     D, NT, V, vfio = s[CFG + C_D], s[CFG + C_NT], s[CFG + C_V], s[CFG + C_VFIO]
-    routes = s[s[O_RT_P] + RP_N] > 0
+    routes = s[O_RT_P] != 0  # kernel_routes.rt_on
     NS = n_tslots(s)
     half = tb.shape[0] // 2
     while not s[S_DONE]:

@@ -239,7 +239,8 @@ def enter(s, tb, v, level, pre_mode, pre_dt, has_pre):
     """kvm_entry into ``level`` (after the optional prefix); returns when its code starts."""
     et = s[S_T] + (pre_dt if has_pre else 0)
     emit_at(s, tb, et, E_KVM_ENTRY, v, 0, 0, 0)
-    kernel_routes.entered(s, v, et)
+    if s[O_RT_P]:  # guest actions (kernel_routes)
+        kernel_routes.entered(s, v, et)
     entry = s[s[O_PI] + s[CFG + C_P_VMENTRY]]
     if has_pre:
         return switch(s, tb, v, level, pre_mode, pre_dt, L0, entry, 2)
@@ -313,7 +314,8 @@ def accept(s, tb, v, g, level):
         s[s[O_TMR] + v] &= ~bit
     if s[s[O_IRR] + v] & bit:
         return False
-    kernel_routes.posted(s, tb, v, bit)
+    if s[O_RT_P]:
+        kernel_routes.posted(s, tb, v, bit)
     s[s[O_IRR] + v] |= bit
     trace_lapic(s, tb, v)
     notify(s, tb, v)

@@ -42,7 +42,7 @@ N_GRP = 13
 # mit[m, ...]
 M_KIND, M_TIMER_BASE, M_STATE, M_P0, M_P1, M_P2, M_P3, M_P4, M_HOOKS, M_NTIMERS = range(10)
 N_MIT = 10
-# routes (kernel_routes): s[O_RT_P + RP_*] its program's header (RP_N actions, 0: none and nothing else),
+# routes (kernel_routes): s[O_RT_P + RP_*] its program's header (RP_N actions; s[O_RT_P] = 0: no actions),
 # then RP_W ints per action (at and every: parameter indices; its writes: count and first), RP_W per
 # write (RT_IOAPIC or RT_MSI, gsi or device, dest, mask; -1 keeps), then every vCPU's first EOI-exit bits;
 # the header's RP_ENTRY..RP_ACT are where each of its state arrays starts in s[O_RT:] (RT_* slots first)

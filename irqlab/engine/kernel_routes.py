@@ -3,8 +3,8 @@ actions: route changes").
 
 The kernel form of :mod:`irqlab.engine.routes_reference` (same names, same order of
 records). The program (``s[O_RT_P:]``, :func:`irqlab.engine.kernelprog._pack_routes`) is a
-header (``RP_*`` in :mod:`irqlab.engine.kernel_ids`; ``RP_N`` = 0: the program has no
-actions, and the rest of this module does nothing), the actions and their writes, and
+header (``RP_*`` in :mod:`irqlab.engine.kernel_ids`; ``s[O_RT_P]`` = 0: the program has
+no actions, and the rest of this module does nothing), the actions and their writes, and
 every vCPU's EOI-exit bits at the start. The state (``s[O_RT:]``) is the counters
 ``RT_MISROUTED``, ``RT_DEAD`` (ps), then the arrays whose starts the header gives:
 ``RP_ENTRY[v]`` (the time of the vCPU's last VM entry), ``RP_PIR[v]`` (group bits still in
@@ -36,7 +36,7 @@ RT_SCAN_PENDING_PIR, RT_SCAN_PENDING, RT_SCAN_ROUTE = range(3)  # ir.EOI_SCANS o
 @inner
 def rt_on(s):
     """Whether the program has guest actions (else the routes are the program's own)."""
-    return s[s[O_RT_P] + RP_N] > 0
+    return s[O_RT_P] != 0
 
 
 @inner

@@ -246,6 +246,8 @@ def pack(program: Program) -> Packed:
         chunks.append(arr.reshape(-1))
         at += arr.size
     o[K.O_DS_PROG] = o[K.O_DS_PROG] if "destinations" in p.mechanisms else -1
+    if not rt_prog.size:
+        o[K.O_RT_P] = 0  # no guest actions (kernel_routes.rt_on)
     o[K.O_STATE] = at
     sizes = {
         K.O_ARR_T: D, K.O_TIMER_T: p.n_timers, K.O_PRE: 4 * V, K.O_P_IRR: Pn, K.O_P_RIRR: Pn,
@@ -274,12 +276,12 @@ def pack(program: Program) -> Packed:
 
 def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
     """The routes program (``s[O_RT_P:]``, :mod:`irqlab.engine.kernel_routes`) and the size of
-    its state (``s[O_RT:]``): ``[0]`` and 0 for a program without guest actions."""
+    its state (``s[O_RT:]``): none for a program without guest actions."""
     from irqlab.engine.compiler import RTC_GSI
     from irqlab.ir import EOI_SCANS
 
     if not p.actions:
-        return np.zeros(1, np.int64), 0
+        return np.zeros(0, np.int64), 0
     V, Pn, D, A = p.n_vcpus, p.n_pins, len(p.devices), len(p.actions)
     writes = [w for a in p.actions for w in a.writes]
     head = np.zeros(K.RP_HEAD, np.int64)

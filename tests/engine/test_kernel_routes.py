@@ -44,11 +44,11 @@ def test_a_mitigations_mask_write_updates_the_routes_as_the_reference_does(irqch
 
 
 def test_a_program_without_actions_has_an_empty_routes_state():
-    """Without guest actions the routes cost a lane one program slot (0 actions) and no state."""
+    """Without guest actions the routes cost a lane its two offsets only: no program (offset 0), no state."""
     prog = engine.compile(guest(devices=[device("d", 0x41, gsi=21)]))
     packed = pack(prog)
     o = packed.o
-    assert packed.tmpl[o[K.O_RT_P] + K.RP_N] == 0
+    assert o[K.O_RT_P] == 0 and o[K.O_PI] + len(packed.paths) == o[K.O_STATE]
     assert o[K.O_ACC] == o[K.O_RT]  # the next state array (idle's, between them, is -1 without idle)
 
 

@@ -103,11 +103,12 @@ def kernel_hook(program: Program):
     import importlib
 
     from irqlab.engine import kernel_api
+    from irqlab.engine.kernelrun import fresh_hook
 
     for m in program.mitigations:
         if kernel_kind(m.plugin) == K.MIT_PLUGIN:
             module, _, name = vars(type(m.plugin))["kernel_hook"].partition(":")
-            return getattr(importlib.import_module(module), name)
+            return fresh_hook(importlib.import_module(module), name)
     return kernel_api.no_plugin
 
 

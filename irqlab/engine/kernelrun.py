@@ -59,6 +59,7 @@ KERNEL_SOURCES += ("kernel_idle",)
 KERNEL_SOURCES += ("kernel_dest",)
 KERNEL_SOURCES += ("kernel_tpr",)
 KERNEL_SOURCES += ("kernel_timers_ids", "kernel_timers")
+KERNEL_SOURCES += ("kernel_api",)  # inlined into third-party hooks (fresh_hook)
 STAMP = "irqlab_kernel.stamp"
 
 
@@ -79,23 +80,60 @@ def drop_stale_cache(kernel) -> None:
     ``kernel_ids.py`` or to a callee's module leaves the callers' cache entries valid to
     Numba, with the old code inside), then record the current sources' stamp."""
     try:
-        path = kernel.run_lanes._cache._cache_path
-        stamp_file = os.path.join(path, STAMP)
-        stamp = source_stamp()
+        drop_stale(kernel.run_lanes._cache._cache_path, KERNEL_SOURCES, STAMP)
+    except AttributeError:  # no cache to check: Numba compiles, as without one
+        pass
+
+
+def drop_stale(path: str, modules, stamp_name: str) -> bool:
+    """In the cache directory ``path``, delete the cached code of ``modules`` (file stems)
+    unless ``stamp_name`` there records the kernel's current :func:`source_stamp`; then
+    record it. True if it deleted (the code must be compiled again)."""
+    stamp = source_stamp()
+    stamp_file = os.path.join(path, stamp_name)
+    try:
         if os.path.exists(stamp_file):
             with open(stamp_file, encoding="ascii") as f:
                 if f.read() == stamp:
-                    return
+                    return False
         if not os.path.isdir(path):
-            return
-        prefixes = tuple(f"{name}." for name in KERNEL_SOURCES)
+            return False
+        prefixes = tuple(f"{name}." for name in modules)
+        dropped = False
         for name in os.listdir(path):
             if name.startswith(prefixes) and name.endswith((".nbi", ".nbc")):
                 os.remove(os.path.join(path, name))
+                dropped = True
         with open(stamp_file, "w", encoding="ascii") as f:
             f.write(stamp)
-    except (OSError, AttributeError):  # no cache to check: Numba compiles, as without one
-        pass
+        return dropped
+    except OSError:  # a read-only cache: Numba does not write there either
+        return False
+
+
+def fresh_hook(module, name: str):
+    """``module.name``, a third-party kernel hook (:mod:`irqlab.engine.kernel_api`), compiled
+    against the kernel's current layout. The hook inlines kernel_api's helpers, which read
+    the lane at the offsets of ``kernel_ids.py``; Numba keys the hook's cache by its own
+    file only, so after a change of the layout its cached code would read the wrong slots.
+    When the kernel's sources changed since the hook's cache was written, the stale code
+    (the helpers' and every cached function of the hook's module) is deleted and the module
+    is imported again, which compiles it."""
+    import importlib
+
+    from irqlab.engine import kernel_api
+
+    hook = getattr(module, name)
+    path = getattr(getattr(hook, "_cache", None), "_cache_path", None)
+    helpers = getattr(getattr(kernel_api.now, "_cache", None), "_cache_path", None)
+    if path is None or helpers is None:  # the JIT is off, or nothing is cached
+        return hook
+    drop_stale(helpers, KERNEL_SOURCES, STAMP)
+    stem = os.path.splitext(os.path.basename(module.__file__))[0]
+    if drop_stale(path, (stem,), f"irqlab_hook.{stem}.stamp"):
+        module = importlib.reload(module)
+        hook = getattr(module, name)
+    return hook
 
 
 def _cache_present(kernel) -> bool:

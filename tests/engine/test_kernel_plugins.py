@@ -58,3 +58,29 @@ def test_a_kernel_hook_that_fails_to_load_falls_back_to_the_numpy_hooks(token_bu
     why = kernel_support(prog)
     assert why.startswith("the kernel hook 'irqlab_no_such_module:hook' failed to load (ModuleNotFoundError")
     assert engine.run(prog, [engine.Lane(0)]).backend.startswith(f"reference ({why}")
+
+
+def test_a_hook_cached_under_another_kernel_layout_is_compiled_again(token_bucket):
+    """A hook inlines kernel_api's helpers, which read the lane at the offsets of
+    kernel_ids.py: if its cache was written when the kernel's sources were other, the
+    cached code is dropped and the hook compiled again (it used to read the wrong slots and
+    crash the process after the layout grew)."""
+    import os
+
+    from numba.core import config
+
+    from irqlab.engine import kernelrun
+    from irqlab.engine.kernelprog import kernel_hook
+
+    if config.DISABLE_JIT:
+        pytest.skip("NUMBA_DISABLE_JIT=1: nothing is cached")
+    prog = engine.compile(bucket(1e4))
+    hook = kernel_hook(prog)
+    stamp = os.path.join(hook._cache._cache_path, "irqlab_hook.kernel.stamp")
+    with open(stamp, "w", encoding="ascii") as f:
+        f.write("the stamp of another kernel layout")
+    again = kernel_hook(prog)
+    assert again is not hook  # its module was imported again, and the hook compiled
+    with open(stamp, encoding="ascii") as f:
+        assert f.read() == kernelrun.source_stamp()
+    assert kernel_hook(prog) is again  # now current: loaded as it is

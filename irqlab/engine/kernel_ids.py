@@ -109,15 +109,17 @@ RIP_GUEST_BASE = np.int64(0xFFFFFFFF81000000 - 2**64)
  O_PTIMES,
  O_TPR_P,  # kernel_tpr's program (TPR_* below)
  O_TM_P,  # the timers' program (kernel_timers), packed right before the parameters
- O_PI, O_STATE,
+ O_PI,
+ O_RT_P, O_IDLE_P, O_DS_PROG,  # the programs of routes, idle vCPUs, destinations (packed after the parameters)
+ O_STATE,
  O_ARR_T, O_TIMER_T, O_PHASE, O_VT, O_MODE, O_SINCE, O_PRE_N, O_PRE, O_GRP, O_PC, O_RUN_START,
  O_PT_ARMED, O_PT_DEADLINE, O_RIP, O_EOI_VEC, O_MMIO_ACTION, O_IRQ_SEEN, O_STALL_START, O_IRR, O_ISR,
  O_TMR, O_P_IRR, O_P_RIRR, O_P_MASKED, O_P_LINE, O_PENDING, O_ASSERTED, O_FORWARDED, O_SVC_REM,
  O_EPISODE, O_WAITING, O_WAIT_PC, O_DRAWS, O_ARRST, O_MST, O_HANDLED_PIN, O_FRAMES, O_FRESH, O_MMIO_STEP,
  O_HOST_T, O_HOST_MASKED, O_RS_UP, O_ZT_NAME, O_ZT_EV,
- O_RT_P, O_RT,  # routes (kernel_routes): its program (laid out with the program arrays: RP_*), its state
- O_IDLE_P, O_IDLE,  # idle vCPUs (kernel_idle): its program array (before O_STATE) and state; -1 without idle
- O_DS_PROG, O_DS_ARB,  # destinations (kernel_dest): the program (-1: none), apic_arb_prio per vCPU
+ O_RT,  # routes' state (kernel_routes; its program O_RT_P: RP_*, 0 without actions)
+ O_IDLE,  # idle vCPUs' state (kernel_idle; -1, as O_IDLE_P, without idle)
+ O_DS_ARB,  # destinations: apic_arb_prio per vCPU (kernel_dest; O_DS_PROG -1: none)
  O_TPR,  # kernel_tpr's state (TPR_* below)
  O_TM,  # the timers' and deschedule plugins' state (kernel_timers)
  # the counters a lane hands back (kernelrun.stats_from), in this order, then its histogram

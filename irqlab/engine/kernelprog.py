@@ -264,8 +264,6 @@ def pack(program: Program) -> Packed:
         K.O_RT: rt_size, K.O_TM: tm_state, K.O_DS_ARB: V if "destinations" in p.mechanisms else 0,
     }
     for name in range(K.FIRST_STATE_ARRAY, K.O_SIZE):
-        if name in PROGRAM_ARRAYS:  # laid out above, with the program
-            continue
         o[name] = at
         at += sizes.get(name, V)  # the rest are per vCPU
     o[K.O_SIZE] = at
@@ -307,9 +305,6 @@ def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
             for v in g.targets or (g.dest,):
                 bits0[v] |= 1 << g.index
     return np.concatenate([head, acts.reshape(-1), rows.reshape(-1), bits0]), at
-
-
-PROGRAM_ARRAYS = frozenset({K.O_RT_P, K.O_IDLE_P, K.O_DS_PROG})  # state-block offsets pack lays out with the program
 
 
 def _pack_idle(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:

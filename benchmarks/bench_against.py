@@ -4,8 +4,7 @@ Each round runs, in a fresh process per tree and alternating between the two tre
 (each figure the best of 3 runs after a warm-up run),
 the founding storm (examples/founding_case.scn) and two scenarios with random
 arrivals (examples/level_highrate.scn, baremetal_edge_poisson.scn: the lanes
-desynchronize) with the lockstep executor over LANES lanes, 2 ms each, and the storm
-with the reference interpreter on one lane. It prints each tree's best
+desynchronize) with the lockstep executor over LANES lanes, 2 ms each. It prints each tree's best
 lane-events per CPU second (process time, one thread: less sensitive than wall time to
 the other processes of a shared machine) and the ratio this tree / baseline tree: a
 change's cost on the old scenarios, measured on the same machine at the same time.
@@ -50,7 +49,6 @@ def measure(key, name, backend, n, duration_s):
 
 
 measure("storm_numpy", "founding_case", "numpy", lanes_n, 0.002)
-measure("storm_reference", "founding_case", "reference", 1, 0.05)
 for name in ("level_highrate", "baremetal_edge_poisson"):  # random arrivals: lanes desynchronize
     measure(f"{name}_numpy", name, "numpy", lanes_n, 0.002)
 print(json.dumps(out))

@@ -1,6 +1,6 @@
 """The casebook scenarios `auto` now runs with the per-lane kernel (issue 12's VFIO INTx,
-AMD, lazy EOI), timed with the kernel, the lockstep executor and the reference
-interpreter in one run; every ratio is to the kernel's time measured in the same run.
+AMD, lazy EOI), timed with the kernel, the lockstep executor and the kernel's own
+Python (backend reference) in one run; every ratio is to the kernel's time measured in the same run.
 
     .venv/bin/python benchmarks/bench_kernel_coverage.py [FILE.scn ...]
 

@@ -24,9 +24,9 @@ def test_unknown_series_field_is_located_with_a_suggestion():
     assert (d.span.line, d.span.col) == (4, 64) and "eoi_count" in d.hint
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference"])
+@pytest.mark.parametrize("backend", ["numpy", "kernel", "reference"])
 def test_series_samples_every_period(backend):
-    """Samples at 0, 200us, ...: cumulative EOIs of a 10 kHz device, the same in both executors."""
+    """Samples at 0, 200us, ...: cumulative EOIs of a 10 kHz device, the same in every backend."""
     s = loads(SRC.replace("FIELD", "eoi_count"), "s.scn")
     r = engine.run(engine.compile(s), [engine.Lane(0), engine.Lane(1)], backend=backend)
     assert r.series["t_ns"][0].tolist() == [0.0, 200e3, 400e3, 600e3, 800e3]

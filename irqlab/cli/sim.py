@@ -65,9 +65,9 @@ def lanes_for(scenario, program, replications: int | None, seed: int | None,
 @click.option("--seed", type=click.IntRange(min=0), help="Base seed (default: run.seed).")
 @click.option("--backend", type=str, help="Executor backend plugin (default: the scenario's "
               "run.backend, itself 'auto' unless set: the compiled kernel when every plugin and "
-              "mechanism of the scenario has kernel support, else the reference interpreter for "
-              "up to 4 lanes and the NumPy lockstep executor from 5 on; the run says which and "
-              "why; `irqlab plugins list` names them).")
+              "mechanism of the scenario has kernel support, else the NumPy lockstep executor; "
+              "the run says which and why; 'reference' runs the kernel's own Python, for "
+              "reading; `irqlab plugins list` names them).")
 @click.option("--json", "as_json", is_flag=True, help="Print every run's metrics as JSON.")
 @click.option("--trace", "trace_out", type=click.Path(dir_okay=False, writable=True),
               help="Write the first run's events here, as `irqlab trace` prints them (streamed: "

@@ -32,8 +32,8 @@ def compile(scenario: "Scenario") -> "Program":  # noqa: A001 - the stage's name
 def run(program: "Program", lanes: Sequence["Lane"], *, trace_lanes: Iterable[int] = (),
         backend: str | None = None) -> "BatchResult":
     """Run ``lanes`` of ``program`` with an executor backend (default: the scenario's
-    ``run.backend``, normally ``auto``: the reference interpreter for a few lanes, the
-    lockstep executor for more); trace the lanes at the given positions."""
+    ``run.backend``, normally ``auto``: the compiled kernel when every plugin has kernel
+    support, else the lockstep executor); trace the lanes at the given positions."""
     from irqlab.engine.program import run_program
 
     return run_program(program, lanes, trace_lanes=tuple(trace_lanes), backend=backend)

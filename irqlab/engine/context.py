@@ -3,7 +3,7 @@
 One class serves every executor backend: it forwards to a small set of
 *engine operations* (``op_*`` methods, ``now``, ``params``, ``draw``) that each
 backend implements over lane arrays. A plugin therefore sees the same API in
-the lockstep executor (many lanes) and the reference interpreter (one lane).
+the lockstep executor, with any number of lanes (one included).
 """
 
 from __future__ import annotations

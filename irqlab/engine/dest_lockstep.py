@@ -1,5 +1,5 @@
 """Destinations in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.dest_reference`; a mixin of :class:`~irqlab.engine.lockstep.Lockstep`.
+:mod:`irqlab.engine.kernel_dest`; a mixin of :class:`~irqlab.engine.lockstep.Lockstep`.
 Shapes: ``lanes`` int64[n].
 """
 

@@ -1,5 +1,5 @@
 """Idle vCPUs in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.idle_reference` (read its docstrings for the rules); a mixin of
+:mod:`irqlab.engine.kernel_idle` (docs/model.md states the rules); a mixin of
 :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n], ``f`` the
 flat vCPU rows ``lane * V + v`` int64[n], ``v`` an int or int64[n].
 """
@@ -19,7 +19,7 @@ I64 = np.int64
 
 class LockstepIdle:
     """State [L*V]: ``work``, ``hpoll``, ``halt_start``, ``poll_end`` (int64 ps) and
-    ``waited`` (bool), as in :class:`~irqlab.engine.idle_reference.RefIdle`."""
+    ``waited`` (bool), as in :mod:`irqlab.engine.kernel_idle`."""
 
     def idle_init(self) -> None:
         LV = self.L * self.V

@@ -1,10 +1,10 @@
 """The per-lane kernel: one lane's event loop in the Numba-compilable subset of Python.
 
 Each lane runs its whole event loop to completion, in native code, lanes in
-parallel (``prange``). It follows :mod:`irqlab.engine.reference` rule for rule
-(same order of simultaneous events, same order of plugin hooks, same random
-draws), and the differential tests hold it to the reference and to the lockstep
-executor bit for bit. There is ONE kernel for every program: the program
+parallel (``prange``). Run with the JIT off it is the readable reference (backend ``reference``,
+:mod:`irqlab.engine.kernelpy`); the differential tests hold it to the lockstep
+executor bit for bit (same order of simultaneous events, same order of plugin
+hooks, same random draws). There is ONE kernel for every program: the program
 arrives as arrays (:mod:`irqlab.engine.kernelprog`), so the compile is paid once
 and cached on disk (``cache=True``), not once per program structure.
 
@@ -212,7 +212,7 @@ def vcpu_event(s, tb, pf, plug, v):
     elif ph == VMRESUME_L0:  # L0 enters L2; with an interrupt pending for L1, an immediate exit
         if vmresume_pending(s, v):
             s[S_IMMEDIATE] += 1
-            if s[CFG + C_AMD]:  # SVM: a self-IPI, no preemption timer (mech_reference)
+            if s[CFG + C_AMD]:  # SVM: a self-IPI, no preemption timer (docs/model.md, AMD SVM)
                 timer = s[s[O_PI] + s[CFG + C_P_SELF_IPI]]
             else:
                 timer = mit_immediate(s, pf, plug, v)

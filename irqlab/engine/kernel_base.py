@@ -195,7 +195,7 @@ def l2_rip(s, v):
 @inner
 def l2_exit(s, tb, v, reason, qual):
     """L2 exits to L0 with ``reason``: ``kvm_exit`` and ``kvm_nested_vmexit``; the
-    preemption timer is disarmed (reference_phases.l2_exit)."""
+    preemption timer is disarmed (docs/model.md, L2's exits to L1)."""
     exit_(s, tb, reason, l2_rip(s, v), qual)
     emit(s, tb, E_NESTED_VMEXIT, l2_rip(s, v), reason, 0, 0)
     s[s[O_PT_ARMED] + v] = 0
@@ -274,7 +274,7 @@ def deliverable(s, v):
     tpr = s[s[O_TPR] + T_CLS] if s[CFG + C_TPR] & TPR_ON else 0  # TPR[7:4] (kernel_tpr)
     if not isr and not tpr:
         return True
-    # PPR[7:4] is the larger of TPR[7:4] and the highest in-service class (tpr_reference.ppr_class)
+    # PPR[7:4] is the larger of TPR[7:4] and the highest in-service class (SDM 11.8.3.1)
     ppr = (s[s[O_PGRP] + (high(s, isr)) * N_GRP + G_VECTOR] >> 4) if isr else 0
     return (s[s[O_PGRP] + (high(s, irr)) * N_GRP + G_VECTOR] >> 4) > max(tpr, ppr)
 

@@ -1,7 +1,7 @@
 """The per-lane kernel, destinations: a message reaches the vCPUs of its vector group
 (logical, broadcast) or one of them (lowest priority).
 
-The kernel form of :mod:`irqlab.engine.dest_reference` (same name, same order of
+The same rules as :mod:`irqlab.engine.dest_lockstep` (same name, same order of
 acceptances); docs/model.md, "Destinations", states the rules, and
 :mod:`irqlab.engine.dest` matches the destinations when the program is compiled (the
 vCPUs a group reaches, and with vector hashing the one KVM picks), so the kernel only

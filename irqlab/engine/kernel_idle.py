@@ -1,6 +1,6 @@
 """The per-lane kernel, idle vCPUs: work, HLT, halt-polling, wake-ups, reschedule IPIs.
 
-The kernel form of :mod:`irqlab.engine.idle_reference` (same names, same order of
+The same rules as :mod:`irqlab.engine.idle_lockstep` (same names, same order of
 records); :mod:`irqlab.engine.idle` and docs/model.md, "Idle vCPUs", state the rules.
 
 Layout (offsets and the ``IP_*``, ``IS_*`` constants in :mod:`irqlab.engine.kernel_ids`,

@@ -141,7 +141,7 @@ N_OUT_SCALARS = S_ZT_CYCLE + 1 - S_FIRST_IRQ  # out[i, :N_OUT_SCALARS] = s[S_FIR
 IP_HALT_POLL, IP_GROW, IP_GROW_START, IP_SHRINK, IP_WAKEUP, IP_IPI_GROUP, IP_DEV = range(7)
 IS_WORK, IS_HPOLL, IS_HALT_START, IS_POLL_END, IS_WAITED, IS_N = range(6)
 
-# zero-time cycles (mech_reference): nested lazy EOI turns, events at one instant, the last names kept
+# zero-time cycles (kernel_mech): nested lazy EOI turns, events at one instant, the last names kept
 ZT_DEPTH, ZT_EVENTS, ZT_HIST = 8, 100_000, 64
 
 # trace records: tb[i] = (kind, t, thread, code, a0, a1, a2, a3); kind 0 event, 1 mode, 2 counter

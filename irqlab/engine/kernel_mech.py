@@ -1,7 +1,7 @@
 """The per-lane kernel, issue 12's mechanisms: VFIO INTx through KVM's resampling irqfd,
 the lazy EOI's zero-time cycle, and the detector of events recurring at one instant.
 
-The kernel form of :mod:`irqlab.engine.mech_reference` (same names, same order of
+The same rules as :mod:`irqlab.engine.mech_lockstep` (same names, same order of
 records); docs/model.md, "Passthrough INTx (VFIO)" and "AMD SVM", states the rules. The
 parts that go on into the IOAPIC (``line_effect``, ``eoi_one``, ``lazy_eoi``) are in
 :mod:`irqlab.engine.kernel_ioapic`, which calls these.
@@ -133,7 +133,7 @@ def lazy_leave(s):
 @inner
 def event_name(s, kind, i):
     """An event's name in a zero-time cycle, as an integer (``Decoder`` spells it as
-    ``mech_reference.event_name`` does): its slot, index, and a vCPU's phase and action."""
+    ``Lockstep.event_name`` does): its slot, index, and a vCPU's phase and action."""
     ph, action = 0, 0
     if kind == EV_VCPU:
         ph = s[s[O_PHASE] + i]
@@ -177,7 +177,7 @@ def instant_name(s, tb, name):
     if s[S_ZT_SAME] < ZT_EVENTS:
         return False
     names = s[O_ZT_NAME]
-    p = nh // 2 - 1  # mech_reference.describe_cycle
+    p = nh // 2 - 1  # mech_lockstep.describe_cycle
     for k in range(1, nh // 2):
         same = True
         for j in range(k):

@@ -1,7 +1,7 @@
 """The per-lane kernel, guest actions that change routes (issue 13, docs/model.md "Guest
 actions: route changes").
 
-The kernel form of :mod:`irqlab.engine.routes_reference` (same names, same order of
+The same rules as :mod:`irqlab.engine.routes_lockstep` (same names, same order of
 records). The program (``s[O_RT_P:]``, :func:`irqlab.engine.kernelprog._pack_routes`) is a
 header (``RP_*`` in :mod:`irqlab.engine.kernel_ids`; ``s[O_RT_P]`` = 0: the program has
 no actions, and the rest of this module does nothing), the actions and their writes, and

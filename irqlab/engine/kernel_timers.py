@@ -2,7 +2,7 @@
 ticks (KVM's PIT with reinjection, QEMU's RTC with coalesced-tick tracking, Hyper-V SynIC
 stimers with a message slot) and host contention (``mitigation deschedule``).
 
-The kernel form of :mod:`irqlab.engine.timers_reference` (same names, same order of
+The same rules as :mod:`irqlab.engine.timers_lockstep` (same names, same order of
 records and books); docs/model.md, "Timers that catch up, and host contention", states
 the rules. Hooks: the event loop (a timer device's arrival slot is its expiry; the timer
 slots), ``vcpu_event``'s EOI_L0 (:func:`timer_eoi`), ``device_service``
@@ -31,7 +31,7 @@ from irqlab.engine.kernel_ids import *  # noqa: F403  the kernel's constants
 from irqlab.engine.kernel_timers_ids import *  # noqa: F403  the timers' layout
 from irqlab.engine.kernel_base import accept, count_delivery, emit, inner, merge, notify, switch
 
-from irqlab.engine.timers_reference import EAGAIN, HV_UNIT, PIT_SOURCE, RTC_REINJECT_ON_ACK_COUNT
+from irqlab.engine.timers import EAGAIN, HV_UNIT, PIT_SOURCE, RTC_REINJECT_ON_ACK_COUNT
 
 
 # ---------------------------------------------------------------- layout
@@ -117,7 +117,7 @@ def tparam(s, j):
 
 @inner
 def timers_init(s):
-    """timers_reference.timers_init (the state is zeroed before)."""
+    """The timers' state at the start (it is zeroed before)."""
     if not tm_on(s):
         return
     tp = s[O_TM_P]

@@ -2,7 +2,7 @@
 L1, an L2 that EOIs L1's vLAPIC, and the nested vPPR that goes stale with vmcs01's SVI
 (case G).
 
-The kernel form of :mod:`irqlab.engine.tpr_reference`, function by function (same names,
+The same rules as :mod:`irqlab.engine.tpr_lockstep`, function by function (same names,
 same order of records); docs/model.md, "Task and processor priority and the nested vPPR",
 states the rules. The PPR rule itself is in ``kernel_base.deliverable`` (it reads
 ``T_CLS``), the SVI's resync in ``kernel_base.ack`` and ``lapic_eoi``; the phases call

@@ -97,19 +97,28 @@ def kernel_kind(plugin) -> int | None:
     return own.get("kernel_kind")
 
 
+def hook_target(program: Program) -> tuple[str, str] | None:
+    """``(module, function)`` of the program's third-party kernel hook (a mitigation's
+    ``kernel_hook = "module:function"``), or None."""
+    for m in program.mitigations:
+        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
+            module, _, name = vars(type(m.plugin))["kernel_hook"].partition(":")
+            return module, name
+    return None
+
+
 def kernel_hook(program: Program):
-    """The compiled kernel hook of the program's third-party mitigations (``kernel_hook``:
-    ``"module:function"``), or :func:`irqlab.engine.kernel_api.no_plugin`."""
+    """The compiled kernel hook of the program's third-party mitigations (:func:`hook_target`),
+    or :func:`irqlab.engine.kernel_api.no_plugin`."""
     import importlib
 
     from irqlab.engine import kernel_api
     from irqlab.engine.kernelrun import fresh_hook
 
-    for m in program.mitigations:
-        if kernel_kind(m.plugin) == K.MIT_PLUGIN:
-            module, _, name = vars(type(m.plugin))["kernel_hook"].partition(":")
-            return fresh_hook(importlib.import_module(module), name)
-    return kernel_api.no_plugin
+    target = hook_target(program)
+    if target is None:
+        return kernel_api.no_plugin
+    return fresh_hook(importlib.import_module(target[0]), target[1])
 
 
 @dataclass
@@ -299,7 +308,7 @@ def _pack_routes(p: Program, index: dict[str, int]) -> tuple[np.ndarray, int]:
         first += K.RP_W * len(a.writes)
     rows = np.array([(K.RT_IOAPIC if target == "ioapic" else K.RT_MSI, i, dest, mask)  # routes.KEEP is -1
                      for target, i, dest, mask in writes], np.int64).reshape(-1, K.RP_W)
-    bits0 = np.zeros(V, np.int64)  # routes_reference.routes_init
+    bits0 = np.zeros(V, np.int64)  # kernel_routes.routes_init
     for g in p.groups:
         if g.eoi_exit:
             for v in g.targets or (g.dest,):
@@ -345,7 +354,7 @@ def _pack_tpr(p: Program, index: dict[str, int]) -> tuple[int, np.ndarray, int]:
     whose EOI L2 writes) and the size of the state ``O_TPR`` (``1 + 3 * V``); all empty when
     the program uses none of TPR, L2 exits and L2 EOIs."""
     l2_eoi = [g.index for g in p.groups if g.l2_eoi]
-    svi = bool(l2_eoi) and p.apicv and not p.defer_svi  # vmcs01's SVI can go stale (tpr_reference.prio_init)
+    svi = bool(l2_eoi) and p.apicv and not p.defer_svi  # vmcs01's SVI can go stale (docs/model.md, the nested vPPR)
     flags = ((K.TPR_ON if p.tpr else 0) | (K.TPR_EXIT if p.l2_exit else 0) | (K.TPR_L2EOI if l2_eoi else 0)
              | (K.TPR_SVI if svi else 0) | (K.TPR_REFRESH if svi and p.vppr_refresh else 0))
     if not flags:

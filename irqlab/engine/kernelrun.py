@@ -171,12 +171,27 @@ def _WARM_PROGRAM() -> Program:
 
 
 def run_kernel(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, ...] = (),
-               notify: Callable[[str], None] | None = None) -> BatchResult:
-    """Every lane of ``lanes`` with the kernel (``program`` must pass ``kernel_support``)."""
-    return run_packed(kernel_module(notify), program, pack(program), list(lanes), tuple(trace_lanes))
+               notify: Callable[[str], None] | None = None, *, jit: bool = True) -> BatchResult:
+    """Every lane of ``lanes`` with the kernel (``program`` must pass ``kernel_support``):
+    compiled, or (``jit=False``) its own Python run as the readable reference
+    (:mod:`irqlab.engine.kernelpy`), with the same results."""
+    if jit:
+        return run_packed(kernel_module(notify), program, pack(program), list(lanes), tuple(trace_lanes))
+    from irqlab.engine.kernelpy import python_kernel
+    from irqlab.engine.kernelprog import hook_target
+
+    target = hook_target(program)
+    modules = python_kernel(target and target[0])
+    plug = getattr(modules[target[0]], target[1]) if target else modules["irqlab.engine.kernel_api"].no_plugin
+    with np.errstate(over="ignore"):  # the random numbers' hash wraps uint64, as in the compiled kernel
+        return run_packed(modules["irqlab.engine.kernel"], program, pack(program), list(lanes), tuple(trace_lanes),
+                          plug)
 
 
-def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...]) -> BatchResult:
+def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...],
+               plug=None) -> BatchResult:
+    """Run ``lanes`` with the kernel module ``kn`` and the hook ``plug`` (None: the program's
+    compiled :func:`~irqlab.engine.kernelprog.kernel_hook`)."""
     n = len(lanes)
     params = program.lane_params(lanes)
     keys = lane_keys([(ln.seed, tuple(ln.spawn_key)) for ln in lanes]).view(np.int64)
@@ -189,7 +204,8 @@ def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_la
     hist = np.empty((n, D, N_BINS), np.uint16)
     over = np.zeros(n, np.uint8)
     traced = sorted(i for i in set(trace_lanes) if 0 <= i < n)
-    plug = kernel_hook(program)
+    if plug is None:
+        plug = kernel_hook(program)
 
     import numba
 
@@ -391,7 +407,7 @@ class Decoder:
         return record_text("kvm_ioapic_set_irq dest", a0, dst, a2, *how.split("|"), TRIG[a3], vendor=vendor)
 
     def zero_time_text(self, n: int, at_instant: int, period: int) -> tuple[str, str]:
-        """mech_reference's record of a zero-time loop: ``n`` records per turn, and the turn
+        """The record of a zero-time loop (kernel_mech): ``n`` records per turn, and the turn
         (nested lazy EOIs: its records; events at one instant: the names of ``period`` events)."""
         if not at_instant:
             return record_text("irqlab_zero_time_loop", n, K.ZT_DEPTH, " -> ".join(self.recent[len(self.recent) - n:]),

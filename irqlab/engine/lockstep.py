@@ -5,7 +5,7 @@ flattened to ``[L*V]`` with ``f = lane*V + v``). Each step:
 
 1. every active lane picks its next event: the earliest of its slots
    ``T[S, L]`` (END, SAMPLE, device arrivals, timers, vCPUs; ties go to the
-   lower slot), exactly as the reference interpreter orders them;
+   lower slot), exactly as the kernel orders them;
 2. lanes are grouped by *event code* (the slot kind, or the vCPU's phase);
 3. the larger groups run (see ``COHORT``): each group's handler updates its
    lanes' rows with element-wise operations. Lanes of small groups wait for a
@@ -13,7 +13,7 @@ flattened to ``[L*V]`` with ``f = lane*V + v``). Each step:
 
 A lane's rows are only ever touched by its own events, and every operation is
 element-wise, so a lane computes the same bits whichever batch it runs in.
-The semantics are those of :mod:`irqlab.engine.reference`, method for method.
+The semantics are the per-lane kernel's (:mod:`irqlab.engine.kernel`), rule for rule.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The lockstep executor's interrupt controllers: LAPIC acceptance and EOI, IOAPIC pins, lines
 and redirection writes, and the mitigation hooks on them. A mixin of
-:class:`irqlab.engine.lockstep.Lockstep`, the same rules as :mod:`irqlab.engine.reference`
+:class:`irqlab.engine.lockstep.Lockstep`, the same rules as the kernel's (:mod:`irqlab.engine.kernel_ioapic`)
 over lane arrays ``[L, ...]`` (vCPU rows ``f = lane * V + v``)."""
 
 from __future__ import annotations

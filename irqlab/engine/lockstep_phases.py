@@ -1,6 +1,6 @@
 """The lockstep executor's vCPU phases: guest runs, kicks, injection, the handler's actions,
 EOIs, MMIO accesses and VM resumes. A mixin of :class:`irqlab.engine.lockstep.Lockstep`,
-the same rules as :mod:`irqlab.engine.reference` (docs/model.md) over lane arrays."""
+the same rules as :mod:`irqlab.engine.kernel` (docs/model.md) over lane arrays."""
 
 from __future__ import annotations
 
@@ -454,7 +454,7 @@ class LockstepPhases:
         timer = None
         if ok.any():
             self.stats.immediate[lanes[ok]] += 1
-            if self.p.vendor == "amd":  # SVM: a self-IPI, no preemption timer (mech_reference)
+            if self.p.vendor == "amd":  # SVM: a self-IPI, no preemption timer (kernel.py, vcpu_event)
                 timer = self.c["self_ipi"][lanes[ok]]
             elif self.hooks["immediate_exit"]:
                 timer = self.mit_immediate(lanes[ok], f[ok])

@@ -1,5 +1,5 @@
 """Issue-12 mechanisms in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.mech_reference` (read that module's docstrings for the rules);
+:mod:`irqlab.engine.kernel_mech` (docs/model.md states the rules);
 a mixin of :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n].
 """
 
@@ -10,8 +10,19 @@ import numpy as np
 from irqlab.engine.lockstep_base import ACT0 as ACT_BASE  # the phase of handler action a is ACT_BASE + a
 
 from irqlab.engine.idle import NAMES as IDLE_NAMES
-from irqlab.engine.mech_reference import RESAMPLE_SOURCE, ZT_DEPTH, ZT_EVENTS, ZT_HIST, describe_cycle
+from irqlab.engine.kernel_ids import ZT_DEPTH, ZT_EVENTS, ZT_HIST
 from irqlab.plugins.api import NEVER
+
+RESAMPLE_SOURCE = 1  # KVM_IRQFD_RESAMPLE_IRQ_SOURCE_ID (include/linux/kvm_host.h)
+
+
+def describe_cycle(hist: list[tuple[str, int]]) -> tuple[int, str]:
+    """The shortest period of the event names in ``hist`` [(name, records after it)]
+    (half of it if none repeats): (records per turn, "name -> name ...")."""
+    names = [n for n, _ in hist]
+    p = next((k for k in range(1, len(names) // 2) if names[-k:] == names[-2 * k:-k]), len(names) // 2 - 1)
+    return hist[-1][1] - hist[-1 - p][1], " -> ".join(names[-p:])
+
 
 I64 = np.int64
 

@@ -95,7 +95,7 @@ class GroupInfo:
     targets: tuple[int, ...] = ()  # the vCPUs its interrupt reaches; () = (dest,)
     lowest: bool = False  # lowest-priority delivery: one of ``targets`` (apic_arb_prio)
     msg: tuple[int, str] | None = None  # (destination field, mode) unless a plain physical fixed message
-    l2_eoi: bool = False  # L2 EOIs this vector on L1's vLAPIC through L0 (policy l2_eoi; tpr_reference.py)
+    l2_eoi: bool = False  # L2 EOIs this vector on L1's vLAPIC through L0 (policy l2_eoi; kernel_tpr.py)
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class Program:
     idle: bool = False  # vCPUs run their work, then HLT (irqlab.engine.idle)
     vector_hashing: bool = True  # KVM's lowest-priority choice by vector (else by apic_arb_prio)
     ipi_group: int = -1  # the group of the reschedule IPI's vector (idle work handed to another vCPU)
-    tpr: bool = False  # a nonzero task priority (lane parameter ``machine.tpr``; tpr_reference.py)
+    tpr: bool = False  # a nonzero task priority (lane parameter ``machine.tpr``; kernel_tpr.py)
     l2_exit: bool = False  # L2 exits to L1 every ``machine.l2_exit_every`` of its execution
     defer_svi: bool = True  # KVM 04bc93cf49d1 (vmcs01's SVI after an EOI emulated while L2 runs)
     vppr_refresh: bool = True  # KVM cda3960fbcc5 (nested VM-Enter refreshes L1's vPPR)

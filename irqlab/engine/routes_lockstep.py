@@ -1,5 +1,5 @@
 """Guest actions that change routes in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.routes_reference` (read that module's docstrings for the rules); a mixin
+:mod:`irqlab.engine.kernel_routes` (docs/model.md states the rules); a mixin
 of :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n]; ``f`` the flat
 vCPU index ``lane * V + v``.
 

@@ -1,5 +1,5 @@
 """Issue-13 mechanism 3 in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.timers_reference` (read that module's docstrings for the rules); a
+:mod:`irqlab.engine.kernel_timers` (docs/model.md states the rules); a
 mixin of :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``lanes`` int64[n]; device
 state [L, D]; deschedule state [L, K] (K deschedule plugins); vCPU state [L*V].
 """
@@ -10,7 +10,7 @@ import numpy as np
 
 from irqlab.engine.context import call_plugin
 from irqlab.engine.program import L0
-from irqlab.engine.timers_reference import EAGAIN, HV_UNIT, PIT_SOURCE, RTC_REINJECT_ON_ACK_COUNT, n_timer_slots
+from irqlab.engine.timers import EAGAIN, HV_UNIT, PIT_SOURCE, RTC_REINJECT_ON_ACK_COUNT, n_timer_slots
 from irqlab.engine.trace import KWORKER, QEMU
 from irqlab.plugins.api import NEVER
 
@@ -19,7 +19,7 @@ __all__ = ["LockstepTimers", "n_timer_slots"]
 
 
 class LockstepTimers:
-    """The reference's state as arrays (see :class:`~irqlab.engine.timers_reference.RefTimers`)."""
+    """The kernel's timer state as arrays (see :mod:`irqlab.engine.kernel_timers`)."""
 
     def timers_init(self) -> None:
         pr = self.p

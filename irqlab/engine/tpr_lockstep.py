@@ -1,5 +1,5 @@
 """Issue 13, mechanism 4 in the lockstep executor, rule for rule as
-:mod:`irqlab.engine.tpr_reference` (read its docstrings for the rules); a mixin of
+:mod:`irqlab.engine.kernel_tpr` (docs/model.md states the rules); a mixin of
 :class:`~irqlab.engine.lockstep.Lockstep`. Shapes: ``f`` int64[n] flat vCPU rows.
 """
 
@@ -15,7 +15,7 @@ from irqlab.engine.program import L0, L1, USER
 class LockstepPriority:
     """State: ``tpr_cls`` int64[L*V], TPR[7:4] of each vCPU row (None: TPR 0 everywhere);
     ``exit_rem`` int64[L*V]; ``svi_stale`` int64[L*V] (-1: SVI is right); ``l2_eoi``
-    bool[L*V]. The rules are tpr_reference's."""
+    bool[L*V]. The rules are kernel_tpr's."""
 
     def prio_init(self) -> None:
         self.tpr_cls = None
@@ -97,7 +97,7 @@ class LockstepPriority:
 
     def eoi_return(self, lanes, f, v, mode: int, extra=None) -> None:
         """Back from an EOI exit after ``extra`` more time in ``mode``: into L1's handler, or
-        after an EOI L2 wrote on to L0's nested-event check (tpr_reference.eoi_return)."""
+        after an EOI L2 wrote on to L0's nested-event check (kernel_tpr.eoi_return)."""
         back = self.l2_eoi[f] if self.l2_eoi_on else None
         if back is not None and back.any():
             bl, bf = lanes[back], f[back]

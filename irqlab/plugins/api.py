@@ -13,8 +13,8 @@ writing one.
 Lanes and the vectorized contract
 ---------------------------------
 The engine runs many *lanes* (one parameter point and seed each) in lockstep;
-the reference interpreter runs one lane at a time (``L = 1``). The same plugin
-code runs in both. Every hook receives ``ev.lanes`` (device and arrival
+a batch may hold a single lane (``L = 1``). The same plugin code runs for
+every batch size. Every hook receives ``ev.lanes`` (device and arrival
 methods: ``lanes``), an ``int64[n]`` array of the lane indices the event
 happens in (sorted, never repeated, ``n >= 1``), and per-event arrays of the
 same length ``n``, element ``i`` belonging to lane ``ev.lanes[i]``. Return

@@ -17,9 +17,9 @@ line. What each check catches:
 * *run twice*: global random generators, and other state kept outside the
   lanes' rows (the engine itself fails a run in which a plugin changed its own
   attributes: the instance is shared by every run of a compiled program);
-* *backends agree*: code that only works for one lane, or only for many (e.g.
-  indexing with masks of the wrong length), and any hook that behaves
-  differently in the reference interpreter.
+* *backends agree*: a plugin with kernel support (``kernel_kind`` or
+  ``kernel_hook``) runs its NumPy hooks in the lockstep executor and its kernel
+  hooks in the kernel: the two must give the same bits.
 
 A lane that fails (its plugin raised) is reported too. The checks can only see
 differences that the chosen lanes provoke: vary the parameters so that lanes
@@ -31,7 +31,13 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-DEFAULT_BACKENDS = ("numpy", "reference")
+
+def default_backends(program: Any) -> tuple[str, ...]:
+    """The backends a check compares: the lockstep executor, and the kernel when every
+    plugin of ``program`` has kernel support."""
+    from irqlab.engine.kernelprog import kernel_support
+
+    return ("numpy",) if kernel_support(program) is not None else ("numpy", "kernel")
 
 
 def lane_key(result: Any, i: int) -> str:
@@ -40,14 +46,16 @@ def lane_key(result: Any, i: int) -> str:
 
 
 def contract_problems(program: Any, lanes: Sequence[Any],
-                      backends: Sequence[str] = DEFAULT_BACKENDS) -> list[str]:
+                      backends: Sequence[str] | None = None) -> list[str]:
     """Every way ``lanes`` of ``program`` break the contract, as messages ([] if none).
 
     ``lanes`` are :class:`irqlab.engine.Lane` s of ``program`` (vary their
-    parameters and seeds). Costs about ``len(lanes) + 3`` runs per backend.
+    parameters and seeds); ``backends`` default to :func:`default_backends`. Costs
+    about ``len(lanes) + 3`` runs per backend.
     """
     from irqlab import engine
 
+    backends = default_backends(program) if backends is None else backends
     lanes = list(lanes)
     problems: list[str] = []
     first: dict[str, list[str]] = {}
@@ -82,7 +90,7 @@ def contract_problems(program: Any, lanes: Sequence[Any],
 
 
 def assert_contract(program: Any, lanes: Sequence[Any],
-                    backends: Sequence[str] = DEFAULT_BACKENDS) -> None:
+                    backends: Sequence[str] | None = None) -> None:
     """Raise AssertionError listing :func:`contract_problems`, if there are any."""
     problems = contract_problems(program, lanes, backends)
     if problems:

@@ -1,4 +1,4 @@
-"""The lockstep executor and the kernel against the reference interpreter on random scenarios with timers
+"""The lockstep executor against the per-lane kernel on random scenarios with timers
 that catch up (PIT reinjection, RTC coalesced ticks, SynIC stimers) and descheduled vCPUs (issue 13, mechanism 3)."""
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def timer_scenarios(draw):
 
 @pytest.mark.slow
 @given(timer_scenarios())
-def test_lockstep_matches_reference_on_timer_and_deschedule_scenarios(scn):
+def test_lockstep_matches_the_kernel_on_timer_and_deschedule_scenarios(scn):
     """Every metric and every trace record of the lockstep executor and of the kernel (traced
-    and not) equals the reference's on scenarios with catch-up timers (PIT, RTC, stimer) and
+    and not) equals the traced kernel's on scenarios with catch-up timers (PIT, RTC, stimer) and
     descheduled vCPUs."""
     compare(scn)

@@ -1,5 +1,5 @@
 """The per-lane kernel backend: what `auto` picks, and the kernel's results against the
-reference interpreter where the random differential tests do not reach."""
+lockstep executor where the random differential tests do not reach."""
 
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ def test_auto_runs_the_kernel_when_every_plugin_supports_it():
 
 
 def test_auto_falls_back_for_a_plugin_without_kernel_support():
-    """A plugin class without its own kernel_kind makes `auto` pick another executor, naming
-    the plugin; its results equal the kernel's for the same hooks."""
+    """A plugin class without its own kernel_kind makes `auto` pick the lockstep executor, even
+    for one lane, naming the plugin; its results equal the kernel's for the same hooks."""
     prog = throttled()
     kernel = engine.run(prog, [engine.Lane(0)], backend="kernel")
     m = prog.mitigations[0]
     m.plugin = ThirdPartyThrottle(m.plugin.config, label=m.plugin.label)
     result = engine.run(prog, [engine.Lane(0)])
-    assert result.backend.startswith("reference (mitigation plugin 'third_party_throttle' has no kernel support")
+    assert result.backend.startswith("numpy (mitigation plugin 'third_party_throttle' has no kernel support")
     assert same(result, kernel, 1)
 
 
@@ -57,22 +57,22 @@ def test_kernel_backend_refuses_what_it_cannot_run():
         engine.run(prog, [engine.Lane(0)], backend="kernel")
 
 
-def test_lanes_with_their_own_parameters_match_the_reference():
+def test_lanes_with_their_own_parameters_match_the_lockstep_executor():
     """Lanes whose parameters differ (the kernel's per-lane parameter columns) give the
-    reference's results, lane by lane."""
+    lockstep executor's results, lane by lane."""
     prog = mixed_program()
     lanes = [lane(prog, i) for i in range(6)]
-    assert same(engine.run(prog, lanes, backend="kernel"), engine.run(prog, lanes, backend="reference"), 6)
+    assert same(engine.run(prog, lanes, backend="kernel"), engine.run(prog, lanes, backend="numpy"), 6)
 
 
 def test_a_trace_longer_than_the_record_buffer_streams(monkeypatch):
     """A traced lane whose records overflow the kernel's buffer many times over resumes and
-    gives exactly the reference's records, modes and counters."""
+    gives exactly the lockstep executor's records, modes and counters."""
     from irqlab.engine import kernelrun
 
     monkeypatch.setattr(kernelrun, "TRACE_BUFFER", 64)
     prog = engine.compile(founding(duration=ms(0.3)))
-    a = engine.run(prog, [engine.Lane(3)], trace_lanes=[0], backend="reference")
+    a = engine.run(prog, [engine.Lane(3)], trace_lanes=[0], backend="numpy")
     b = engine.run(prog, [engine.Lane(3)], trace_lanes=[0], backend="kernel")
     assert len(b.traces[0].records) > 400  # about 14 buffers of 32
     assert b.traces[0].sorted() == a.traces[0].sorted()

@@ -1,5 +1,5 @@
 """A third-party mitigation with a kernel hook (irqlab.engine.kernel_api): the token-bucket
-example runs on the kernel, with the reference's results."""
+example runs on the kernel, with the lockstep executor's results."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def test_auto_runs_a_plugin_with_a_kernel_hook_on_the_kernel(token_bucket):
 
 @pytest.mark.parametrize("rate", [1e3, 1e5])
 def test_token_bucket_kernel_hook_matches_its_numpy_hooks(token_bucket, rate):
-    """The token bucket's kernel hook gives the reference's metrics and records (deferred EOIs, timers, activations)."""
+    """The token bucket's kernel hook gives its NumPy hooks' metrics and records in the lockstep
+    executor (deferred EOIs, timers, activations)."""
     a, b = both(bucket(rate), n=2)
     assert a.lane(0)["mitigation_activations"]["token_bucket"] > 0
     assert_same(a, b, 2)
@@ -57,7 +58,7 @@ def test_a_kernel_hook_that_fails_to_load_falls_back_to_the_numpy_hooks(token_bu
                                    duration=ms(0.2)))
     why = kernel_support(prog)
     assert why.startswith("the kernel hook 'irqlab_no_such_module:hook' failed to load (ModuleNotFoundError")
-    assert engine.run(prog, [engine.Lane(0)]).backend.startswith(f"reference ({why}")
+    assert engine.run(prog, [engine.Lane(0)]).backend.startswith(f"numpy ({why}")
 
 
 def test_a_hook_cached_under_another_kernel_layout_is_compiled_again(token_bucket):
@@ -84,3 +85,15 @@ def test_a_hook_cached_under_another_kernel_layout_is_compiled_again(token_bucke
     with open(stamp, encoding="ascii") as f:
         assert f.read() == kernelrun.source_stamp()
     assert kernel_hook(prog) is again  # now current: loaded as it is
+
+
+def test_the_reference_backend_runs_a_kernel_hook_as_python(token_bucket):
+    """Backend reference imports the hook's module with the JIT off too (its kernel_api
+    helpers as Python) and gives the compiled hook's metrics and records."""
+    prog = engine.compile(bucket(1e5))
+    lanes = [engine.Lane(5)]
+    a = engine.run(prog, lanes, trace_lanes=[0], backend="reference")
+    b = engine.run(prog, lanes, trace_lanes=[0], backend="kernel")
+    assert a.lane(0)["mitigation_activations"]["token_bucket"] > 0
+    assert_same(a, b, 1)
+    assert hasattr(sys.modules["irqlab_tokenbucket.kernel"].hook, "address")  # the compiled hook is kept

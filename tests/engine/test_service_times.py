@@ -109,13 +109,13 @@ def _hz(x):
 
 def test_a_lane_draws_the_same_service_times_in_any_batch_and_backend():
     """Service times are drawn per job from the lane's own stream: a lane's trace and metrics are
-    the same alone, in a batch of 5 and in the reference interpreter."""
+    the same alone, in a batch of 5 and in the kernel."""
     prog = engine.compile(_with_dist("lognormal", mean=10e-6, sigma=0.8))
     lanes = [engine.Lane(4, (i,)) for i in range(5)]
     batch = engine.run(prog, lanes, trace_lanes=range(5), backend="numpy")
     for i in (0, 3):
         alone = engine.run(prog, [lanes[i]], trace_lanes=(0,), backend="numpy")
-        ref = engine.run(prog, [lanes[i]], trace_lanes=(0,), backend="reference")
+        ref = engine.run(prog, [lanes[i]], trace_lanes=(0,), backend="kernel")
         assert batch.traces[i].sorted() == alone.traces[0].sorted() == ref.traces[0].sorted()
         assert batch.lane(i) == alone.lane(0) == ref.lane(0)
     lat = [batch.lane(i)["devices"]["nic"]["latency_max_ns"] for i in range(5)]

@@ -130,12 +130,13 @@ POINTS = [(1e3, 100), (1e5, 1), (1e6, 100), (3e4, 7), (1e3, 1), (2e5, 50)]
 
 
 def test_backends_agree_bit_for_bit(program):
-    """The numpy (lockstep) and reference backends give identical results for every lane."""
+    """The lockstep executor (the NumPy hooks) and the kernel (the kernel hook) give identical
+    results for every lane."""
     from irqlab import engine
 
     lanes = _lanes(program, POINTS)
     a = engine.run(program, lanes, backend="numpy")
-    b = engine.run(program, lanes, backend="reference")
+    b = engine.run(program, lanes, backend="kernel")
     assert a.status == ["ok"] * len(POINTS)
     for i in range(len(POINTS)):
         assert json.dumps(a.lane(i), sort_keys=True) == json.dumps(b.lane(i), sort_keys=True), POINTS[i]

@@ -86,7 +86,7 @@ CASES = {  # plugin -> (scenario body, parameter path, kind in the message)
 }
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference"])
+@pytest.mark.parametrize("backend", ["numpy", "auto"])  # auto: lockstep, the plugin has no kernel hooks
 @pytest.mark.parametrize("cls", list(CASES), ids=lambda c: c.name)
 def test_raising_hook_fails_only_its_lanes(fresh_registry, cls, backend):
     """Lanes 1 and 4 (fail=1) are failed with '<kind> plugin '<name>' raised RuntimeError: boom';
@@ -119,7 +119,7 @@ def test_irqlab_run_reports_the_failed_runs(fake_dists, tmp_path, capsys):
                for r in runs)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "reference"])
+@pytest.mark.parametrize("backend", ["numpy", "auto"])  # auto: lockstep, the plugin has no kernel hooks
 def test_sweep_stores_the_failed_runs_and_goes_on(fake_dists, tmp_path, capsys, backend):
     """`irqlab sweep` over fail = [0, 1] x 2 replications: exit 0; the two fail=1 runs are
     stored failed with the plugin's error, the two fail=0 runs ok with their metrics."""

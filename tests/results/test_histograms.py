@@ -65,12 +65,12 @@ def test_no_histograms_unless_asked(tmp_path, capsys):
 
 
 def test_both_executors_give_the_same_histogram(tmp_path, capsys):
-    """irqlab run --json: the numpy and reference executors' histograms are equal."""
+    """irqlab run --json: the lockstep executor's and the kernel's histograms are equal."""
     import json
 
     f = _scenario(tmp_path, True)
     hists = []
-    for backend in ("numpy", "reference"):
+    for backend in ("numpy", "kernel"):
         assert main(["run", str(f), "-n", "2", "--json", "--backend", backend]) == 0
         runs = json.loads(capsys.readouterr().out)["runs"]
         hists.append([r["devices"]["dev"]["latency_hist"] for r in runs])

@@ -19,16 +19,30 @@ class Lockstep(Backend):
 
 
 class Reference(Backend):
-    """The reference interpreter: one lane, one event at a time, plain Python.
-    The statement of the semantics that the lockstep executor is tested against."""
+    """The readable reference: the per-lane kernel's own Python, run with the JIT off
+    (:mod:`irqlab.engine.kernelpy`), one lane after the other. The same code as backend
+    ``kernel``, so the same results, about a thousand times slower; for reading and
+    stepping through the semantics with a Python debugger. Runs what the kernel runs."""
 
     name = "reference"
-    version = "1.0"
+    version = "2.0"
 
     def run(self, program, lanes, *, trace_lanes=()):
-        from irqlab.engine.refrun import run_reference
+        from irqlab.engine.kernelrun import run_kernel
 
-        return run_reference(program, lanes, tuple(trace_lanes))
+        _require_kernel_support(program, self.name)
+        return run_kernel(program, lanes, tuple(trace_lanes), jit=False)
+
+
+def _require_kernel_support(program, backend: str) -> None:
+    """Raise the user error saying why the kernel cannot run ``program``, if it cannot."""
+    from irqlab.engine.kernelprog import kernel_support
+    from irqlab.errors import ScenarioError
+
+    why = kernel_support(program)
+    if why is not None:
+        raise ScenarioError(f"backend {backend} cannot run scenario '{program.scenario.name}': {why} "
+                            "(use backend auto or numpy)")
 
 
 class Kernel(Backend):
@@ -42,18 +56,13 @@ class Kernel(Backend):
     version = "1.0"
 
     def run(self, program, lanes, *, trace_lanes=(), notify=None):
-        from irqlab.engine.kernelprog import kernel_support
         from irqlab.engine.kernelrun import run_kernel
-        from irqlab.errors import ScenarioError
 
-        why = kernel_support(program)
-        if why is not None:
-            raise ScenarioError(f"backend kernel cannot run scenario '{program.scenario.name}': {why} "
-                                "(use backend auto or numpy)")
+        _require_kernel_support(program, self.name)
         return run_kernel(program, lanes, tuple(trace_lanes), notify=notify)
 
 
-def choose(program, n_lanes: int) -> tuple[str, str]:
+def choose(program) -> tuple[str, str]:
     """``(backend, why)``: what ``auto`` runs ``program`` with, and the reason, in words."""
     from irqlab.engine.kernelprog import kernel_support
 
@@ -65,40 +74,34 @@ def choose(program, n_lanes: int) -> tuple[str, str]:
             why = "numba is not installed"
         else:
             return "kernel", "every plugin of the scenario has kernel support"
-    if n_lanes <= Auto.small:
-        return "reference", f"{why}; {n_lanes} lane(s) run fastest in the reference interpreter"
     return "numpy", f"{why}; the lockstep executor runs it"
 
 
 class Auto(Backend):
-    """The default: the per-lane kernel when every plugin of the scenario supports it;
-    otherwise the reference interpreter for a handful of lanes (its per-event cost is lower
-    than one lockstep step's) and the lockstep executor from 5 lanes on. All give
-    bit-identical results, so the choice only changes the speed; the result says which ran
-    and why (``BatchResult.backend``)."""
+    """The default: the per-lane kernel when every plugin of the scenario supports it,
+    otherwise the lockstep executor. Both give bit-identical results, so the choice only
+    changes the speed; the result says which ran and why (``BatchResult.backend``)."""
 
     name = "auto"
-    version = "2.0"
-    small = 4
+    version = "3.0"
 
     def run(self, program, lanes, *, trace_lanes=(), notify=None):
-        name, why = choose(program, len(lanes))
+        name, why = choose(program)
         if name == "kernel":
             result = Kernel().run(program, lanes, trace_lanes=trace_lanes, notify=notify)
         else:
-            backend = Reference() if name == "reference" else Lockstep()
-            result = backend.run(program, lanes, trace_lanes=trace_lanes)
+            result = Lockstep().run(program, lanes, trace_lanes=trace_lanes)
         result.backend = f"{name} ({why})"
         return result
 
 
-def describe_choice(program, n_lanes: int = 1000) -> str:
+def describe_choice(program) -> str:
     """What the scenario's ``run.backend`` runs ``program`` with, and why, in words (for
     provenance): ``"kernel (every plugin ...)"``, or the backend the scenario names."""
     name = program.scenario.run.backend
     if name != "auto":
         return f"{name} (run.backend)"
-    chosen, why = choose(program, n_lanes)
+    chosen, why = choose(program)
     return f"{chosen} ({why})"
 
 
@@ -106,7 +109,7 @@ def warm(program, notify) -> None:
     """Compile or load the kernel now if ``auto`` will run ``program`` with it, telling
     ``notify("compiling")`` when it has to compile (so a progress bar can say so)."""
     name = program.scenario.run.backend
-    if name == "kernel" or (name == "auto" and choose(program, Auto.small + 1)[0] == "kernel"):
+    if name == "kernel" or (name == "auto" and choose(program)[0] == "kernel"):
         from irqlab.engine.kernelrun import kernel_module
 
         kernel_module(notify)

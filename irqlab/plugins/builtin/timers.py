@@ -3,8 +3,7 @@
 The device models ``pit`` and ``stimer`` name a device as a timer: its arrival process
 is the host timer's expiry (use ``arrival periodic``), and what an expiry does (inject,
 hold for reinjection, drop) is engine semantics, run by every executor
-(:mod:`irqlab.engine.timers_reference`, :mod:`irqlab.engine.timers_lockstep`,
-:mod:`irqlab.engine.kernel_timers`).
+(:mod:`irqlab.engine.timers_lockstep`, :mod:`irqlab.engine.kernel_timers`).
 ``deschedule`` takes a vCPU off its host CPU for given stretches. docs/model.md,
 "Timers that catch up, and host contention", states the rules and their sources.
 """

@@ -16,6 +16,7 @@ scalars, or LLVM. ``tests/engine/test_kernel_python.py`` checks that they agree.
 
 from __future__ import annotations
 
+import _imp
 import importlib
 import sys
 import threading
@@ -44,13 +45,14 @@ def _import_without_jit(hook_module: str | None) -> dict[str, ModuleType]:
     if hook_module is not None and hook_module not in names:
         importlib.import_module(hook_module.rpartition(".")[0] or hook_module)  # its package, compiled
         names.append(hook_module)
+    jit_off = numba.config.DISABLE_JIT
+    _imp.acquire_lock()  # no other thread imports (or decorates with the JIT off) meanwhile
     saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}
     # ``from irqlab.engine import kernel_idle`` takes the package's attribute if it has one
     attrs = {n: _parent_attr(n) for n in names}
     for n, (parent, child, _) in attrs.items():
         if parent is not None and hasattr(parent, child):
             delattr(parent, child)
-    jit_off = numba.config.DISABLE_JIT
     numba.config.DISABLE_JIT = True
     try:
         for n in names:
@@ -69,6 +71,7 @@ def _import_without_jit(hook_module: str | None) -> dict[str, ModuleType]:
                     delattr(parent, child)
             else:
                 setattr(parent, child, value)
+        _imp.release_lock()
 
 
 _ABSENT = object()

@@ -172,6 +172,9 @@ class _Compiler:
         vectors = sorted({d.vector for d in s.devices} | ({ipi} if ipi else set()))
         group_of_vector = {v: i for i, v in enumerate(vectors)}
         for i, d in enumerate(s.devices):
+            if d.serviced_by not in stack[stack.index(receiving):]:  # dsl.checks says so for a file
+                raise ScenarioError(f"device '{d.name}': serviced_by {d.serviced_by}, but interrupts arrive at "
+                                    f"{receiving} of levels {', '.join(stack)}", field_span(d, "serviced_by"))
             reach, lowest = self.targets(d, n_vcpus, stack)
             base = f"device.{d.name}"
             dist = None

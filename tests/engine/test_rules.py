@@ -242,3 +242,13 @@ def test_kvm_eoi_delay_is_hz_over_100_jiffies_at_a_tick():
         t0 = next(t for t, e, _ in events(r) if e == "kvm_ioapic_delayed_eoi_inj")
         again = next(t for t, e, _ in events(r) if e == "kvm_ioapic_set_irq" and t > t0)
         assert again == (t0 // tick + jiffies) * tick
+
+
+def test_compile_refuses_a_device_serviced_by_a_level_the_vcpus_lack():
+    """An IR scenario (built without the DSL's checks) whose device is serviced_by L1 on bare
+    metal is a user error naming the device, not a run whose executors disagree."""
+    from irqlab import engine
+    from irqlab.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="device 'd': serviced_by L1, but interrupts arrive at L0"):
+        engine.compile(guest(levels=("L0",), devices=[device("d", 0x41, gsi=None, trigger="edge")]))

@@ -176,16 +176,19 @@ def run_kernel(program: Program, lanes: Sequence[Lane], trace_lanes: tuple[int, 
     compiled, or (``jit=False``) its own Python run as the readable reference
     (:mod:`irqlab.engine.kernelpy`), with the same results."""
     if jit:
-        return run_packed(kernel_module(notify), program, pack(program), list(lanes), tuple(trace_lanes))
-    from irqlab.engine.kernelpy import python_kernel
-    from irqlab.engine.kernelprog import hook_target
+        kn, plug = kernel_module(notify), None
+    else:
+        from irqlab.engine.kernelpy import python_kernel
+        from irqlab.engine.kernelprog import hook_target
 
-    target = hook_target(program)
-    modules = python_kernel(target and target[0])
-    plug = getattr(modules[target[0]], target[1]) if target else modules["irqlab.engine.kernel_api"].no_plugin
-    with np.errstate(over="ignore"):  # the random numbers' hash wraps uint64, as in the compiled kernel
-        return run_packed(modules["irqlab.engine.kernel"], program, pack(program), list(lanes), tuple(trace_lanes),
-                          plug)
+        target = hook_target(program)
+        modules = python_kernel(target and target[0])
+        kn = modules["irqlab.engine.kernel"]
+        plug = getattr(modules[target[0]], target[1]) if target else modules["irqlab.engine.kernel_api"].no_plugin
+    # as Python (here, or NUMBA_DISABLE_JIT=1) the random numbers' hash wraps uint64 with
+    # NumPy's overflow warning; the compiled kernel wraps silently
+    with np.errstate(over="ignore"):
+        return run_packed(kn, program, pack(program), list(lanes), tuple(trace_lanes), plug)
 
 
 def run_packed(kn, program: Program, packed: Packed, lanes: list[Lane], trace_lanes: tuple[int, ...],

@@ -42,7 +42,7 @@ def one_specialization(dispatcher):
 def inner(fn):
     # forceinline stated, not inherited: a callee first compiled from a hot caller is not hot
     return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
-                                   forceinline=False)(fn))
+                                   no_cfunc_wrapper=True, forceinline=False)(fn))
 
 
 def hot(fn):
@@ -50,11 +50,11 @@ def hot(fn):
     a step of a hot path kept as its own function for reading. Left to LLVM's inliner such
     a step stays a call, and a call passes each array as its seven fields."""
     return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cpython_wrapper=True,
-                                   forceinline=True)(fn))
+                                   no_cfunc_wrapper=True, forceinline=True)(fn))
 
 
 def entry(fn):
-    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False)(fn))
+    return one_specialization(njit(cache=True, error_model="numpy", _nrt=False, no_cfunc_wrapper=True)(fn))
 
 # ---------------------------------------------------------------- random numbers (irqlab.engine.rng)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)

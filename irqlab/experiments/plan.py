@@ -233,13 +233,14 @@ class PointPlan:
     seed: int
     program: Any = None  # compiled once, when its first run is needed
 
-    def runs(self, lo: int, hi: int) -> list[PlannedRun]:
-        """Its replications ``lo .. hi - 1``."""
+    def runs(self, lo: int, hi: int, resolved: bool = True) -> list[PlannedRun]:
+        """Its replications ``lo .. hi - 1``; ``resolved``: they hold the point's scenario."""
         out = []
+        scenario = self.resolved if resolved else None
         for rep in range(lo, hi):
             s, key = identity.lane_seed(self.seed, rep)
             out.append(PlannedRun(identity.replication_id(self.point_id, s, key), self.index, rep,
-                                  s, key, self.params, error=self.error, resolved=self.resolved))
+                                  s, key, self.params, error=self.error, resolved=scenario))
         return out
 
 
@@ -309,6 +310,9 @@ class Planner:
         self._cur: PointPlan | None = None  # the point being planned, from replication _rep
         self._rep = 0
         self.exhausted = False
+        # only the sweep's expectations read a run's scenario (expectations.add_columns):
+        # without them the runs waiting for a worker do not keep every point's scenario alive
+        self._keep = prep.sweep is not None and bool(prep.sweep.expect)
 
     def next_chunk(self, max_runs: int | None = None) -> Chunk | None:
         """The next chunk (about ``chunk_runs`` runs, or ``max_runs`` if fewer: whole points,
@@ -327,7 +331,7 @@ class Planner:
                 self._cur, self._rep = resolve_point(prep, index, point), 0
                 self.points_done += 1
             k = min(prep.replications - self._rep, limit - n_runs)
-            slices.append((self._cur, self._cur.runs(self._rep, self._rep + k)))
+            slices.append((self._cur, self._cur.runs(self._rep, self._rep + k, self._keep)))
             self._rep += k
             n_runs += k
         if not slices:

@@ -293,7 +293,12 @@ def run_infos(runs: list[planning.PlannedRun], wall_s: float) -> list[Any]:
 
 def stored_lookup(store: Any, sweep_id: str) -> Callable[[list[str]], dict[str, str]]:
     """``run_ids -> {run_id: status}`` of those already stored: the store's per-chunk
-    query, or (a store without one) its whole list read once."""
+    query, or (a store without one) its whole list read once. A sweep the store has just
+    begun (not a resume) has nothing stored but what this driver stores, and the planner
+    asks about each run once, before it runs: nothing to ask (a run another writer of a
+    shared database stores meanwhile is skipped by ``write_batch``)."""
+    if sweep_id in getattr(store, "new_sweeps", ()):
+        return lambda ids: {}
     if hasattr(store, "stored_status"):
         return lambda ids: store.stored_status(sweep_id, ids)
     done = store.completed(sweep_id)

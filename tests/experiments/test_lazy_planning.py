@@ -123,3 +123,18 @@ def test_runs_hold_their_point_scenario_only_for_expectations(expect):
     chunk = planning.Planner(prep).next_chunk()
     assert chunk.todo and all((r.resolved is not None) == expect for r in chunk.todo)
 
+
+def test_a_new_sweep_asks_the_store_nothing_while_planning(tmp_path, capsys, monkeypatch):
+    """A sweep the store has just begun plans without asking which runs are stored
+    (nothing is, but what it stores itself); its rerun asks, and skips every run."""
+    p = tmp_path / "tiny.scn"
+    p.write_text(tiny())
+    args = ["sweep", str(p), "--out", str(tmp_path / "out"), "--no-progress", "--no-table"]
+    asked = []
+    real = ResultStore.stored_status
+    monkeypatch.setattr(ResultStore, "stored_status",
+                        lambda self, sid, ids: asked.append(len(ids)) or real(self, sid, ids))
+    assert main(args) == 0
+    assert asked == [] and "12 run now: 12 ok" in capsys.readouterr().out
+    assert main(args) == 0
+    assert sum(asked) == 12 and "12 already done, 0 run now" in capsys.readouterr().out

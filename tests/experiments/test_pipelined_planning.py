@@ -4,14 +4,12 @@ stored once, in planned order, with the results of a sweep planned all at once."
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from irqlab.experiments import driver
 from irqlab.experiments import plan as planning
 from irqlab.experiments.launchers import InlineLauncher
-from test_sweep import _scenario, _sweep
+from test_sweep import _rows, _scenario, _sweep
 
 
 class _Background(InlineLauncher):
@@ -48,14 +46,6 @@ def logged(monkeypatch):
     monkeypatch.setattr(driver, "PLAN_STEP", 2)
     monkeypatch.setattr(driver, "make_launcher", lambda kind, **kw: _Background(log, kw.get("run_fn")))
     return log
-
-
-def _rows(tmp_path, sql):
-    con = sqlite3.connect(tmp_path / "out" / "results.db")
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_the_first_batch_is_submitted_before_the_sweep_is_planned(tmp_path, logged):

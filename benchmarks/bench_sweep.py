@@ -32,7 +32,9 @@ Figures, per configuration:
 ``--baseline DIR`` compares with another checkout of irqlab (e.g. a copy of
 main's): each configuration is swept ``--repeat`` times with DIR's irqlab
 and with this one, alternating, each sweep in a fresh process, and the
-medians are printed as ratios (this / baseline) with the load average.
+medians are printed as ratios (this / baseline) with the load average, and
+the 1 -> 2 workers ceiling that the engine's and the driver's CPU per run
+allow on idle cores (the driver is one serial process).
 
 Ray's start-up (a few seconds, once per sweep) is timed and printed
 separately; it is not in the wall times: each Ray is started before its
@@ -276,19 +278,26 @@ def compare(text: str, args: argparse.Namespace, configs: list[tuple[str, int]])
     med = {k: {f: statistics.median(x[f] for x in v) for f in v[0] if f != "irqlab"}
            for k, v in got.items()}
     print(f"\nbaseline {sides['baseline']}; medians of {args.repeat} sweeps per side, alternating")
-    print(f"{'config':<10} {'side':<9} {'runs':>6} {'runs/s':>8} {'driver CPU/run':>15} {'others':>6} {'load':>5}")
+    print(f"{'config':<10} {'side':<9} {'runs':>6} {'runs/s':>8} {'driver CPU/run':>15} "
+          f"{'engine/run':>11} {'others':>6} {'load':>5}")
     for cfg in dict.fromkeys(c for c, _ in med):
         for side in sides:
             m = med[(cfg, side)]
             print(f"{cfg:<10} {side:<9} {m['runs']:>6.0f} {m['runs_s']:>8.0f} {m['driver_ms']:>12.3f} ms "
-                  f"{m['others']:>5.2f}c {m['load']:>5.2f}")
+                  f"{m['engine'] / m['runs'] * 1e3:>8.3f} ms {m['others']:>5.2f}c {m['load']:>5.2f}")
         b, t = med[(cfg, "baseline")], med[(cfg, "this")]
         print(f"{cfg:<10} this/baseline: runs/s {t['runs_s'] / b['runs_s']:.2f}x, driver CPU per run "
               f"{t['driver_ms'] / b['driver_ms']:.2f}x")
     for side in sides:
         one, two = med.get(("ray x1", side)), med.get(("ray x2", side))
         if one and two:
-            print(f"{side}: 1 -> 2 workers {two['runs_s'] / one['runs_s']:.2f}x")
+            # a run costs e of a worker's CPU and d of the driver's (one process, serial); at
+            # best 1 worker takes max(e, d) per run and 2 take max(e / 2, d, (e + d) / cores)
+            e, d = one["engine"] / one["runs"], one["driver_ms"] / 1e3
+            cores = os.cpu_count() or 1
+            ceiling = max(e, d) / max(e / 2, d, (e + d) / cores)
+            print(f"{side}: 1 -> 2 workers {two['runs_s'] / one['runs_s']:.2f}x; the ceiling the "
+                  f"CPU per run allows on {cores} idle cores: {ceiling:.2f}x")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Sweep throughput: runs/s and lane-events/s of a 10,000-run sweep, 1 and 2 Ray workers.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--runs 10000] [--workers 1,2] [--inline]
+    .venv/bin/python benchmarks/bench_sweep.py [--replications 10] [--workers 1,2] [--inline]
+    .venv/bin/python benchmarks/bench_sweep.py --baseline DIR [--repeat 3] ...
 
 The sweep: a short scenario (a guest whose level-triggered device storms at
 a swept rate, with the QEMU EOI throttle's threshold and delay swept) as
@@ -23,6 +24,18 @@ Figures, per configuration:
   fewer, larger batches is more efficient per lane than two workers sharing
   the same lanes; the engine's own speedup at 10,000 lanes is below 2.
 
+* the driver's CPU per run: CPU time of the driver process (planning,
+  shipping, collecting, storage, progress; with ``inline`` the engine too)
+  over the sweep, per run. Unlike wall times it hardly depends on what
+  else the machine runs.
+
+``--baseline DIR`` compares with another checkout of irqlab (e.g. a copy of
+main's): each configuration is swept ``--repeat`` times with DIR's irqlab
+and with this one, alternating, each sweep in a fresh process, and the
+medians are printed as ratios (this / baseline) with the load average, and
+the 1 -> 2 workers ceiling that the engine's and the driver's CPU per run
+allow on idle cores (the driver is one serial process).
+
 Ray's start-up (a few seconds, once per sweep) is timed and printed
 separately; it is not in the wall times: each Ray is started before its
 sweep and reused by it. The CPU that other processes used meanwhile is
@@ -41,7 +54,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+#: the checkout whose irqlab a --child sweep imports (--baseline sets it)
+CHECKOUT = os.environ.get("IRQLAB_BENCH_CHECKOUT") or os.path.dirname(HERE)
+sys.path.insert(0, CHECKOUT)
 
 from machine import describe  # noqa: E402  benchmarks/machine.py
 
@@ -214,6 +229,78 @@ def sweep_once(text: str, launcher: str, workers: int, out: str):
     return run_sweep(req)
 
 
+def child(text: str, config: str) -> int:
+    """``--child launcher:workers``: one timed sweep (after an untimed warm-up sweep), its
+    figures as one JSON line on stdout."""
+    import json
+
+    import irqlab
+
+    launcher, workers = config.split(":")
+    workers = int(workers)
+    with tempfile.TemporaryDirectory(prefix="bench_sweep") as out:
+        sweep_once(text[:text.index("    sweep {")] + "}\n", "inline", 1, out)
+    if launcher == "ray":
+        init_embedded(workers)
+    with tempfile.TemporaryDirectory(prefix="bench_sweep") as out, Background() as bg:
+        cpu = time.process_time()
+        rep = sweep_once(text, launcher, workers, out)
+        cpu = time.process_time() - cpu
+    n = rep.ok + rep.failed
+    print(json.dumps(dict(irqlab=os.path.dirname(irqlab.__file__), runs=n, wall=rep.wall_s,
+                          engine=rep.engine_s, runs_s=n / rep.wall_s, driver_ms=cpu / n * 1e3,
+                          others=bg.cores, load=os.getloadavg()[0])))
+    return 0
+
+
+def compare(text: str, args: argparse.Namespace, configs: list[tuple[str, int]]) -> int:
+    """``--baseline DIR``: every configuration ``--repeat`` times with DIR's irqlab and this
+    checkout's, alternating, each in a fresh process; medians and ratios."""
+    import json
+    import subprocess
+
+    sides = {"baseline": os.path.abspath(args.baseline), "this": os.path.dirname(HERE)}
+    extra = [] if args.scenario is None else ["--scenario", os.path.abspath(args.scenario)]
+    got: dict[tuple[str, str], list[dict]] = {}
+    for launcher, workers in configs:
+        for _ in range(args.repeat):
+            for side, root in sides.items():
+                env = {**os.environ, "IRQLAB_BENCH_CHECKOUT": root,
+                       "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                                      f"{launcher}:{workers}", "--replications",
+                                      str(args.replications), *extra],
+                                     cwd=root, env=env, capture_output=True, text=True, check=True)
+                fig = json.loads(out.stdout.strip().splitlines()[-1])
+                if not fig["irqlab"].startswith(root):
+                    raise SystemExit(f"the {side} sweep imported {fig['irqlab']}, not {root}'s irqlab")
+                got.setdefault((f"{launcher} x{workers}", side), []).append(fig)
+    med = {k: {f: statistics.median(x[f] for x in v) for f in v[0] if f != "irqlab"}
+           for k, v in got.items()}
+    print(f"\nbaseline {sides['baseline']}; medians of {args.repeat} sweeps per side, alternating")
+    print(f"{'config':<10} {'side':<9} {'runs':>6} {'runs/s':>8} {'driver CPU/run':>15} "
+          f"{'engine/run':>11} {'others':>6} {'load':>5}")
+    for cfg in dict.fromkeys(c for c, _ in med):
+        for side in sides:
+            m = med[(cfg, side)]
+            print(f"{cfg:<10} {side:<9} {m['runs']:>6.0f} {m['runs_s']:>8.0f} {m['driver_ms']:>12.3f} ms "
+                  f"{m['engine'] / m['runs'] * 1e3:>8.3f} ms {m['others']:>5.2f}c {m['load']:>5.2f}")
+        b, t = med[(cfg, "baseline")], med[(cfg, "this")]
+        print(f"{cfg:<10} this/baseline: runs/s {t['runs_s'] / b['runs_s']:.2f}x, driver CPU per run "
+              f"{t['driver_ms'] / b['driver_ms']:.2f}x")
+    for side in sides:
+        one, two = med.get(("ray x1", side)), med.get(("ray x2", side))
+        if one and two:
+            # a run costs e of a worker's CPU and d of the driver's (one process, serial); at
+            # best 1 worker takes max(e, d) per run and 2 take max(e / 2, d, (e + d) / cores)
+            e, d = one["engine"] / one["runs"], one["driver_ms"] / 1e3
+            cores = os.cpu_count() or 1
+            ceiling = max(e, d) / max(e / 2, d, (e + d) / cores)
+            print(f"{side}: 1 -> 2 workers {two['runs_s'] / one['runs_s']:.2f}x; the ceiling the "
+                  f"CPU per run allows on {cores} idle cores: {ceiling:.2f}x")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="1,2", help="comma-separated Ray worker counts (default 1,2)")
@@ -224,10 +311,18 @@ def main() -> int:
     ap.add_argument("--wait-quiet", type=float, default=600.0, metavar="S",
                     help="before each configuration, wait up to S seconds for other processes "
                          "to leave the CPUs idle (default 600; 0 to start at once)")
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="compare with the irqlab of checkout DIR (sweeps alternating, in fresh "
+                         "processes; --wait-quiet is not applied)")
+    ap.add_argument("--repeat", type=int, default=3, help="sweeps per configuration and side "
+                    "with --baseline (default 3)")
+    ap.add_argument("--child", metavar="LAUNCHER:WORKERS", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     text = open(args.scenario).read() if args.scenario else \
         SCENARIO.replace("replications 10", f"replications {args.replications}")
+    if args.child:
+        return child(text, args.child)
     print(f"machine:  {describe()}")
     print(f"versions: {versions()}")
     # warm-up, untimed: imports, plugin discovery and the store's first use, so that the
@@ -235,9 +330,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_sweep") as out:
         one = text[:text.index("    sweep {")] + "}\n"
         sweep_once(one, "inline", 1, out)
-    rows = []
     configs = [("inline", 1)] if args.inline else []
     configs += [("ray", int(w)) for w in args.workers.split(",")]
+    if args.baseline:
+        return compare(text, args, configs)
+    rows = []
     for launcher, workers in configs:
         import ray
 
@@ -249,7 +346,9 @@ def main() -> int:
             init_embedded(workers)
             start = time.perf_counter() - t
         with tempfile.TemporaryDirectory(prefix="bench_sweep") as out, Background() as bg:
+            cpu = time.process_time()
             rep = sweep_once(text, launcher, workers, out)
+            cpu = time.process_time() - cpu
         if launcher == "ray":
             ray.shutdown()
         n = rep.ok + rep.failed
@@ -258,17 +357,17 @@ def main() -> int:
         rows.append(dict(cfg=f"{launcher} x{workers}", workers=workers, runs=n, failed=rep.failed,
                          wall=wall, plan=rep.plan_s, engine=eng, start=start,
                          runs_s=n / wall, ev_s=rep.lane_events / wall,
-                         overhead_ms=(wall - eng / workers) / n * 1e3,
+                         overhead_ms=(wall - eng / workers) / n * 1e3, driver_ms=cpu / n * 1e3,
                          batches=rep.batch_sizes, background=bg.cores))
     print()
     print(f"{'config':<10} {'runs':>6} {'wall s':>7} {'plan s':>6} {'engine s':>8} {'runs/s':>8} "
-          f"{'lane-ev/s':>10} {'overhead/run':>12} {'ray start':>9} {'others':>6}  "
+          f"{'lane-ev/s':>10} {'overhead/run':>12} {'driver CPU/run':>14} {'ray start':>9} {'others':>6}  "
           f"batches (n: min/median/max lanes)")
     for r in rows:
         b = r["batches"]
         bs = f"{len(b)}: {min(b)}/{int(statistics.median(b))}/{max(b)}" if b else "-"
         print(f"{r['cfg']:<10} {r['runs']:>6} {r['wall']:>7.2f} {r['plan']:>6.2f} {r['engine']:>8.2f} "
-              f"{r['runs_s']:>8.0f} {r['ev_s']:>10.3g} {r['overhead_ms']:>9.3f} ms "
+              f"{r['runs_s']:>8.0f} {r['ev_s']:>10.3g} {r['overhead_ms']:>9.3f} ms {r['driver_ms']:>11.3f} ms "
               f"{r['start']:>8.1f}s {r['background']:>5.2f}c  {bs}")
     base = next((r for r in rows if r["cfg"] == "ray x1"), None)
     two = next((r for r in rows if r["cfg"] == "ray x2"), None)

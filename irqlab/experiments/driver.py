@@ -65,6 +65,9 @@ DEFAULT_SCENARIO = "default.scn"
 
 #: runs kept in memory for the end-of-sweep table; beyond this the table is read back
 ROWS_KEPT = 100_000
+#: runs planned at a time while workers run (about 10-30 ms of the driver's time): a
+#: worker that finishes meanwhile waits at most that long to be handed its next batch
+PLAN_STEP = 256
 #: metrics kept in memory per run for the end-of-sweep table
 TABLE_METRICS = ("livelock", "time_to_l2_progress_ns", "time_to_progress_ns", "l2_fraction",
                  "livelock_max_ns", "events")
@@ -290,7 +293,12 @@ def run_infos(runs: list[planning.PlannedRun], wall_s: float) -> list[Any]:
 
 def stored_lookup(store: Any, sweep_id: str) -> Callable[[list[str]], dict[str, str]]:
     """``run_ids -> {run_id: status}`` of those already stored: the store's per-chunk
-    query, or (a store without one) its whole list read once."""
+    query, or (a store without one) its whole list read once. A sweep the store has just
+    begun (not a resume) has nothing stored but what this driver stores, and the planner
+    asks about each run once, before it runs: nothing to ask (a run another writer of a
+    shared database stores meanwhile is skipped by ``write_batch``)."""
+    if sweep_id in getattr(store, "new_sweeps", ()):
+        return lambda ids: {}
     if hasattr(store, "stored_status"):
         return lambda ids: store.stored_status(sweep_id, ids)
     done = store.completed(sweep_id)
@@ -377,12 +385,16 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
             if n_failed and req.fail_fast:
                 raise _FailFast()
 
+        step = PLAN_STEP  # runs per chunk; doubles while chunks are all already stored (resume)
+
         def plan_more(low_water: int) -> None:
             """Plan chunks of points until ``low_water`` runs are queued or all are planned."""
+            nonlocal step
             while batcher.pending < low_water and not planner.exhausted and not stop.requested:
-                chunk = planner.next_chunk()
+                chunk = planner.next_chunk(max(step, low_water - batcher.pending))
                 if chunk is None:
                     break
+                step = PLAN_STEP if chunk.todo or chunk.invalid else 2 * step
                 report.skipped += chunk.skipped
                 progress.advance(chunk.skipped, 0, 0)
                 if chunk.invalid:
@@ -391,7 +403,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
             batcher.more = not planner.exhausted
             batcher.unfed = max(0, prep.planned_runs - planner.runs_done)
 
-        plan_more(1)
+        plan_more(req.probe_lanes)  # the first batch's runs only: the rest is planned as it runs
         report.plan_s = time.perf_counter() - t_start
         address = req.address
         if address is None and req.launcher in ("auto", "ray"):
@@ -428,7 +440,7 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
         t_run = time.perf_counter()
         def refill() -> None:
             while launcher.inflight < launcher.slots and not stop.requested:
-                plan_more(2 * req.max_lanes * launcher.slots)
+                plan_more(batcher.next_size(launcher.workers))
                 if not batcher.pending:
                     break
                 key, runs = batcher.next_batch(launcher.workers)
@@ -444,7 +456,12 @@ def run_sweep(req: SweepRequest, *, scenario: Any = None, run_fn: Callable | Non
                 and launcher is not None and not stop.requested:
             refill()
             finished = []
-            for task_id, outcome in launcher.wait(0.25):
+            # planning overlaps the workers' runs: one step, then a look at what finished
+            ahead = launcher.background and launcher.inflight and not planner.exhausted \
+                and batcher.pending < 2 * req.max_lanes * launcher.slots and not stop.requested
+            if ahead:
+                plan_more(batcher.pending + 1)
+            for task_id, outcome in launcher.wait(0 if ahead else 0.25):
                 key, runs = tasks.pop(task_id)
                 if isinstance(outcome, BaseException):
                     result, wall = failed_result([f"task lost: {_short(outcome)}"] * len(runs)), 0.0

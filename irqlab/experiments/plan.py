@@ -233,13 +233,14 @@ class PointPlan:
     seed: int
     program: Any = None  # compiled once, when its first run is needed
 
-    def runs(self, lo: int, hi: int) -> list[PlannedRun]:
-        """Its replications ``lo .. hi - 1``."""
+    def runs(self, lo: int, hi: int, resolved: bool = True) -> list[PlannedRun]:
+        """Its replications ``lo .. hi - 1``; ``resolved``: they hold the point's scenario."""
         out = []
+        scenario = self.resolved if resolved else None
         for rep in range(lo, hi):
             s, key = identity.lane_seed(self.seed, rep)
             out.append(PlannedRun(identity.replication_id(self.point_id, s, key), self.index, rep,
-                                  s, key, self.params, error=self.error, resolved=self.resolved))
+                                  s, key, self.params, error=self.error, resolved=scenario))
         return out
 
 
@@ -309,14 +310,18 @@ class Planner:
         self._cur: PointPlan | None = None  # the point being planned, from replication _rep
         self._rep = 0
         self.exhausted = False
+        # only the sweep's expectations read a run's scenario (expectations.add_columns):
+        # without them the runs waiting for a worker do not keep every point's scenario alive
+        self._keep = prep.sweep is not None and bool(prep.sweep.expect)
 
-    def next_chunk(self) -> Chunk | None:
-        """The next chunk (about ``chunk_runs`` runs: whole points, or a slice of a point's
-        replications), or None when every run is planned."""
+    def next_chunk(self, max_runs: int | None = None) -> Chunk | None:
+        """The next chunk (about ``chunk_runs`` runs, or ``max_runs`` if fewer: whole points,
+        or a slice of a point's replications), or None when every run is planned."""
         prep = self.prep
+        limit = self.chunk_runs if max_runs is None else max(1, min(max_runs, self.chunk_runs))
         slices: list[tuple[PointPlan, list[PlannedRun]]] = []
         n_runs = 0
-        while n_runs < self.chunk_runs and not self.exhausted:
+        while n_runs < limit and not self.exhausted:
             if self._cur is None or self._rep >= prep.replications:
                 try:
                     index, point = next(self._points)
@@ -325,8 +330,8 @@ class Planner:
                     break
                 self._cur, self._rep = resolve_point(prep, index, point), 0
                 self.points_done += 1
-            k = min(prep.replications - self._rep, self.chunk_runs - n_runs)
-            slices.append((self._cur, self._cur.runs(self._rep, self._rep + k)))
+            k = min(prep.replications - self._rep, limit - n_runs)
+            slices.append((self._cur, self._cur.runs(self._rep, self._rep + k, self._keep)))
             self._rep += k
             n_runs += k
         if not slices:
@@ -508,12 +513,18 @@ class Batcher:
         size = max(1, min(size, self.max_lanes))
         if workers > 1:
             if self.tail is None and not self.more and self.measured \
-                    and self.pending <= 2 * workers * size:
+                    and 0 < self.pending <= 2 * workers * size:
                 pieces = math.ceil(math.ceil(self.pending / size) / workers) * workers
                 self.tail = math.ceil(self.pending / pieces)  # the last rounds, once
             if self.tail is not None:
                 size = min(size, self.tail)
         return max(1, size)
+
+    def next_size(self, workers: int = 1) -> int:
+        """The lanes the next batch would take with enough runs queued (what to plan before
+        cutting it)."""
+        key = next((k for k, q in self.queues.items() if q), self.last_key)
+        return self.size_for(key, workers)
 
     def next_batch(self, workers: int = 1) -> tuple[str, list[PlannedRun]] | None:
         """The next batch ``(key, runs)``, or None when nothing is pending."""

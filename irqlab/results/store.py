@@ -182,6 +182,7 @@ class ResultStore:
                 raise storage_error(self.out_dir, e) from None
             raise database_error(self.url, e) from None
         self._sweeps: dict[str, _Sweep] = {}
+        self.new_sweeps: set[str] = set()  # sweeps begun by this store, not resumed
         with storage_errors(self.out_dir):
             self._seq = self._max_seq()
             self.recovered = self.recover()
@@ -317,6 +318,10 @@ class ResultStore:
                     git_commit=info.git_commit, git_dirty=info.git_dirty, host=info.host,
                     view_name=naming.view_name(no), alias_view=None,
                     data_table=naming.data_table(no), writer=writer_id()))
+        if row is None:
+            self.new_sweeps.add(info.sweep_id)
+        else:
+            self.new_sweeps.discard(info.sweep_id)
         self._sweeps.pop(info.sweep_id, None)
 
     def finish_sweep(self, sweep_id: str, ended_at: str, status: str) -> None:

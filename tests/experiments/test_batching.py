@@ -100,3 +100,11 @@ def test_every_run_is_batched_exactly_once_and_keys_are_not_mixed():
         seen += [r.run_id for r in batch]
     assert sorted(seen) == sorted(r.run_id for r in runs)
     assert b.next_batch() is None
+
+
+def test_the_next_size_of_an_empty_queue_is_asked_safely():
+    """Once every run is cut, asking the next batch's size (what to plan) cuts no tail."""
+    b = Batcher(_runs(10), probe_lanes=10)
+    key, batch = b.next_batch(workers=2)
+    b.observe(key, len(batch), 0.5, max_events=10)
+    assert b.pending == 0 and b.next_size(workers=2) >= 1 and b.tail is None

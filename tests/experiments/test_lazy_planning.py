@@ -110,3 +110,31 @@ def test_runs_stored_meanwhile_count_as_already_done(tmp_path, capsys, monkeypat
     capsys.readouterr()
     assert main(args) == 0
     assert "12 already done, 0 run now: 0 ok, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("expect", [False, True])
+def test_runs_hold_their_point_scenario_only_for_expectations(expect):
+    """A planned run keeps its point's resolved scenario only when the sweep's expect block
+    may read it; otherwise the runs queued for workers do not keep every point's alive."""
+    text = tiny()
+    if expect:
+        text = text.replace("replications 2", "replications 2\n        expect { events > threshold }")
+    prep = planning.prepare(dsl.loads(text, "tiny.scn"), text)
+    chunk = planning.Planner(prep).next_chunk()
+    assert chunk.todo and all((r.resolved is not None) == expect for r in chunk.todo)
+
+
+def test_a_new_sweep_asks_the_store_nothing_while_planning(tmp_path, capsys, monkeypatch):
+    """A sweep the store has just begun plans without asking which runs are stored
+    (nothing is, but what it stores itself); its rerun asks, and skips every run."""
+    p = tmp_path / "tiny.scn"
+    p.write_text(tiny())
+    args = ["sweep", str(p), "--out", str(tmp_path / "out"), "--no-progress", "--no-table"]
+    asked = []
+    real = ResultStore.stored_status
+    monkeypatch.setattr(ResultStore, "stored_status",
+                        lambda self, sid, ids: asked.append(len(ids)) or real(self, sid, ids))
+    assert main(args) == 0
+    assert asked == [] and "12 run now: 12 ok" in capsys.readouterr().out
+    assert main(args) == 0
+    assert sum(asked) == 12 and "12 already done, 0 run now" in capsys.readouterr().out

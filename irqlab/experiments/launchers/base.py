@@ -31,6 +31,8 @@ class Launcher:
     slots = 1
     #: parallel workers, for batch sizing and the benchmark
     workers = 1
+    #: whether tasks run while the driver does something else (then it plans ahead meanwhile)
+    background = False
 
     def __init__(self, run_fn: Callable | None = None) -> None:
         self.run_fn = run_fn

@@ -50,6 +50,7 @@ class RayLauncher(Launcher):
     """Runs batches as Ray tasks (embedded local Ray, or an existing cluster)."""
 
     name = "ray"
+    background = True
 
     def __init__(self, address: str | None = None, workers: int | None = None, *,
                  max_retries: int = 3, run_fn=None, quiet: bool = True) -> None:

@@ -4,7 +4,6 @@ kvm traces in (see docs/traces.md)."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import click

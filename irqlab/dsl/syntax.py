@@ -14,7 +14,7 @@ own words: the expected-token sets Lark reports are mapped to phrases such as
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterator
 

@@ -125,7 +125,6 @@ class LockstepPhases:
         self.emit(lanes, event, fmt, irq, name)
 
     def ph_l0_check(self, lanes, f, v):
-        t = self.now[lanes]
         ok = self.deliverable(f)
         if ok.any():
             al, af = lanes[ok], f[ok]

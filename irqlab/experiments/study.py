@@ -35,7 +35,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from irqlab import ir
 from irqlab.errors import ScenarioError, Span
 from irqlab.experiments.table import _fmt_ns, _fmt_param, _mean, short_names
 

@@ -21,7 +21,7 @@ class Lockstep(Backend):
 class Reference(Backend):
     """The readable reference: the per-lane kernel's own Python, run with the JIT off
     (:mod:`irqlab.engine.kernelpy`), one lane after the other. The same code as backend
-    ``kernel``, so the same results, about a thousand times slower; for reading and
+    ``kernel``, so the same results, about 150 times slower; for reading and
     stepping through the semantics with a Python debugger. Runs what the kernel runs."""
 
     name = "reference"

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from irqlab import ir
-from irqlab.dsl.drafts import (DEFAULT_POLICY, LOWERS_POLICY, DeviceDraft, Draft, PluginDraft, VcpuDraft,
+from irqlab.dsl.drafts import (DEFAULT_POLICY, LOWERS_POLICY, DeviceDraft, Draft, Pass, PluginDraft, VcpuDraft,
                                default_value, map_exprs, placeholder)
 from irqlab.dsl.sweep_lowering import SweepBuilder, SweepChecker
 from irqlab.errors import ScenarioError, Span, did_you_mean
@@ -18,16 +18,12 @@ if TYPE_CHECKING:
     from irqlab.dsl.lowering import Loader
 
 
-class Builder:
+class Builder(Pass):
     """A draft -> the scenario's IR, with defaults and the whole-scenario checks."""
 
     def __init__(self, loader: Loader, d: Draft, text: str) -> None:
-        self.l = loader
-        self.d = d
+        super().__init__(loader, d)
         self.text = text
-
-    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
-        self.l.err(message, span, hint, **parts)
 
     def build(self) -> ir.Scenario:
         d = self.d

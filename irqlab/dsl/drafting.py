@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from irqlab import ir
 from irqlab.dsl.drafts import (DEVICE_HEADS, LOWERS_POLICY, NAT, REMOVABLE, RUN_HEADS, SCENARIO_HEADS,
-                               DeviceDraft, Draft, Entry, LevelDraft, PluginDraft, VcpuDraft, defines,
+                               DeviceDraft, Draft, Entry, LevelDraft, Pass, PluginDraft, VcpuDraft, defines,
                                has_dotted, has_names, has_strings, known_hint)
 from irqlab.dsl.syntax import Block, ListLit, ParamStmt, Stmt, StrLit, WhereStmt
 from irqlab.errors import ScenarioError, Span, did_you_mean
@@ -23,17 +23,13 @@ if TYPE_CHECKING:
     from irqlab.dsl.lowering import Loader
 
 
-class Drafter:
+class Drafter(Pass):
     """Reads one scenario block's statements into a draft."""
 
     def __init__(self, loader: Loader, draft: Draft, file: str) -> None:
-        self.l = loader
-        self.d = draft
+        super().__init__(loader, draft)
         self.file = file
         self.params: set[str] = set(draft.params)
-
-    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
-        self.l.err(message, span, hint, **parts)
 
     # -- values
 
@@ -126,6 +122,13 @@ class Drafter:
             self.err(f"{what} needs a block: {what} {{ ... }}", st.span)
             return None
         return st.tail
+
+    def block_only(self, st: Stmt, what: str) -> Block | None:
+        """:meth:`block_of` for a statement that takes no arguments before its block."""
+        b = self.block_of(st, what)
+        if b is not None and st.args:
+            self.err(f"{what} takes a block only: {what} {{ ... }}", st.args[0].span)
+        return b
 
     def unknown(self, st: Any, where: str, heads: Iterable[str]) -> None:
         if isinstance(st, ParamStmt):
@@ -255,9 +258,7 @@ class Drafter:
                     self.err(f"a second sweep block (the first is at {seen_blocks['sweep']})", st.head_span)
                     continue
                 seen_blocks["sweep"] = st.head_span
-                if self.block_of(st, "sweep") is not None:
-                    if st.args:
-                        self.err("sweep takes a block only: sweep { ... }", st.args[0].span)
+                if self.block_only(st, "sweep") is not None:
                     self.d.sweep = st
             elif h == "expect":
                 if "expect" in seen_blocks:
@@ -323,11 +324,9 @@ class Drafter:
         self.d.params[st.name] = Entry(v, st.span)
 
     def machine(self, st: Stmt) -> None:
-        b = self.block_of(st, "machine")
+        b = self.block_only(st, "machine")
         if b is None:
             return
-        if st.args:
-            self.err("machine takes a block only: machine { ... }", st.args[0].span)
         self.d.machine_span = self.d.machine_span or st.span
         seen: dict[str, Span] = {}
         for inner in b.stmts:
@@ -337,11 +336,9 @@ class Drafter:
                 self.unknown(inner, "machine", MACHINE_SPECS)
 
     def costs(self, st: Stmt) -> None:
-        b = self.block_of(st, "costs")
+        b = self.block_only(st, "costs")
         if b is None:
             return
-        if st.args:
-            self.err("costs takes a block only: costs { ... }", st.args[0].span)
         self.d.costs_span = self.d.costs_span or st.span
         seen: dict[str, Span] = {}
         for inner in b.stmts:
@@ -375,11 +372,9 @@ class Drafter:
                 self.d.costs[cost] = Entry(q, st.span)
 
     def run(self, st: Stmt) -> None:
-        b = self.block_of(st, "run")
+        b = self.block_only(st, "run")
         if b is None:
             return
-        if st.args:
-            self.err("run takes a block only: run { ... }", st.args[0].span)
         self.d.run_span = self.d.run_span or st.span
         seen: dict[str, Span] = {}
         for inner in b.stmts:

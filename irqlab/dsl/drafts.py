@@ -5,13 +5,16 @@ field name with spans), and the heads and specs the drafting and building steps 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irqlab import ir
 from irqlab.dsl.syntax import ParamStmt, Stmt, StrLit
 from irqlab.errors import NO_SPAN, Span
 from irqlab.ir import Expr, Name, Quantity
 from irqlab.resolve import Spec
+
+if TYPE_CHECKING:
+    from irqlab.dsl.lowering import Loader
 
 SCENARIO_HEADS = ("machine", "costs", "vcpu", "device", "mitigation", "run", "sweep", "expect", "include",
                   "remove", "at")
@@ -247,3 +250,15 @@ def map_expr(e: Expr, fn: Any) -> Expr:
         same = v is e.value and t is e.tolerance and g is e.target
         return e if same else replace(e, value=v, tolerance=t, target=g)
     return e
+
+
+class Pass:
+    """A step of lowering over one scenario's draft (:class:`~irqlab.dsl.drafting.Drafter`,
+    :class:`~irqlab.dsl.building.Builder`); its errors go to the loader's sink."""
+
+    def __init__(self, loader: Loader, draft: Draft) -> None:
+        self.l = loader
+        self.d = draft
+
+    def err(self, message: str, span: Span | None, hint: str | None = None, **parts) -> None:
+        self.l.err(message, span, hint, **parts)

@@ -66,6 +66,19 @@ def timed(program, lanes, backend: str, label: str = "") -> tuple[float, int, fl
     return events / wall, events, wall
 
 
+def rounds_arg(text: str) -> int:
+    """--rounds: a whole number from 1 to 100 (each round times 10,000 lanes twice)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"wants a whole number, not '{text}'") from None
+    if not 1 <= n <= 100:
+        raise argparse.ArgumentTypeError(f"wants 1 to 100 rounds, not {n}")
+    return n
+
+
 def median_run(runs: list[tuple[float, int, float]]) -> tuple[float, int, float]:
     """The run of median wall time among ``timed`` results."""
     return sorted(runs, key=lambda r: r[2])[len(runs) // 2]
@@ -160,7 +173,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     ap.add_argument("--compile", action="store_true",
                     help="also time a cold compile in a fresh process with an empty cache (minutes)")
-    ap.add_argument("--rounds", type=int, default=1,
+    ap.add_argument("--rounds", type=rounds_arg, default=1,
                     help="time the desynchronized sweep this many times on one thread and on every core, "
                          "alternating, and report the medians (the parallel speedup on a noisy machine)")
     args = ap.parse_args()
@@ -222,12 +235,12 @@ def main() -> None:
     text = SCENARIO.replace("replications 10", f"replications {n_big // 1000}")
     prog, lanes = sweep_lanes(text, "bench_sweep.scn")
     ones, alls = [], []
-    for _ in range(max(1, args.rounds)):  # alternating, so both see the same machine
+    for _ in range(args.rounds):  # alternating, so both see the same machine
         threads(1)
         ones.append(timed(prog, lanes, "kernel", "k3"))
         threads(cores)
         alls.append(timed(prog, lanes, "kernel", "k3n"))
-    (k1, e1, w1), (kn, en, wn) = median_run(ones), median_run(alls)
+    (k1, e1, w1), (kn, _, wn) = median_run(ones), median_run(alls)
     threads(1)
     ls, _, _ = timed(prog, lanes, "numpy", "l3")
     if args.rounds > 1:

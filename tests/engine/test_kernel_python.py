@@ -57,3 +57,30 @@ def test_the_reference_backend_runs_in_process_beside_the_compiled_kernel():
     assert again is kernel and hasattr(kernel.run_lanes, "py_func")  # still Numba's dispatcher
     assert json.dumps(a.lane(0), sort_keys=True) == json.dumps(b.lane(0), sort_keys=True)
     assert a.traces[0].sorted() == b.traces[0].sorted() and len(a.traces[0].sorted()) > 20
+
+
+def test_a_thread_importing_the_kernel_meanwhile_gets_the_compiled_module(monkeypatch):
+    """While the kernel's modules are imported with the JIT off, another thread that imports
+    the kernel waits, and then gets the compiled module (not one made with the JIT off)."""
+    import importlib
+    import threading
+
+    import irqlab.engine.kernel as compiled
+    from irqlab.engine import kernelpy
+
+    real, got, threads = importlib.import_module, {}, []
+
+    def other():
+        got["kernel"] = real("irqlab.engine.kernel")
+
+    def spy(name, *args):
+        if not threads:  # inside the window: sys.modules lacks the kernel's modules
+            threads.append(threading.Thread(target=other))
+            threads[0].start()
+            threads[0].join(0.5)  # it finishes now only if nothing holds it back
+        return real(name, *args)
+
+    monkeypatch.setattr(kernelpy.importlib, "import_module", spy)
+    kernelpy._import_without_jit(None)
+    threads[0].join(30)
+    assert got["kernel"] is compiled and hasattr(got["kernel"].run_lanes, "py_func")

@@ -304,6 +304,14 @@ class LevelSpec:
     span: Span = _span()
 
 
+def service_levels(levels: tuple[str, ...]) -> tuple[str, ...]:
+    """Levels that may service a device delivered to a vCPU with ``levels`` (outermost
+    first): the receiving level and the levels it runs (bare metal: L0; a guest: L1, and
+    L2 if nested); () if the stack lacks its receiving level."""
+    receiving = "L0" if not levels or levels[-1] == "L0" else "L1"
+    return levels[levels.index(receiving):] if receiving in levels else ()
+
+
 @dataclass(frozen=True)
 class Vcpu:
     """A vCPU and its stack of levels, outermost first.
@@ -324,6 +332,11 @@ class Vcpu:
     @property
     def innermost(self) -> str:
         return self.levels[-1].level if self.levels else "L0"
+
+    @property
+    def service_levels(self) -> tuple[str, ...]:
+        """:func:`service_levels` of this vCPU's levels."""
+        return service_levels(tuple(lv.level for lv in self.levels))
 
     def level(self, name: str) -> LevelSpec | None:
         for lv in self.levels:

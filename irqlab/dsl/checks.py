@@ -23,16 +23,6 @@ def _known(*values: Any) -> bool:
     return not any(isinstance(v, ir.Expr) or v is None for v in values)
 
 
-def allowed_service_levels(vcpu: ir.Vcpu) -> tuple[str, ...]:
-    """Levels that may service a device delivered to ``vcpu``: the receiving level
-    and the levels it runs (bare metal: L0; a guest: L1, and L2 if nested)."""
-    names = tuple(lv.level for lv in vcpu.levels)
-    recv = vcpu.receiving_level
-    if recv not in names:
-        return ()
-    return names[names.index(recv):]
-
-
 def handling_policy(s: ir.Scenario, d: ir.Device) -> ir.PluginUse | None:
     """The handler policy that runs for ``d``'s vector: the device's own, else the
     receiving level's of its destination vCPU."""
@@ -220,7 +210,7 @@ def _check_devices(s: ir.Scenario, sink: ErrorSink) -> None:
             sink.add(f"dest vCPU {d.dest} does not exist (the machine has vCPU {have})",
                      field_span(d, "dest"), presumes=mine)
         elif vc is not None and vc.levels and _known(d.serviced_by):  # no levels: reported already
-            ok = allowed_service_levels(vc)
+            ok = vc.service_levels
             if d.serviced_by not in ok:
                 names = tuple(lv.level for lv in vc.levels)
                 if d.serviced_by not in names:

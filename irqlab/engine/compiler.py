@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from irqlab import __version__
 from irqlab.errors import ErrorSink, ScenarioError
-from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario, field_span
+from irqlab.ir import COSTS, Expr, PluginUse, Quantity, Scenario, field_span, service_levels
 from irqlab.plugins.api import HandlerPolicy, Plugin, Site
 from irqlab.plugins.registry import PluginValidationError, check_program, registry
 from irqlab.engine.idle import RESCHEDULE_VECTOR, ipi_group
@@ -172,7 +172,7 @@ class _Compiler:
         vectors = sorted({d.vector for d in s.devices} | ({ipi} if ipi else set()))
         group_of_vector = {v: i for i, v in enumerate(vectors)}
         for i, d in enumerate(s.devices):
-            if d.serviced_by not in stack[stack.index(receiving):]:  # dsl.checks says so for a file
+            if d.serviced_by not in service_levels(stack):  # dsl.checks says so for a file
                 raise ScenarioError(f"device '{d.name}': serviced_by {d.serviced_by}, but interrupts arrive at "
                                     f"{receiving} of levels {', '.join(stack)}", field_span(d, "serviced_by"))
             reach, lowest = self.targets(d, n_vcpus, stack)
